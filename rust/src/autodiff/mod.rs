@@ -1,0 +1,144 @@
+//! Reverse-mode autodiff with a tape that exists only while a gradient is taken.
+//!
+//! `start` opens a tape on this thread; `watch` marks the tensors to differentiate;
+//! every op whose inputs are on the tape appends a node ([`Op`]) saying how to send its
+//! output gradient back; `finish` runs the backward sweep and closes the tape. Outside a
+//! gradient nothing is recorded, so a plain forward pass costs no bookkeeping.
+//! One backward rule per primitive lives in [`backward`] (the whole gradient table);
+//! fused ops elsewhere bring their own rule through [`Backward`].
+pub mod backward;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+pub use backward::{Backward, Op};
+
+use crate::error::{Error, Result};
+use crate::tensor::{Tensor, TensorId};
+
+struct Node {
+    op: Op,
+    inputs: Vec<Option<usize>>,
+}
+
+#[derive(Default)]
+struct Tape {
+    nodes: Vec<Node>,
+    index: HashMap<TensorId, usize>,
+}
+
+thread_local! {
+    static TAPE: RefCell<Option<Tape>> = const { RefCell::new(None) };
+}
+
+/// Is a gradient being recorded on this thread?
+pub fn is_recording() -> bool { TAPE.with(|t| t.borrow().is_some()) }
+
+/// Append a node for `out = op(inputs)` if any input is on the tape. `op` is only built
+/// when needed.
+pub fn record(inputs: &[&Tensor], out: &Tensor, op: impl FnOnce() -> Op) {
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        let Some(tape) = t.as_mut() else { return };
+        let ins: Vec<Option<usize>> = inputs.iter().map(|x| tape.index.get(&x.id()).copied()).collect();
+        if ins.iter().all(Option::is_none) {
+            return;
+        }
+        tape.nodes.push(Node { op: op(), inputs: ins });
+        let i = tape.nodes.len() - 1;
+        tape.index.insert(out.id(), i);
+    })
+}
+
+/// Open a tape on this thread. Nested gradients are not supported.
+pub fn start() -> Result<()> {
+    TAPE.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.is_some() {
+            return Err(Error::Autodiff("gradient called inside another gradient: nested differentiation is not supported".into()));
+        }
+        *t = Some(Tape::default());
+        Ok(())
+    })
+}
+
+/// Mark `x` as a variable to differentiate (idempotent: a tensor watched twice is one variable).
+pub fn watch(x: &Tensor) {
+    TAPE.with(|t| {
+        if let Some(tape) = t.borrow_mut().as_mut() {
+            if !tape.index.contains_key(&x.id()) {
+                tape.nodes.push(Node { op: Op::Leaf, inputs: vec![] });
+                let i = tape.nodes.len() - 1;
+                tape.index.insert(x.id(), i);
+            }
+        }
+    })
+}
+
+/// Close the tape without a backward pass (after an error in the forward pass).
+pub fn abort() { TAPE.with(|t| *t.borrow_mut() = None); }
+
+/// Close the tape and return d`loss`/d`x` for each `x` in `wrt` (`None` when `loss` does
+/// not depend on it). `loss` must hold one element.
+pub fn finish(loss: &Tensor, wrt: &[&Tensor]) -> Result<Vec<Option<Tensor>>> {
+    let tape = TAPE.with(|t| t.borrow_mut().take()).ok_or_else(|| Error::Autodiff("no gradient is being recorded".into()))?;
+    if loss.numel() != 1 {
+        return Err(Error::Shape(format!(
+            "gradient needs a scalar loss, got a tensor of shape {:?}; reduce it first, e.g. with .sum() or .mean()",
+            loss.shape()
+        )));
+    }
+    let Some(&root) = tape.index.get(&loss.id()) else {
+        return Ok(vec![None; wrt.len()]);
+    };
+    let mut grads: Vec<Option<Tensor>> = vec![None; root + 1];
+    grads[root] = Some(Tensor::ones(loss.shape(), loss.dtype()));
+    let mut nodes = tape.nodes;
+    nodes.truncate(root + 1);
+    let mut leaf_grads: HashMap<usize, Tensor> = HashMap::new();
+    for i in (0..=root).rev() {
+        let Some(g) = grads[i].take() else { continue };
+        let node = &nodes[i];
+        if let Op::Leaf = node.op {
+            leaf_grads.insert(i, g);
+            continue;
+        }
+        let needs: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
+        let gin = node.op.backward(&g, &needs)?;
+        for (slot, gi) in node.inputs.iter().zip(gin) {
+            if let (Some(j), Some(gi)) = (slot, gi) {
+                grads[*j] = Some(match grads[*j].take() {
+                    None => gi,
+                    Some(acc) => acc.add(&gi)?,
+                });
+            }
+        }
+        nodes[i].op = Op::Leaf; // free saved tensors early
+    }
+    Ok(wrt.iter().map(|x| tape.index.get(&x.id()).and_then(|i| leaf_grads.get(i).cloned())).collect())
+}
+
+/// The value of `f()` and its gradient with respect to each of `params`.
+///
+/// ```
+/// use flux_core::{autodiff, Tensor};
+/// let w = Tensor::from_vec(vec![3.0f64], &[1]).unwrap();
+/// let (y, g) = autodiff::value_and_grad(&[&w], || w.mul(&w)?.sum_all()).unwrap();
+/// assert_eq!((y.item().unwrap(), g[0].as_ref().unwrap().item().unwrap()), (9.0, 6.0));
+/// ```
+pub fn value_and_grad(params: &[&Tensor], f: impl FnOnce() -> Result<Tensor>) -> Result<(Tensor, Vec<Option<Tensor>>)> {
+    start()?;
+    for p in params {
+        watch(p);
+    }
+    match f() {
+        Ok(loss) => {
+            let g = finish(&loss, params)?;
+            Ok((loss, g))
+        }
+        Err(e) => {
+            abort();
+            Err(e)
+        }
+    }
+}

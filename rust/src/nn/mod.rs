@@ -1,0 +1,54 @@
+//! Layers, activations, initialisers and losses.
+//!
+//! Layouts follow PyTorch: batch first, `Dense` weight `(out, in)`, `y = σ(x·Wᵀ + b)`.
+pub mod activation;
+pub mod dense;
+pub mod init;
+pub mod losses;
+
+pub use activation::Activation;
+pub use dense::{linear, Dense};
+
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+/// A layer or model: a forward pass and its parameters, visited by path.
+pub trait Module: Send {
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    /// `(path, parameter)` pairs in a fixed order, e.g. `("layers.0.weight", …)`.
+    fn parameters(&self) -> Vec<(String, &Tensor)>;
+    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)>;
+}
+
+/// Layers applied in order.
+pub struct Chain {
+    pub layers: Vec<Box<dyn Module>>,
+}
+
+impl Chain {
+    pub fn new(layers: Vec<Box<dyn Module>>) -> Self { Chain { layers } }
+}
+
+impl Module for Chain {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for l in &self.layers {
+            h = l.forward(&h)?;
+        }
+        Ok(h)
+    }
+    fn parameters(&self) -> Vec<(String, &Tensor)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.parameters().into_iter().map(move |(p, t)| (format!("layers.{i}.{p}"), t)))
+            .collect()
+    }
+    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        self.layers
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, l)| l.parameters_mut().into_iter().map(move |(p, t)| (format!("layers.{i}.{p}"), t)))
+            .collect()
+    }
+}

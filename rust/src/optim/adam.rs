@@ -1,0 +1,57 @@
+//! Adam (spec §3.6): bias-corrected moments, ϵ added after the square root.
+use super::kernel::{elementwise, Target};
+use super::{check_eta, Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct Adam {
+    pub eta: f64,
+    pub beta: (f64, f64),
+    pub epsilon: f64,
+}
+
+impl Adam {
+    pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(Adam { eta: check_eta(eta)?, beta, epsilon }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let [m, v, bt] = st.tuple_mut()? else { return Err(crate::error::Error::Value("Adam state must be (m, v, βt)".into())) };
+        let (b1t, b2t) = bt.get_pair()?;
+        crate::dispatch!(t.dtype(), T => {
+            let (eta, eps) = (T::f(self.eta), T::f(self.epsilon));
+            let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
+            let (b1t, b2t) = (T::f(b1t), T::f(b2t));
+            let (c1, c2) = (T::one() - b1t, T::one() - b2t);
+            elementwise::<T, 2>(t, [m.tensor_mut()?, v.tensor_mut()?], move |_, g, [m, v]| {
+                *m = b1 * *m + (T::one() - b1) * g;
+                *v = b2 * *v + (T::one() - b2) * g * g;
+                eta * (*m / c1) / ((*v / c2).sqrt() + eps)
+            })?;
+            *bt = State::pair((b1t * b1).to_f64(), (b2t * b2).to_f64());
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for Adam {
+    fn name(&self) -> &'static str { "Adam" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> {
+        vec![("eta", Hyper::Float(self.eta)), ("beta", Hyper::Pair(self.beta.0, self.beta.1)), ("epsilon", Hyper::Float(self.epsilon))]
+    }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = check_eta(v.float(field)?)?,
+            "beta" => self.beta = v.pair(field)?,
+            "epsilon" => self.epsilon = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    fn init(&self, x: &Tensor) -> Result<State> {
+        // βt starts at β, rounded to the parameter's precision
+        let (b1, b2) = crate::dispatch!(x.dtype(), T => (T::f(self.beta.0).to_f64(), T::f(self.beta.1).to_f64()));
+        Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Tensor(x.zeros_like()), State::pair(b1, b2)]))
+    }
+    fn apply_(&self, s: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool> { self.run(s, Target::Grad { x, g }) }
+    fn step_(&self, s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> { self.run(s, Target::Param { x, g }).map(drop) }
+    fn box_clone(&self) -> Box<dyn Rule> { Box::new(self.clone()) }
+}

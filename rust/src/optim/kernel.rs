@@ -1,0 +1,103 @@
+//! The single-pass driver every elementwise rule runs through.
+//!
+//! A rule supplies `f(x, g, s) -> dx′` for one element, where `s` holds that element of
+//! each of its K state arrays (updated in place). [`elementwise`] walks all arrays once,
+//! either subtracting dx′ from the parameter (the fused update) or writing dx′ over the
+//! gradient (the pure `apply`), in parallel above a size threshold.
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Float, Tensor, PAR_THRESHOLD};
+
+/// Where the step goes.
+pub enum Target<'a> {
+    /// `x ← x − dx′`, reading `g`.
+    Param { x: &'a mut Tensor, g: &'a Tensor },
+    /// `g ← dx′`, reading `x`.
+    Grad { x: &'a Tensor, g: &'a mut Tensor },
+}
+
+impl Target<'_> {
+    pub fn dtype(&self) -> DType {
+        match self {
+            Target::Param { x, .. } => x.dtype(),
+            Target::Grad { x, .. } => x.dtype(),
+        }
+    }
+    pub fn x(&self) -> &Tensor {
+        match self {
+            Target::Param { x, .. } => x,
+            Target::Grad { x, .. } => x,
+        }
+    }
+    pub fn g(&self) -> &Tensor {
+        match self {
+            Target::Param { g, .. } => g,
+            Target::Grad { g, .. } => g,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Ptr<T>(*mut T);
+// SAFETY: each parallel task touches a disjoint index range of every buffer.
+unsafe impl<T> Send for Ptr<T> {}
+unsafe impl<T> Sync for Ptr<T> {}
+
+const CHUNK: usize = 1 << 14;
+
+/// Run `f` over every element of the target and the K state arrays (all of `x`'s shape
+/// and dtype `T`).
+pub fn elementwise<T: Float, const K: usize>(
+    target: Target,
+    states: [&mut Tensor; K],
+    f: impl Fn(T, T, &mut [T; K]) -> T + Sync + Send,
+) -> Result<()> {
+    let n = target.x().numel();
+    for s in states.iter() {
+        if s.numel() != n {
+            return Err(Error::Shape(format!("optimiser state of shape {:?} does not match parameter {:?}", s.shape(), target.x().shape())));
+        }
+    }
+    let sp: Vec<Ptr<T>> = states.into_iter().map(|s| s.data_mut::<T>().map(|v| Ptr(v.as_mut_ptr()))).collect::<Result<_>>()?;
+    let sp: [Ptr<T>; K] = sp.try_into().unwrap_or_else(|_| unreachable!());
+    // x and g as raw pointers; `into_x` says whether dx′ is subtracted from x or stored in g.
+    let (xp, gp, into_x, _keep): (Ptr<T>, Ptr<T>, bool, Option<Tensor>) = match target {
+        Target::Param { x, g } => {
+            let gc = g.cast(T::DTYPE)?.contiguous();
+            let gp = Ptr(gc.as_slice::<T>()?.as_ptr() as *mut T);
+            (Ptr(x.data_mut::<T>()?.as_mut_ptr()), gp, true, Some(gc))
+        }
+        Target::Grad { x, g } => {
+            let xc = x.contiguous();
+            let xp = Ptr(xc.as_slice::<T>()?.as_ptr() as *mut T);
+            (xp, Ptr(g.data_mut::<T>()?.as_mut_ptr()), false, Some(xc))
+        }
+    };
+    let run = |lo: usize, hi: usize| {
+        let (xp, gp, sp) = (xp, gp, sp);
+        for i in lo..hi {
+            // SAFETY: i < n for every buffer; ranges of parallel tasks are disjoint; the
+            // read-only buffer is never written.
+            unsafe {
+                let mut s: [T; K] = std::array::from_fn(|k| *sp[k].0.add(i));
+                let (x, g) = (*xp.0.add(i), *gp.0.add(i));
+                let d = f(x, g, &mut s);
+                for k in 0..K {
+                    *sp[k].0.add(i) = s[k];
+                }
+                if into_x {
+                    *xp.0.add(i) = x - d;
+                } else {
+                    *gp.0.add(i) = d;
+                }
+            }
+        }
+    };
+    if n >= PAR_THRESHOLD {
+        (0..n.div_ceil(CHUNK)).into_par_iter().for_each(|c| run(c * CHUNK, ((c + 1) * CHUNK).min(n)));
+    } else {
+        run(0, n);
+    }
+    Ok(())
+}

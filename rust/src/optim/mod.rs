@@ -1,0 +1,201 @@
+//! The rules of Optimisers.jl (spec/optimisers.md), one per file.
+//!
+//! A [`Rule`] is a small value holding hyperparameters. `init` builds the per-parameter
+//! [`State`]; `apply_` turns a gradient buffer in place into the step dx′ (the pure
+//! interface, and how chains compose); `step_` is the fused update `x ← x − dx′` that
+//! reads and writes each array once. Both are written once per rule through
+//! [`kernel::elementwise`], which runs the same per-element closure either way.
+//!
+//! For native apps: [`setup`] builds one [`Leaf`] per parameter of a [`crate::nn::Module`]
+//! and [`update`] applies a step to all of them.
+pub mod adam;
+pub mod descent;
+pub mod kernel;
+pub mod momentum;
+pub mod state;
+
+use std::fmt::Debug;
+
+pub use adam::Adam;
+pub use descent::Descent;
+pub use momentum::Momentum;
+pub use state::State;
+
+use crate::error::{value_err, Error, Result};
+use crate::tensor::Tensor;
+
+/// A hyperparameter value, as `adjust` and the Python constructors pass them.
+#[derive(Clone, Debug)]
+pub enum Hyper {
+    Float(f64),
+    Pair(f64, f64),
+    Bool(bool),
+    Int(i64),
+    Rule(Box<dyn Rule>),
+    Rules(Vec<Box<dyn Rule>>),
+}
+
+impl Hyper {
+    pub fn float(&self, name: &str) -> Result<f64> {
+        match self {
+            Hyper::Float(v) => Ok(*v),
+            Hyper::Int(v) => Ok(*v as f64),
+            _ => Err(Error::DType(format!("{name} must be a number, got {self:?}"))),
+        }
+    }
+    pub fn pair(&self, name: &str) -> Result<(f64, f64)> {
+        match self {
+            Hyper::Pair(a, b) => Ok((*a, *b)),
+            _ => Err(Error::DType(format!("{name} must be a tuple of two numbers, got {self:?}"))),
+        }
+    }
+    pub fn bool(&self, name: &str) -> Result<bool> {
+        match self {
+            Hyper::Bool(v) => Ok(*v),
+            _ => Err(Error::DType(format!("{name} must be a bool, got {self:?}"))),
+        }
+    }
+    pub fn int(&self, name: &str) -> Result<i64> {
+        match self {
+            Hyper::Int(v) => Ok(*v),
+            _ => Err(Error::DType(format!("{name} must be an integer, got {self:?}"))),
+        }
+    }
+}
+
+/// One optimisation rule. See the module docs for the contract.
+pub trait Rule: Debug + Send + Sync {
+    /// The Optimisers.jl name, e.g. `"Adam"`.
+    fn name(&self) -> &'static str;
+    /// Hyperparameters in constructor order.
+    fn fields(&self) -> Vec<(&'static str, Hyper)>;
+    /// Set one hyperparameter (`adjust`).
+    fn set(&mut self, field: &str, value: Hyper) -> Result<()>;
+    fn init(&self, x: &Tensor) -> Result<State>;
+    /// Overwrite `g` with the step dx′ (reading `x`); `false` means no step this time.
+    fn apply_(&self, state: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool>;
+    /// `x ← x − dx′`. Rules override this with a single fused pass.
+    fn step_(&self, state: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> {
+        let mut d = g.detach();
+        if self.apply_(state, x, &mut d)? {
+            x.sub_assign_(&d)?;
+        }
+        Ok(())
+    }
+    fn box_clone(&self) -> Box<dyn Rule>;
+}
+
+impl Clone for Box<dyn Rule> {
+    fn clone(&self) -> Self { self.box_clone() }
+}
+
+/// Validate a learning rate the way Optimisers.jl's constructors do.
+pub fn check_eta(eta: f64) -> Result<f64> {
+    if eta < 0.0 || eta.is_nan() {
+        return Err(value_err!("the learning rate cannot be negative, got eta={eta}"));
+    }
+    Ok(eta)
+}
+
+/// Named hyperparameters given to [`build`].
+pub struct Fields<'a>(pub &'a [(String, Hyper)]);
+
+impl Fields<'_> {
+    pub fn get(&self, name: &str) -> Option<&Hyper> { self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v) }
+    pub fn float_or(&self, name: &str, default: f64) -> Result<f64> { self.get(name).map_or(Ok(default), |h| h.float(name)) }
+    pub fn pair_or(&self, name: &str, default: (f64, f64)) -> Result<(f64, f64)> { self.get(name).map_or(Ok(default), |h| h.pair(name)) }
+    pub fn bool_or(&self, name: &str, default: bool) -> Result<bool> { self.get(name).map_or(Ok(default), |h| h.bool(name)) }
+    pub fn int_or(&self, name: &str, default: i64) -> Result<i64> { self.get(name).map_or(Ok(default), |h| h.int(name)) }
+}
+
+/// Build a rule from its name and hyperparameters (defaults fill the rest): the one
+/// entry point the Python layer uses.
+pub fn build(name: &str, fields: &[(String, Hyper)]) -> Result<Box<dyn Rule>> {
+    let f = Fields(fields);
+    Ok(match name {
+        "Descent" => Box::new(Descent::new(f.float_or("eta", 0.1)?)),
+        "Momentum" => Box::new(Momentum::new(f.float_or("eta", 0.01)?, f.float_or("rho", 0.9)?)?),
+        "Adam" => Box::new(Adam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", (0.9, 0.999))?, f.float_or("epsilon", 1e-8)?)?),
+        _ => return Err(value_err!("unknown optimisation rule {name:?}")),
+    })
+}
+
+/// A rule's format for printing: `Momentum(eta=0.01, rho=0.9)`.
+pub fn describe(rule: &dyn Rule) -> String {
+    let parts: Vec<String> = rule
+        .fields()
+        .into_iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Hyper::Float(x) => format!("{x:?}"),
+                Hyper::Pair(a, b) => format!("({a:?}, {b:?})"),
+                Hyper::Bool(b) => (if b { "True" } else { "False" }).to_string(),
+                Hyper::Int(i) => i.to_string(),
+                Hyper::Rule(r) => describe(r.as_ref()),
+                Hyper::Rules(rs) => rs.iter().map(|r| describe(r.as_ref())).collect::<Vec<_>>().join(", "),
+            };
+            format!("{k}={s}")
+        })
+        .collect();
+    format!("{}({})", rule.name(), parts.join(", "))
+}
+
+/// The optimiser state of one parameter: its rule, its state, and whether it is frozen.
+#[derive(Clone, Debug)]
+pub struct Leaf {
+    pub rule: Box<dyn Rule>,
+    pub state: State,
+    pub frozen: bool,
+}
+
+impl Leaf {
+    pub fn new(rule: Box<dyn Rule>, x: &Tensor) -> Result<Leaf> {
+        let state = rule.init(x)?;
+        Ok(Leaf { rule, state, frozen: false })
+    }
+    /// One fused step of this leaf's rule on `x` (nothing when frozen).
+    pub fn step(&mut self, x: &mut Tensor, g: &Tensor) -> Result<()> {
+        if self.frozen {
+            return Ok(());
+        }
+        if g.shape() != x.shape() {
+            return Err(Error::Shape(format!("gradient of shape {:?} does not match parameter of shape {:?}", g.shape(), x.shape())));
+        }
+        let g = g.cast(x.dtype())?;
+        self.rule.step_(&mut self.state, x, &g)
+    }
+}
+
+/// One [`Leaf`] per parameter of `model`, in its visiting order.
+///
+/// ```
+/// use flux_core::{nn::{Dense, Module}, optim, Tensor, DType};
+/// let mut m = Dense::new(2, 1, None, DType::F32, &mut flux_core::tensor::random::Rng::seed(0));
+/// let mut st = optim::setup(&optim::Descent::new(0.1), &m).unwrap();
+/// let g: Vec<Tensor> = m.parameters().iter().map(|(_, p)| Tensor::ones(p.shape(), p.dtype())).collect();
+/// optim::update(&mut st, &mut m, &g.iter().map(Some).collect::<Vec<_>>()).unwrap();
+/// assert_eq!(m.bias.to_vec_f64().unwrap(), vec![-0.1f32 as f64]);
+/// ```
+pub fn setup(rule: &dyn Rule, model: &dyn crate::nn::Module) -> Result<Vec<Leaf>> {
+    model.parameters().iter().map(|(_, p)| Leaf::new(rule.box_clone(), p)).collect()
+}
+
+/// Apply one step to every parameter with a gradient (`None` leaves it and its state alone).
+pub fn update(leaves: &mut [Leaf], model: &mut dyn crate::nn::Module, grads: &[Option<&Tensor>]) -> Result<()> {
+    let mut ps = model.parameters_mut();
+    if ps.len() != leaves.len() || grads.len() != leaves.len() {
+        return Err(value_err!("update: {} leaves, {} parameters and {} gradients do not match", leaves.len(), ps.len(), grads.len()));
+    }
+    for ((leaf, (_, p)), g) in leaves.iter_mut().zip(ps.iter_mut()).zip(grads) {
+        if let Some(g) = g {
+            leaf.step(p, g)?;
+        }
+    }
+    Ok(())
+}
+
+/// The error for a hyperparameter name the rule does not have.
+pub fn unknown_field(rule: &dyn Rule, field: &str) -> Error {
+    let names: Vec<&str> = rule.fields().iter().map(|(k, _)| *k).collect();
+    Error::DType(format!("{} has no field {field:?}; its fields are {}", rule.name(), names.join(", ")))
+}

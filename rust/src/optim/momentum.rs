@@ -1,0 +1,43 @@
+//! Momentum (heavy ball, η inside the velocity): `v ← ρ·v + η·g`, `dx′ = v` (spec §3.2).
+use super::kernel::{elementwise, Target};
+use super::{check_eta, Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct Momentum {
+    pub eta: f64,
+    pub rho: f64,
+}
+
+impl Momentum {
+    pub fn new(eta: f64, rho: f64) -> Result<Self> { Ok(Momentum { eta: check_eta(eta)?, rho }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let v = st.tensor_mut()?;
+        crate::dispatch!(t.dtype(), T => {
+            let (eta, rho) = (T::f(self.eta), T::f(self.rho));
+            elementwise::<T, 1>(t, [v], move |_, g, [v]| {
+                *v = rho * *v + eta * g;
+                *v
+            })?;
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for Momentum {
+    fn name(&self) -> &'static str { "Momentum" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("eta", Hyper::Float(self.eta)), ("rho", Hyper::Float(self.rho))] }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = check_eta(v.float(field)?)?,
+            "rho" => self.rho = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tensor(x.zeros_like())) }
+    fn apply_(&self, s: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool> { self.run(s, Target::Grad { x, g }) }
+    fn step_(&self, s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> { self.run(s, Target::Param { x, g }).map(drop) }
+    fn box_clone(&self) -> Box<dyn Rule> { Box::new(self.clone()) }
+}

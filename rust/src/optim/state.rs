@@ -1,0 +1,77 @@
+//! Per-parameter optimiser state: arrays, scalars and nested tuples, mirroring the
+//! NamedTuples of Optimisers.jl (`(m, v, βt)` for Adam).
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub enum State {
+    /// `nothing` (Descent, WeightDecay, …)
+    Empty,
+    Tensor(Tensor),
+    /// A number stored in f64 but holding a value of the parameter's precision
+    /// (e.g. βt accumulated in f32 for f32 parameters).
+    Scalar(f64),
+    Int(i64),
+    Tuple(Vec<State>),
+}
+
+fn bad(what: &str, got: &State) -> Error { Error::Value(format!("optimiser state: expected {what}, got {got:?}")) }
+
+impl State {
+    pub fn pair(a: f64, b: f64) -> State { State::Tuple(vec![State::Scalar(a), State::Scalar(b)]) }
+    pub fn tuple_mut(&mut self) -> Result<&mut [State]> {
+        match self {
+            State::Tuple(v) => Ok(v),
+            other => Err(bad("a tuple", other)),
+        }
+    }
+    pub fn tensor_mut(&mut self) -> Result<&mut Tensor> {
+        match self {
+            State::Tensor(t) => Ok(t),
+            other => Err(bad("an array", other)),
+        }
+    }
+    pub fn tensor(&self) -> Result<&Tensor> {
+        match self {
+            State::Tensor(t) => Ok(t),
+            other => Err(bad("an array", other)),
+        }
+    }
+    pub fn scalar(&self) -> Result<f64> {
+        match self {
+            State::Scalar(v) => Ok(*v),
+            State::Int(i) => Ok(*i as f64),
+            other => Err(bad("a number", other)),
+        }
+    }
+    pub fn int(&self) -> Result<i64> {
+        match self {
+            State::Int(i) => Ok(*i),
+            other => Err(bad("an integer", other)),
+        }
+    }
+    /// `(a, b)` from a two-number tuple.
+    pub fn get_pair(&self) -> Result<(f64, f64)> {
+        match self {
+            State::Tuple(v) if v.len() == 2 => Ok((v[0].scalar()?, v[1].scalar()?)),
+            other => Err(bad("a pair of numbers", other)),
+        }
+    }
+    /// A deep copy whose arrays no longer share storage with this one's.
+    pub fn deep_clone(&self) -> State {
+        match self {
+            State::Tensor(t) => State::Tensor(t.contiguous().detach_copy()),
+            State::Tuple(v) => State::Tuple(v.iter().map(State::deep_clone).collect()),
+            s => s.clone(),
+        }
+    }
+}
+
+impl Tensor {
+    /// A copy with its own buffer.
+    pub fn detach_copy(&self) -> Tensor {
+        let mut t = self.detach();
+        let _ = crate::dispatch!(t.dtype(), T => t.data_mut::<T>().map(|_| ()));
+        t
+    }
+}

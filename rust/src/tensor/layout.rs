@@ -1,0 +1,177 @@
+//! Shape, strides and offset, and the strided walks every non-contiguous path uses.
+use crate::error::{shape_err, Result};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub shape: Vec<usize>,
+    /// Element strides; 0 marks a broadcast dimension.
+    pub strides: Vec<usize>,
+    pub offset: usize,
+}
+
+pub fn row_major_strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![0; shape.len()];
+    let mut acc = 1;
+    for i in (0..shape.len()).rev() {
+        s[i] = acc;
+        acc *= shape[i].max(1);
+    }
+    s
+}
+
+impl Layout {
+    pub fn contiguous(shape: &[usize]) -> Self {
+        Layout { shape: shape.to_vec(), strides: row_major_strides(shape), offset: 0 }
+    }
+    pub fn numel(&self) -> usize { self.shape.iter().product() }
+    pub fn ndim(&self) -> usize { self.shape.len() }
+    /// Row-major without gaps (dimensions of size 1 may have any stride).
+    pub fn is_contiguous(&self) -> bool {
+        let mut acc = 1;
+        for i in (0..self.shape.len()).rev() {
+            if self.shape[i] != 1 && self.strides[i] != acc {
+                return false;
+            }
+            acc *= self.shape[i];
+        }
+        true
+    }
+    /// The layout seen through numpy broadcasting to `shape`.
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
+        if shape.len() < self.ndim() {
+            return Err(shape_err!("cannot broadcast shape {:?} to {:?}", self.shape, shape));
+        }
+        let lead = shape.len() - self.ndim();
+        let mut strides = vec![0; shape.len()];
+        for i in 0..self.ndim() {
+            let (s, t) = (self.shape[i], shape[lead + i]);
+            if s == t {
+                strides[lead + i] = self.strides[i];
+            } else if s == 1 {
+                strides[lead + i] = 0;
+            } else {
+                return Err(shape_err!("cannot broadcast shape {:?} to {:?}", self.shape, shape));
+            }
+        }
+        Ok(Layout { shape: shape.to_vec(), strides, offset: self.offset })
+    }
+}
+
+/// numpy's broadcast of two shapes.
+pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            return Err(shape_err!("operands could not be broadcast together with shapes {:?} and {:?}", a, b));
+        };
+    }
+    Ok(out)
+}
+
+/// Call `f(k, off)` for every element `k` (row-major order) of `shape` walked with `strides`.
+#[inline]
+pub fn for_each_offset(shape: &[usize], strides: &[usize], offset: usize, mut f: impl FnMut(usize, usize)) {
+    let n: usize = shape.iter().product();
+    if n == 0 {
+        return;
+    }
+    let nd = shape.len();
+    if nd == 0 {
+        f(0, offset);
+        return;
+    }
+    let (inner, istride) = (shape[nd - 1], strides[nd - 1]);
+    let mut idx = vec![0usize; nd];
+    let mut base = offset;
+    let mut k = 0;
+    loop {
+        let mut o = base;
+        for _ in 0..inner {
+            f(k, o);
+            k += 1;
+            o += istride;
+        }
+        // carry into the outer dimensions
+        let mut d = nd - 1;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            idx[d] += 1;
+            base += strides[d];
+            if idx[d] < shape[d] {
+                break;
+            }
+            base -= strides[d] * shape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/// Like [`for_each_offset`] for two operands walked in lockstep over one shape.
+#[inline]
+pub fn for_each_offset2(
+    shape: &[usize],
+    sa: &[usize],
+    oa: usize,
+    sb: &[usize],
+    ob: usize,
+    mut f: impl FnMut(usize, usize, usize),
+) {
+    let n: usize = shape.iter().product();
+    if n == 0 {
+        return;
+    }
+    let nd = shape.len();
+    if nd == 0 {
+        f(0, oa, ob);
+        return;
+    }
+    let (inner, ia, ib) = (shape[nd - 1], sa[nd - 1], sb[nd - 1]);
+    let mut idx = vec![0usize; nd];
+    let (mut ba, mut bb) = (oa, ob);
+    let mut k = 0;
+    loop {
+        let (mut pa, mut pb) = (ba, bb);
+        for _ in 0..inner {
+            f(k, pa, pb);
+            k += 1;
+            pa += ia;
+            pb += ib;
+        }
+        let mut d = nd - 1;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            idx[d] += 1;
+            ba += sa[d];
+            bb += sb[d];
+            if idx[d] < shape[d] {
+                break;
+            }
+            ba -= sa[d] * shape[d];
+            bb -= sb[d] * shape[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+/// Normalise a possibly negative dimension index.
+pub fn norm_dim(d: isize, ndim: usize) -> Result<usize> {
+    let n = ndim as isize;
+    let r = if d < 0 { d + n } else { d };
+    if r < 0 || r >= n.max(1) && !(ndim == 0 && r == 0) {
+        return Err(shape_err!("dimension {} is out of range for a tensor with {} dimensions", d, ndim));
+    }
+    Ok(r as usize)
+}

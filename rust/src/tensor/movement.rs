@@ -1,0 +1,222 @@
+//! Reshape, permute, broadcast, slicing, gathering along an axis, concatenation.
+use std::sync::Arc;
+
+use super::layout::{norm_dim, row_major_strides, Layout};
+use super::{Float, Tensor};
+use crate::autodiff::{record, Op};
+use crate::error::{shape_err, Result};
+
+/// One dimension of a basic slice: `start`, number of elements `len`, `step` (> 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceDim {
+    pub start: usize,
+    pub len: usize,
+    pub step: usize,
+}
+
+impl Tensor {
+    /// Unrecorded reshape (a view when contiguous).
+    pub(crate) fn reshape_view(&self, shape: &[usize]) -> Tensor {
+        let c = self.contiguous();
+        c.view(Layout { shape: shape.to_vec(), strides: row_major_strides(shape), offset: c.layout().offset })
+    }
+    /// Unrecorded permutation of dimensions (always a view).
+    pub(crate) fn permute_view(&self, perm: &[usize]) -> Tensor {
+        let l = self.layout();
+        self.view(Layout {
+            shape: perm.iter().map(|&p| l.shape[p]).collect(),
+            strides: perm.iter().map(|&p| l.strides[p]).collect(),
+            offset: l.offset,
+        })
+    }
+
+    /// A new shape with the same number of elements; one entry may be `-1`.
+    pub fn reshape_infer(&self, shape: &[isize]) -> Result<Tensor> {
+        let n = self.numel();
+        let known: usize = shape.iter().filter(|&&s| s >= 0).map(|&s| s as usize).product();
+        let infer = shape.iter().filter(|&&s| s < 0).count();
+        if infer > 1 {
+            return Err(shape_err!("only one dimension can be -1 in reshape, got {:?}", shape));
+        }
+        let s: Vec<usize> = shape
+            .iter()
+            .map(|&d| if d < 0 { if known == 0 { 0 } else { n / known } } else { d as usize })
+            .collect();
+        self.reshape(&s)
+    }
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
+        if shape.iter().product::<usize>() != self.numel() {
+            return Err(shape_err!("cannot reshape a tensor of shape {:?} into shape {:?}", self.shape(), shape));
+        }
+        let out = self.reshape_view(shape);
+        record(&[self], &out, || Op::Reshape { in_shape: self.shape().to_vec() });
+        Ok(out)
+    }
+    /// Reorder dimensions (`perm` is a permutation of `0..ndim`; negative entries count from the end).
+    pub fn permute(&self, perm: &[isize]) -> Result<Tensor> {
+        let nd = self.ndim();
+        let p: Vec<usize> = perm.iter().map(|&d| norm_dim(d, nd)).collect::<Result<_>>()?;
+        let mut seen = p.clone();
+        seen.sort_unstable();
+        if p.len() != nd || seen != (0..nd).collect::<Vec<_>>() {
+            return Err(shape_err!("{:?} is not a permutation of the {} dimensions of shape {:?}", perm, nd, self.shape()));
+        }
+        let out = self.permute_view(&p);
+        record(&[self], &out, || Op::Permute { perm: p });
+        Ok(out)
+    }
+    /// Swap the last two dimensions (reverse a matrix's; a 1-D tensor is unchanged).
+    pub fn t(&self) -> Result<Tensor> {
+        let nd = self.ndim() as isize;
+        if nd < 2 {
+            return Ok(self.clone());
+        }
+        let mut p: Vec<isize> = (0..nd).collect();
+        p.swap((nd - 1) as usize, (nd - 2) as usize);
+        self.permute(&p)
+    }
+    /// numpy's `broadcast_to` (a view with zero strides).
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let out = self.view(self.layout().broadcast_to(shape)?);
+        record(&[self], &out, || Op::Expand { in_shape: self.shape().to_vec() });
+        Ok(out)
+    }
+    /// Basic slicing: one [`SliceDim`] per dimension (a view).
+    pub fn slice(&self, dims: &[SliceDim]) -> Result<Tensor> {
+        let l = self.layout();
+        if dims.len() != l.ndim() {
+            return Err(shape_err!("slice needs {} dimensions, got {}", l.ndim(), dims.len()));
+        }
+        let mut offset = l.offset;
+        let mut shape = Vec::with_capacity(dims.len());
+        let mut strides = Vec::with_capacity(dims.len());
+        for (i, s) in dims.iter().enumerate() {
+            if s.len > 0 && (s.step == 0 || s.start + (s.len - 1) * s.step >= l.shape[i]) {
+                return Err(shape_err!("slice {:?} is out of bounds for dimension {} of size {}", s, i, l.shape[i]));
+            }
+            if s.len > 0 {
+                offset += s.start * l.strides[i];
+            }
+            shape.push(s.len);
+            strides.push(l.strides[i] * s.step.max(1));
+        }
+        let out = self.view(Layout { shape, strides, offset });
+        record(&[self], &out, || Op::Slice { in_shape: self.shape().to_vec(), dims: dims.to_vec() });
+        Ok(out)
+    }
+    /// Gather entries `idx` along `axis` (a copy); the axis takes `idx.len()` entries.
+    pub fn index_select(&self, axis: isize, idx: &[usize]) -> Result<Tensor> {
+        let ax = norm_dim(axis, self.ndim())?;
+        let n = self.shape()[ax];
+        if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
+            return Err(shape_err!("index {} is out of bounds for axis {} with size {}", bad, ax, n));
+        }
+        let x = self.contiguous();
+        let outer: usize = self.shape()[..ax].iter().product();
+        let inner: usize = self.shape()[ax + 1..].iter().product();
+        let mut shape = self.shape().to_vec();
+        shape[ax] = idx.len();
+        let out = crate::dispatch!(self.dtype(), T => {
+            let xs = x.as_slice::<T>()?;
+            let mut o = Vec::with_capacity(outer * idx.len() * inner);
+            for b in 0..outer {
+                for &i in idx {
+                    let s = (b * n + i) * inner;
+                    o.extend_from_slice(&xs[s..s + inner]);
+                }
+            }
+            Tensor::from_cpu(T::vec_into(o), &shape)
+        });
+        record(&[self], &out, || Op::IndexSelect { in_shape: self.shape().to_vec(), axis: ax, idx: Arc::new(idx.to_vec()) });
+        Ok(out)
+    }
+    /// Join tensors of equal shape except along `axis`.
+    pub fn concat(ts: &[&Tensor], axis: isize) -> Result<Tensor> {
+        let first = ts.first().ok_or_else(|| shape_err!("concat needs at least one tensor"))?;
+        let ax = norm_dim(axis, first.ndim())?;
+        let dt = ts.iter().map(|t| t.dtype()).fold(first.dtype(), super::DType::promote);
+        for t in ts {
+            let ok = t.ndim() == first.ndim()
+                && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (a, b))| i == ax || a == b);
+            if !ok {
+                return Err(shape_err!("concat along axis {}: shape {:?} does not match {:?}", ax, t.shape(), first.shape()));
+            }
+        }
+        let cast: Vec<Tensor> = ts.iter().map(|t| t.cast(dt).map(|c| c.contiguous())).collect::<Result<_>>()?;
+        let outer: usize = first.shape()[..ax].iter().product();
+        let sizes: Vec<usize> = ts.iter().map(|t| t.shape()[ax]).collect();
+        let inner: usize = first.shape()[ax + 1..].iter().product();
+        let mut shape = first.shape().to_vec();
+        shape[ax] = sizes.iter().sum();
+        let out = crate::dispatch!(dt, T => {
+            let parts: Vec<&[T]> = cast.iter().map(|c| c.as_slice::<T>()).collect::<Result<_>>()?;
+            let mut o = Vec::with_capacity(shape.iter().product());
+            for b in 0..outer {
+                for (p, &s) in parts.iter().zip(&sizes) {
+                    o.extend_from_slice(&p[b * s * inner..(b + 1) * s * inner]);
+                }
+            }
+            Tensor::from_cpu(T::vec_into(o), &shape)
+        });
+        let refs: Vec<&Tensor> = cast.iter().collect();
+        record(&refs, &out, || Op::Concat { axis: ax, sizes });
+        Ok(out)
+    }
+    /// Stack equally shaped tensors along a new dimension `axis`.
+    pub fn stack(ts: &[&Tensor], axis: isize) -> Result<Tensor> {
+        let first = ts.first().ok_or_else(|| shape_err!("stack needs at least one tensor"))?;
+        let ax = norm_dim(axis, first.ndim() + 1)?;
+        let mut un = Vec::with_capacity(ts.len());
+        for t in ts {
+            if t.shape() != first.shape() {
+                return Err(shape_err!("stack needs equal shapes, got {:?} and {:?}", first.shape(), t.shape()));
+            }
+            let mut s = t.shape().to_vec();
+            s.insert(ax, 1);
+            un.push(t.reshape(&s)?);
+        }
+        let refs: Vec<&Tensor> = un.iter().collect();
+        Tensor::concat(&refs, ax as isize)
+    }
+}
+
+/// Backward of [`Tensor::slice`]: `g` written into zeros of the input's shape.
+pub(crate) fn slice_backward(in_shape: &[usize], dims: &[SliceDim], g: &Tensor) -> Result<Tensor> {
+    let g = g.contiguous();
+    crate::dispatch!(g.dtype(), T => {
+        let mut out = vec![T::zero(); in_shape.iter().product()];
+        let base = row_major_strides(in_shape);
+        let offset: usize = dims.iter().zip(&base).map(|(d, s)| if d.len > 0 { d.start * s } else { 0 }).sum();
+        let strides: Vec<usize> = dims.iter().zip(&base).map(|(d, s)| s * d.step.max(1)).collect();
+        let gs = g.as_slice::<T>()?;
+        let shape: Vec<usize> = dims.iter().map(|d| d.len).collect();
+        super::layout::for_each_offset(&shape, &strides, offset, |k, o| out[o] += gs[k]);
+        Ok(Tensor::from_cpu(T::vec_into(out), in_shape))
+    })
+}
+
+/// Backward of [`Tensor::index_select`]: scatter-add of `g` into zeros.
+pub(crate) fn index_add(in_shape: &[usize], axis: usize, idx: &[usize], g: &Tensor) -> Result<Tensor> {
+    let g = g.contiguous();
+    let outer: usize = in_shape[..axis].iter().product();
+    let inner: usize = in_shape[axis + 1..].iter().product();
+    let n = in_shape[axis];
+    crate::dispatch!(g.dtype(), T => {
+        let gs = g.as_slice::<T>()?;
+        let mut out = vec![T::zero(); in_shape.iter().product()];
+        for b in 0..outer {
+            for (j, &i) in idx.iter().enumerate() {
+                let src = &gs[(b * idx.len() + j) * inner..][..inner];
+                let dst = &mut out[(b * n + i) * inner..][..inner];
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+            }
+        }
+        Ok(Tensor::from_cpu(T::vec_into(out), in_shape))
+    })
+}
+
+#[allow(dead_code)]
+fn _assert_float<T: Float>() {}

@@ -1,0 +1,142 @@
+//! Reductions over any set of dimensions: sum, mean, max, min.
+use rayon::prelude::*;
+
+use super::layout::norm_dim;
+use super::{Float, Tensor, PAR_THRESHOLD};
+use crate::autodiff::{record, Op};
+use crate::error::Result;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+}
+
+/// Sorted, unique, non-negative dims; `None` means all.
+pub(crate) fn norm_dims(dims: Option<&[isize]>, ndim: usize) -> Result<Vec<usize>> {
+    let mut v = match dims {
+        None => (0..ndim).collect(),
+        Some(ds) => ds.iter().map(|&d| norm_dim(d, ndim)).collect::<Result<Vec<_>>>()?,
+    };
+    v.sort_unstable();
+    v.dedup();
+    Ok(v)
+}
+
+fn keep_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
+    shape.iter().enumerate().map(|(i, &s)| if dims.contains(&i) { 1 } else { s }).collect()
+}
+fn drop_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
+    shape.iter().enumerate().filter(|(i, _)| !dims.contains(i)).map(|(_, &s)| s).collect()
+}
+
+/// Reduce `x` over `dims` (normalised); the result has the keepdims shape.
+fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], op: ReduceOp) -> Result<Tensor> {
+    let shape = x.shape();
+    let kshape = keep_shape(shape, dims);
+    let init = match op {
+        ReduceOp::Sum => T::zero(),
+        ReduceOp::Max => T::neg_infinity(),
+        ReduceOp::Min => T::infinity(),
+    };
+    let comb = move |a: T, b: T| match op {
+        ReduceOp::Sum => a + b,
+        ReduceOp::Max => if b > a || b.is_nan() { b } else { a },
+        ReduceOp::Min => if b < a || b.is_nan() { b } else { a },
+    };
+    let nd = shape.len();
+    let is_prefix = dims.iter().enumerate().all(|(i, &d)| i == d);
+    if x.is_contiguous() && is_prefix && !dims.is_empty() && dims.len() < nd {
+        // Leading dims reduced (a bias gradient): accumulate rows, vectorisable.
+        let xs = x.as_slice::<T>()?;
+        let inner: usize = shape[dims.len()..].iter().product();
+        let mut acc = vec![init; inner];
+        for row in xs.chunks_exact(inner.max(1)) {
+            acc.iter_mut().zip(row).for_each(|(a, &v)| *a = comb(*a, v));
+        }
+        return Ok(Tensor::from_cpu(T::vec_into(acc), &kshape));
+    }
+    // General: move reduced dims last, then reduce contiguous chunks.
+    let kept: Vec<usize> = (0..nd).filter(|i| !dims.contains(i)).collect();
+    let perm: Vec<usize> = kept.iter().chain(dims.iter()).copied().collect();
+    let xp = x.permute_view(&perm).contiguous();
+    let xs = xp.as_slice::<T>()?;
+    let inner: usize = dims.iter().map(|&d| shape[d]).product();
+    let outer: usize = kept.iter().map(|&d| shape[d]).product();
+    let fold = |c: &[T]| c.iter().fold(init, |a, &v| comb(a, v));
+    let out: Vec<T> = if inner == 0 {
+        vec![init; outer]
+    } else if xs.len() >= PAR_THRESHOLD && outer > 1 {
+        let mut o = Vec::new();
+        xs.par_chunks(inner).map(fold).collect_into_vec(&mut o);
+        o
+    } else {
+        xs.chunks(inner).map(fold).collect()
+    };
+    Ok(Tensor::from_cpu(T::vec_into(out), &kshape))
+}
+
+impl Tensor {
+    fn reduce(&self, dims: Option<&[isize]>, keepdims: bool, op: ReduceOp) -> Result<(Tensor, Vec<usize>)> {
+        let d = norm_dims(dims, self.ndim())?;
+        let k = crate::dispatch!(self.dtype(), T => reduce_kernel::<T>(self, &d, op)?);
+        let out = if keepdims { k } else { k.reshape_view(&drop_shape(self.shape(), &d)) };
+        Ok((out, d))
+    }
+    /// Sum over `dims` (all when `None`).
+    pub fn sum(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
+        let (out, d) = self.reduce(dims, keepdims, ReduceOp::Sum)?;
+        record(&[self], &out, || Op::Sum { in_shape: self.shape().to_vec(), dims: d, scale: 1.0 });
+        Ok(out)
+    }
+    pub fn sum_all(&self) -> Result<Tensor> { self.sum(None, false) }
+    pub fn mean(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
+        let (s, d) = self.reduce(dims, keepdims, ReduceOp::Sum)?;
+        let count: usize = d.iter().map(|&i| self.shape()[i]).product();
+        let scale = 1.0 / count as f64;
+        let out = crate::dispatch!(self.dtype(), T => {
+            let v: Vec<T> = s.as_slice::<T>()?.iter().map(|&x| x * T::f(scale)).collect();
+            Tensor::from_cpu(T::vec_into(v), s.shape())
+        });
+        record(&[self], &out, || Op::Sum { in_shape: self.shape().to_vec(), dims: d, scale });
+        Ok(out)
+    }
+    fn extremum(&self, dims: Option<&[isize]>, keepdims: bool, op: ReduceOp) -> Result<Tensor> {
+        let (out, d) = self.reduce(dims, keepdims, op)?;
+        record(&[self], &out, || Op::Extremum { x: self.clone(), y: out.clone(), dims: d });
+        Ok(out)
+    }
+    pub fn max(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> { self.extremum(dims, keepdims, ReduceOp::Max) }
+    pub fn min(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> { self.extremum(dims, keepdims, ReduceOp::Min) }
+
+    /// Sum away the dimensions that broadcasting added to reach this shape from `shape`.
+    pub fn sum_to_shape(&self, shape: &[usize]) -> Result<Tensor> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let lead = self.ndim() - shape.len();
+        let dims: Vec<isize> = (0..self.ndim())
+            .filter(|&i| i < lead || (shape[i - lead] == 1 && self.shape()[i] != 1))
+            .map(|i| i as isize)
+            .collect();
+        self.sum(Some(&dims), true)?.reshape(shape)
+    }
+
+    /// Index of the largest value along `dim` (first on ties), for each other position.
+    pub fn argmax(&self, dim: isize) -> Result<(Vec<usize>, Vec<usize>)> {
+        let d = norm_dim(dim, self.ndim())?;
+        let n = self.shape()[d];
+        let mut perm: Vec<usize> = (0..self.ndim()).filter(|&i| i != d).collect();
+        perm.push(d);
+        let xp = self.permute_view(&perm).contiguous();
+        let idx = crate::dispatch!(self.dtype(), T => {
+            xp.as_slice::<T>()?.chunks(n.max(1)).map(|c| {
+                let mut best = 0;
+                for (i, &v) in c.iter().enumerate() { if v > c[best] { best = i; } }
+                best
+            }).collect::<Vec<usize>>()
+        });
+        Ok((idx, drop_shape(self.shape(), &[d])))
+    }
+}

@@ -1,0 +1,33 @@
+//! The training loop for native apps.
+use crate::autodiff::value_and_grad;
+use crate::error::{Error, Result};
+use crate::nn::Module;
+use crate::optim::{update, Leaf};
+use crate::tensor::Tensor;
+
+/// One epoch: for each batch, the gradient of `loss(model, x, y)` and one update.
+/// Returns the loss of every batch. A non-finite loss stops with
+/// [`Error::NonFiniteLoss`] before its update, keeping all earlier ones.
+pub fn train<M, L, I>(model: &mut M, loss: L, data: I, state: &mut [Leaf]) -> Result<Vec<f64>>
+where
+    M: Module,
+    L: Fn(&M, &Tensor, &Tensor) -> Result<Tensor>,
+    I: IntoIterator<Item = Result<(Tensor, Tensor)>>,
+{
+    let mut losses = Vec::new();
+    for (index, batch) in data.into_iter().enumerate() {
+        let (x, y) = batch?;
+        let params: Vec<Tensor> = model.parameters().into_iter().map(|(_, p)| p.clone()).collect();
+        let refs: Vec<&Tensor> = params.iter().collect();
+        let (l, grads) = value_and_grad(&refs, || loss(model, &x, &y))?;
+        let value = l.item()?;
+        if !value.is_finite() {
+            return Err(Error::NonFiniteLoss { value, index });
+        }
+        drop(params);
+        let g: Vec<Option<&Tensor>> = grads.iter().map(Option::as_ref).collect();
+        update(state, model, &g)?;
+        losses.push(value);
+    }
+    Ok(losses)
+}
