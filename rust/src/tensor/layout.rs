@@ -27,6 +27,12 @@ impl Layout {
     pub fn ndim(&self) -> usize { self.shape.len() }
     /// Row-major without gaps (dimensions of size 1 may have any stride).
     pub fn is_contiguous(&self) -> bool {
+        // An empty tensor has no elements to be out of order. Without this, a fresh
+        // `[2, 0, 3]` (whose row-major strides use max(size, 1)) failed the check below,
+        // so `contiguous()` could never make it contiguous and every op on it errored.
+        if self.shape.contains(&0) {
+            return true;
+        }
         let mut acc = 1;
         for i in (0..self.shape.len()).rev() {
             if self.shape[i] != 1 && self.strides[i] != acc {
