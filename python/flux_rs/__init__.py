@@ -1,0 +1,39 @@
+"""flux_rs: the training API of Flux.jl and Optimisers.jl for Python, computed in Rust.
+
+>>> import flux_rs as fx, numpy as np
+>>> model = fx.Chain(fx.Dense(2, 8, fx.relu), fx.Dense(8, 1))
+>>> opt_state = fx.setup(fx.Adam(0.01), model)
+>>> x, y = np.random.rand(16, 2).astype("float32"), np.random.rand(16, 1).astype("float32")
+>>> losses = fx.train_(lambda m, x, y: fx.losses.mse(m(x), y), model, [(x, y)] * 3, opt_state, progress=False)
+>>> len(losses)
+3
+"""
+from . import _core, losses, optimise
+from ._autodiff import WithGradient, gradient, withgradient
+from ._core import Leaf, Tensor, cat, maximum, minimum, stack, tensor
+from ._tree import Node, layer
+from .activations import elu, gelu, identity, leakyrelu, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ
+from .data import DataLoader
+from .init import (Rng, glorot_normal, glorot_uniform, kaiming_normal, kaiming_uniform, ones, ones32, rand, rand32,
+                   randn, randn32, seed, zeros, zeros32)
+from .layers import Chain, Dense, flatten
+from .optimise import (AdaBelief, AdaDelta, AdaGrad, AdaMax, Adam, AdamW, AMSGrad, ClipGrad, ClipNorm, Descent, Lion,
+                       Momentum, NAdam, Nesterov, OAdam, RAdam, RMSProp, Rprop, Rule, SignDecay, WeightDecay, setup,
+                       update, update_)
+from .train import NonFiniteLossError, train_
+from .utils import onecold, onehotbatch, trainables
+
+__version__ = _core.__version__
+
+__all__ = [
+    "Tensor", "tensor", "cat", "stack", "maximum", "minimum", "Node", "layer",
+    "gradient", "withgradient", "WithGradient",
+    "Chain", "Dense", "flatten",
+    "identity", "relu", "leakyrelu", "sigmoid", "σ", "tanh", "elu", "gelu", "swish", "softplus", "softmax", "logsoftmax",
+    "seed", "Rng", "glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal",
+    "zeros", "ones", "rand", "randn", "zeros32", "ones32", "rand32", "randn32",
+    "losses", "optimise", "Rule", "Leaf", "setup", "update_", "update",
+    "Descent", "Momentum", "Nesterov", "Rprop", "RMSProp", "Adam", "RAdam", "AdaMax", "OAdam", "AdaGrad",
+    "AdaDelta", "AMSGrad", "NAdam", "AdamW", "AdaBelief", "Lion", "WeightDecay", "SignDecay", "ClipGrad", "ClipNorm",
+    "DataLoader", "train_", "NonFiniteLossError", "onehotbatch", "onecold", "trainables",
+]

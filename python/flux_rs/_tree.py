@@ -1,0 +1,213 @@
+"""Tree walking: a model is any tree of Tensors inside tuples, lists, dicts and objects.
+
+Objects are walked through their instance attributes in definition order, so a plain
+class with Tensor attributes trains without registration. ``@fx.layer(trainable=...)``
+narrows which attributes the optimiser sees. A Tensor reached twice is one parameter.
+"""
+from __future__ import annotations
+
+import types
+from typing import Any, Callable, Iterator
+
+from ._core import Tensor
+
+__all__ = ["Node", "layer", "children", "trainable_children", "is_leaf_value"]
+
+_ATOMS = (str, bytes, int, float, complex, bool, type(None), types.FunctionType,
+          types.BuiltinFunctionType, types.MethodType, type, types.ModuleType)
+
+
+class Node:
+    """A namedtuple-like node of a gradient or state tree: attribute access by field
+    name, indexing by position, ``None`` for fields with nothing.
+
+    >>> n = Node("Dense", ("weight", "bias"), (1, None))
+    >>> n.weight, n[1], n
+    (1, None, Dense(weight=1, bias=None))
+    """
+
+    __slots__ = ("_name", "_fields", "_values")
+
+    def __init__(self, name: str, fields: tuple, values: tuple):
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_fields", tuple(fields))
+        object.__setattr__(self, "_values", tuple(values))
+
+    def __getattr__(self, k):
+        try:
+            return self._values[self._fields.index(k)]
+        except ValueError:
+            raise AttributeError(f"{self._name} node has no field {k!r}; fields are {self._fields}") from None
+
+    def __setattr__(self, k, v):
+        raise AttributeError("tree nodes are immutable")
+
+    def __getitem__(self, i):
+        if isinstance(i, str):
+            return getattr(self, i)
+        return self._values[i]
+
+    def __iter__(self) -> Iterator:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other):
+        return isinstance(other, Node) and self._fields == other._fields and all(
+            _tree_eq(a, b) for a, b in zip(self._values, other._values))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _asdict(self) -> dict:
+        return dict(zip(self._fields, self._values))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self._values))
+        return f"{self._name}({inner})"
+
+    def __getstate__(self):
+        return (self._name, self._fields, self._values)
+
+    def __setstate__(self, s):
+        for k, v in zip(("_name", "_fields", "_values"), s):
+            object.__setattr__(self, k, v)
+
+
+def _tree_eq(a, b) -> bool:
+    if isinstance(a, Tensor) or isinstance(b, Tensor):
+        import numpy as np
+        return a is b or (a is not None and b is not None and np.array_equal(np.asarray(a), np.asarray(b)))
+    return a == b
+
+
+def layer(cls=None, *, trainable: tuple | None = None):
+    """Class decorator marking a layer: ``@fx.layer`` or ``@fx.layer(trainable=("w",))``.
+
+    Every object is walked without it; ``trainable`` restricts what ``fx.setup`` and
+    ``fx.trainables`` see to the named attributes.
+
+    >>> import flux_rs as fx
+    >>> @fx.layer(trainable=("w",))
+    ... class Affine:
+    ...     def __init__(self):
+    ...         self.w, self.b = fx.ones32(2), fx.zeros32(2)
+    >>> len(fx.trainables(Affine()))
+    1
+    """
+    def wrap(c):
+        c.__flux_trainable__ = None if trainable is None else tuple(
+            (trainable,) if isinstance(trainable, str) else trainable)
+        return c
+    return wrap if cls is None else wrap(cls)
+
+
+def is_leaf_value(x: Any) -> bool:
+    """True for values that are not containers (Tensors, numbers, functions, …)."""
+    return children(x) is None
+
+
+def _object_fields(x) -> dict | None:
+    d = getattr(x, "__dict__", None)
+    if d is None or isinstance(x, _ATOMS):
+        return None
+    return d
+
+
+def children(x: Any) -> list[tuple[Any, Any]] | None:
+    """``[(key, child)]`` of a container, or None for a leaf value."""
+    if isinstance(x, Tensor) or isinstance(x, _ATOMS):
+        return None
+    if isinstance(x, Node):
+        return list(zip(x._fields, x._values))
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # namedtuple
+        return list(zip(x._fields, x))
+    if isinstance(x, (tuple, list)):
+        return list(enumerate(x))
+    if isinstance(x, dict):
+        return list(x.items())
+    try:
+        import numpy as np
+        if isinstance(x, (np.ndarray, np.generic)):
+            return None
+    except ImportError:  # pragma: no cover
+        pass
+    if callable(x) and not hasattr(x, "__dict__"):
+        return None
+    d = _object_fields(x)
+    if d is None:
+        return None
+    return [(k, v) for k, v in d.items() if not k.startswith("_")]
+
+
+def trainable_children(x: Any) -> list[tuple[Any, Any]] | None:
+    """Like :func:`children` but restricted by ``@fx.layer(trainable=...)``; the other
+    fields are reported with the value ``None`` so trees keep their shape."""
+    ch = children(x)
+    if ch is None:
+        return None
+    names = getattr(type(x), "__flux_trainable__", None)
+    if names is None or isinstance(x, (tuple, list, dict, Node)):
+        return ch
+    return [(k, v if k in names else None) for k, v in ch]
+
+
+def rebuild_like(x: Any, keys: list, values: list) -> Any:
+    """A container of the same kind as ``x`` holding ``values``: tuples stay tuples,
+    lists lists, dicts dicts; objects become a :class:`Node` named after their type."""
+    if isinstance(x, Node):
+        return Node(x._name, tuple(keys), tuple(values))
+    if isinstance(x, tuple) and hasattr(x, "_fields"):
+        return Node(type(x).__name__, tuple(keys), tuple(values))
+    if isinstance(x, tuple):
+        return tuple(values)
+    if isinstance(x, list):
+        return list(values)
+    if isinstance(x, dict):
+        return dict(zip(keys, values))
+    return Node(type(x).__name__, tuple(keys), tuple(values))
+
+
+def map_tree(f: Callable[[Any], Any], x: Any, *, walk=children, _visiting: set | None = None) -> Any:
+    """Rebuild the tree of ``x`` with ``f`` applied to every leaf value. A subtree whose
+    leaves all map to None collapses to None (as Zygote's ``nothing``); a reference
+    cycle is cut at the second visit. ``f`` sees every occurrence of a shared value and
+    decides itself what a repeat maps to."""
+    visiting = set() if _visiting is None else _visiting
+    ch = walk(x)
+    if ch is None:
+        return f(x)
+    if id(x) in visiting:
+        return None
+    visiting.add(id(x))
+    try:
+        vals = [map_tree(f, v, walk=walk, _visiting=visiting) if v is not None else None for _, v in ch]
+    finally:
+        visiting.discard(id(x))
+    if all(v is None for v in vals):
+        return None
+    return rebuild_like(x, [k for k, _ in ch], vals)
+
+
+def tensors(x: Any, *, walk=children) -> list[Tensor]:
+    """Every Tensor in the tree, each once, in walking order."""
+    seen: set[int] = set()
+    out: list[Tensor] = []
+
+    def go(v, visited):
+        if v is None or id(v) in visited:
+            return
+        if isinstance(v, Tensor):
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+            return
+        ch = walk(v)
+        if ch is None:
+            return
+        visited.add(id(v))
+        for _, c in ch:
+            go(c, visited)
+
+    go(x, set())
+    return out

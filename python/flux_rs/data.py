@@ -1,0 +1,172 @@
+"""``DataLoader``: mini-batches of arrays, tuples or dicts of arrays, observation
+dimension first. Batches are gathered in Rust with the GIL released; with
+``parallel=True`` the next batch is gathered on a background thread while the
+current step runs."""
+from __future__ import annotations
+
+import queue
+import threading
+import warnings
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor
+
+__all__ = ["DataLoader", "numobs", "getobs"]
+
+
+def numobs(data) -> int:
+    """Number of observations: the first dimension of arrays; tuples and dicts must agree."""
+    if isinstance(data, (Tensor, np.ndarray)):
+        return data.shape[0] if data.ndim > 0 else 1
+    if isinstance(data, (tuple, dict)):
+        vals = list(data.values()) if isinstance(data, dict) else list(data)
+        if not vals:
+            return 0
+        ns = [numobs(v) for v in vals]
+        if any(n != ns[0] for n in ns):
+            shapes = [getattr(v, "shape", len(v)) for v in vals]
+            raise ValueError(f"all data containers must have the same number of observations (first dimension); got {shapes}")
+        return ns[0]
+    return len(data)
+
+
+def _gather_array(a: np.ndarray, idx: list[int]) -> np.ndarray:
+    src = np.ascontiguousarray(a)
+    n = src.shape[0]
+    out = np.empty((len(idx),) + src.shape[1:], dtype=src.dtype)
+    row = int(np.prod(src.shape[1:], dtype=np.int64)) * src.itemsize
+    if row == 0 or n == 0:
+        return out
+    _core.gather_bytes(src.reshape(n, -1).view(np.uint8).reshape(n, row), idx, out.reshape(len(idx), -1).view(np.uint8).reshape(len(idx), row))
+    return out
+
+
+def getobs(data, idx):
+    """Observations ``idx`` (a list: batch kept; an int: batch dimension dropped)."""
+    if isinstance(idx, (int, np.integer)):
+        if isinstance(data, tuple):
+            return tuple(getobs(d, idx) for d in data)
+        if isinstance(data, dict):
+            return {k: getobs(v, idx) for k, v in data.items()}
+        return data[int(idx)]
+    if isinstance(data, Tensor):
+        return _core.gather_tensor(data, idx)
+    if isinstance(data, np.ndarray):
+        return _gather_array(data, idx)
+    if isinstance(data, tuple):
+        return tuple(getobs(d, idx) for d in data)
+    if isinstance(data, dict):
+        return {k: getobs(v, idx) for k, v in data.items()}
+    return [data[i] for i in idx]
+
+
+def _batch(obs: list):
+    """MLUtils.batch: stack a list of observations along a new first dimension."""
+    first = obs[0]
+    if isinstance(first, tuple):
+        return tuple(_batch([o[i] for o in obs]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _batch([o[k] for o in obs]) for k in first}
+    if isinstance(first, Tensor):
+        return _core.stack(obs, 0)
+    return np.stack([np.asarray(o) for o in obs])
+
+
+class DataLoader:
+    """Iterate over ``data`` in mini-batches.
+
+    ``data`` is an array (numpy or Tensor), a tuple or a dict of arrays with the
+    observations along the first dimension. Each batch has the same kind as ``data``.
+    ``shuffle`` draws a new permutation every epoch from ``rng`` (an ``fx.Rng`` or an
+    int seed); ``partial=False`` drops a last incomplete batch; ``batchsize <= 0``
+    yields single observations; ``collate`` as MLUtils (None, False, True or a function
+    of the list of observations); ``parallel=True`` gathers the next batch ahead on a
+    background thread.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> X = np.arange(10.0).reshape(5, 2)
+    >>> [x.shape for x in fx.DataLoader(X, batchsize=2)]
+    [(2, 2), (2, 2), (1, 2)]
+    """
+
+    def __init__(self, data, batchsize: int = 1, shuffle: bool = False, partial: bool = True, rng=None,
+                 collate=None, parallel: bool = False):
+        self.data = data
+        self.n = numobs(data)
+        bs = int(batchsize)
+        if bs > 0 and self.n < bs and self.n > 0:
+            warnings.warn(f"number of observations ({self.n}) is less than the batch size ({bs}); "
+                          f"decreasing the batch size to {self.n}", stacklevel=2)
+            bs = self.n
+        self.batchsize, self.shuffle, self.partial = bs, bool(shuffle), bool(partial)
+        self.collate, self.parallel = collate, bool(parallel)
+        if rng is None:
+            rng = _core.Rng(int(_core.init("rand", [1], "float64", None, None).item() * 2**53))
+        elif isinstance(rng, (int, np.integer)):
+            rng = _core.Rng(int(rng))
+        elif not isinstance(rng, _core.Rng):
+            raise TypeError(f"rng must be an fx.Rng or an int seed, got {type(rng).__name__}")
+        self.rng = rng
+
+    def __len__(self) -> int:
+        if self.batchsize <= 0:
+            return self.n
+        if self.n == 0:
+            return 0
+        full, rest = divmod(self.n, self.batchsize)
+        return full + (1 if rest and self.partial else 0)
+
+    def _batches(self) -> list:
+        order = self.rng.permutation(self.n) if self.shuffle else list(range(self.n))
+        if self.batchsize <= 0:
+            return order
+        bs = self.batchsize
+        return [order[i:i + bs] for i in range(0, len(order), bs) if self.partial or i + bs <= len(order)]
+
+    def _make(self, idx):
+        if self.batchsize <= 0 or self.collate is None:
+            return getobs(self.data, idx)
+        obs = [getobs(self.data, i) for i in idx]
+        if self.collate is False:
+            return obs
+        if self.collate is True:
+            return _batch(obs)
+        return self.collate(obs)
+
+    def __iter__(self) -> Iterator[Any]:
+        batches = self._batches()
+        if not self.parallel:
+            for b in batches:
+                yield self._make(b)
+            return
+        q: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def produce():
+            try:
+                for b in batches:
+                    if stop.is_set():
+                        return
+                    q.put((True, self._make(b)))
+                q.put((False, None))
+            except BaseException as e:  # hand the error to the consumer
+                q.put((None, e))
+
+        t = threading.Thread(target=produce, daemon=True)
+        t.start()
+        try:
+            while True:
+                ok, item = q.get()
+                if ok is None:
+                    raise item
+                if not ok:
+                    return
+                yield item
+        finally:
+            stop.set()
+
+    def __repr__(self):
+        return f"DataLoader(<{numobs(self.data)} observations>, batchsize={self.batchsize}, shuffle={self.shuffle}, partial={self.partial})"

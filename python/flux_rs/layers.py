@@ -1,0 +1,150 @@
+"""Layers: thin shells over Rust kernels. A layer is a plain object whose Tensor
+attributes are its parameters (see ``fx.layer`` for restricting what trains)."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor
+from ._tree import Node, trainable_children
+from .activations import KERNELS, identity
+from .init import glorot_uniform
+
+__all__ = ["Chain", "Dense", "flatten", "as_input"]
+
+_warned_f64 = False
+
+
+def as_input(x, dtype) -> Tensor:
+    """``x`` as a Tensor of the layer's dtype; float64 into a float32 layer is converted
+    with a one-time warning, as Flux does."""
+    global _warned_f64
+    if not isinstance(x, Tensor):
+        x = _core.tensor(x, "float64" if isinstance(x, np.ndarray) and x.dtype == np.float64 else None)
+    if x.dtype != dtype:
+        if x.dtype == np.float64 and not _warned_f64:
+            _warned_f64 = True
+            warnings.warn("Layer with float32 parameters got float64 input; converting (this warning is shown once)",
+                          stacklevel=3)
+        x = x.astype(dtype)
+    return x
+
+
+def _fn_name(f) -> str:
+    return getattr(f, "__name__", repr(f))
+
+
+class Dense:
+    """``y = σ(x @ weight.T + bias)``; weight (out, in) as in Flux and ``torch.nn.Linear``.
+
+    >>> import flux_rs as fx
+    >>> d = fx.Dense(2, 3, fx.relu)
+    >>> d(fx.ones32(5, 2)).shape
+    (5, 3)
+    """
+
+    def __init__(self, in_: int, out: int, σ=identity, *, bias=True, init=glorot_uniform, rng=None):
+        if not (isinstance(in_, int) and isinstance(out, int)) or in_ < 0 or out < 0:
+            raise TypeError(f"Dense(in_, out) takes two sizes, got {in_!r}, {out!r}")
+        self.weight = init(out, in_, rng=rng) if rng is not None else init(out, in_)
+        if not isinstance(self.weight, Tensor):
+            self.weight = _core.tensor(self.weight)
+        if tuple(self.weight.shape) != (out, in_):
+            raise ValueError(f"init returned shape {self.weight.shape}, expected {(out, in_)}")
+        dt = "float64" if self.weight.dtype == np.float64 else "float32"
+        if bias is True:
+            self.bias = _core.full([out], 0.0, dt)
+        elif bias is False or bias is None:
+            self.bias = False
+        else:
+            b = _core.tensor(bias, dt)
+            if tuple(b.shape) != (out,):
+                raise ValueError(f"expected bias of shape ({out},), got {b.shape}")
+            self.bias = b
+        self.σ = σ
+
+    def __call__(self, x):
+        w = self.weight
+        x = as_input(x, w.dtype)
+        b = self.bias if isinstance(self.bias, Tensor) else None
+        kernel = KERNELS.get(self.σ)
+        if kernel is not None:
+            return _core.dense(x, w, b, kernel[0], kernel[1])
+        return self.σ(_core.dense(x, w, b, "identity"))
+
+    def __repr__(self):
+        out, in_ = self.weight.shape
+        act = "" if self.σ is identity else f", {_fn_name(self.σ)}"
+        extra = ", bias=False" if self.bias is False else ""
+        return f"Dense({in_} => {out}{act}{extra})"
+
+
+class Chain:
+    """Layers applied in order: ``Chain(l1, l2)(x) == l2(l1(x))``. Named layers with
+    ``Chain(enc=..., dec=...)`` are reached as ``chain.layers.enc``.
+
+    >>> import flux_rs as fx
+    >>> m = fx.Chain(fx.Dense(4, 8, fx.relu), fx.Dense(8, 2))
+    >>> m(fx.ones32(3, 4)).shape, m[0].weight.shape
+    ((3, 2), (8, 4))
+    """
+
+    def __init__(self, *layers, **named):
+        if layers and named:
+            raise TypeError("Chain takes positional layers or named layers, not both")
+        if "layers" in named:
+            raise TypeError("a Chain layer cannot be named 'layers'")
+        if len(layers) == 1 and isinstance(layers[0], list):
+            layers = tuple(layers[0])
+        self.layers = Node("", tuple(named), tuple(named.values())) if named else tuple(layers)
+
+    def __call__(self, x):
+        for i, l in enumerate(self.layers):
+            try:
+                x = l(x)
+            except ValueError as e:
+                if getattr(e, "_flux_where", False):
+                    raise
+                name = self.layers._fields[i] if isinstance(self.layers, Node) else i
+                err = ValueError(f"in layer {name} of the Chain, {l!r}: {e}")
+                err._flux_where = True
+                raise err from e
+        return x
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            if isinstance(self.layers, Node):
+                ks = self.layers._fields[i]
+                return Chain(**{k: self.layers[k] for k in ks})
+            return Chain(*self.layers[i])
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        if isinstance(self.layers, Node):
+            inner = ", ".join(f"{k}={v!r}" for k, v in zip(self.layers._fields, self.layers))
+        else:
+            inner = ", ".join(repr(l) for l in self.layers)
+        return f"Chain({inner})"
+
+
+def flatten(x):
+    """Reshape to (batch, features): every dimension after the first is merged.
+
+    >>> import flux_rs as fx
+    >>> fx.flatten(fx.zeros32(2, 3, 4)).shape
+    (2, 12)
+    """
+    if not isinstance(x, Tensor):
+        x = _core.tensor(x)
+    return x.reshape(x.shape[0] if x.ndim else 1, -1)
+
+
+_ = trainable_children

@@ -1,0 +1,52 @@
+"""One-hot encoding and small tree utilities."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor
+from ._tree import tensors, trainable_children
+
+__all__ = ["onehotbatch", "onecold", "trainables"]
+
+
+def onehotbatch(labels, classes) -> Tensor:
+    """A (len(labels), len(classes)) float32 one-hot Tensor, class dimension last.
+
+    >>> import flux_rs as fx
+    >>> fx.onehotbatch([1, 0], range(2)).tolist()
+    [[0.0, 1.0], [1.0, 0.0]]
+    """
+    classes = list(classes)
+    pos = {c: i for i, c in enumerate(classes)}
+    labels = np.asarray(labels).ravel().tolist()
+    try:
+        idx = [pos[l] for l in labels]
+    except KeyError as e:
+        raise ValueError(f"label {e.args[0]!r} is not one of the classes {classes}") from None
+    return _core.onehot(idx, len(classes))
+
+
+def onecold(y, classes=None):
+    """The class of the largest entry along the last dimension (inverse of onehotbatch).
+
+    >>> import flux_rs as fx
+    >>> fx.onecold(fx.tensor([[0.1, 0.9], [0.8, 0.2]]), ["a", "b"])
+    ['b', 'a']
+    """
+    t = y if isinstance(y, Tensor) else _core.tensor(y)
+    idx = t.argmax(-1)
+    if classes is None:
+        return idx
+    classes = list(classes)
+    return [classes[i] for i in np.asarray(idx).ravel().tolist()] if idx.ndim else classes[int(idx)]
+
+
+def trainables(model) -> list[Tensor]:
+    """The trainable Tensors of a model, each once, in walking order.
+
+    >>> import flux_rs as fx
+    >>> [p.shape for p in fx.trainables(fx.Dense(2, 3))]
+    [(3, 2), (3,)]
+    """
+    return tensors(model, walk=trainable_children)

@@ -1,0 +1,91 @@
+//! Python values ↔ tensors: numpy arrays, numbers and lists in; numpy arrays out.
+use flux_core::{DType, Tensor};
+use numpy::ndarray::{ArrayD, IxDyn};
+use numpy::{IntoPyArray, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use crate::errors::IntoPyResult;
+use crate::tensor::PyTensor;
+
+/// Run `f` without the GIL when the work is big enough for that to pay.
+pub fn maybe_detach<R: Send>(py: Python<'_>, work: usize, f: impl FnOnce() -> R + Send) -> R {
+    if work >= 1 << 14 { py.detach(f) } else { f() }
+}
+
+fn from_numpy_f<T: flux_core::Float + numpy::Element>(a: PyReadonlyArrayDyn<'_, T>) -> flux_core::Result<Tensor> {
+    let v = a.as_array();
+    let shape = v.shape().to_vec();
+    let data = match v.as_slice() {
+        Some(s) => s.to_vec(),
+        None => v.iter().copied().collect(),
+    };
+    Tensor::from_vec(data, &shape)
+}
+
+pub fn dtype_from_name(name: &str) -> PyResult<DType> {
+    match name {
+        "float32" | "f32" => Ok(DType::F32),
+        "float64" | "f64" => Ok(DType::F64),
+        _ => Err(PyTypeError::new_err(format!("flux_rs tensors hold float32 or float64, not {name}"))),
+    }
+}
+
+/// Any tensor-like value as a Tensor. Numbers take `like` (default float32); numpy
+/// float arrays keep their dtype; other arrays and lists become `like` or float32.
+pub fn to_tensor(obj: &Bound<'_, PyAny>, like: Option<DType>) -> PyResult<Tensor> {
+    if let Ok(t) = obj.cast::<PyTensor>() {
+        return Ok(t.borrow().t.clone());
+    }
+    if obj.is_instance_of::<pyo3::types::PyFloat>() || obj.is_instance_of::<pyo3::types::PyInt>() {
+        let v: f64 = obj.extract()?;
+        return Ok(Tensor::scalar(v, like.unwrap_or(DType::F32)));
+    }
+    if let Ok(a) = obj.cast::<PyUntypedArray>() {
+        let kind = a.dtype().kind();
+        if kind == b'f' {
+            if let Ok(x) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
+                return from_numpy_f(x).py();
+            }
+            if let Ok(x) = obj.extract::<PyReadonlyArrayDyn<'_, f64>>() {
+                return from_numpy_f(x).py();
+            }
+        }
+        if !matches!(kind, b'f' | b'i' | b'u' | b'b') {
+            return Err(PyTypeError::new_err(format!("cannot make a tensor from a numpy array of dtype {}", a.dtype())));
+        }
+    } else if !(obj.is_instance_of::<pyo3::types::PyList>() || obj.is_instance_of::<pyo3::types::PyTuple>()) {
+        return Err(PyTypeError::new_err(format!(
+            "expected a Tensor, a numpy array, a list or a number, got {}",
+            obj.get_type().name()?
+        )));
+    }
+    // integer/bool arrays, float16, lists: let numpy convert to the target float type
+    let np = obj.py().import("numpy")?;
+    let dt = like.unwrap_or(DType::F32).name();
+    let arr = np.call_method1("asarray", (obj, dt))?;
+    match like.unwrap_or(DType::F32) {
+        DType::F32 => from_numpy_f(arr.extract::<PyReadonlyArrayDyn<'_, f32>>()?).py(),
+        DType::F64 => from_numpy_f(arr.extract::<PyReadonlyArrayDyn<'_, f64>>()?).py(),
+    }
+}
+
+/// A tensor's values as a new numpy array.
+pub fn to_numpy<'py>(py: Python<'py>, t: &Tensor) -> PyResult<Bound<'py, PyAny>> {
+    let shape = IxDyn(t.shape());
+    Ok(match t.dtype() {
+        DType::F32 => ArrayD::from_shape_vec(shape, t.to_vec::<f32>().py()?).expect("shape").into_pyarray(py).into_any(),
+        DType::F64 => ArrayD::from_shape_vec(shape, t.to_vec::<f64>().py()?).expect("shape").into_pyarray(py).into_any(),
+    })
+}
+
+/// A shape given as ints, a tuple or a list.
+pub fn shape_arg(args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<Vec<isize>> {
+    if args.len() == 1 {
+        let a = args.get_item(0)?;
+        if let Ok(v) = a.extract::<Vec<isize>>() {
+            return Ok(v);
+        }
+    }
+    args.extract::<Vec<isize>>()
+}

@@ -1,0 +1,251 @@
+//! Rules and optimiser state as Python sees them. A Python rule object (`fx.Adam(...)`)
+//! carries a compiled `RuleCore`; an `fx.Leaf` holds the Python rule, the Rust state
+//! and the frozen flag; `update_many` steps every leaf of a model in one call.
+use flux_core::optim::{self, Hyper, Rule, State};
+use flux_core::Tensor;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyTuple};
+
+use crate::convert::{maybe_detach, to_tensor};
+use crate::errors::IntoPyResult;
+use crate::tensor::PyTensor;
+
+/// The compiled form of a rule; Python rule classes build one in their constructor.
+#[pyclass(name = "RuleCore", module = "flux_rs._core", frozen)]
+pub struct RuleCore {
+    pub r: Box<dyn Rule>,
+}
+
+fn hyper_from_py(v: &Bound<'_, PyAny>) -> PyResult<Hyper> {
+    if v.is_instance_of::<PyBool>() {
+        return Ok(Hyper::Bool(v.extract()?));
+    }
+    if v.is_instance_of::<PyInt>() {
+        return Ok(Hyper::Int(v.extract()?));
+    }
+    if v.is_instance_of::<PyFloat>() {
+        return Ok(Hyper::Float(v.extract()?));
+    }
+    if let Ok(c) = v.getattr("_core") {
+        if let Ok(rc) = c.cast::<RuleCore>() {
+            return Ok(Hyper::Rule(rc.get().r.clone()));
+        }
+    }
+    if v.is_instance_of::<PyTuple>() || v.is_instance_of::<PyList>() {
+        let items: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
+        let all_rules = !items.is_empty() && items.iter().all(|i| i.getattr("_core").is_ok());
+        if all_rules || items.is_empty() && v.is_instance_of::<PyList>() {
+            let rs = items.iter().map(|i| match hyper_from_py(i)? {
+                Hyper::Rule(r) => Ok(r),
+                _ => Err(PyTypeError::new_err("expected a rule")),
+            });
+            return Ok(Hyper::Rules(rs.collect::<PyResult<_>>()?));
+        }
+        if items.len() == 2 {
+            if let (Ok(a), Ok(b)) = (items[0].extract::<f64>(), items[1].extract::<f64>()) {
+                return Ok(Hyper::Pair(a, b));
+            }
+        }
+        return Err(PyTypeError::new_err(format!("expected a tuple of two numbers, got {}", v.repr()?)));
+    }
+    if let Ok(f) = v.extract::<f64>() {
+        return Ok(Hyper::Float(f));
+    }
+    Err(PyTypeError::new_err(format!("a hyperparameter must be a number, a bool or a tuple, got {}", v.get_type().name()?)))
+}
+
+pub fn hyper_to_py<'py>(py: Python<'py>, h: &Hyper) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match h {
+        Hyper::Float(v) => v.into_pyobject(py)?.into_any(),
+        Hyper::Int(v) => v.into_pyobject(py)?.into_any(),
+        Hyper::Bool(v) => PyBool::new(py, *v).to_owned().into_any(),
+        Hyper::Pair(a, b) => PyTuple::new(py, [*a, *b])?.into_any(),
+        Hyper::Rule(r) => RuleCore { r: r.clone() }.into_pyobject(py)?.into_any(),
+        Hyper::Rules(rs) => PyTuple::new(py, rs.iter().map(|r| RuleCore { r: r.clone() }))?.into_any(),
+    })
+}
+
+#[pymethods]
+impl RuleCore {
+    /// Build `name` (an Optimisers.jl rule name) from keyword hyperparameters.
+    #[new]
+    fn new(name: &str, fields: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let mut f = Vec::new();
+        for (k, v) in fields.iter() {
+            f.push((k.extract::<String>()?, hyper_from_py(&v)?));
+        }
+        Ok(RuleCore { r: optim::build(name, &f).py()? })
+    }
+    /// `Momentum(eta=0.01, rho=0.9)`
+    fn describe(&self) -> String { optim::describe(self.r.as_ref()) }
+    #[getter]
+    fn name(&self) -> &'static str { self.r.name() }
+    /// The hyperparameters as (name, value) pairs, in constructor order.
+    fn fields<'py>(&self, py: Python<'py>) -> PyResult<Vec<(&'static str, Bound<'py, PyAny>)>> {
+        self.r.fields().iter().map(|(k, v)| Ok((*k, hyper_to_py(py, v)?))).collect()
+    }
+}
+
+/// Optimiser state as Python values: arrays as Tensors, numbers, tuples, None.
+pub fn state_to_py<'py>(py: Python<'py>, s: &State) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match s {
+        State::Empty => py.None().into_bound(py),
+        State::Tensor(t) => PyTensor::new(t.clone()).into_pyobject(py)?.into_any(),
+        State::Scalar(v) => v.into_pyobject(py)?.into_any(),
+        State::Int(i) => i.into_pyobject(py)?.into_any(),
+        State::Tuple(v) => PyTuple::new(py, v.iter().map(|x| state_to_py(py, x)).collect::<PyResult<Vec<_>>>()?)?.into_any(),
+    })
+}
+
+pub fn state_from_py(v: &Bound<'_, PyAny>) -> PyResult<State> {
+    if v.is_none() {
+        return Ok(State::Empty);
+    }
+    if v.is_instance_of::<PyBool>() {
+        return Ok(State::Int(v.extract::<bool>()? as i64));
+    }
+    if v.is_instance_of::<PyInt>() {
+        return Ok(State::Int(v.extract()?));
+    }
+    if v.is_instance_of::<PyFloat>() {
+        return Ok(State::Scalar(v.extract()?));
+    }
+    if v.is_instance_of::<PyTuple>() || v.is_instance_of::<PyList>() {
+        let items: Vec<State> = v.try_iter()?.map(|i| state_from_py(&i?)).collect::<PyResult<_>>()?;
+        return Ok(State::Tuple(items));
+    }
+    // tensors and arrays first: a one-element tensor also converts to float
+    if v.cast::<PyTensor>().is_err() && v.cast::<numpy::PyUntypedArray>().is_err() {
+        if let Ok(f) = v.extract::<f64>() {
+            return Ok(State::Scalar(f));
+        }
+    }
+    Ok(State::Tensor(to_tensor(v, None)?.detach_copy()))
+}
+
+/// The optimiser state of one parameter: `rule`, `state` and `frozen`, as in
+/// Optimisers.jl. Made by `fx.setup`; mutated by `fx.update_`, `fx.adjust_`, `fx.freeze_`.
+#[pyclass(name = "Leaf", module = "flux_rs")]
+pub struct PyLeaf {
+    rule: Py<PyAny>,
+    core: Box<dyn Rule>,
+    pub state: State,
+    #[pyo3(get, set)]
+    frozen: bool,
+}
+
+fn core_of(rule: &Bound<'_, PyAny>) -> PyResult<Box<dyn Rule>> {
+    let c = rule
+        .getattr("_core")
+        .map_err(|_| PyTypeError::new_err(format!("expected an optimisation rule such as fx.Adam(), got {}", rule.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
+    Ok(c.cast::<RuleCore>()?.get().r.clone())
+}
+
+#[pymethods]
+impl PyLeaf {
+    /// `Leaf(rule, state, frozen=False)`; `fx.setup` builds these for you.
+    #[new]
+    #[pyo3(signature = (rule, state, frozen=false))]
+    fn new(rule: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>, frozen: bool) -> PyResult<Self> {
+        Ok(PyLeaf { core: core_of(rule)?, rule: rule.clone().unbind(), state: state_from_py(state)?, frozen })
+    }
+    #[getter]
+    fn rule(&self, py: Python<'_>) -> Py<PyAny> { self.rule.clone_ref(py) }
+    /// Replacing the rule keeps the state (this is how `adjust_` works).
+    #[setter(rule)]
+    fn set_rule(&mut self, rule: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.core = core_of(rule)?;
+        self.rule = rule.clone().unbind();
+        Ok(())
+    }
+    #[getter]
+    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> { state_to_py(py, &self.state) }
+    #[setter(state)]
+    fn set_state(&mut self, s: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.state = state_from_py(s)?;
+        Ok(())
+    }
+    /// A copy whose state arrays are independent of this leaf's.
+    fn _copy(&self, py: Python<'_>) -> PyLeaf {
+        PyLeaf { rule: self.rule.clone_ref(py), core: self.core.clone(), state: self.state.deep_clone(), frozen: self.frozen }
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let r = self.rule.bind(py).repr()?.to_string();
+        let s = state_to_py(py, &self.state)?.repr()?.to_string();
+        Ok(if self.frozen { format!("Leaf({r}, {s}, frozen=True)") } else { format!("Leaf({r}, {s})") })
+    }
+}
+
+/// One fused step for every leaf: `xs[i] ← xs[i] − dx′` with `gs[i]`, in one trip into
+/// Rust (the Python layer has already summed tied gradients and dropped frozen leaves).
+#[pyfunction]
+fn update_many(py: Python<'_>, leaves: Vec<Bound<'_, PyLeaf>>, xs: Vec<Bound<'_, PyTensor>>, gs: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
+    if leaves.len() != xs.len() || xs.len() != gs.len() {
+        return Err(PyValueError::new_err("update_many: lengths differ"));
+    }
+    let mut lrefs: Vec<PyRefMut<'_, PyLeaf>> = leaves.iter().map(|l| l.borrow_mut()).collect();
+    let mut xrefs: Vec<PyRefMut<'_, PyTensor>> = xs
+        .iter()
+        .map(|x| x.try_borrow_mut().map_err(|_| PyValueError::new_err("a parameter appears twice in one update")))
+        .collect::<PyResult<_>>()?;
+    let mut work = Vec::with_capacity(lrefs.len());
+    let mut total = 0;
+    for ((l, x), g) in lrefs.iter_mut().zip(xrefs.iter_mut()).zip(&gs) {
+        let g = to_tensor(g, Some(x.t.dtype()))?;
+        if g.shape() != x.t.shape() {
+            return Err(PyValueError::new_err(format!(
+                "gradient of shape {:?} does not match parameter of shape {:?}",
+                g.shape(),
+                x.t.shape()
+            )));
+        }
+        total += g.numel();
+        let l: &mut PyLeaf = l;
+        if l.frozen {
+            continue;
+        }
+        work.push((l.core.as_ref(), &mut l.state, &mut x.t, g));
+    }
+    maybe_detach(py, total, || -> flux_core::Result<()> {
+        for (rule, state, x, g) in work.iter_mut() {
+            let g = g.cast(x.dtype())?;
+            rule.step_(state, x, &g)?;
+        }
+        Ok(())
+    })
+    .py()
+}
+
+/// The pure rule interface: the initial state for parameter `x`.
+#[pyfunction]
+fn rule_init<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let r = core_of(rule)?;
+    let x = to_tensor(x, None)?;
+    state_to_py(py, &r.init(&x).py()?)
+}
+
+/// The pure rule interface: `(new_state, dx)` for state, parameter `x` and gradient `g`;
+/// the inputs are not modified. `dx` is None when the rule makes no step (AccumGrad).
+#[pyfunction]
+fn rule_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, state: &Bound<'py, PyAny>, x: &Bound<'py, PyAny>, g: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Option<PyTensor>)> {
+    let r = core_of(rule)?;
+    let x = to_tensor(x, None)?;
+    let mut g = to_tensor(g, Some(x.dtype()))?.cast(x.dtype()).py()?.detach_copy();
+    if g.shape() != x.shape() {
+        return Err(PyValueError::new_err(format!("gradient of shape {:?} does not match parameter of shape {:?}", g.shape(), x.shape())));
+    }
+    let mut s = state_from_py(state)?.deep_clone();
+    let stepped = r.apply_(&mut s, &x, &mut g).py()?;
+    Ok((state_to_py(py, &s)?, stepped.then(|| PyTensor::new(g))))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<RuleCore>()?;
+    m.add_class::<PyLeaf>()?;
+    m.add_function(wrap_pyfunction!(update_many, m)?)?;
+    m.add_function(wrap_pyfunction!(rule_init, m)?)?;
+    m.add_function(wrap_pyfunction!(rule_apply, m)?)?;
+    let _ = std::marker::PhantomData::<Tensor>;
+    Ok(())
+}
