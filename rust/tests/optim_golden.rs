@@ -147,7 +147,8 @@ fn one_step(rule: &dyn Rule, x: &[f64], g: &[f64]) -> Vec<f64> {
     let gs = vec![g.to_vec()];
     let a = run(rule, x, &gs, DType::F64, Path::Leaf).pop().unwrap();
     let b = run(rule, x, &gs, DType::F64, Path::Pure).pop().unwrap();
-    assert_eq!(a, b, "{}", describe(rule));
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a), bits(&b), "{}", describe(rule));
     a
 }
 
@@ -322,7 +323,7 @@ fn adam_state_doc_example() {
     assert_close(&p[0].tensor().unwrap().to_vec_f64().unwrap(), &[0.09, 0.09], 1e-14);
     assert_close(&p[1].tensor().unwrap().to_vec_f64().unwrap(), &[0.000999, 0.000999], 1e-12);
     let (a, b) = p[2].get_pair().unwrap();
-    assert_close(&[a, b], &[0.729, 0.997003], 1e-15);
+    assert_close(&[a, b], &[0.729, 0.997003], 1e-8); // the doc rounds 0.999³ = 0.997002999
     // f32 parameters: βt accumulates in f32
     let x = tensor(&[1.0], DType::F32);
     let mut st = mk("Adam", vec![]).init(&x).unwrap();

@@ -54,6 +54,9 @@ pub fn elementwise<T: Float, const K: usize>(
     f: impl Fn(T, T, &mut [T; K]) -> T + Sync + Send,
 ) -> Result<()> {
     let n = target.x().numel();
+    if target.g().numel() != n {
+        return Err(Error::Shape(format!("gradient of shape {:?} does not match parameter of shape {:?}", target.g().shape(), target.x().shape())));
+    }
     for s in states.iter() {
         if s.numel() != n {
             return Err(Error::Shape(format!("optimiser state of shape {:?} does not match parameter {:?}", s.shape(), target.x().shape())));
@@ -100,4 +103,41 @@ pub fn elementwise<T: Float, const K: usize>(
         run(0, n);
     }
     Ok(())
+}
+
+/// Julia's `sign`: ±1, and 0 (keeping its sign) or NaN passed through. (`f64::signum`
+/// gives 1 for +0.)
+#[inline(always)]
+pub fn sign<T: Float>(x: T) -> T {
+    if x > T::zero() {
+        T::one()
+    } else if x < T::zero() {
+        -T::one()
+    } else {
+        x
+    }
+}
+
+/// Julia's `max` for floats: NaN if either argument is NaN.
+#[inline(always)]
+pub fn jmax<T: Float>(a: T, b: T) -> T {
+    if a.is_nan() || b.is_nan() {
+        T::nan()
+    } else if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Julia's `min` for floats: NaN if either argument is NaN.
+#[inline(always)]
+pub fn jmin<T: Float>(a: T, b: T) -> T {
+    if a.is_nan() || b.is_nan() {
+        T::nan()
+    } else if a < b {
+        a
+    } else {
+        b
+    }
 }

@@ -8,17 +8,63 @@
 //!
 //! For native apps: [`setup`] builds one [`Leaf`] per parameter of a [`crate::nn::Module`]
 //! and [`update`] applies a step to all of them.
+/// `apply_`, `step_` and `box_clone` for a rule whose work is
+/// `fn run(&self, &mut State, Target) -> Result<bool>`.
+macro_rules! via_run {
+    () => {
+        fn apply_(&self, s: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool> { self.run(s, Target::Grad { x, g }) }
+        fn step_(&self, s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> { self.run(s, Target::Param { x, g }).map(drop) }
+        fn box_clone(&self) -> Box<dyn Rule> { Box::new(self.clone()) }
+    };
+}
+
+pub mod accum;
+pub mod adabelief;
+pub mod adadelta;
+pub mod adagrad;
 pub mod adam;
+pub mod adamax;
+pub mod adamw;
+pub mod amsgrad;
+pub mod chain;
+pub mod clip;
+pub mod decay;
 pub mod descent;
 pub mod kernel;
+pub mod lion;
+pub mod mixed;
 pub mod momentum;
+pub mod nadam;
+pub mod nesterov;
+pub mod oadam;
+pub mod radam;
+pub mod rmsprop;
+pub mod rprop;
 pub mod state;
 
 use std::fmt::Debug;
 
+pub use accum::AccumGrad;
+pub use adabelief::AdaBelief;
+pub use adadelta::AdaDelta;
+pub use adagrad::AdaGrad;
 pub use adam::Adam;
+pub use adamax::AdaMax;
+pub use adamw::AdamW;
+pub use amsgrad::AMSGrad;
+pub use chain::OptimiserChain;
+pub use clip::{ClipGrad, ClipNorm};
+pub use decay::{SignDecay, WeightDecay};
 pub use descent::Descent;
+pub use lion::Lion;
+pub use mixed::MixedPrecision;
 pub use momentum::Momentum;
+pub use nadam::NAdam;
+pub use nesterov::Nesterov;
+pub use oadam::OAdam;
+pub use radam::RAdam;
+pub use rmsprop::RMSProp;
+pub use rprop::Rprop;
 pub use state::State;
 
 use crate::error::{value_err, Error, Result};
@@ -83,6 +129,9 @@ pub trait Rule: Debug + Send + Sync {
         Ok(())
     }
     fn box_clone(&self) -> Box<dyn Rule>;
+    /// Does `set(field, …)` know this name? Its fields, plus aliases (WeightDecay's
+    /// `gamma`) and, for wrappers, their members' fields.
+    fn accepts(&self, field: &str) -> bool { self.fields().iter().any(|(k, _)| *k == field) }
 }
 
 impl Clone for Box<dyn Rule> {
@@ -108,16 +157,92 @@ impl Fields<'_> {
     pub fn int_or(&self, name: &str, default: i64) -> Result<i64> { self.get(name).map_or(Ok(default), |h| h.int(name)) }
 }
 
+/// Every rule name [`build`] knows, in the order of the spec's table.
+pub const RULES: &[&str] = &[
+    "Descent", "Momentum", "Nesterov", "Rprop", "RMSProp", "Adam", "RAdam", "AdaMax", "OAdam", "AdaGrad", "AdaDelta",
+    "AMSGrad", "NAdam", "AdamW", "AdaBelief", "Lion", "WeightDecay", "SignDecay", "ClipGrad", "ClipNorm", "OptimiserChain",
+    "AccumGrad", "MixedPrecision",
+];
+
 /// Build a rule from its name and hyperparameters (defaults fill the rest): the one
-/// entry point the Python layer uses.
+/// entry point the Python layer uses. A keyword the rule does not have is an error
+/// (`Error::DType`, a TypeError in Python), except the accepted spellings `centered`
+/// (RMSProp) and `gamma` (WeightDecay, the old name of `lambda`).
+///
+/// ```
+/// use flux_core::optim::{build, describe, Hyper};
+/// let r = build("Nesterov", &[("rho".into(), Hyper::Float(0.8)), ("eta".into(), Hyper::Float(0.1))]).unwrap();
+/// assert_eq!(describe(r.as_ref()), "Nesterov(eta=0.1, rho=0.8)");
+/// ```
 pub fn build(name: &str, fields: &[(String, Hyper)]) -> Result<Box<dyn Rule>> {
     let f = Fields(fields);
-    Ok(match name {
+    const B: (f64, f64) = (0.9, 0.999);
+    let rule: Box<dyn Rule> = match name {
         "Descent" => Box::new(Descent::new(f.float_or("eta", 0.1)?)),
         "Momentum" => Box::new(Momentum::new(f.float_or("eta", 0.01)?, f.float_or("rho", 0.9)?)?),
-        "Adam" => Box::new(Adam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", (0.9, 0.999))?, f.float_or("epsilon", 1e-8)?)?),
+        "Nesterov" => Box::new(Nesterov::new(f.float_or("eta", 1e-3)?, f.float_or("rho", 0.9)?)?),
+        "Rprop" => Box::new(Rprop::new(f.float_or("eta", 1e-3)?, f.pair_or("ell", (0.5, 1.2))?, f.pair_or("gamma", (1e-6, 50.0))?)?),
+        "RMSProp" => {
+            let centred = f.bool_or("centred", false)? || f.bool_or("centered", false)?;
+            Box::new(RMSProp::new(f.float_or("eta", 1e-3)?, f.float_or("rho", 0.9)?, f.float_or("epsilon", 1e-8)?, centred)?)
+        }
+        "Adam" => Box::new(Adam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
+        "RAdam" => Box::new(RAdam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
+        "AdaMax" => Box::new(AdaMax::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
+        "OAdam" => Box::new(OAdam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", (0.5, 0.9))?, f.float_or("epsilon", 1e-8)?)?),
+        "AdaGrad" => Box::new(AdaGrad::new(f.float_or("eta", 0.1)?, f.float_or("epsilon", 1e-8)?)?),
+        "AdaDelta" => Box::new(AdaDelta::new(f.float_or("rho", 0.9)?, f.float_or("epsilon", 1e-8)?)),
+        "AMSGrad" => Box::new(AMSGrad::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
+        "NAdam" => Box::new(NAdam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
+        "AdamW" => Box::new(AdamW::new(
+            f.float_or("eta", 1e-3)?,
+            f.pair_or("beta", B)?,
+            f.float_or("lambda", 0.0)?,
+            f.float_or("epsilon", 1e-8)?,
+            f.bool_or("couple", true)?,
+        )?),
+        "AdaBelief" => Box::new(AdaBelief::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-16)?)?),
+        "Lion" => Box::new(Lion::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?)?),
+        "WeightDecay" => {
+            let lambda = match (f.get("lambda"), f.get("gamma")) {
+                (Some(_), Some(_)) => return Err(value_err!("WeightDecay: give lambda or its old name gamma, not both")),
+                (None, Some(g)) => g.float("gamma")?,
+                _ => f.float_or("lambda", 5e-4)?,
+            };
+            Box::new(WeightDecay::new(lambda))
+        }
+        "SignDecay" => Box::new(SignDecay::new(f.float_or("lambda", 1e-3)?)),
+        "ClipGrad" => Box::new(ClipGrad::new(f.float_or("delta", 10.0)?)),
+        "ClipNorm" => Box::new(ClipNorm::new(f.float_or("omega", 10.0)?, f.float_or("p", 2.0)?, f.bool_or("throw", true)?)),
+        "OptimiserChain" => {
+            let opts = match f.get("opts") {
+                None => vec![],
+                Some(Hyper::Rules(rs)) => rs.clone(),
+                Some(h) => return Err(Error::DType(format!("opts must be a list of rules, got {h:?}"))),
+            };
+            Box::new(OptimiserChain::new(opts)?)
+        }
+        "AccumGrad" => match f.get("n") {
+            Some(h) => Box::new(AccumGrad::new(h.int("n")?)?),
+            None => return Err(Error::DType("AccumGrad needs n, the number of gradients to accumulate".into())),
+        },
+        "MixedPrecision" => match f.get("rule") {
+            Some(Hyper::Rule(r)) => Box::new(MixedPrecision::new(r.clone())?),
+            Some(h) => return Err(Error::DType(format!("rule must be a rule, got {h:?}"))),
+            None => return Err(Error::DType("MixedPrecision needs rule, the rule to wrap".into())),
+        },
         _ => return Err(value_err!("unknown optimisation rule {name:?}")),
-    })
+    };
+    let known = |k: &str| rule.fields().iter().any(|(n, _)| *n == k) || (name, k) == ("RMSProp", "centered") || (name, k) == ("WeightDecay", "gamma");
+    if let Some((k, _)) = fields.iter().find(|(k, _)| !known(k)) {
+        return Err(unknown_field(rule.as_ref(), k));
+    }
+    Ok(rule)
+}
+
+/// βt as `init` stores it: β rounded to the parameter's precision (spec §1.2).
+pub(crate) fn init_beta_t(x: &Tensor, beta: (f64, f64)) -> State {
+    crate::dispatch!(x.dtype(), T => State::pair(T::f(beta.0).to_f64(), T::f(beta.1).to_f64()))
 }
 
 /// A rule's format for printing: `Momentum(eta=0.01, rho=0.9)`.
@@ -134,7 +259,8 @@ pub fn describe(rule: &dyn Rule) -> String {
                 Hyper::Rule(r) => describe(r.as_ref()),
                 Hyper::Rules(rs) => rs.iter().map(|r| describe(r.as_ref())).collect::<Vec<_>>().join(", "),
             };
-            format!("{k}={s}")
+            // a chain shows its members bare, as Optimisers.jl does
+            if k == "opts" { s } else { format!("{k}={s}") }
         })
         .collect();
     format!("{}({})", rule.name(), parts.join(", "))

@@ -25,6 +25,16 @@ impl State {
             other => Err(bad("a tuple", other)),
         }
     }
+    /// The N parts of a tuple state, or an error naming what `rule` expected.
+    pub fn parts<const N: usize>(&mut self, rule: &str) -> Result<&mut [State; N]> {
+        if !matches!(self, State::Tuple(v) if v.len() == N) {
+            return Err(Error::Value(format!("optimiser state of {rule}: expected a tuple of {N}, got {self:?}")));
+        }
+        match self {
+            State::Tuple(v) => Ok(<&mut [State; N]>::try_from(v.as_mut_slice()).expect("length checked")),
+            _ => unreachable!(),
+        }
+    }
     pub fn tensor_mut(&mut self) -> Result<&mut Tensor> {
         match self {
             State::Tensor(t) => Ok(t),

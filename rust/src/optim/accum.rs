@@ -1,0 +1,71 @@
+//! AccumGrad (spec §3.22): average n gradients, making a step only on the n-th call.
+//! Meant as the first member of an [`super::OptimiserChain`], whose later members then
+//! run once per n calls.
+use rayon::prelude::*;
+
+use super::kernel::{elementwise, Target};
+use super::{Hyper, Rule, State};
+use crate::error::{value_err, Error, Result};
+use crate::tensor::{Tensor, PAR_THRESHOLD};
+
+#[derive(Clone, Debug)]
+pub struct AccumGrad {
+    pub n: i64,
+}
+
+fn check_n(n: i64) -> Result<i64> {
+    if n < 1 {
+        return Err(value_err!("AccumGrad must accumulate at least one gradient, got n={n}"));
+    }
+    Ok(n)
+}
+
+impl AccumGrad {
+    pub fn new(n: i64) -> Result<Self> { Ok(AccumGrad { n: check_n(n)? }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let [acc, counter] = st.parts::<2>("AccumGrad")?;
+        let c = counter.int()?;
+        let acc = acc.tensor_mut()?;
+        let first = c == 1;
+        let last = c == self.n;
+        crate::dispatch!(t.dtype(), T => {
+            let n = T::f(self.n as f64);
+            let add = move |a: T, g: T| if first { g / n } else { a + g / n };
+            if last {
+                elementwise::<T, 1>(t, [acc], move |_, g, [a]| {
+                    *a = add(*a, g);
+                    *a
+                })?;
+            } else {
+                let g = t.g().cast(T::DTYPE)?.contiguous();
+                let gs = g.as_slice::<T>()?;
+                if acc.numel() != gs.len() {
+                    return Err(Error::Shape(format!("AccumGrad: gradient of shape {:?} does not match its state {:?}", g.shape(), acc.shape())));
+                }
+                let a = acc.data_mut::<T>()?;
+                if a.len() >= PAR_THRESHOLD {
+                    a.par_iter_mut().zip(gs.par_iter()).for_each(|(a, &g)| *a = add(*a, g));
+                } else {
+                    a.iter_mut().zip(gs).for_each(|(a, &g)| *a = add(*a, g));
+                }
+            }
+        });
+        *counter = State::Int(if last { 1 } else { c + 1 });
+        Ok(last)
+    }
+}
+
+impl Rule for AccumGrad {
+    fn name(&self) -> &'static str { "AccumGrad" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("n", Hyper::Int(self.n))] }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "n" => self.n = check_n(v.int(field)?)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    /// `(acc = zeros, counter = 1)`.
+    fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Int(1)])) }
+    via_run!();
+}

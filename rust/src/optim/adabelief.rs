@@ -1,0 +1,56 @@
+//! AdaBelief (spec §3.15): the second moment tracks `(g − m)²` of the updated m, with ϵ
+//! added inside the EMA every step (default ϵ = 1e-16).
+use super::kernel::{elementwise, Target};
+use super::{check_eta, init_beta_t, Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct AdaBelief {
+    pub eta: f64,
+    pub beta: (f64, f64),
+    pub epsilon: f64,
+}
+
+impl AdaBelief {
+    pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(AdaBelief { eta: check_eta(eta)?, beta, epsilon }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let [m, s, bt] = st.parts::<3>("AdaBelief")?;
+        let (b1t, b2t) = bt.get_pair()?;
+        let (m, s) = (m.tensor_mut()?, s.tensor_mut()?);
+        crate::dispatch!(t.dtype(), T => {
+            let one = T::one();
+            let (eta, eps) = (T::f(self.eta), T::f(self.epsilon));
+            let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
+            let (b1t, b2t) = (T::f(b1t), T::f(b2t));
+            let (c1, c2, r1, r2) = (one - b1t, one - b2t, one - b1, one - b2);
+            elementwise::<T, 2>(t, [m, s], move |_, g, [m, s]| {
+                *m = b1 * *m + r1 * g;
+                let d = g - *m;
+                *s = b2 * *s + r2 * (d * d) + eps;
+                eta * *m / c1 / ((*s / c2).sqrt() + eps)
+            })?;
+            *bt = State::pair((b1t * b1).to_f64(), (b2t * b2).to_f64());
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for AdaBelief {
+    fn name(&self) -> &'static str { "AdaBelief" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> {
+        vec![("eta", Hyper::Float(self.eta)), ("beta", Hyper::Pair(self.beta.0, self.beta.1)), ("epsilon", Hyper::Float(self.epsilon))]
+    }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = check_eta(v.float(field)?)?,
+            "beta" => self.beta = v.pair(field)?,
+            "epsilon" => self.epsilon = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    /// `(m, s, βt = β)`.
+    fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Tensor(x.zeros_like()), init_beta_t(x, self.beta)])) }
+    via_run!();
+}

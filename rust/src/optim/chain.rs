@@ -1,0 +1,85 @@
+//! OptimiserChain (spec §3.21): members applied in order, each turning the previous
+//! member's step into its own; a member that makes no step (AccumGrad still
+//! accumulating) ends the fold, leaving the later members' states alone. The empty
+//! chain is the identity, `dx′ = g`.
+use super::{Hyper, Rule, State};
+use crate::error::{value_err, Error, Result};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct OptimiserChain {
+    pub opts: Vec<Box<dyn Rule>>,
+}
+
+fn check_members(opts: &[Box<dyn Rule>]) -> Result<()> {
+    if opts.iter().any(|r| r.name() == "MixedPrecision") {
+        return Err(value_err!("MixedPrecision must wrap the whole rule, it cannot be a member of an OptimiserChain"));
+    }
+    Ok(())
+}
+
+impl OptimiserChain {
+    pub fn new(opts: Vec<Box<dyn Rule>>) -> Result<Self> {
+        check_members(&opts)?;
+        Ok(OptimiserChain { opts })
+    }
+    fn states<'a>(&self, s: &'a mut State) -> Result<&'a mut [State]> {
+        let st = s.tuple_mut()?;
+        if st.len() != self.opts.len() {
+            return Err(value_err!("OptimiserChain of {} rules given a state of {} parts", self.opts.len(), st.len()));
+        }
+        Ok(st)
+    }
+}
+
+impl Rule for OptimiserChain {
+    fn name(&self) -> &'static str { "OptimiserChain" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("opts", Hyper::Rules(self.opts.clone()))] }
+    /// `opts` replaces the members; any other field is set on every member that has it
+    /// (all or none: an error leaves the chain unchanged). A field no member has is an
+    /// error.
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        if field == "opts" {
+            let Hyper::Rules(rs) = v else { return Err(Error::DType(format!("opts must be a list of rules, got {v:?}"))) };
+            check_members(&rs)?;
+            self.opts = rs;
+            return Ok(());
+        }
+        if !self.accepts(field) {
+            return Err(super::unknown_field(self, field));
+        }
+        let mut opts = self.opts.clone();
+        for r in opts.iter_mut().filter(|r| r.accepts(field)) {
+            r.set(field, v.clone())?;
+        }
+        self.opts = opts;
+        Ok(())
+    }
+    fn accepts(&self, field: &str) -> bool { field == "opts" || self.opts.iter().any(|r| r.accepts(field)) }
+    /// The tuple of the members' states, in order.
+    fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tuple(self.opts.iter().map(|r| r.init(x)).collect::<Result<_>>()?)) }
+    fn apply_(&self, s: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool> {
+        let st = self.states(s)?;
+        for (r, s) in self.opts.iter().zip(st.iter_mut()) {
+            if !r.apply_(s, x, g)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+    /// Every member but the last turns a copy of `g` into its step; the last member's
+    /// fused step then updates `x`.
+    fn step_(&self, s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> {
+        let st = self.states(s)?;
+        let Some((last, init)) = self.opts.split_last() else { return x.sub_assign_(g) };
+        let (last_st, init_st) = st.split_last_mut().expect("lengths checked");
+        let mut d = g.cast(x.dtype())?.detach();
+        for (r, s) in init.iter().zip(init_st.iter_mut()) {
+            if !r.apply_(s, x, &mut d)? {
+                return Ok(());
+            }
+        }
+        last.step_(last_st, x, &d)
+    }
+    fn box_clone(&self) -> Box<dyn Rule> { Box::new(self.clone()) }
+}

@@ -1,0 +1,160 @@
+//! Gradient clipping (spec §3.19, §3.20): ClipGrad clamps each entry to [−δ, δ];
+//! ClipNorm rescales the whole array so that its p-norm is at most ω.
+use super::kernel::{elementwise, jmax, jmin, Target};
+use super::{Hyper, Rule, State};
+use crate::error::{Error, Result};
+use crate::tensor::{Float, Tensor};
+
+#[derive(Clone, Debug)]
+pub struct ClipGrad {
+    pub delta: f64,
+}
+
+impl ClipGrad {
+    pub fn new(delta: f64) -> Self { ClipGrad { delta } }
+    fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
+        crate::dispatch!(t.dtype(), T => {
+            let (lo, hi) = (-T::f(self.delta), T::f(self.delta));
+            // Julia's clamp: `x > hi ? hi : x < lo ? lo : x` (NaN passes through; no panic
+            // for a negative δ)
+            elementwise::<T, 0>(t, [], move |_, g, _| if g > hi { hi } else if g < lo { lo } else { g })?;
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for ClipGrad {
+    fn name(&self) -> &'static str { "ClipGrad" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("delta", Hyper::Float(self.delta))] }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "delta" => self.delta = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    fn init(&self, _x: &Tensor) -> Result<State> { Ok(State::Empty) }
+    via_run!();
+}
+
+#[derive(Clone, Debug)]
+pub struct ClipNorm {
+    pub omega: f64,
+    pub p: f64,
+    /// Raise [`Error::Domain`] when the norm is Inf or NaN.
+    pub throw: bool,
+}
+
+impl ClipNorm {
+    pub fn new(omega: f64, p: f64, throw: bool) -> Self { ClipNorm { omega, p, throw } }
+    fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
+        crate::dispatch!(t.dtype(), T => {
+            let g = t.g().cast(T::DTYPE)?.contiguous();
+            let n = pnorm::<T>(g.as_slice::<T>()?, self.p);
+            if self.throw && !n.is_finite() {
+                return Err(Error::Domain(format!(
+                    "gradient has {}-norm {}, for array of shape {} and dtype {}",
+                    julia_float(self.p),
+                    julia_float(n.to_f64()),
+                    py_shape(t.x().shape()),
+                    T::DTYPE.name()
+                )));
+            }
+            // λ = T(min(ω/n, 1)): the division and min in f64, as Julia promotes
+            let lam = T::f(jmin(self.omega / n.to_f64(), 1.0));
+            elementwise::<T, 0>(t, [], move |_, g, _| g * lam)?;
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for ClipNorm {
+    fn name(&self) -> &'static str { "ClipNorm" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> {
+        vec![("omega", Hyper::Float(self.omega)), ("p", Hyper::Float(self.p)), ("throw", Hyper::Bool(self.throw))]
+    }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "omega" => self.omega = v.float(field)?,
+            "p" => self.p = v.float(field)?,
+            "throw" => self.throw = v.bool(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    fn init(&self, _x: &Tensor) -> Result<State> { Ok(State::Empty) }
+    via_run!();
+}
+
+/// `‖g‖_p` as Julia's `LinearAlgebra.norm` computes it for an array (the generic
+/// algorithms, with their rescaling against overflow): p = 2, 1, Inf, −Inf, 0 (the
+/// count of non-zero entries) or any other p. Sums run in f64; the result is rounded to
+/// the gradient's precision. An empty array has norm 0.
+pub fn pnorm<T: Float>(g: &[T], p: f64) -> T {
+    if g.is_empty() {
+        return T::zero();
+    }
+    let norm_inf = || g.iter().fold(g[0].abs(), |m, v| jmax(m, v.abs()));
+    let norm_minus_inf = || g.iter().fold(g[0].abs(), |m, v| jmin(m, v.abs()));
+    if p == 2.0 {
+        let maxabs = norm_inf();
+        if maxabs.is_zero() || maxabs.is_infinite() {
+            return maxabs;
+        }
+        let n = T::f(g.len() as f64);
+        if (n * maxabs * maxabs).is_finite() && !(maxabs * maxabs).is_zero() {
+            let s: f64 = g.iter().map(|&v| (v * v).to_f64()).sum();
+            T::f(s.sqrt())
+        } else {
+            let mut s = T::zero();
+            for &v in g {
+                let r = v.abs() / maxabs;
+                s += r * r;
+            }
+            maxabs * s.sqrt()
+        }
+    } else if p == 1.0 {
+        T::f(g.iter().map(|v| v.abs().to_f64()).sum::<f64>())
+    } else if p == f64::INFINITY {
+        norm_inf()
+    } else if p == 0.0 {
+        T::f(g.iter().filter(|v| !v.is_zero()).count() as f64)
+    } else if p == f64::NEG_INFINITY {
+        norm_minus_inf()
+    } else {
+        let mut maxabs = T::zero();
+        if !(-1.0..=1.0).contains(&p) {
+            maxabs = if p > 1.0 { norm_inf() } else { norm_minus_inf() };
+            if maxabs.is_zero() || maxabs.is_infinite() {
+                return maxabs;
+            }
+        }
+        let m = maxabs.to_f64();
+        if (-1.0..=1.0).contains(&p) || ((g.len() as f64 * m.powf(p)).is_finite() && m.powf(p) != 0.0) {
+            let s: f64 = g.iter().map(|v| v.abs().to_f64().powf(p)).sum();
+            T::f(s.powf(1.0 / p))
+        } else {
+            let s: f64 = g.iter().map(|v| (v.abs() / maxabs).to_f64().powf(p)).sum();
+            T::f(m * s.powf(1.0 / p))
+        }
+    }
+}
+
+/// A float as Julia prints it: `2.0`, `Inf`, `-Inf`, `NaN`.
+fn julia_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        (if v > 0.0 { "Inf" } else { "-Inf" }).into()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// A shape as Python prints a tuple: `(3,)`, `(2, 3)`, `()`.
+fn py_shape(s: &[usize]) -> String {
+    match s {
+        [n] => format!("({n},)"),
+        _ => format!("({})", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}

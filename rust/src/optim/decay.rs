@@ -1,0 +1,70 @@
+//! Penalties added to the gradient (spec §3.17, §3.18): WeightDecay `dx′ = g + λ·x`
+//! (L2) and SignDecay `dx′ = g + λ·sign(x)` (L1). Place them before the main rule in an
+//! [`super::OptimiserChain`].
+use super::kernel::{elementwise, sign, Target};
+use super::{Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct WeightDecay {
+    pub lambda: f64,
+}
+
+impl WeightDecay {
+    pub fn new(lambda: f64) -> Self { WeightDecay { lambda } }
+    fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
+        crate::dispatch!(t.dtype(), T => {
+            let lambda = T::f(self.lambda);
+            elementwise::<T, 0>(t, [], move |x, g, _| g + lambda * x)?;
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for WeightDecay {
+    fn name(&self) -> &'static str { "WeightDecay" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("lambda", Hyper::Float(self.lambda))] }
+    /// `gamma` is accepted as the old name of `lambda` (Optimisers.jl warns that it is
+    /// deprecated).
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "lambda" | "gamma" => self.lambda = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    fn init(&self, _x: &Tensor) -> Result<State> { Ok(State::Empty) }
+    fn accepts(&self, field: &str) -> bool { matches!(field, "lambda" | "gamma") }
+    via_run!();
+}
+
+#[derive(Clone, Debug)]
+pub struct SignDecay {
+    pub lambda: f64,
+}
+
+impl SignDecay {
+    pub fn new(lambda: f64) -> Self { SignDecay { lambda } }
+    fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
+        crate::dispatch!(t.dtype(), T => {
+            let lambda = T::f(self.lambda);
+            elementwise::<T, 0>(t, [], move |x, g, _| g + lambda * sign(x))?;
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for SignDecay {
+    fn name(&self) -> &'static str { "SignDecay" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("lambda", Hyper::Float(self.lambda))] }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "lambda" => self.lambda = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    fn init(&self, _x: &Tensor) -> Result<State> { Ok(State::Empty) }
+    via_run!();
+}

@@ -1,0 +1,48 @@
+//! Lion (spec §3.16), exactly as Optimisers.jl implements it:
+//! `m ← β₂·g + (1−β₂)·m`, `dx′ = η·sign((β₂−β₁)·g + β₁·m)`.
+//!
+//! Quirk kept for bit-compatibility: the EMA weights are swapped relative to the Lion
+//! paper (β₂ multiplies the new gradient), so with the defaults the step is essentially
+//! `η·sign(g)`.
+use super::kernel::{elementwise, sign, Target};
+use super::{check_eta, Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct Lion {
+    pub eta: f64,
+    pub beta: (f64, f64),
+}
+
+impl Lion {
+    pub fn new(eta: f64, beta: (f64, f64)) -> Result<Self> { Ok(Lion { eta: check_eta(eta)?, beta }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let m = st.tensor_mut()?;
+        crate::dispatch!(t.dtype(), T => {
+            let eta = T::f(self.eta);
+            let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
+            let (r2, d) = (T::one() - b2, b2 - b1);
+            elementwise::<T, 1>(t, [m], move |_, g, [m]| {
+                *m = b2 * g + r2 * *m;
+                eta * sign(d * g + b1 * *m)
+            })?;
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for Lion {
+    fn name(&self) -> &'static str { "Lion" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("eta", Hyper::Float(self.eta)), ("beta", Hyper::Pair(self.beta.0, self.beta.1))] }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = check_eta(v.float(field)?)?,
+            "beta" => self.beta = v.pair(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tensor(x.zeros_like())) }
+    via_run!();
+}

@@ -1,0 +1,92 @@
+//! MixedPrecision (spec §3.23): keep a master copy of the parameter in a higher
+//! precision (f64 by default), step it with the inner rule, and give the parameter
+//! the master copy rounded to its own dtype.
+use super::{Hyper, Rule, State};
+use crate::error::{Error, Result};
+use crate::tensor::{DType, Tensor};
+
+#[derive(Clone, Debug)]
+pub struct MixedPrecision {
+    /// The dtype of the master copy.
+    pub master: DType,
+    pub rule: Box<dyn Rule>,
+}
+
+impl MixedPrecision {
+    /// Master copy in f64.
+    pub fn new(rule: Box<dyn Rule>) -> Result<Self> { Self::with_master(DType::F64, rule) }
+    pub fn with_master(master: DType, rule: Box<dyn Rule>) -> Result<Self> { Ok(MixedPrecision { master, rule }) }
+    /// Step the master copy with the inner rule; return it.
+    fn advance<'a>(&self, s: &'a mut State, x: &Tensor, g: &Tensor) -> Result<&'a Tensor> {
+        let [xt, inner] = s.parts::<2>("MixedPrecision")?;
+        let xt = xt.tensor_mut()?;
+        if xt.dtype() != self.master || xt.shape() != x.shape() {
+            return Err(Error::Value(format!(
+                "MixedPrecision: master copy of shape {:?} and dtype {} does not fit a parameter of shape {:?} (master dtype {})",
+                xt.shape(),
+                xt.dtype().name(),
+                x.shape(),
+                self.master.name()
+            )));
+        }
+        let gm = g.cast(self.master)?;
+        self.rule.step_(inner, xt, &gm)?;
+        Ok(xt)
+    }
+}
+
+/// `x.dtype()`'s values of `xt`, applied through `f(x, xt)` as f64.
+fn combine(x: &mut Tensor, xt: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<()> {
+    let xt = xt.contiguous();
+    crate::dispatch!(xt.dtype(), M => {
+        let src = xt.as_slice::<M>()?;
+        crate::dispatch!(x.dtype(), T => {
+            for (d, &s) in x.data_mut::<T>()?.iter_mut().zip(src) {
+                *d = T::f(f(d.to_f64(), s.to_f64()));
+            }
+        });
+    });
+    Ok(())
+}
+
+impl Rule for MixedPrecision {
+    fn name(&self) -> &'static str { "MixedPrecision" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("rule", Hyper::Rule(self.rule.clone()))] }
+    /// `rule` replaces the inner rule; any other field is forwarded to it.
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "rule" => match v {
+                Hyper::Rule(r) => self.rule = r,
+                v => return Err(Error::DType(format!("rule must be a rule, got {v:?}"))),
+            },
+            _ if self.rule.accepts(field) => self.rule.set(field, v)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    fn accepts(&self, field: &str) -> bool { field == "rule" || self.rule.accepts(field) }
+    /// `(xT, inner)`: the master copy and the inner rule's state for it.
+    fn init(&self, x: &Tensor) -> Result<State> {
+        let xt = crate::dispatch!(self.master, M => {
+            Tensor::from_vec(x.to_vec_f64()?.into_iter().map(M::f).collect::<Vec<M>>(), x.shape())?
+        });
+        let inner = self.rule.init(&xt)?;
+        Ok(State::Tuple(vec![State::Tensor(xt), inner]))
+    }
+    /// `dx′ = x − xT` rounded to x's dtype, so that `x − dx′` ≈ xT.
+    fn apply_(&self, s: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool> {
+        let xt = self.advance(s, x, g)?;
+        if g.dtype() != x.dtype() {
+            *g = g.cast(x.dtype())?;
+        }
+        g.assign_(x)?;
+        combine(g, xt, |x, xt| x - xt)?;
+        Ok(true)
+    }
+    /// `x ← xT` rounded to x's dtype.
+    fn step_(&self, s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> {
+        let xt = self.advance(s, x, g)?;
+        combine(x, xt, |_, xt| xt)
+    }
+    fn box_clone(&self) -> Box<dyn Rule> { Box::new(self.clone()) }
+}

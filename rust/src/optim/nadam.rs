@@ -1,0 +1,56 @@
+//! NAdam (spec §3.13): Nesterov-accelerated Adam. Copies the reference's extra factor
+//! β₂ on v in the denominator: `sqrt(v·β₂/(1−β₂ᵗ)) + ϵ`.
+use super::kernel::{elementwise, Target};
+use super::{check_eta, init_beta_t, Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct NAdam {
+    pub eta: f64,
+    pub beta: (f64, f64),
+    pub epsilon: f64,
+}
+
+impl NAdam {
+    pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(NAdam { eta: check_eta(eta)?, beta, epsilon }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let [m, v, bt] = st.parts::<3>("NAdam")?;
+        let (b1t, b2t) = bt.get_pair()?;
+        let (m, v) = (m.tensor_mut()?, v.tensor_mut()?);
+        crate::dispatch!(t.dtype(), T => {
+            let one = T::one();
+            let (eta, eps) = (T::f(self.eta), T::f(self.epsilon));
+            let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
+            let (b1t, b2t) = (T::f(b1t), T::f(b2t));
+            let (r1, r2) = (one - b1, one - b2);
+            let (cm, cg, c2) = (one - b1 * b1t, one - b1t, one - b2t);
+            elementwise::<T, 2>(t, [m, v], move |_, g, [m, v]| {
+                *m = b1 * *m + r1 * g;
+                *v = b2 * *v + r2 * (g * g);
+                (b1 * *m / cm + r1 * g / cg) / ((*v * b2 / c2).sqrt() + eps) * eta
+            })?;
+            *bt = State::pair((b1t * b1).to_f64(), (b2t * b2).to_f64());
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for NAdam {
+    fn name(&self) -> &'static str { "NAdam" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> {
+        vec![("eta", Hyper::Float(self.eta)), ("beta", Hyper::Pair(self.beta.0, self.beta.1)), ("epsilon", Hyper::Float(self.epsilon))]
+    }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = check_eta(v.float(field)?)?,
+            "beta" => self.beta = v.pair(field)?,
+            "epsilon" => self.epsilon = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    /// `(m, v, βt = β)`.
+    fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Tensor(x.zeros_like()), init_beta_t(x, self.beta)])) }
+    via_run!();
+}

@@ -1,0 +1,44 @@
+//! Nesterov (spec §3.3): `dx′ = −ρ²·v + (1 + ρ)·η·g` from the old `v`, then
+//! `v ← ρ·v − η·g` (v holds the negative of a descent direction).
+use super::kernel::{elementwise, Target};
+use super::{check_eta, Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct Nesterov {
+    pub eta: f64,
+    pub rho: f64,
+}
+
+impl Nesterov {
+    pub fn new(eta: f64, rho: f64) -> Result<Self> { Ok(Nesterov { eta: check_eta(eta)?, rho }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let v = st.tensor_mut()?;
+        crate::dispatch!(t.dtype(), T => {
+            let (eta, rho) = (T::f(self.eta), T::f(self.rho));
+            let (a, b) = (-(rho * rho), (T::one() + rho) * eta);
+            elementwise::<T, 1>(t, [v], move |_, g, [v]| {
+                let d = a * *v + b * g;
+                *v = rho * *v - eta * g;
+                d
+            })?;
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for Nesterov {
+    fn name(&self) -> &'static str { "Nesterov" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("eta", Hyper::Float(self.eta)), ("rho", Hyper::Float(self.rho))] }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = check_eta(v.float(field)?)?,
+            "rho" => self.rho = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tensor(x.zeros_like())) }
+    via_run!();
+}

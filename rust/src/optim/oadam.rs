@@ -1,0 +1,57 @@
+//! OAdam, optimistic Adam (spec §3.9): `term ← η·m̂/(sqrt(v̂) + ϵ)`,
+//! `dx′ = 2·term − term_old`. Default β = (0.5, 0.9).
+use super::kernel::{elementwise, Target};
+use super::{check_eta, init_beta_t, Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct OAdam {
+    pub eta: f64,
+    pub beta: (f64, f64),
+    pub epsilon: f64,
+}
+
+impl OAdam {
+    pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(OAdam { eta: check_eta(eta)?, beta, epsilon }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let [m, v, bt, term] = st.parts::<4>("OAdam")?;
+        let (b1t, b2t) = bt.get_pair()?;
+        let (m, v, term) = (m.tensor_mut()?, v.tensor_mut()?, term.tensor_mut()?);
+        crate::dispatch!(t.dtype(), T => {
+            let one = T::one();
+            let (eta, eps) = (T::f(self.eta), T::f(self.epsilon));
+            let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
+            let (b1t, b2t) = (T::f(b1t), T::f(b2t));
+            let (c1, c2, r1, r2, two) = (one - b1t, one - b2t, one - b1, one - b2, T::f(2.0));
+            elementwise::<T, 3>(t, [m, v, term], move |_, g, [m, v, term]| {
+                *m = b1 * *m + r1 * g;
+                *v = b2 * *v + r2 * (g * g);
+                let prev = *term;
+                *term = eta * *m / c1 / ((*v / c2).sqrt() + eps);
+                two * *term - prev
+            })?;
+            *bt = State::pair((b1t * b1).to_f64(), (b2t * b2).to_f64());
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for OAdam {
+    fn name(&self) -> &'static str { "OAdam" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> {
+        vec![("eta", Hyper::Float(self.eta)), ("beta", Hyper::Pair(self.beta.0, self.beta.1)), ("epsilon", Hyper::Float(self.epsilon))]
+    }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = check_eta(v.float(field)?)?,
+            "beta" => self.beta = v.pair(field)?,
+            "epsilon" => self.epsilon = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    /// `(m, v, βt = β, term)`.
+    fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Tensor(x.zeros_like()), init_beta_t(x, self.beta), State::Tensor(x.zeros_like())])) }
+    via_run!();
+}

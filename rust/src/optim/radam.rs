@@ -1,0 +1,72 @@
+//! RAdam (spec §3.7): Adam's moments with a variance rectification term; steps whose
+//! ρt ≤ 4 (the first four with the default β₂) are un-rectified momentum steps
+//! `η·m/(1−β₁ᵗ)`. The state `(m, v, βt, t)` counts steps from 1.
+use super::kernel::{elementwise, Target};
+use super::{check_eta, init_beta_t, Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct RAdam {
+    pub eta: f64,
+    pub beta: (f64, f64),
+    pub epsilon: f64,
+}
+
+impl RAdam {
+    pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(RAdam { eta: check_eta(eta)?, beta, epsilon }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let [m, v, bt, n] = st.parts::<4>("RAdam")?;
+        let (b1t, b2t) = bt.get_pair()?;
+        let step = n.int()?;
+        let (m, v) = (m.tensor_mut()?, v.tensor_mut()?);
+        crate::dispatch!(t.dtype(), T => {
+            let one = T::one();
+            let (eta, eps) = (T::f(self.eta), T::f(self.epsilon));
+            let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
+            let (b1t, b2t) = (T::f(b1t), T::f(b2t));
+            let (c1, c2) = (one - b1t, one - b2t);
+            let (r1, r2) = (one - b1, one - b2);
+            let two = T::f(2.0);
+            let four = T::f(4.0);
+            let rinf = two / r2 - one;
+            let rho = rinf - T::f((2 * step) as f64) * b2t / c2;
+            if rho > four {
+                let r = ((rho - four) * (rho - two) * rinf / ((rinf - four) * (rinf - two) * rho)).sqrt();
+                elementwise::<T, 2>(t, [m, v], move |_, g, [m, v]| {
+                    *m = b1 * *m + r1 * g;
+                    *v = b2 * *v + r2 * (g * g);
+                    *m / c1 * r / ((*v / c2).sqrt() + eps) * eta
+                })?;
+            } else {
+                elementwise::<T, 2>(t, [m, v], move |_, g, [m, v]| {
+                    *m = b1 * *m + r1 * g;
+                    *v = b2 * *v + r2 * (g * g);
+                    *m / c1 * eta
+                })?;
+            }
+            *bt = State::pair((b1t * b1).to_f64(), (b2t * b2).to_f64());
+        });
+        *n = State::Int(step + 1);
+        Ok(true)
+    }
+}
+
+impl Rule for RAdam {
+    fn name(&self) -> &'static str { "RAdam" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> {
+        vec![("eta", Hyper::Float(self.eta)), ("beta", Hyper::Pair(self.beta.0, self.beta.1)), ("epsilon", Hyper::Float(self.epsilon))]
+    }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = check_eta(v.float(field)?)?,
+            "beta" => self.beta = v.pair(field)?,
+            "epsilon" => self.epsilon = v.float(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    /// `(m, v, βt = β, t = 1)`.
+    fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Tensor(x.zeros_like()), init_beta_t(x, self.beta), State::Int(1)])) }
+    via_run!();
+}

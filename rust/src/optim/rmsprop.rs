@@ -1,0 +1,75 @@
+//! RMSProp (spec §3.5): `s ← ρ·s + (1−ρ)·g²`, optionally centred with
+//! `c ← ρ·c + (1−ρ)·g`; `dx′ = g·η / (sqrt(s − c²) + ϵ)`.
+use super::kernel::{elementwise, Target};
+use super::{check_eta, Hyper, Rule, State};
+use crate::error::{value_err, Result};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct RMSProp {
+    pub eta: f64,
+    pub rho: f64,
+    pub epsilon: f64,
+    pub centred: bool,
+}
+
+impl RMSProp {
+    pub fn new(eta: f64, rho: f64, epsilon: f64, centred: bool) -> Result<Self> {
+        Ok(RMSProp { eta: check_eta(eta)?, rho, epsilon, centred })
+    }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let [s, c] = st.parts::<2>("RMSProp")?;
+        let s = s.tensor_mut()?;
+        crate::dispatch!(t.dtype(), T => {
+            let (eta, rho, eps) = (T::f(self.eta), T::f(self.rho), T::f(self.epsilon));
+            let r1 = T::one() - rho;
+            if self.centred {
+                let c = c.tensor_mut().map_err(|_| value_err!("RMSProp(centred=true) needs the state of a centred RMSProp"))?;
+                elementwise::<T, 2>(t, [s, c], move |_, g, [s, c]| {
+                    *s = rho * *s + r1 * (g * g);
+                    *c = rho * *c + r1 * g;
+                    g * eta / ((*s - *c * *c).sqrt() + eps)
+                })?;
+            } else {
+                elementwise::<T, 1>(t, [s], move |_, g, [s]| {
+                    *s = rho * *s + r1 * (g * g);
+                    g * eta / (s.sqrt() + eps)
+                })?;
+            }
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for RMSProp {
+    fn name(&self) -> &'static str { "RMSProp" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> {
+        vec![
+            ("eta", Hyper::Float(self.eta)),
+            ("rho", Hyper::Float(self.rho)),
+            ("epsilon", Hyper::Float(self.epsilon)),
+            ("centred", Hyper::Bool(self.centred)),
+        ]
+    }
+    /// As in Optimisers.jl, `adjust` reaches RMSProp's plain constructor: `eta` is not
+    /// validated here (spec §4.9).
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = v.float(field)?,
+            "rho" => self.rho = v.float(field)?,
+            "epsilon" => self.epsilon = v.float(field)?,
+            "centred" | "centered" => {
+                return Err(value_err!("RMSProp: centred cannot be adjusted, since the optimiser state differs between the variants"))
+            }
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    /// `(s, c)`: zeros, and zeros for the centred variant or nothing (`State::Empty`,
+    /// Optimisers.jl's `false`) otherwise.
+    fn init(&self, x: &Tensor) -> Result<State> {
+        let c = if self.centred { State::Tensor(x.zeros_like()) } else { State::Empty };
+        Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), c]))
+    }
+    via_run!();
+}

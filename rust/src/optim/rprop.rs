@@ -1,0 +1,63 @@
+//! Rprop (spec §3.4): per-element step sizes grown by ℓ₂ (up to Γ₂) while the gradient
+//! keeps its sign and shrunk by ℓ₁ (down to Γ₁) when it flips; no move after a flip.
+use super::kernel::{elementwise, jmax, jmin, sign, Target};
+use super::{check_eta, Hyper, Rule, State};
+use crate::error::Result;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Debug)]
+pub struct Rprop {
+    /// Initial step size.
+    pub eta: f64,
+    /// (decrease factor, increase factor).
+    pub ell: (f64, f64),
+    /// (minimum step, maximum step).
+    pub gamma: (f64, f64),
+}
+
+impl Rprop {
+    pub fn new(eta: f64, ell: (f64, f64), gamma: (f64, f64)) -> Result<Self> { Ok(Rprop { eta: check_eta(eta)?, ell, gamma }) }
+    fn run(&self, st: &mut State, t: Target) -> Result<bool> {
+        let [gp, step] = st.parts::<2>("Rprop")?;
+        let (gp, step) = (gp.tensor_mut()?, step.tensor_mut()?);
+        crate::dispatch!(t.dtype(), T => {
+            let (l1, l2, lo, hi) = (T::f(self.ell.0), T::f(self.ell.1), T::f(self.gamma.0), T::f(self.gamma.1));
+            elementwise::<T, 2>(t, [gp, step], move |_, g, [gp, s]| {
+                let p = *gp * g;
+                if p > T::zero() {
+                    *s = jmin(*s * l2, hi);
+                } else if p < T::zero() {
+                    *s = jmax(*s * l1, lo);
+                }
+                *gp = if p < T::zero() { T::zero() } else { g };
+                *s * sign(*gp)
+            })?;
+        });
+        Ok(true)
+    }
+}
+
+impl Rule for Rprop {
+    fn name(&self) -> &'static str { "Rprop" }
+    fn fields(&self) -> Vec<(&'static str, Hyper)> {
+        vec![
+            ("eta", Hyper::Float(self.eta)),
+            ("ell", Hyper::Pair(self.ell.0, self.ell.1)),
+            ("gamma", Hyper::Pair(self.gamma.0, self.gamma.1)),
+        ]
+    }
+    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+        match field {
+            "eta" => self.eta = check_eta(v.float(field)?)?,
+            "ell" => self.ell = v.pair(field)?,
+            "gamma" => self.gamma = v.pair(field)?,
+            _ => return Err(super::unknown_field(self, field)),
+        }
+        Ok(())
+    }
+    /// `(g_prev, step)`: zeros and an array filled with η (in x's precision).
+    fn init(&self, x: &Tensor) -> Result<State> {
+        Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Tensor(Tensor::full(x.shape(), self.eta, x.dtype()))]))
+    }
+    via_run!();
+}
