@@ -465,3 +465,33 @@ fn loss_of_shape_one_and_keepdims_scalar() {
     let (_, gr) = autodiff::value_and_grad(&[&m], || m.mean(None, true)).unwrap();
     assert_eq!(vals(gr[0].as_ref().unwrap()), vec![0.25; 4]);
 }
+
+#[test]
+fn grad_flows_through_contiguous_copies() {
+    // `contiguous()` of a view makes a fresh tensor; the gradient must still reach x
+    let mut g = Gen::new(116);
+    let x = rnd(&mut g, &[3, 4], -1.0, 1.0);
+    gradcheck(&[x.clone()], |t| Ok(t[0].t()?.contiguous()));
+    gradcheck(&[x.clone()], |t| t[0].t()?.contiguous().tanh());
+    // ops that copy their operands internally (concat of a transposed view)
+    let y = rnd(&mut g, &[4, 3], -1.0, 1.0);
+    gradcheck(&[x.clone(), y.clone()], |t| Tensor::concat(&[&t[0].t()?, &t[1]], 1));
+    gradcheck(&[x.clone(), y.clone()], |t| Tensor::stack(&[&t[0].t()?, &t[1]], 0));
+    gradcheck(&[x], |t| Tensor::concat(&[&t[0].slice(&[SliceDim { start: 0, len: 2, step: 2 }, SliceDim { start: 1, len: 2, step: 2 }])?], 0));
+}
+
+#[test]
+fn grad_of_zero_dim_tensors() {
+    let mut g = Gen::new(117);
+    let s = rnd(&mut g, &[], 0.5, 1.5);
+    let v = rnd(&mut g, &[3], 0.5, 1.5);
+    gradcheck(&[s.clone()], |t| t[0].exp());
+    gradcheck(&[s.clone(), v.clone()], |t| t[0].mul(&t[1]));
+    gradcheck(&[s.clone(), v], |t| t[1].matmul(&t[1])?.div(&t[0]));
+    gradcheck(&[s.clone()], |t| t[0].reshape(&[1, 1]));
+    gradcheck(&[s.clone()], |t| t[0].broadcast_to(&[2, 3]));
+    gradcheck(&[s.clone()], |t| t[0].sum(None, false));
+    gradcheck(&[s.clone()], |t| t[0].mean(Some(&[0]), false));
+    gradcheck(&[s.clone()], |t| t[0].mul(&t[0].softmax(0)?));
+    gradcheck(&[s], |t| t[0].add(&t[0].logsoftmax(0)?));
+}

@@ -744,3 +744,43 @@ fn constructors_and_inspection() {
     assert!(t.t().unwrap().as_slice::<f32>().is_err(), "as_slice needs contiguous");
     assert_eq!(t.t().unwrap().contiguous().as_slice::<f32>().unwrap(), &[2.5f32; 6]);
 }
+
+#[test]
+fn zero_dim_tensors() {
+    let s = t64(vec![2.5], &[]);
+    assert_eq!(s.ndim(), 0);
+    assert_eq!(s.exp().unwrap().item().unwrap(), 2.5f64.exp());
+    assert_eq!(s.sum(None, false).unwrap().item().unwrap(), 2.5);
+    assert_eq!(s.mean(None, true).unwrap().shape(), &[] as &[usize]);
+    assert_eq!(s.max(None, false).unwrap().item().unwrap(), 2.5);
+    assert_eq!(s.t().unwrap().item().unwrap(), 2.5);
+    assert_eq!(s.permute(&[]).unwrap().item().unwrap(), 2.5);
+    assert_eq!(vals(&s.add(&t64(vec![1.0, 2.0], &[2])).unwrap()), vec![3.5, 4.5]);
+    assert_eq!(vals(&s.broadcast_to(&[2, 2]).unwrap()), vec![2.5; 4]);
+    assert_eq!(Tensor::stack(&[&s, &s], 0).unwrap().shape(), &[2]);
+    // ops that need a dimension: an error or a torch-like value, never a panic
+    let no_panic = |name: &str, f: &dyn Fn() -> bool| {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        assert!(r.is_ok(), "{name} on a 0-d tensor panicked");
+    };
+    no_panic("sum(dims=[0])", &|| s.sum(Some(&[0]), false).is_ok());
+    no_panic("mean(dims=[0])", &|| s.mean(Some(&[0]), false).is_ok());
+    no_panic("max(dims=[0])", &|| s.max(Some(&[0]), false).is_ok());
+    no_panic("softmax(0)", &|| s.softmax(0).is_ok());
+    no_panic("logsoftmax(0)", &|| s.logsoftmax(0).is_ok());
+    no_panic("argmax(0)", &|| s.argmax(0).is_ok());
+    no_panic("index_select(0)", &|| s.index_select(0, &[0]).is_ok());
+    no_panic("concat(0)", &|| Tensor::concat(&[&s, &s], 0).is_ok());
+    no_panic("slice([])", &|| s.slice(&[]).is_ok());
+    assert!(s.slice(&[]).is_ok());
+    assert!(Tensor::concat(&[&s, &s], 0).is_err(), "0-d tensors cannot be concatenated");
+    assert!(s.index_select(0, &[0]).is_err());
+    // torch's reading of dim 0 of a scalar: the one element
+    assert_eq!(s.sum(Some(&[0]), false).unwrap().item().unwrap(), 2.5);
+    assert_eq!(s.mean(Some(&[0]), true).unwrap().item().unwrap(), 2.5);
+    assert_eq!(s.min(Some(&[0]), false).unwrap().shape(), &[] as &[usize]);
+    assert_eq!(s.softmax(0).unwrap().item().unwrap(), 1.0);
+    assert_eq!(s.logsoftmax(0).unwrap().item().unwrap(), 0.0);
+    assert_eq!(s.argmax(0).unwrap(), (vec![0], vec![]));
+    assert!(s.sum(Some(&[1]), false).is_err());
+}

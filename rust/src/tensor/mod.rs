@@ -143,7 +143,15 @@ impl Tensor {
     /// This tensor if already contiguous, else a contiguous copy (same identity either way
     /// is not promised: the copy gets a fresh id).
     pub fn contiguous(&self) -> Tensor {
-        if self.is_contiguous() { self.clone() } else { self.contiguous_copy() }
+        if self.is_contiguous() {
+            return self.clone();
+        }
+        let out = self.contiguous_copy();
+        // The copy has a fresh id, so it must be on the tape (as a same-shape reshape):
+        // otherwise the gradient of `x.t().contiguous()`, or of ops that copy their
+        // operands before recording (concat), never reached `x`.
+        crate::autodiff::record(&[self], &out, || crate::autodiff::Op::Reshape { in_shape: self.shape().to_vec() });
+        out
     }
     fn contiguous_copy(&self) -> Tensor {
         let l = &self.layout;

@@ -109,6 +109,10 @@ impl Tensor {
     }
     /// Gather entries `idx` along `axis` (a copy); the axis takes `idx.len()` entries.
     pub fn index_select(&self, axis: isize, idx: &[usize]) -> Result<Tensor> {
+        if self.ndim() == 0 {
+            // (norm_dim accepts axis 0 of a 0-d tensor; indexing its shape panicked)
+            return Err(shape_err!("index_select needs at least one dimension, got a 0-d tensor"));
+        }
         let ax = norm_dim(axis, self.ndim())?;
         let n = self.shape()[ax];
         if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
@@ -136,6 +140,10 @@ impl Tensor {
     /// Join tensors of equal shape except along `axis`.
     pub fn concat(ts: &[&Tensor], axis: isize) -> Result<Tensor> {
         let first = ts.first().ok_or_else(|| shape_err!("concat needs at least one tensor"))?;
+        if first.ndim() == 0 {
+            // as numpy; slicing the shape around the axis panicked here
+            return Err(shape_err!("zero-dimensional tensors cannot be concatenated"));
+        }
         let ax = norm_dim(axis, first.ndim())?;
         let dt = ts.iter().map(|t| t.dtype()).fold(first.dtype(), super::DType::promote);
         for t in ts {

@@ -21,6 +21,9 @@ pub(crate) fn norm_dims(dims: Option<&[isize]>, ndim: usize) -> Result<Vec<usize
     };
     v.sort_unstable();
     v.dedup();
+    // `norm_dim` accepts dim 0 of a 0-d tensor (as torch does); reducing it is a no-op,
+    // and keeping it made the kernels index a dimension that does not exist (a panic).
+    v.retain(|&d| d < ndim);
     Ok(v)
 }
 
@@ -126,6 +129,10 @@ impl Tensor {
     /// Index of the largest value along `dim` (first on ties), for each other position.
     pub fn argmax(&self, dim: isize) -> Result<(Vec<usize>, Vec<usize>)> {
         let d = norm_dim(dim, self.ndim())?;
+        if self.ndim() == 0 {
+            // a 0-d tensor has one element; indexing its (absent) dim panicked
+            return Ok((vec![0], vec![]));
+        }
         let n = self.shape()[d];
         let mut perm: Vec<usize> = (0..self.ndim()).filter(|&i| i != d).collect();
         perm.push(d);

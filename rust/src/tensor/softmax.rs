@@ -45,7 +45,8 @@ impl Tensor {
         let d = norm_dim(dim, self.ndim())?;
         let x = self.contiguous();
         let s = self.shape();
-        let (outer, n, inner) = (s[..d].iter().product(), s[d], s[d + 1..].iter().product());
+        // a 0-d tensor is one row of length 1 (indexing s[d] panicked)
+        let (outer, n, inner) = if s.is_empty() { (1, 1, 1) } else { (s[..d].iter().product(), s[d], s[d + 1..].iter().product()) };
         let out = crate::dispatch!(self.dtype(), T => {
             Tensor::from_cpu(T::vec_into(kernel(x.as_slice::<T>()?, outer, n, inner, log)), s)
         });
