@@ -495,3 +495,21 @@ fn grad_of_zero_dim_tensors() {
     gradcheck(&[s.clone()], |t| t[0].mul(&t[0].softmax(0)?));
     gradcheck(&[s], |t| t[0].add(&t[0].logsoftmax(0)?));
 }
+
+#[test]
+fn grad_maximum_minimum_split_ties() {
+    // ChainRules: max(x, y) at x == y sends half the gradient to each side
+    let a = t64(vec![1.0, 2.0, 5.0], &[3]);
+    let b = t64(vec![1.0, 3.0, 4.0], &[3]);
+    let (_, gr) = autodiff::value_and_grad(&[&a, &b], || a.maximum(&b)?.sum_all()).unwrap();
+    assert_eq!(vals(gr[0].as_ref().unwrap()), vec![0.5, 0.0, 1.0]);
+    assert_eq!(vals(gr[1].as_ref().unwrap()), vec![0.5, 1.0, 0.0]);
+    let (_, gr) = autodiff::value_and_grad(&[&a, &b], || a.minimum(&b)?.sum_all()).unwrap();
+    assert_eq!(vals(gr[0].as_ref().unwrap()), vec![0.5, 1.0, 0.0]);
+    assert_eq!(vals(gr[1].as_ref().unwrap()), vec![0.5, 0.0, 1.0]);
+    // with broadcasting, the tied halves are summed back onto the scalar
+    let s = t64(vec![2.0], &[]);
+    let (_, gr) = autodiff::value_and_grad(&[&a, &s], || a.maximum(&s)?.sum_all()).unwrap();
+    assert_eq!(vals(gr[0].as_ref().unwrap()), vec![0.0, 0.5, 1.0]);
+    assert_eq!(vals(gr[1].as_ref().unwrap()), vec![1.5]);
+}

@@ -66,8 +66,12 @@ impl Op {
                         needs[1].then(|| g.mul(&a.pow(b)?.mul(&a.log()?)?)).transpose()?,
                     ),
                     BinaryOp::Max | BinaryOp::Min => {
-                        let cmp = if *op == BinaryOp::Max { crate::tensor::elementwise::CmpOp::Ge } else { crate::tensor::elementwise::CmpOp::Le };
-                        let mask = a.compare(b, cmp)?;
+                        // a wins strictly → all to a; a tie → half each, as ChainRules'
+                        // max/min rules and our max/min reductions do (a `>=` mask gave a
+                        // tie's whole gradient to `a`)
+                        use crate::tensor::elementwise::CmpOp;
+                        let cmp = if *op == BinaryOp::Max { CmpOp::Gt } else { CmpOp::Lt };
+                        let mask = a.compare(b, cmp)?.add(&a.compare(b, CmpOp::Eq)?.mul_scalar(0.5)?)?;
                         (needs[0].then(|| g.mul(&mask)).transpose()?, needs[1].then(|| g.mul(&mask.rsub_scalar(1.0)?)).transpose()?)
                     }
                 };
