@@ -646,3 +646,45 @@ fn parallel_path_matches_small_arrays() {
         }
     }
 }
+
+#[test]
+fn lion_quirk_as_implemented() {
+    // m ← β₂·g + (1−β₂)·m; dx′ = η·sign((β₂−β₁)·g + β₁·m), with betas where it matters
+    let (eta, b1, b2) = (0.5, 0.5, 0.3);
+    let r = mk("Lion", vec![("eta", fl(eta)), ("beta", Hyper::Pair(b1, b2))]);
+    let mut rng = Rng(7);
+    let x0 = rng.vec(64);
+    let gs: Vec<Vec<f64>> = (0..8).map(|_| rng.vec(64)).collect();
+    let got = run(r.as_ref(), &x0, &gs, DType::F64, Path::Leaf);
+    let (mut m, mut x, mut paper_differs) = (vec![0.0; 64], x0.clone(), false);
+    let mut mp = vec![0.0; 64];
+    for (g, xs) in gs.iter().zip(&got) {
+        for i in 0..64 {
+            m[i] = b2 * g[i] + (1.0 - b2) * m[i];
+            let s = (b2 - b1) * g[i] + b1 * m[i];
+            x[i] -= eta * if s > 0.0 { 1.0 } else if s < 0.0 { -1.0 } else { 0.0 };
+            // the Lion paper's rule, for contrast
+            let c = b1 * mp[i] + (1.0 - b1) * g[i];
+            paper_differs |= c.signum() != s.signum();
+            mp[i] = b2 * mp[i] + (1.0 - b2) * g[i];
+        }
+        assert_eq!(xs, &x);
+    }
+    assert!(paper_differs);
+}
+
+#[test]
+fn adabelief_epsilon_inside_the_ema() {
+    // s ← β₂·s + (1−β₂)·(g − m_new)² + ϵ, with the updated m
+    let r = mk("AdaBelief", vec![("epsilon", fl(1e-3))]);
+    let x = tensor(&[2.0], DType::F64);
+    let mut st = r.init(&x).unwrap();
+    let mut d = tensor(&[1.0], DType::F64);
+    r.apply_(&mut st, &x, &mut d).unwrap();
+    let t = tensors(&st);
+    assert_close(&t[0], &[0.1], 1e-15);
+    assert_close(&t[1], &[0.001 * 0.81 + 1e-3], 1e-14);
+    // dx′ = η·(m/(1−β₁))/(sqrt(s/(1−β₂)) + ϵ)
+    let want = 1e-3 * (0.1 / 0.1) / ((t[1][0] / (1.0 - 0.999f64)).sqrt() + 1e-3);
+    assert_close(&d.to_vec_f64().unwrap(), &[want], 1e-14);
+}
