@@ -45,7 +45,7 @@ pub fn gather_rows(src: &[u8], row_bytes: usize, idx: &[usize], dst: &mut [u8]) 
 /// use flux_core::{data::DataLoader, Tensor};
 /// let x = Tensor::from_vec((0..10).map(|v| v as f32).collect(), &[5, 2]).unwrap();
 /// let y = Tensor::from_vec(vec![0f32; 5], &[5]).unwrap();
-/// let dl = DataLoader::new(x, y, 2, false, true, 0).unwrap();
+/// let mut dl = DataLoader::new(x, y, 2, false, true, 0).unwrap();
 /// let sizes: Vec<usize> = dl.epoch().map(|b| b.unwrap().0.shape()[0]).collect();
 /// assert_eq!(sizes, vec![2, 2, 1]);
 /// ```
