@@ -7,4 +7,4 @@ cd "$ROOT"
 . scripts/setup.sh
 cargo test --release -p flux-core --quiet 2>&1 | grep -vE "^(running 0 tests|test result: ok. 0 passed)" | grep -E "test result|FAILED|panicked|error" || true
 cargo test --release -p flux-core --quiet >/dev/null 2>&1 || { cargo test --release -p flux-core 2>&1 | tail -40; exit 1; }
-python -m pytest -q tests "$@"
+python -m pytest -q tests python/flux_rs --doctest-modules "$@"

@@ -155,6 +155,11 @@ impl PyTensor {
     fn __le__(&self, o: &Bound<'_, PyAny>) -> PyResult<PyTensor> { self.cmp(o, CmpOp::Le) }
     fn __gt__(&self, o: &Bound<'_, PyAny>) -> PyResult<PyTensor> { self.cmp(o, CmpOp::Gt) }
     fn __ge__(&self, o: &Bound<'_, PyAny>) -> PyResult<PyTensor> { self.cmp(o, CmpOp::Ge) }
+    /// Identity, as for any Python object: a Tensor is a dict key and `in` works on
+    /// lists of parameters. Elementwise equality is `t.eq(u)`.
+    fn __eq__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> bool { slf.is(other) }
+    fn __ne__(slf: &Bound<'_, Self>, other: &Bound<'_, PyAny>) -> bool { !slf.is(other) }
+    fn __hash__(slf: &Bound<'_, Self>) -> isize { slf.as_ptr() as isize }
     /// Elementwise equality as a 1.0/0.0 tensor (`==` keeps Python identity semantics).
     fn eq(&self, o: &Bound<'_, PyAny>) -> PyResult<PyTensor> { self.cmp(o, CmpOp::Eq) }
     fn __bool__(&self) -> PyResult<bool> {
