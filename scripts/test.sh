@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Install everything and run every test: the Rust core's tests (release build, shared
-# with the extension) and the Python suite, slow training tests included.
+# with the extension) and the Python suite with the package's doctests, slow training
+# tests included. Extra arguments go to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 . scripts/setup.sh
-cargo test --release -p flux-core --quiet 2>&1 | grep -vE "^(running 0 tests|test result: ok. 0 passed)" | grep -E "test result|FAILED|panicked|error" || true
-cargo test --release -p flux-core --quiet >/dev/null 2>&1 || { cargo test --release -p flux-core 2>&1 | tail -40; exit 1; }
+log="$(mktemp)"
+if ! cargo test --release -p flux-core >"$log" 2>&1; then
+    tail -80 "$log"
+    echo "Rust tests failed" >&2
+    exit 1
+fi
+awk '/^test result:/ {p+=$4; f+=$6} END {printf "flux-core (cargo test): %d passed, %d failed\n", p, f}' "$log"
 python -m pytest -q tests python/flux_rs --doctest-modules "$@"
