@@ -14,6 +14,7 @@ from ._core import Leaf, Tensor, cat, maximum, minimum, stack, tensor
 from ._tree import Node, layer
 from .activations import elu, gelu, identity, leakyrelu, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ
 from .data import DataLoader
+from .implicit import Grads, Optimiser, Params, epochs, params, stop, throttle
 from .init import (Rng, glorot_normal, glorot_uniform, kaiming_normal, kaiming_uniform, ones, ones32, rand, rand32,
                    randn, randn32, seed, zeros, zeros32)
 from .layers import Chain, Dense, flatten
@@ -36,4 +37,5 @@ __all__ = [
     "Descent", "Momentum", "Nesterov", "Rprop", "RMSProp", "Adam", "RAdam", "AdaMax", "OAdam", "AdaGrad",
     "AdaDelta", "AMSGrad", "NAdam", "AdamW", "AdaBelief", "Lion", "WeightDecay", "SignDecay", "ClipGrad", "ClipNorm",
     "DataLoader", "train_", "NonFiniteLossError", "onehotbatch", "onecold", "trainables",
+    "params", "Params", "Grads", "throttle", "stop", "epochs", "Optimiser",
 ]
