@@ -15,6 +15,7 @@
 pub mod autodiff;
 pub mod data;
 pub mod error;
+pub mod io;
 pub mod nn;
 pub mod optim;
 pub mod tensor;
