@@ -12,6 +12,7 @@ from . import _core, losses, optimise
 from ._autodiff import WithGradient, gradient, withgradient
 from ._core import Leaf, Tensor, cat, maximum, minimum, stack, tensor
 from ._tree import Node, layer
+from .attention import MultiHeadAttention, dot_product_attention, make_causal_mask
 from .activations import elu, gelu, identity, leakyrelu, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ
 from .data import DataLoader
 from .implicit import Grads, Optimiser, Params, epochs, params, stop, throttle
@@ -21,6 +22,7 @@ from .layers import Chain, Dense, flatten
 from .optimise import (AdaBelief, AdaDelta, AdaGrad, AdaMax, Adam, AdamW, AMSGrad, ClipGrad, ClipNorm, Descent, Lion,
                        Momentum, NAdam, Nesterov, OAdam, RAdam, RMSProp, Rprop, Rule, SignDecay, WeightDecay, setup,
                        update, update_)
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .train import NonFiniteLossError, train_
 from .utils import onecold, onehotbatch, trainables
 
@@ -37,5 +39,7 @@ __all__ = [
     "Descent", "Momentum", "Nesterov", "Rprop", "RMSProp", "Adam", "RAdam", "AdaMax", "OAdam", "AdaGrad",
     "AdaDelta", "AMSGrad", "NAdam", "AdamW", "AdaBelief", "Lion", "WeightDecay", "SignDecay", "ClipGrad", "ClipNorm",
     "DataLoader", "train_", "NonFiniteLossError", "onehotbatch", "onecold", "trainables",
+    "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiHeadAttention", "dot_product_attention",
+    "make_causal_mask",
     "params", "Params", "Grads", "throttle", "stop", "epochs", "Optimiser",
 ]

@@ -1,0 +1,109 @@
+"""MultiHeadAttention: numpy reference, masks, gradients, torch, and a transformer
+block whose loss falls."""
+import numpy as np
+import pytest
+
+import flux_rs as fx
+from conftest import numgrad
+
+
+def ref_attention(q, k, v, H, mask=None):
+    B, Lq, D = q.shape
+    Lk, dv = k.shape[1], v.shape[2]
+    hq, hv = D // H, dv // H
+    qh = q.reshape(B, Lq, H, hq).transpose(0, 2, 1, 3)
+    kh = k.reshape(B, Lk, H, hq).transpose(0, 2, 1, 3)
+    vh = v.reshape(B, Lk, H, hv).transpose(0, 2, 1, 3)
+    s = qh @ kh.transpose(0, 1, 3, 2) / np.sqrt(hq)
+    if mask is not None:
+        s = np.where(mask, s, -np.inf)
+    a = np.exp(s - s.max(-1, keepdims=True))
+    a /= a.sum(-1, keepdims=True)
+    return (a @ vh).transpose(0, 2, 1, 3).reshape(B, Lq, dv), a
+
+
+def mha64(dims, H, seed=0):
+    return fx.MultiHeadAttention(dims, nheads=H, init=fx.glorot_uniform(dtype="float64"), rng=seed)
+
+
+def test_forward_matches_reference_with_and_without_mask():
+    m = mha64((6, (8, 4), 5), 2)
+    rng = np.random.default_rng(0)
+    q, kv = rng.normal(size=(2, 3, 6)), rng.normal(size=(2, 4, 6))
+    P = lambda d: (np.asarray(d.weight))
+    for mask in (None, np.tril(np.ones((3, 4), dtype=bool))):
+        y, a = m(q, kv, mask=mask)
+        ry, ra = ref_attention(q @ P(m.q_proj).T, kv @ P(m.k_proj).T, kv @ P(m.v_proj).T, 2, mask)
+        np.testing.assert_allclose(np.asarray(a), ra, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(np.asarray(y), ry @ P(m.out_proj).T, rtol=1e-12, atol=1e-14)
+    assert y.shape == (2, 3, 5) and a.shape == (2, 2, 3, 4)
+    assert fx.make_causal_mask(q).tolist() == np.tril(np.ones((3, 3), bool)).tolist()
+
+
+def test_gradients_match_finite_differences():
+    m = mha64(4, 2, seed=3)
+    x = np.random.default_rng(1).normal(size=(1, 3, 4))
+    mask = fx.make_causal_mask(x)
+    loss = lambda m: (m(x, mask=mask)[0] ** 2).sum()
+    (g,) = fx.gradient(loss, m)
+    for part in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        layer = getattr(m, part)
+        w = layer.weight
+
+        def f(v, layer=layer):
+            layer.weight = fx.tensor(v)
+            return loss(m).item()
+
+        num = numgrad(f, np.asarray(w).copy())
+        layer.weight = w
+        np.testing.assert_allclose(np.asarray(getattr(g, part).weight), num, rtol=1e-5, atol=1e-8, err_msg=part)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="divisible"):
+        fx.MultiHeadAttention(6, nheads=4)
+    m = fx.MultiHeadAttention(4, nheads=2)
+    with pytest.raises(ValueError, match=r"\(batch, len, dim\)"):
+        m(np.ones((3, 4), dtype=np.float32))
+
+
+def test_against_torch():
+    torch = pytest.importorskip("torch")
+    m = mha64(8, 2, seed=5)
+    t = torch.nn.MultiheadAttention(8, 2, bias=False, batch_first=True).double()
+    with torch.no_grad():
+        t.in_proj_weight.copy_(torch.tensor(np.concatenate([np.asarray(m.q_proj.weight), np.asarray(m.k_proj.weight),
+                                                            np.asarray(m.v_proj.weight)])))
+        t.out_proj.weight.copy_(torch.tensor(np.asarray(m.out_proj.weight)))
+    x = np.random.default_rng(2).normal(size=(2, 5, 8))
+    y, a = m(x)
+    ty, ta = t(*(torch.tensor(x),) * 3, average_attn_weights=False)
+    np.testing.assert_allclose(np.asarray(y), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(a), ta.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_transformer_block_trains():
+    # predict, at each position, the running mean of the sequence so far (needs causal attention)
+    fx.seed(1)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(256, 6, 8)).astype(np.float32)
+    Y = (np.cumsum(X, 1) / np.arange(1, 7)[None, :, None]).astype(np.float32)
+    mask = fx.make_causal_mask(X)
+
+    class Block:
+        def __init__(self):
+            self.attn = fx.MultiHeadAttention(8, nheads=2)
+            self.ff = fx.Chain(fx.Dense(8, 32, fx.gelu), fx.Dense(32, 8))
+
+        def __call__(self, x):
+            h = x + self.attn(x, mask=mask)[0]
+            return h + self.ff(h)
+
+    m = Block()
+    st = fx.setup(fx.Adam(3e-3), m)
+    loader = fx.DataLoader((X, Y), batchsize=32, shuffle=True, rng=0)
+    loss = lambda m, x, y: fx.losses.mse(m(x), y)
+    first = np.mean(fx.train_(loss, m, loader, st, progress=False))
+    for _ in range(15):
+        last = np.mean(fx.train_(loss, m, loader, st, progress=False))
+    assert last < 0.3 * first, (first, last)
