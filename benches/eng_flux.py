@@ -1,0 +1,116 @@
+"""flux_rs's side of the workloads: each builder takes the shared data and returns a
+zero-argument function doing one unit of work (a training step, an update, a product,
+an epoch), written as a user of the public API would write it."""
+from __future__ import annotations
+
+NAME = "flux_rs"
+VARIANTS = ("flux_rs",)
+
+
+class NotAvailable(Exception):
+    """This engine cannot run this workload (yet); the message says why."""
+
+
+def available():
+    try:
+        import flux_rs  # noqa: F401
+    except ImportError as e:
+        return False, f"flux_rs not importable ({e})"
+    return True, ""
+
+
+def _const(a):
+    return lambda *shape: a.copy()
+
+
+def _mlp(weights, act):
+    import flux_rs as fx
+    layers = []
+    for i, (w, b) in enumerate(weights):
+        σ = act if i < len(weights) - 1 else fx.identity
+        layers.append(fx.Dense(w.shape[1], w.shape[0], σ, init=_const(w)))
+    return fx.Chain(*layers)
+
+
+def w1(d, variant):
+    import flux_rs as fx
+    model = _mlp(d["w1_weights"], fx.relu)
+    x, y = fx.tensor(d["w1_x"]), fx.tensor(d["w1_y"])
+    st = fx.setup(fx.Adam(), model)
+    loss = lambda m: fx.losses.logitcrossentropy(m(x), y)  # noqa: E731
+
+    def step():
+        g = fx.gradient(loss, model)
+        fx.update_(st, model, g[0])
+    return step
+
+
+def w2(d, variant):
+    import flux_rs as fx
+    model = _mlp(d["w2_weights"], fx.tanh)
+    x, y = fx.tensor(d["w2_x"]), fx.tensor(d["w2_y"])
+    st = fx.setup(fx.Descent(0.1), model)
+    loss = lambda m: fx.losses.mse(m(x), y)  # noqa: E731
+
+    def step():
+        g = fx.gradient(loss, model)
+        fx.update_(st, model, g[0])
+    return step
+
+
+def w3(d, variant):
+    import flux_rs as fx
+    if not (hasattr(fx, "Conv") and hasattr(fx, "MaxPool")):
+        raise NotAvailable("not available yet (fx.Conv / fx.MaxPool missing)")
+    p = d["w3_weights"]
+    model = fx.Chain(
+        fx.Conv((5, 5), 1, 6, fx.relu, init=_const(p["c1"][0])), fx.MaxPool((2, 2)),
+        fx.Conv((5, 5), 6, 16, fx.relu, init=_const(p["c2"][0])), fx.MaxPool((2, 2)),
+        fx.flatten,
+        fx.Dense(256, 120, fx.relu, init=_const(p["d1"][0])),
+        fx.Dense(120, 84, fx.relu, init=_const(p["d2"][0])),
+        fx.Dense(84, 10, init=_const(p["d3"][0])),
+    )
+    x, y = fx.tensor(d["w3_x"]), fx.tensor(d["w3_y"])
+    st = fx.setup(fx.Adam(), model)
+    loss = lambda m: fx.losses.logitcrossentropy(m(x), y)  # noqa: E731
+
+    def step():
+        g = fx.gradient(loss, model)
+        fx.update_(st, model, g[0])
+    return step
+
+
+def w4(d, variant):
+    import flux_rs as fx
+    model = {"w": fx.tensor(d["w4_x"])}
+    g = {"w": fx.tensor(d["w4_g"])}
+    st = fx.setup(fx.Adam(), model)
+    return lambda: fx.update_(st, model, g)
+
+
+def w5(d, variant, n=1024):
+    import flux_rs as fx
+    a, b = fx.tensor(d["w5_a"][:n, :n].copy()), fx.tensor(d["w5_b"][:n, :n].copy())
+    return lambda: a @ b
+
+
+def w6(d, variant, parallel=False):
+    import flux_rs as fx
+    model = _mlp(d["w1_weights"], fx.relu)
+    st = fx.setup(fx.Adam(), model)
+    loader = fx.DataLoader((d["w6_x"], d["w6_y"]), batchsize=128, shuffle=True, rng=fx.Rng(0), parallel=parallel)
+
+    def epoch():
+        for x, y in loader:
+            # the data stays out of the differentiated arguments, as in Flux's train!
+            g = fx.gradient(lambda m: fx.losses.logitcrossentropy(m(x), y), model)
+            fx.update_(st, model, g[0])
+    return epoch
+
+
+def w6p(d, variant):
+    return w6(d, variant, parallel=True)
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W6p": w6p}

@@ -1,0 +1,147 @@
+"""JAX with jit and optax: each step is one jitted function (forward, backward and
+the optimiser), parameters and state donated; every call waits for its result."""
+from __future__ import annotations
+
+NAME = "jax"
+VARIANTS = ("jax",)
+
+
+class NotAvailable(Exception):
+    pass
+
+
+def available():
+    try:
+        import jax  # noqa: F401
+        import optax  # noqa: F401
+    except ImportError as e:
+        return False, f"JAX/optax not installed ({e.name})"
+    return True, ""
+
+
+def _mlp_params(weights):
+    import jax.numpy as jnp
+    return [(jnp.asarray(w), jnp.asarray(b)) for w, b in weights]
+
+
+def _mlp_apply(params, x, act):
+    h = x
+    for i, (w, b) in enumerate(params):
+        h = h @ w.T + b
+        if i < len(params) - 1:
+            h = act(h)
+    return h
+
+
+def _trainer(params, opt, lossf):
+    """A stateful one-step closure around a jitted (params, state, batch) → new step."""
+    import jax
+    import optax
+
+    def step(params, state, x, y):
+        loss, g = jax.value_and_grad(lossf)(params, x, y)
+        upd, state = opt.update(g, state, params)
+        return optax.apply_updates(params, upd), state, loss
+
+    step = jax.jit(step, donate_argnums=(0, 1))
+    box = [params, opt.init(params)]
+
+    def run(x, y):
+        box[0], box[1], loss = step(box[0], box[1], x, y)
+        loss.block_until_ready()
+    return run
+
+
+def w1(d, variant):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    lossf = lambda p, x, y: optax.softmax_cross_entropy(_mlp_apply(p, x, jax.nn.relu), y).mean()  # noqa: E731
+    run = _trainer(_mlp_params(d["w1_weights"]), optax.adam(1e-3), lossf)
+    x, y = jnp.asarray(d["w1_x"]), jnp.asarray(d["w1_y"])
+    return lambda: run(x, y)
+
+
+def w2(d, variant):
+    import jax.numpy as jnp
+    import optax
+    lossf = lambda p, x, y: jnp.mean((_mlp_apply(p, x, jnp.tanh) - y) ** 2)  # noqa: E731
+    run = _trainer(_mlp_params(d["w2_weights"]), optax.sgd(0.1), lossf)
+    x, y = jnp.asarray(d["w2_x"]), jnp.asarray(d["w2_y"])
+    return lambda: run(x, y)
+
+
+def w3(d, variant):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax import lax
+    p = {k: (jnp.asarray(w), jnp.asarray(b)) for k, (w, b) in d["w3_weights"].items()}
+
+    def conv(h, wb):
+        w, b = wb
+        y = lax.conv_general_dilated(h, w, (1, 1), "VALID", dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        return jax.nn.relu(y + b[None, :, None, None])
+
+    def pool(h):
+        return lax.reduce_window(h, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+
+    def lossf(p, x, y):
+        h = pool(conv(pool(conv(x, p["c1"])), p["c2"])).reshape(x.shape[0], -1)
+        h = jax.nn.relu(h @ p["d1"][0].T + p["d1"][1])
+        h = jax.nn.relu(h @ p["d2"][0].T + p["d2"][1])
+        return optax.softmax_cross_entropy(h @ p["d3"][0].T + p["d3"][1], y).mean()
+
+    run = _trainer(p, optax.adam(1e-3), lossf)
+    x, y = jnp.asarray(d["w3_x"]), jnp.asarray(d["w3_y"])
+    return lambda: run(x, y)
+
+
+def w4(d, variant):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    opt = optax.adam(1e-3)
+
+    def upd(x, state, g):
+        u, state = opt.update(g, state, x)
+        return optax.apply_updates(x, u), state
+
+    upd = jax.jit(upd, donate_argnums=(0, 1))
+    x = jnp.asarray(d["w4_x"])
+    box = [x, opt.init(x)]
+    g = jnp.asarray(d["w4_g"])
+
+    def step():
+        box[0], box[1] = upd(box[0], box[1], g)
+        box[0].block_until_ready()
+    return step
+
+
+def w5(d, variant, n=1024):
+    import jax
+    import jax.numpy as jnp
+    a, b = jnp.asarray(d["w5_a"][:n, :n]), jnp.asarray(d["w5_b"][:n, :n])
+    mm = jax.jit(jnp.matmul)
+    return lambda: mm(a, b).block_until_ready()
+
+
+def w6(d, variant):
+    import jax
+    import numpy as np
+    import optax
+    lossf = lambda p, x, y: optax.softmax_cross_entropy(_mlp_apply(p, x, jax.nn.relu), y).mean()  # noqa: E731
+    run = _trainer(_mlp_params(d["w1_weights"]), optax.adam(1e-3), lossf)
+    X, Y = d["w6_x"], d["w6_y"]
+    n = X.shape[0]
+    rng = np.random.default_rng(0)
+
+    def epoch():
+        perm = rng.permutation(n)
+        for i in range(0, n, 128):  # numpy batching, the usual JAX input pipeline
+            idx = perm[i:i + 128]
+            run(X[idx], Y[idx])
+    return epoch
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}

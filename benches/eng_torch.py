@@ -1,0 +1,134 @@
+"""PyTorch eager on the CPU. Two columns: `torch` (torch.optim defaults: on the CPU
+the per-tensor for-loop Adam) and `torch-fused` (Adam(fused=True)); workloads without
+Adam have no fused column. Classification targets are class indices, the idiomatic
+(and fastest) form of F.cross_entropy: the same loss as the one-hot targets."""
+from __future__ import annotations
+
+NAME = "torch"
+VARIANTS = ("torch", "torch-fused")
+_ADAM_WORKLOADS = {"W1", "W3", "W4", "W6"}
+
+
+class NotAvailable(Exception):
+    pass
+
+
+def available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False, "PyTorch not installed"
+    return True, ""
+
+
+def setup_threads(n: int):
+    import torch
+    torch.set_num_threads(n)
+
+
+def _adam(params, variant):
+    import torch
+    return torch.optim.Adam(params, lr=1e-3, fused=True) if variant == "torch-fused" else torch.optim.Adam(params, lr=1e-3)
+
+
+def _mlp(weights, act):
+    import torch
+    layers = []
+    for i, (w, b) in enumerate(weights):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            lin.weight.copy_(torch.from_numpy(w))
+            lin.bias.copy_(torch.from_numpy(b))
+        layers.append(lin)
+        if i < len(weights) - 1:
+            layers.append(act())
+    return torch.nn.Sequential(*layers)
+
+
+def _train_step(model, opt, lossf, x, t):
+    def step():
+        opt.zero_grad(set_to_none=True)
+        lossf(model(x), t).backward()
+        opt.step()
+    return step
+
+
+def _check(w, variant):
+    if variant == "torch-fused" and w not in _ADAM_WORKLOADS:
+        raise NotAvailable("n/a")
+
+
+def w1(d, variant):
+    import torch
+    import torch.nn.functional as F
+    _check("W1", variant)
+    model = _mlp(d["w1_weights"], torch.nn.ReLU)
+    x, t = torch.from_numpy(d["w1_x"]), torch.from_numpy(d["w1_y"].argmax(1))
+    return _train_step(model, _adam(model.parameters(), variant), F.cross_entropy, x, t)
+
+
+def w2(d, variant):
+    import torch
+    import torch.nn.functional as F
+    _check("W2", variant)
+    model = _mlp(d["w2_weights"], torch.nn.Tanh)
+    x, y = torch.from_numpy(d["w2_x"]), torch.from_numpy(d["w2_y"])
+    return _train_step(model, torch.optim.SGD(model.parameters(), lr=0.1), F.mse_loss, x, y)
+
+
+def w3(d, variant):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    _check("W3", variant)
+    p = d["w3_weights"]
+    c1, c2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+    l1, l2, l3 = nn.Linear(256, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+    with torch.no_grad():
+        for mod, key in ((c1, "c1"), (c2, "c2"), (l1, "d1"), (l2, "d2"), (l3, "d3")):
+            mod.weight.copy_(torch.from_numpy(p[key][0]))
+            mod.bias.copy_(torch.from_numpy(p[key][1]))
+    model = nn.Sequential(c1, nn.ReLU(), nn.MaxPool2d(2), c2, nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          l1, nn.ReLU(), l2, nn.ReLU(), l3)
+    x, t = torch.from_numpy(d["w3_x"]), torch.from_numpy(d["w3_y"].argmax(1))
+    return _train_step(model, _adam(model.parameters(), variant), F.cross_entropy, x, t)
+
+
+def w4(d, variant):
+    import torch
+    _check("W4", variant)
+    w = torch.nn.Parameter(torch.from_numpy(d["w4_x"].copy()))
+    w.grad = torch.from_numpy(d["w4_g"])
+    opt = _adam([w], variant)
+    return opt.step
+
+
+def w5(d, variant, n=1024):
+    import torch
+    _check("W5", variant)
+    a, b = torch.from_numpy(d["w5_a"][:n, :n].copy()), torch.from_numpy(d["w5_b"][:n, :n].copy())
+    return lambda: torch.mm(a, b)
+
+
+def w6(d, variant):
+    import torch
+    import torch.nn.functional as F
+    _check("W6", variant)
+    model = _mlp(d["w1_weights"], torch.nn.ReLU)
+    opt = _adam(model.parameters(), variant)
+    X, T = torch.from_numpy(d["w6_x"]), torch.from_numpy(d["w6_y"].argmax(1))
+    n = X.shape[0]
+    gen = torch.Generator().manual_seed(0)
+
+    def epoch():
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, 128):
+            idx = perm[i:i + 128]
+            x, t = X.index_select(0, idx), T.index_select(0, idx)
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), t).backward()
+            opt.step()
+    return epoch
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}
