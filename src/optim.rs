@@ -4,10 +4,11 @@
 use flux_core::optim::{self, Hyper, Rule, State};
 use flux_core::Tensor;
 use pyo3::exceptions::{PyTypeError, PyValueError};
+use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyTuple};
 
-use crate::convert::{maybe_detach, to_tensor};
+use crate::convert::{dtype_from_name, maybe_detach, to_tensor};
 use crate::errors::IntoPyResult;
 use crate::tensor::PyTensor;
 
@@ -69,13 +70,28 @@ pub fn hyper_to_py<'py>(py: Python<'py>, h: &Hyper) -> PyResult<Bound<'py, PyAny
 #[pymethods]
 impl RuleCore {
     /// Build `name` (an Optimisers.jl rule name) from keyword hyperparameters.
+    /// MixedPrecision also takes `master`, the dtype name of its master copy.
     #[new]
     fn new(name: &str, fields: &Bound<'_, PyDict>) -> PyResult<Self> {
         let mut f = Vec::new();
+        let mut master = None;
         for (k, v) in fields.iter() {
-            f.push((k.extract::<String>()?, hyper_from_py(&v)?));
+            let k = k.extract::<String>()?;
+            if name == "MixedPrecision" && k == "master" {
+                master = Some(dtype_from_name(&v.extract::<String>()?)?);
+                continue;
+            }
+            f.push((k, hyper_from_py(&v)?));
         }
-        Ok(RuleCore { r: optim::build(name, &f).py()? })
+        let r = optim::build(name, &f).py()?;
+        Ok(RuleCore { r: match master {
+            // `build` makes the f64-master form; rebuild it around the same inner rule
+            Some(m) => match r.fields().into_iter().next() {
+                Some((_, Hyper::Rule(inner))) => Box::new(optim::MixedPrecision::with_master(m, inner).py()?),
+                _ => r,
+            },
+            None => r,
+        } })
     }
     /// `Momentum(eta=0.01, rho=0.9)`
     fn describe(&self) -> String { optim::describe(self.r.as_ref()) }
@@ -240,7 +256,152 @@ fn rule_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, state: &Bound<'py,
     Ok((state_to_py(py, &s)?, stepped.then(|| PyTensor::new(g))))
 }
 
+/// Running p-norm accumulator over several arrays (Julia's `norm(g, p)` of the
+/// concatenation); f64 accumulation so float32 gradients cannot overflow.
+struct NormAcc {
+    p: f64,
+    acc: f64,
+    maxabs: f64,
+}
+
+impl NormAcc {
+    fn new(p: f64) -> Self {
+        NormAcc { p, acc: if p == f64::NEG_INFINITY { f64::INFINITY } else { 0.0 }, maxabs: 0.0 }
+    }
+    fn add<T: flux_core::Float>(&mut self, xs: &[T]) {
+        let p = self.p;
+        let mut acc = self.acc;
+        let mut mx = self.maxabs;
+        for &v in xs {
+            let a = v.to_f64().abs();
+            // NaN must win the max so that a NaN gradient gives a NaN norm
+            mx = if a.is_nan() || a > mx { a } else { mx };
+            acc = if p == 2.0 {
+                acc + a * a
+            } else if p == 1.0 {
+                acc + a
+            } else if p == f64::INFINITY {
+                if a.is_nan() || a > acc { a } else { acc }
+            } else if p == f64::NEG_INFINITY {
+                if a.is_nan() || a < acc { a } else { acc }
+            } else if p == 0.0 {
+                acc + (a != 0.0) as u8 as f64
+            } else {
+                acc + a.powf(p)
+            };
+        }
+        self.acc = acc;
+        self.maxabs = mx;
+    }
+    fn finish(&self) -> f64 {
+        let p = self.p;
+        if p == 1.0 || p == 0.0 || p.is_infinite() {
+            self.acc
+        } else if p == 2.0 {
+            self.acc.sqrt()
+        } else {
+            self.acc.powf(1.0 / p)
+        }
+    }
+}
+
+fn scale_slice<T: flux_core::Float>(xs: &mut [T], lambda: f64) {
+    let l = T::f(lambda);
+    xs.iter_mut().for_each(|v| *v = *v * l);
+}
+
+/// One gradient array, Rust- or numpy-owned, borrowed for writing.
+enum GradBuf<'py> {
+    T(PyRefMut<'py, PyTensor>),
+    F32(numpy::PyReadwriteArrayDyn<'py, f32>),
+    F64(numpy::PyReadwriteArrayDyn<'py, f64>),
+}
+
+enum SliceMut<'a> {
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+}
+
+impl GradBuf<'_> {
+    fn slice(&mut self) -> PyResult<SliceMut<'_>> {
+        let contig = || PyValueError::new_err("clip_norm_ needs contiguous numpy gradient arrays");
+        Ok(match self {
+            GradBuf::T(t) => match t.t.dtype() {
+                flux_core::DType::F32 => SliceMut::F32(t.t.data_mut::<f32>().py()?),
+                flux_core::DType::F64 => SliceMut::F64(t.t.data_mut::<f64>().py()?),
+            },
+            GradBuf::F32(a) => SliceMut::F32(a.as_slice_mut().map_err(|_| contig())?),
+            GradBuf::F64(a) => SliceMut::F64(a.as_slice_mut().map_err(|_| contig())?),
+        })
+    }
+}
+
+/// Global-norm clipping of many gradient arrays (PyTorch's `clip_grad_norm_`): the
+/// p-norm `n` of all of them together; when `n > omega` each is scaled in place by
+/// `omega / n` (ClipNorm's rule, spec §3.20, applied to the whole tree). Returns `n`.
+#[pyfunction]
+#[pyo3(signature = (grads, omega, p=2.0, throw=true))]
+fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bool) -> PyResult<f64> {
+    if omega.is_nan() || omega < 0.0 {
+        return Err(PyValueError::new_err(format!("omega must be a non-negative number, got {omega}")));
+    }
+    if p.is_nan() {
+        return Err(PyValueError::new_err("p must be a number, got nan"));
+    }
+    let mut bufs = Vec::with_capacity(grads.len());
+    for g in &grads {
+        if let Ok(t) = g.cast::<PyTensor>() {
+            let t = t.try_borrow_mut().map_err(|_| PyValueError::new_err("a gradient appears twice in clip_norm_"))?;
+            bufs.push(GradBuf::T(t));
+        } else if let Ok(a) = g.cast::<numpy::PyArrayDyn<f32>>() {
+            bufs.push(GradBuf::F32(a.try_readwrite().map_err(|e| PyValueError::new_err(format!("cannot write this gradient array: {e}")))?));
+        } else if let Ok(a) = g.cast::<numpy::PyArrayDyn<f64>>() {
+            bufs.push(GradBuf::F64(a.try_readwrite().map_err(|e| PyValueError::new_err(format!("cannot write this gradient array: {e}")))?));
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "clip_norm_ needs gradients as fx.Tensor or float32/float64 numpy arrays, got {}",
+                g.get_type().name()?
+            )));
+        }
+    }
+    let mut acc = NormAcc::new(p);
+    for b in bufs.iter_mut() {
+        match b.slice()? {
+            SliceMut::F32(s) => acc.add(s),
+            SliceMut::F64(s) => acc.add(s),
+        }
+    }
+    let mut n = acc.finish();
+    if p == 2.0 && n.is_infinite() && acc.maxabs.is_finite() && acc.maxabs > 0.0 {
+        // the sum of squares overflowed: redo it on values scaled by the largest
+        let mx = acc.maxabs;
+        let mut ss = 0.0f64;
+        for b in bufs.iter_mut() {
+            match b.slice()? {
+                SliceMut::F32(s) => s.iter().for_each(|v| ss += (*v as f64 / mx).powi(2)),
+                SliceMut::F64(s) => s.iter().for_each(|v| ss += (v / mx).powi(2)),
+            }
+        }
+        n = mx * ss.sqrt();
+    }
+    if throw && !n.is_finite() {
+        return Err(PyValueError::new_err(format!("gradient has {p}-norm {n}; pass throw=False to clip it anyway")));
+    }
+    // Julia's min(ω/n, 1): a NaN norm gives NaN, an infinite one 0 (so Inf entries become NaN)
+    let lambda = if n.is_nan() { f64::NAN } else { (omega / n).min(1.0) };
+    if !(lambda >= 1.0) {
+        for b in bufs.iter_mut() {
+            match b.slice()? {
+                SliceMut::F32(s) => scale_slice(s, lambda),
+                SliceMut::F64(s) => scale_slice(s, lambda),
+            }
+        }
+    }
+    Ok(n)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(clip_global_norm_, m)?)?;
     m.add_class::<RuleCore>()?;
     m.add_class::<PyLeaf>()?;
     m.add_function(wrap_pyfunction!(update_many, m)?)?;

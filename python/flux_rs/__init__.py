@@ -8,7 +8,7 @@
 >>> len(losses)
 3
 """
-from . import _core, losses, optimise
+from . import _core, losses, optimise, schedules
 from ._autodiff import WithGradient, gradient, withgradient
 from ._core import Leaf, Tensor, cat, maximum, minimum, stack, tensor
 from ._tree import Node, layer
@@ -21,7 +21,8 @@ from .init import (Rng, glorot_normal, glorot_uniform, kaiming_normal, kaiming_u
 from .layers import Chain, Dense, flatten
 from .optimise import (AdaBelief, AdaDelta, AdaGrad, AdaMax, Adam, AdamW, AMSGrad, ClipGrad, ClipNorm, Descent, Lion,
                        Momentum, NAdam, Nesterov, OAdam, RAdam, RMSProp, Rprop, Rule, SignDecay, WeightDecay, setup,
-                       update, update_)
+                       update, update_, OptimiserChain, AccumGrad, MixedPrecision, adjust_, adjust, freeze_, thaw_,
+                       clip_norm_)
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .train import NonFiniteLossError, train_
 from .utils import onecold, onehotbatch, trainables
@@ -38,6 +39,7 @@ __all__ = [
     "losses", "optimise", "Rule", "Leaf", "setup", "update_", "update",
     "Descent", "Momentum", "Nesterov", "Rprop", "RMSProp", "Adam", "RAdam", "AdaMax", "OAdam", "AdaGrad",
     "AdaDelta", "AMSGrad", "NAdam", "AdamW", "AdaBelief", "Lion", "WeightDecay", "SignDecay", "ClipGrad", "ClipNorm",
+    "OptimiserChain", "AccumGrad", "MixedPrecision", "adjust_", "adjust", "freeze_", "thaw_", "clip_norm_", "schedules",
     "DataLoader", "train_", "NonFiniteLossError", "onehotbatch", "onecold", "trainables",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiHeadAttention", "dot_product_attention",
     "make_causal_mask",

@@ -20,7 +20,8 @@ from ._tree import Node, children, map_tree, trainable_children
 __all__ = ["Rule", "Leaf", "setup", "update_", "update", "init", "apply",
            "Descent", "Momentum", "Nesterov", "Rprop", "RMSProp", "Adam", "RAdam", "AdaMax", "OAdam",
            "AdaGrad", "AdaDelta", "AMSGrad", "NAdam", "AdamW", "AdaBelief", "Lion", "WeightDecay",
-           "SignDecay", "ClipGrad", "ClipNorm"]
+           "SignDecay", "ClipGrad", "ClipNorm", "OptimiserChain", "AccumGrad", "MixedPrecision",
+           "adjust_", "adjust", "freeze_", "thaw_", "clip_norm_"]
 
 _RUST_NAME = {"lambda_": "lambda"}
 
@@ -172,6 +173,127 @@ ClipNorm = _rule("ClipNorm", (("omega", 10.0), ("p", 2.0), ("throw", True)),
                  "Rescale each gradient array to p-norm at most ω.\n\n>>> import flux_rs as fx\n>>> fx.ClipNorm(5, 1).p\n1.0\n")
 
 
+class OptimiserChain(Rule):
+    """Apply several rules in order, each to the step the previous one made:
+    ``OptimiserChain(ClipGrad(1.0), Descent(0.1))`` clips, then scales. A member that
+    makes no step (AccumGrad before its n-th gradient) stops the chain for that call.
+    ``OptimiserChain()`` is the identity (a step of the plain gradient).
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.OptimiserChain(fx.ClipGrad(1.0), fx.Descent(0.1))
+    >>> o
+    OptimiserChain(ClipGrad(delta=1.0), Descent(0.1))
+    >>> _, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(3)), np.zeros(3), np.array([0.3, 1.0, 7.0]))
+    >>> dx.round(6).tolist()
+    [0.03, 0.1, 0.1]
+    """
+    _fields = (("opts", ()),)
+
+    def __init__(self, *opts, **kwargs):
+        if "opts" in kwargs:
+            if opts:
+                raise TypeError("OptimiserChain takes its rules positionally or as opts=, not both")
+            opts = tuple(kwargs.pop("opts"))
+        if kwargs:
+            raise TypeError(f"OptimiserChain has no field {next(iter(kwargs))!r}; its only field is opts")
+        self._init_fields({"opts": opts})
+
+    def _init_fields(self, vals: dict):
+        opts = tuple(vals["opts"])
+        for r in opts:
+            if not isinstance(r, Rule):
+                raise TypeError(f"OptimiserChain members must be rules such as fx.Adam(), got {type(r).__name__}")
+        object.__setattr__(self, "opts", opts)
+        object.__setattr__(self, "_core", _core.RuleCore("OptimiserChain", {"opts": list(opts)}))
+
+    def __repr__(self):
+        return "OptimiserChain(" + ", ".join(repr(r) for r in self.opts) + ")"
+
+
+class AccumGrad(Rule):
+    """Accumulate ``n`` gradients and pass on their mean every ``n``-th call; the calls
+    in between make no step (and the rules after it in a chain do not run). Use it
+    first in a chain: ``OptimiserChain(AccumGrad(4), Adam())``.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o, x = fx.AccumGrad(2), np.zeros(1)
+    >>> s = fx.optimise.init(o, x)
+    >>> s, dx = fx.optimise.apply(o, s, x, np.array([1.0]))
+    >>> dx is None
+    True
+    >>> s, dx = fx.optimise.apply(o, s, x, np.array([3.0]))
+    >>> dx.tolist()
+    [2.0]
+    """
+    _fields = (("n", 1),)
+
+    def __init__(self, *args, **kwargs):
+        if not args and "n" not in kwargs:
+            raise TypeError("AccumGrad needs n, the number of gradients to accumulate")
+        super().__init__(*args, **kwargs)
+
+
+def _dtype_name(d) -> str | None:
+    """'float32' / 'float64' for anything naming a float dtype, else None."""
+    if isinstance(d, Rule):
+        return None
+    if isinstance(d, str):
+        name = {"f32": "float32", "f64": "float64"}.get(d, d)
+    else:
+        name = getattr(d, "name", None)
+        if not isinstance(name, str):
+            try:
+                name = np.dtype(d).name
+            except TypeError:
+                return None
+    return name if name in ("float32", "float64") else None
+
+
+class MixedPrecision(Rule):
+    """Keep a higher-precision master copy of each parameter (``master``, float64 by
+    default), step it with ``rule`` in that precision, and give the parameter the
+    master copy rounded to its own dtype, so small steps are not lost to float32
+    rounding. Optimisers.jl's ``MixedPrecision(T, rule)`` is spelled
+    ``MixedPrecision(rule, master="float64")``; ``MixedPrecision("float64", rule)``
+    (dtype first, as in Julia) is accepted too. It must wrap the whole rule, not sit
+    inside an OptimiserChain.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.MixedPrecision(fx.Descent(1e-9))
+    >>> o
+    MixedPrecision('float64', Descent(1e-09))
+    >>> x = np.ones(1, np.float32)
+    >>> s = fx.optimise.init(o, x)
+    >>> s[0].dtype
+    dtype('float64')
+    """
+    _fields = (("rule", None), ("master", "float64"))
+
+    def __init__(self, *args, **kwargs):
+        args = list(args)
+        if args and _dtype_name(args[0]) is not None:  # Julia's order: MixedPrecision(T, rule)
+            if "master" in kwargs:
+                raise TypeError("MixedPrecision got master both positionally and as a keyword")
+            kwargs["master"] = args.pop(0)
+        if "rule" not in kwargs and not args:
+            raise TypeError("MixedPrecision needs rule, the rule to wrap, e.g. MixedPrecision(fx.Adam())")
+        super().__init__(*args, **kwargs)
+
+    def _init_fields(self, vals: dict):
+        rule, master = vals["rule"], vals.get("master", "float64")
+        if not isinstance(rule, Rule):
+            raise TypeError(f"MixedPrecision wraps a rule such as fx.Adam(), got {type(rule).__name__}")
+        name = _dtype_name(master)
+        if name is None:
+            raise TypeError(f"MixedPrecision's master must be 'float32' or 'float64', got {master!r}")
+        object.__setattr__(self, "rule", rule)
+        object.__setattr__(self, "master", name)
+        object.__setattr__(self, "_core", _core.RuleCore("MixedPrecision", {"rule": rule, "master": name}))
+
+    def __repr__(self):
+        return f"MixedPrecision({self.master!r}, {self.rule!r})"
+
+
 # ---- the state tree ------------------------------------------------------------------
 
 def setup(rule: Rule, model) -> Any:
@@ -182,7 +304,7 @@ def setup(rule: Rule, model) -> Any:
     >>> import flux_rs as fx
     >>> st = fx.setup(fx.Momentum(0.1), fx.Dense(2, 1))
     >>> st.weight
-    Leaf(Momentum(eta=0.1, rho=0.9), Tensor([[0., 0.]], dtype=float32))
+    Leaf(Momentum(eta=0.1, rho=0.9), Tensor([[0. 0.]], dtype=float32))
     """
     if not isinstance(rule, Rule):
         raise TypeError(f"setup needs a rule such as fx.Adam() first, got {type(rule).__name__}")
@@ -319,3 +441,189 @@ def apply(rule: Rule, state, x, dx):
     """
     s, d = _core.rule_apply(rule, state, x, dx)
     return _to_numpy_tree(s), (None if d is None else d.numpy())
+
+
+# ---- adjust, freeze, global-norm clipping ---------------------------------------------
+
+_MODEL_VALUES = (Tensor, np.ndarray, np.generic, int, float, complex)
+
+
+def _leaves(tree, fname: str) -> list:
+    """Every distinct Leaf of a state (sub)tree. Model values (Tensors, arrays, numbers)
+    are an error: these functions act on the state from ``fx.setup``, not the model."""
+    out: dict[int, Leaf] = {}
+
+    def go(t):
+        if t is None:
+            return
+        if isinstance(t, Leaf):
+            out.setdefault(id(t), t)
+            return
+        if isinstance(t, _MODEL_VALUES):
+            raise TypeError(f"{fname} must not be applied to a model ({type(t).__name__}), "
+                            "only to the state tree from fx.setup")
+        ch = children(t)
+        if ch is not None:
+            for _, v in ch:
+                go(v)
+
+    go(tree)
+    return list(out.values())
+
+
+def _accepts(rule: Rule) -> set:
+    """The keyword names ``adjust`` can act on for this rule."""
+    if isinstance(rule, OptimiserChain):
+        return set().union(*(_accepts(r) for r in rule.opts))
+    if isinstance(rule, MixedPrecision):
+        return _accepts(rule.rule)
+    names = {k for k, _ in rule._fields}
+    if isinstance(rule, WeightDecay):
+        names.add("gamma")  # the old name of lambda, as Optimisers.jl still accepts
+    return names
+
+
+def _adjust_rule(rule: Rule, eta, kw: dict) -> Rule:
+    if isinstance(rule, OptimiserChain):
+        return rule._replace(opts=tuple(_adjust_rule(r, eta, kw) for r in rule.opts))
+    if isinstance(rule, MixedPrecision):
+        return rule._replace(rule=_adjust_rule(rule.rule, eta, kw))
+    names = {k for k, _ in rule._fields}
+    ch = {}
+    if eta is not None and "eta" in names:
+        ch["eta"] = eta
+    for k, v in kw.items():
+        if k in ("centred", "centered") and isinstance(rule, RMSProp):
+            raise ValueError("adjust cannot change RMSProp's centred: the two variants keep different "
+                             "state; make a new state with fx.setup(fx.RMSProp(centred=...), model)")
+        if k == "gamma" and isinstance(rule, WeightDecay):
+            warnings.warn("WeightDecay's field is now lambda_, not gamma", DeprecationWarning, stacklevel=4)
+            ch["lambda_"] = v
+        elif k in names:
+            ch[k] = v
+    return rule._replace(**ch) if ch else rule
+
+
+def _adjust_args(eta, kw: dict, rules: list, fname: str) -> dict:
+    kw = {("lambda_" if k == "lambda" else k): v for k, v in kw.items()}
+    if "eta" in kw:
+        if eta is not None:
+            raise TypeError(f"{fname} got eta both positionally and as a keyword")
+    if eta is None and not kw:
+        raise TypeError(f"{fname} must be given something to act on: a learning rate, "
+                        "e.g. fx.adjust_(opt_state, 0.01), or keywords, e.g. fx.adjust_(opt_state, beta=(0.8, 0.99))")
+    if eta is not None and (isinstance(eta, bool) or not isinstance(eta, (int, float, np.integer, np.floating))):
+        raise TypeError(f"the learning rate must be a real number, got {eta!r}")
+    if kw:
+        valid = set().union(*(_accepts(r) for r in rules)) if rules else set()
+        unknown = [k for k in kw if k not in valid]
+        if unknown:
+            where = ("no rule here has " if rules else "this state tree holds no fx.Leaf, so nothing has ")
+            raise TypeError(f"{fname}: {where}the field{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(map(repr, unknown))}; the fields here are "
+                            f"{', '.join(sorted(valid)) or 'none'}")
+    return kw
+
+
+def adjust_(tree, eta=None, **kw) -> None:
+    """Change hyperparameters in place, in every rule of a state (sub)tree, keeping the
+    stored state (momenta, step counts). A number sets ``eta`` wherever a rule has it
+    (inside chains too; rules without it are left alone); keywords set those fields on
+    every rule that has them. A keyword that no rule in the subtree has is a TypeError
+    (Optimisers.jl ignores it silently). Returns None.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> m = {"a": fx.tensor(np.zeros(2)), "b": fx.tensor(np.zeros(2))}
+    >>> st = fx.setup(fx.OptimiserChain(fx.ClipGrad(1.0), fx.Adam()), m)
+    >>> fx.adjust_(st, 0.1)
+    >>> fx.adjust_(st["b"], delta=2.5)
+    >>> st["a"].rule, st["b"].rule
+    (OptimiserChain(ClipGrad(delta=1.0), Adam(eta=0.1, beta=(0.9, 0.999), epsilon=1e-08)), OptimiserChain(ClipGrad(delta=2.5), Adam(eta=0.1, beta=(0.9, 0.999), epsilon=1e-08)))
+    """
+    if isinstance(tree, Rule):
+        raise TypeError(f"adjust_ acts on the state tree from fx.setup; a rule is immutable, so use "
+                        f"fx.adjust({tree!r}, ...) to get a changed copy")
+    leaves = _leaves(tree, "adjust_")
+    kw = _adjust_args(eta, kw, [l.rule for l in leaves], "adjust_")
+    memo: dict[int, Rule] = {}  # leaves sharing one rule object share the new one
+    for l in leaves:
+        r = l.rule
+        if id(r) not in memo:
+            memo[id(r)] = _adjust_rule(r, eta, kw)
+        l.rule = memo[id(r)]
+
+
+def adjust(tree, eta=None, **kw):
+    """Like :func:`adjust_` but returns a new state tree (its state arrays copied) and
+    leaves ``tree`` alone; given a rule, returns the changed rule.
+
+    >>> import flux_rs as fx
+    >>> fx.adjust(fx.Adam(), 0.1, beta=(0.8, 0.9))
+    Adam(eta=0.1, beta=(0.8, 0.9), epsilon=1e-08)
+    """
+    if isinstance(tree, Rule):
+        kw = _adjust_args(eta, kw, [tree], "adjust")
+        return _adjust_rule(tree, eta, kw)
+    _leaves(tree, "adjust")  # model values are an error before anything is copied
+    new = _copy_state(tree, {})
+    adjust_(new, eta, **kw)
+    return new
+
+
+def freeze_(tree) -> None:
+    """Mark every Leaf of a state (sub)tree frozen: ``update_`` then leaves those
+    parameters and their state alone until :func:`thaw_`.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> m = {"a": fx.tensor(np.ones(1)), "b": fx.tensor(np.ones(1))}
+    >>> st = fx.setup(fx.Descent(0.5), m)
+    >>> fx.freeze_(st["a"])
+    >>> _ = fx.update_(st, m, {"a": np.ones(1), "b": np.ones(1)})
+    >>> m["a"].tolist(), m["b"].tolist()
+    ([1.0], [0.5])
+    """
+    for l in _leaves(tree, "freeze_"):
+        l.frozen = True
+
+
+def thaw_(tree) -> None:
+    """Undo :func:`freeze_` on every Leaf of a state (sub)tree.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> st = fx.setup(fx.Descent(), [fx.tensor(np.ones(1))])
+    >>> fx.freeze_(st); fx.thaw_(st)
+    >>> st[0].frozen
+    False
+    """
+    for l in _leaves(tree, "thaw_"):
+        l.frozen = False
+
+
+def clip_norm_(grads, omega: float, p: float = 2, *, throw: bool = True) -> float:
+    """Clip a whole gradient tree by its global p-norm, in place: when the norm ``n`` of
+    all gradient arrays together exceeds ``omega``, every array is scaled by
+    ``omega / n`` (PyTorch's ``clip_grad_norm_``; ``fx.ClipNorm`` does this per array).
+    Returns ``n``, the norm before clipping. A non-finite norm raises ValueError unless
+    ``throw=False``. Gradients may be Tensors or float numpy arrays; None is skipped.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> g = {"w": fx.tensor(np.array([3.0, 0.0])), "b": fx.tensor(np.array([4.0]))}
+    >>> fx.clip_norm_(g, 1.0)
+    5.0
+    >>> g["w"].tolist(), g["b"].tolist()
+    ([0.6000000000000001, 0.0], [0.8])
+    """
+    arrays: dict[int, Any] = {}
+
+    def go(g):
+        if g is None:
+            return
+        ch = None if isinstance(g, (Tensor, np.ndarray)) else children(g)
+        if ch is None:
+            arrays.setdefault(id(g), g)
+            return
+        for _, v in ch:
+            go(v)
+
+    go(grads)
+    return _core.clip_global_norm_(list(arrays.values()), float(omega), float(p), bool(throw))
