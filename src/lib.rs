@@ -7,6 +7,7 @@ mod autodiff;
 mod convert;
 mod data;
 mod errors;
+mod io;
 mod nn;
 mod optim;
 mod tensor;
@@ -18,6 +19,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nn::register(m)?;
     optim::register(m)?;
     data::register(m)?;
+    io::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

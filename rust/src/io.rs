@@ -243,3 +243,25 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Checkpoint> {
     }
     Ok(Checkpoint { tensors, metadata, verified })
 }
+
+/// The exact position of a generator, `(seed, stream, word position)`, so that a
+/// checkpoint can resume a shuffle or a dropout mask where it stopped.
+///
+/// ```
+/// use flux_core::{io, tensor::random::Rng};
+/// let mut a = Rng::seed(3);
+/// a.uniform();
+/// let (seed, stream, pos) = io::rng_state(&a);
+/// let mut b = io::rng_from_state(seed, stream, pos);
+/// assert_eq!(a.uniform(), b.uniform());
+/// ```
+pub fn rng_state(r: &crate::tensor::random::Rng) -> ([u8; 32], u64, u128) { (r.0.get_seed(), r.0.get_stream(), r.0.get_word_pos()) }
+
+/// The generator [`rng_state`] described.
+pub fn rng_from_state(seed: [u8; 32], stream: u64, word_pos: u128) -> crate::tensor::random::Rng {
+    use rand::SeedableRng;
+    let mut r = rand_chacha::ChaCha8Rng::from_seed(seed);
+    r.set_stream(stream);
+    r.set_word_pos(word_pos);
+    crate::tensor::random::Rng(r)
+}
