@@ -452,10 +452,4 @@ class epochs:
 
 # ---- Optimiser ---------------------------------------------------------------------------
 
-try:
-    from .optimise import OptimiserChain as Optimiser  # the old name of the same rule
-except ImportError:  # pragma: no cover - only while OptimiserChain is not there yet
-    def Optimiser(*rules):
-        """The older name of ``fx.OptimiserChain``."""
-        from .optimise import OptimiserChain
-        return OptimiserChain(*rules)
+from .optimise import OptimiserChain as Optimiser  # noqa: E402  (Flux's old name of the same rule)
