@@ -16,14 +16,16 @@ from .attention import MultiHeadAttention, dot_product_attention, make_causal_ma
 from .activations import elu, gelu, identity, leakyrelu, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ
 from .data import DataLoader
 from .implicit import Grads, Optimiser, Params, epochs, params, stop, throttle
-from .init import (Rng, glorot_normal, glorot_uniform, kaiming_normal, kaiming_uniform, ones, ones32, rand, rand32,
-                   randn, randn32, seed, zeros, zeros32)
+from .init import (Rng, glorot_normal, glorot_uniform, identity_init, kaiming_normal, kaiming_uniform, lecun_normal,
+                   ones, ones32, orthogonal, rand, rand32, randn, randn32, seed, sparse_init, truncated_normal, zeros,
+                   zeros32)
 from .layers import Chain, Dense, flatten
 from .optimise import (AdaBelief, AdaDelta, AdaGrad, AdaMax, Adam, AdamW, AMSGrad, ClipGrad, ClipNorm, Descent, Lion,
                        Momentum, NAdam, Nesterov, OAdam, RAdam, RMSProp, Rprop, Rule, SignDecay, WeightDecay, setup,
                        update, update_, OptimiserChain, AccumGrad, MixedPrecision, adjust_, adjust, freeze_, thaw_,
                        clip_norm_)
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from .serialization import CheckpointError, load, loadmodel_, save, state
 from .train import NonFiniteLossError, train_
 from .utils import onecold, onehotbatch, trainables
 
@@ -36,6 +38,8 @@ __all__ = [
     "identity", "relu", "leakyrelu", "sigmoid", "σ", "tanh", "elu", "gelu", "swish", "softplus", "softmax", "logsoftmax",
     "seed", "Rng", "glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal",
     "zeros", "ones", "rand", "randn", "zeros32", "ones32", "rand32", "randn32",
+    "truncated_normal", "lecun_normal", "orthogonal", "sparse_init", "identity_init",
+    "state", "loadmodel_", "save", "load", "CheckpointError",
     "losses", "optimise", "Rule", "Leaf", "setup", "update_", "update",
     "Descent", "Momentum", "Nesterov", "Rprop", "RMSProp", "Adam", "RAdam", "AdaMax", "OAdam", "AdaGrad",
     "AdaDelta", "AMSGrad", "NAdam", "AdamW", "AdaBelief", "Lion", "WeightDecay", "SignDecay", "ClipGrad", "ClipNorm",
