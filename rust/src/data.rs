@@ -39,6 +39,23 @@ pub fn gather_rows(src: &[u8], row_bytes: usize, idx: &[usize], dst: &mut [u8]) 
     Ok(())
 }
 
+/// One-hot rows: `out[i, labels[i]] = 1` for `n` classes (class dimension last).
+///
+/// ```
+/// let y = flux_core::data::onehot(&[2, 0], 3, flux_core::DType::F32).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![0., 0., 1., 1., 0., 0.]);
+/// ```
+pub fn onehot(labels: &[usize], n: usize, dtype: crate::DType) -> Result<Tensor> {
+    let mut v = vec![0f64; labels.len() * n];
+    for (row, &l) in labels.iter().enumerate() {
+        if l >= n {
+            return Err(value_err!("label {l} is out of range for {n} classes"));
+        }
+        v[row * n + l] = 1.0;
+    }
+    Tensor::from_vec(v, &[labels.len(), n])?.cast(dtype)
+}
+
 /// Mini-batches of `(x, y)` tensors, observation dimension first, for native training.
 ///
 /// ```
