@@ -9,15 +9,21 @@ use flux_core::nn::{losses, Activation, Chain, Dense, Module};
 use flux_core::tensor::random::Rng;
 use flux_core::{optim, train, DType, Error, Result, Tensor};
 
+type Npz = zip::ZipArchive<BufReader<File>>;
+
+/// One uint8 array of an .npz archive (a zip of .npy files) with its shape.
+fn array(npz: &mut Npz, name: &str) -> Result<(Vec<u8>, Vec<u64>)> {
+    let member = npz.by_name(&format!("{name}.npy")).map_err(|e| Error::Io(format!("{name}: {e}")))?;
+    let npy = npyz::NpyFile::new(member).map_err(|e| Error::Io(e.to_string()))?;
+    let shape = npy.shape().to_vec();
+    Ok((npy.into_vec().map_err(|e| Error::Io(e.to_string()))?, shape))
+}
+
 /// Images as float32 in [0, 1], shape (n, 784), and labels.
-fn load(npz: &mut npyz::npz::NpzArchive<BufReader<File>>, x: &str, y: &str) -> Result<(Tensor, Vec<usize>)> {
-    let io = |e: std::io::Error| Error::Io(e.to_string());
-    let xa = npz.by_name(x).map_err(io)?.ok_or_else(|| Error::Io(format!("{x} missing")))?;
-    let n = xa.shape()[0] as usize;
-    let pixels: Vec<u8> = xa.into_vec().map_err(io)?;
-    let xs = Tensor::from_vec(pixels.iter().map(|&p| p as f32 / 255.0).collect(), &[n, 784])?;
-    let ya = npz.by_name(y).map_err(io)?.ok_or_else(|| Error::Io(format!("{y} missing")))?;
-    let labels: Vec<u8> = ya.into_vec().map_err(io)?;
+fn load(npz: &mut Npz, x: &str, y: &str) -> Result<(Tensor, Vec<usize>)> {
+    let (pixels, shape) = array(npz, x)?;
+    let xs = Tensor::from_vec(pixels.iter().map(|&p| p as f32 / 255.0).collect(), &[shape[0] as usize, 784])?;
+    let (labels, _) = array(npz, y)?;
     Ok((xs, labels.into_iter().map(usize::from).collect()))
 }
 
@@ -30,7 +36,8 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).cloned().unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../data/mnist_subset.npz").into());
     let epochs: usize = args.get(2).and_then(|e| e.parse().ok()).unwrap_or(3);
-    let mut npz = npyz::npz::NpzArchive::open(&path).map_err(|e| Error::Io(format!("{path}: {e}")))?;
+    let file = File::open(&path).map_err(|e| Error::Io(format!("{path}: {e}")))?;
+    let mut npz = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| Error::Io(format!("{path}: {e}")))?;
     let (x_train, y_train) = load(&mut npz, "x_train", "y_train")?;
     let (x_test, y_test) = load(&mut npz, "x_test", "y_test")?;
     println!("data: {} training and {} test images from {path}", y_train.len(), y_test.len());
