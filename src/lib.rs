@@ -8,6 +8,7 @@ mod convert;
 mod data;
 mod errors;
 mod io;
+mod layers;
 mod nn;
 mod optim;
 mod tensor;
@@ -20,6 +21,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     optim::register(m)?;
     data::register(m)?;
     io::register(m)?;
+    layers::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

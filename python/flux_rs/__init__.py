@@ -14,6 +14,9 @@ from ._core import Leaf, Tensor, cat, maximum, minimum, stack, tensor
 from ._tree import Node, layer
 from .attention import MultiHeadAttention, dot_product_attention, make_causal_mask
 from .activations import elu, gelu, identity, leakyrelu, logsoftmax, relu, sigmoid, softmax, softplus, swish, tanh, σ
+from .conv import (AdaptiveMaxPool, AdaptiveMeanPool, Conv, ConvTranspose, DepthwiseConv, GlobalMaxPool, GlobalMeanPool,
+                   MaxPool, MeanPool, PixelShuffle, SamePad, Upsample, conv, conv_transpose, maxpool, meanpool,
+                   pixel_shuffle, upsample_bilinear, upsample_nearest)
 from .data import DataLoader
 from .implicit import Grads, Optimiser, Params, epochs, params, stop, throttle
 from .init import (Rng, glorot_normal, glorot_uniform, identity_init, kaiming_normal, kaiming_uniform, lecun_normal,
@@ -35,6 +38,9 @@ __all__ = [
     "Tensor", "tensor", "cat", "stack", "maximum", "minimum", "Node", "layer",
     "gradient", "withgradient", "WithGradient",
     "Chain", "Dense", "flatten",
+    "Conv", "ConvTranspose", "DepthwiseConv", "SamePad", "MaxPool", "MeanPool", "GlobalMaxPool", "GlobalMeanPool",
+    "AdaptiveMaxPool", "AdaptiveMeanPool", "Upsample", "PixelShuffle", "conv", "conv_transpose", "maxpool", "meanpool",
+    "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
     "identity", "relu", "leakyrelu", "sigmoid", "σ", "tanh", "elu", "gelu", "swish", "softplus", "softmax", "logsoftmax",
     "seed", "Rng", "glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal",
     "zeros", "ones", "rand", "randn", "zeros32", "ones32", "rand32", "randn32",

@@ -9,11 +9,17 @@
 //! Ops live by family: [`elementwise`], [`reduce`], [`matmul`], [`movement`],
 //! [`softmax`]; random constructors in [`random`]. Every op that a gradient can flow
 //! through records itself on the autodiff tape (see [`crate::autodiff`]).
+pub mod conv;
+pub mod dropout;
 pub mod dtype;
 pub mod elementwise;
+pub mod gather;
 pub mod layout;
 pub mod matmul;
+pub mod misc;
 pub mod movement;
+pub mod norm;
+pub mod pool;
 pub mod random;
 pub mod reduce;
 pub mod softmax;

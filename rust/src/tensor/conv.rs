@@ -1,0 +1,518 @@
+//! N-d convolution (1, 2 or 3 spatial dimensions) and transposed convolution, NCHW
+//! with PyTorch's weight layout `(out, in / groups, k...)`.
+//!
+//! Both go through three kernels on one geometry, where a convolution maps the "big"
+//! tensor (its input) to the "small" one (its output):
+//! [`conv_fwd`] (im2col + GEMM: small = W · cols(big)), [`conv_bwd_data`] (GEMM + col2im:
+//! big = col2im(Wᵀ · small)) and [`conv_bwd_filter`] (dW = Σₙ small · cols(big)ᵀ).
+//! A transposed convolution is the adjoint of a convolution with the same weight, so its
+//! forward is `conv_bwd_data` and its backward uses the other two. The batch is split
+//! over rayon's threads, one GEMM per sample and group; a single sample uses GEMM's own
+//! threads instead.
+use rayon::prelude::*;
+
+use super::{DType, Float, Tensor};
+use crate::autodiff::{record, Backward, Op};
+use crate::error::{shape_err, value_err, Result};
+
+/// Stride, padding (low and high side per dimension), dilation and groups of a
+/// convolution over `n` spatial dimensions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub stride: Vec<usize>,
+    pub pad_lo: Vec<usize>,
+    pub pad_hi: Vec<usize>,
+    pub dilation: Vec<usize>,
+    pub groups: usize,
+}
+
+impl ConvSpec {
+    /// Stride 1, no padding, dilation 1, one group, over `n` spatial dimensions.
+    ///
+    /// ```
+    /// let s = flux_core::tensor::conv::ConvSpec::new(2);
+    /// assert_eq!(s.stride, vec![1, 1]);
+    /// ```
+    pub fn new(n: usize) -> ConvSpec {
+        ConvSpec { stride: vec![1; n], pad_lo: vec![0; n], pad_hi: vec![0; n], dilation: vec![1; n], groups: 1 }
+    }
+    /// The same settings with symmetric padding `p` in every dimension.
+    pub fn with_pad(mut self, p: usize) -> ConvSpec {
+        self.pad_lo = vec![p; self.pad_lo.len()];
+        self.pad_hi = vec![p; self.pad_hi.len()];
+        self
+    }
+    pub fn with_stride(mut self, s: usize) -> ConvSpec {
+        self.stride = vec![s; self.stride.len()];
+        self
+    }
+    fn check(&self, n: usize) -> Result<()> {
+        let ok = [&self.stride, &self.pad_lo, &self.pad_hi, &self.dilation].iter().all(|v| v.len() == n);
+        if !ok {
+            return Err(value_err!("convolution settings {:?} do not all have {} spatial entries", self, n));
+        }
+        if self.stride.contains(&0) || self.dilation.contains(&0) || self.groups == 0 {
+            return Err(value_err!("stride, dilation and groups must be positive, got {:?}", self));
+        }
+        Ok(())
+    }
+}
+
+/// The shape of one convolution, with the spatial dimensions padded to three (leading
+/// ones) so that one set of loops serves 1-D, 2-D and 3-D.
+#[derive(Clone, Debug)]
+pub(crate) struct Geom {
+    pub n: usize,
+    /// channels of the big (conv input) and small (conv output) tensors
+    pub cb: usize,
+    pub cs: usize,
+    pub groups: usize,
+    pub big: [usize; 3],
+    pub small: [usize; 3],
+    pub k: [usize; 3],
+    pub stride: [usize; 3],
+    pub pad: [usize; 3],
+    pub dil: [usize; 3],
+}
+
+impl Geom {
+    fn kk(&self) -> usize { self.k.iter().product() }
+    fn lb(&self) -> usize { self.big.iter().product() }
+    fn ls(&self) -> usize { self.small.iter().product() }
+    /// rows of one group's column matrix: (cb / groups) · ∏k
+    fn ckg(&self) -> usize { self.cb / self.groups * self.kk() }
+    fn osg(&self) -> usize { self.cs / self.groups }
+}
+
+fn pad3(v: &[usize], fill: usize) -> [usize; 3] {
+    let mut o = [fill; 3];
+    o[3 - v.len()..].copy_from_slice(v);
+    o
+}
+
+/// Output length of a convolution along one dimension (`None` if the window does not fit).
+pub fn conv_out_len(n: usize, k: usize, stride: usize, pad_lo: usize, pad_hi: usize, dil: usize) -> Option<usize> {
+    let span = dil * (k.max(1) - 1) + 1;
+    let padded = n + pad_lo + pad_hi;
+    if padded < span || k == 0 {
+        return None;
+    }
+    Some((padded - span) / stride + 1)
+}
+
+/// Unfold one sample `x` (cb × big) into `col` (cb·∏k × small), zeros where the window
+/// reads padding. Row `c·∏k + kidx` matches the weight's `(c, k...)` flattening.
+fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
+    let [bd, bh, bw] = g.big;
+    let [sd, sh, sw] = g.small;
+    let [kd, kh, kw] = g.k;
+    let ls = g.ls();
+    let mut row = 0;
+    for c in 0..g.cb {
+        let xc = &x[c * bd * bh * bw..(c + 1) * bd * bh * bw];
+        for a in 0..kd {
+            for b in 0..kh {
+                for e in 0..kw {
+                    let out = &mut col[row * ls..(row + 1) * ls];
+                    let mut o = 0;
+                    for od in 0..sd {
+                        let id = (od * g.stride[0] + a * g.dil[0]) as isize - g.pad[0] as isize;
+                        for oh in 0..sh {
+                            let ih = (oh * g.stride[1] + b * g.dil[1]) as isize - g.pad[1] as isize;
+                            let dst = &mut out[o..o + sw];
+                            o += sw;
+                            if id < 0 || id >= bd as isize || ih < 0 || ih >= bh as isize {
+                                dst.iter_mut().for_each(|v| *v = T::zero());
+                                continue;
+                            }
+                            let src = &xc[(id as usize * bh + ih as usize) * bw..][..bw];
+                            let off = (e * g.dil[2]) as isize - g.pad[2] as isize;
+                            if g.stride[2] == 1 && off >= 0 && off as usize + sw <= bw {
+                                dst.copy_from_slice(&src[off as usize..off as usize + sw]);
+                            } else {
+                                for (ow, d) in dst.iter_mut().enumerate() {
+                                    let iw = (ow * g.stride[2]) as isize + off;
+                                    *d = if iw >= 0 && iw < bw as isize { src[iw as usize] } else { T::zero() };
+                                }
+                            }
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`im2col`]: add `col` back into one sample `x` (which is zeroed first).
+fn col2im<T: Float>(g: &Geom, col: &[T], x: &mut [T]) {
+    let [bd, bh, bw] = g.big;
+    let [sd, sh, sw] = g.small;
+    let [kd, kh, kw] = g.k;
+    let ls = g.ls();
+    x.iter_mut().for_each(|v| *v = T::zero());
+    let mut row = 0;
+    for c in 0..g.cb {
+        let xc = &mut x[c * bd * bh * bw..(c + 1) * bd * bh * bw];
+        for a in 0..kd {
+            for b in 0..kh {
+                for e in 0..kw {
+                    let src_row = &col[row * ls..(row + 1) * ls];
+                    let mut o = 0;
+                    for od in 0..sd {
+                        let id = (od * g.stride[0] + a * g.dil[0]) as isize - g.pad[0] as isize;
+                        for oh in 0..sh {
+                            let ih = (oh * g.stride[1] + b * g.dil[1]) as isize - g.pad[1] as isize;
+                            let s = &src_row[o..o + sw];
+                            o += sw;
+                            if id < 0 || id >= bd as isize || ih < 0 || ih >= bh as isize {
+                                continue;
+                            }
+                            let dst = &mut xc[(id as usize * bh + ih as usize) * bw..][..bw];
+                            let off = (e * g.dil[2]) as isize - g.pad[2] as isize;
+                            if g.stride[2] == 1 && off >= 0 && off as usize + sw <= bw {
+                                dst[off as usize..off as usize + sw].iter_mut().zip(s).for_each(|(d, &v)| *d += v);
+                            } else {
+                                for (ow, &v) in s.iter().enumerate() {
+                                    let iw = (ow * g.stride[2]) as isize + off;
+                                    if iw >= 0 && iw < bw as isize {
+                                        dst[iw as usize] += v;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    row += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `C (m×n) = [C +] A (m×k) · B (k×n)`, operands read through (row, column) strides; C
+/// is row-major with row stride `n`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_strided<T: Float>(
+    m: usize, n: usize, k: usize,
+    a: &[T], a_rs: usize, a_cs: usize,
+    b: &[T], b_rs: usize, b_cs: usize,
+    c: &mut [T], accumulate: bool, threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].iter_mut().for_each(|v| *v = T::zero());
+        }
+        return;
+    }
+    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() > (k - 1) * b_rs + (n - 1) * b_cs && c.len() >= m * n);
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the assert above bounds every element the strides reach.
+    unsafe {
+        gemm::gemm(
+            m, n, k,
+            c.as_mut_ptr(), 1, n as isize, accumulate,
+            a.as_ptr(), a_cs as isize, a_rs as isize,
+            b.as_ptr(), b_cs as isize, b_rs as isize,
+            if accumulate { T::one() } else { T::zero() }, T::one(),
+            false, false, false,
+            par,
+        );
+    }
+}
+
+/// Threads for GEMM inside one sample: all of them when the batch cannot use them.
+fn inner_threads(n: usize, work: usize) -> usize {
+    let t = rayon::current_num_threads();
+    if n >= t || work < (1 << 18) { 1 } else { t }
+}
+
+/// small[n] = W · cols(big[n]) (+ bias). `w` is (cs, cb/groups, k...).
+pub(crate) fn conv_fwd<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+    let (lb, ls, ckg, osg) = (g.lb(), g.ls(), g.ckg(), g.osg());
+    let mut out = vec![T::zero(); g.n * g.cs * ls];
+    if out.is_empty() {
+        return out;
+    }
+    let th = inner_threads(g.n, osg * ckg * ls);
+    let one = |col: &mut Vec<T>, (ni, y): (usize, &mut [T])| {
+        im2col(g, &x[ni * g.cb * lb..(ni + 1) * g.cb * lb], col);
+        for gi in 0..g.groups {
+            gemm_strided(osg, ls, ckg, &w[gi * osg * ckg..], ckg, 1, &col[gi * ckg * ls..], ls, 1, &mut y[gi * osg * ls..], false, th);
+        }
+        if let Some(b) = bias {
+            for (o, row) in y.chunks_exact_mut(ls).enumerate() {
+                row.iter_mut().for_each(|v| *v += b[o]);
+            }
+        }
+    };
+    let colsize = g.groups * ckg * ls;
+    if th > 1 || g.n == 1 {
+        let mut col = vec![T::zero(); colsize];
+        out.chunks_exact_mut(g.cs * ls).enumerate().for_each(|p| one(&mut col, p));
+    } else {
+        out.par_chunks_exact_mut(g.cs * ls).enumerate().for_each_init(|| vec![T::zero(); colsize], one);
+    }
+    out
+}
+
+/// big[n] = col2im(Wᵀ · small[n]): the gradient of `conv_fwd` with respect to its input.
+pub(crate) fn conv_bwd_data<T: Float>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
+    let (lb, ls, ckg, osg) = (g.lb(), g.ls(), g.ckg(), g.osg());
+    let mut out = vec![T::zero(); g.n * g.cb * lb];
+    if out.is_empty() {
+        return out;
+    }
+    let th = inner_threads(g.n, osg * ckg * ls);
+    let one = |col: &mut Vec<T>, (ni, dx): (usize, &mut [T])| {
+        let d = &dy[ni * g.cs * ls..(ni + 1) * g.cs * ls];
+        for gi in 0..g.groups {
+            // Wᵀ of group gi: (ckg × osg), element (r, o) at w[o·ckg + r]
+            gemm_strided(ckg, ls, osg, &w[gi * osg * ckg..], 1, ckg, &d[gi * osg * ls..], ls, 1, &mut col[gi * ckg * ls..], false, th);
+        }
+        col2im(g, col, dx);
+    };
+    let colsize = g.groups * ckg * ls;
+    if th > 1 || g.n == 1 {
+        let mut col = vec![T::zero(); colsize];
+        out.chunks_exact_mut(g.cb * lb).enumerate().for_each(|p| one(&mut col, p));
+    } else {
+        out.par_chunks_exact_mut(g.cb * lb).enumerate().for_each_init(|| vec![T::zero(); colsize], one);
+    }
+    out
+}
+
+/// dW = Σₙ small[n] · cols(big[n])ᵀ, summed over the batch in a fixed order of chunks
+/// (so the result does not depend on how rayon schedules them).
+pub(crate) fn conv_bwd_filter<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
+    let (lb, ls, ckg, osg) = (g.lb(), g.ls(), g.ckg(), g.osg());
+    let wsize = g.cs * ckg;
+    if g.n == 0 || wsize == 0 {
+        return vec![T::zero(); wsize];
+    }
+    let chunks = rayon::current_num_threads().min(g.n).max(1);
+    let th = inner_threads(g.n, osg * ckg * ls);
+    let per = g.n.div_ceil(chunks);
+    let part = |ci: usize| -> Vec<T> {
+        let mut dw = vec![T::zero(); wsize];
+        let mut col = vec![T::zero(); g.groups * ckg * ls];
+        for ni in ci * per..((ci + 1) * per).min(g.n) {
+            im2col(g, &x[ni * g.cb * lb..(ni + 1) * g.cb * lb], &mut col);
+            let d = &dy[ni * g.cs * ls..(ni + 1) * g.cs * ls];
+            for gi in 0..g.groups {
+                // colᵀ of group gi: (ls × ckg), element (l, r) at col[r·ls + l]
+                gemm_strided(osg, ckg, ls, &d[gi * osg * ls..], ls, 1, &col[gi * ckg * ls..], 1, ls, &mut dw[gi * osg * ckg..], true, th);
+            }
+        }
+        dw
+    };
+    let parts: Vec<Vec<T>> = if th > 1 || chunks == 1 { (0..chunks).map(part).collect() } else { (0..chunks).into_par_iter().map(part).collect() };
+    let mut it = parts.into_iter();
+    let mut acc = it.next().unwrap_or_else(|| vec![T::zero(); wsize]);
+    for p in it {
+        acc.iter_mut().zip(p).for_each(|(a, v)| *a += v);
+    }
+    acc
+}
+
+/// Σ over batch and space of `dy` (n, c, l): the bias gradient.
+fn bias_grad<T: Float>(dy: &[T], n: usize, c: usize, l: usize) -> Vec<T> {
+    let mut db = vec![T::zero(); c];
+    for ni in 0..n {
+        for (ci, d) in db.iter_mut().enumerate() {
+            *d += dy[(ni * c + ci) * l..][..l].iter().copied().sum::<T>();
+        }
+    }
+    db
+}
+
+fn vec_tensor<T: Float>(v: Vec<T>, shape: &[usize]) -> Tensor { Tensor::from_cpu(T::vec_into(v), shape) }
+
+/// Common checks; returns the geometry with `big` = x's spatial shape (for conv) and the
+/// promoted, contiguous operands.
+fn prepare(x: &Tensor, w: &Tensor, b: Option<&Tensor>, what: &str) -> Result<(Tensor, Tensor, Option<Tensor>, DType)> {
+    let nd = w.ndim();
+    if !(3..=5).contains(&nd) {
+        return Err(shape_err!("{what} weight must have 3 to 5 dimensions (out, in, k...), got shape {:?}", w.shape()));
+    }
+    if x.ndim() != nd {
+        return Err(shape_err!(
+            "{what} with a {}-d kernel expects a {}-d input (batch, channels, spatial...), got shape {:?}",
+            nd - 2, nd, x.shape()
+        ));
+    }
+    let dt = DType::promote(x.dtype(), w.dtype());
+    let x = x.cast(dt)?.contiguous();
+    let w = w.cast(dt)?.contiguous();
+    let b = b.map(|b| b.cast(dt).map(|b| b.contiguous())).transpose()?;
+    Ok((x, w, b, dt))
+}
+
+#[derive(Debug)]
+struct ConvBackward {
+    x: Tensor,
+    w: Tensor,
+    g: Geom,
+    transposed: bool,
+}
+
+impl Backward for ConvBackward {
+    fn backward(&self, gy: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let g = &self.g;
+        let gy = gy.cast(self.x.dtype())?.contiguous();
+        crate::dispatch!(self.x.dtype(), T => {
+            let (xs, ws, d) = (self.x.as_slice::<T>()?, self.w.as_slice::<T>()?, gy.as_slice::<T>()?);
+            // conv: x is big, y small. transposed: x is small, y big.
+            let (dx, dw, db) = if !self.transposed {
+                (
+                    needs[0].then(|| vec_tensor(conv_bwd_data(g, d, ws), self.x.shape())),
+                    needs[1].then(|| vec_tensor(conv_bwd_filter(g, xs, d), self.w.shape())),
+                    needs.get(2).copied().unwrap_or(false).then(|| vec_tensor(bias_grad(d, g.n, g.cs, g.ls()), &[g.cs])),
+                )
+            } else {
+                (
+                    needs[0].then(|| vec_tensor(conv_fwd(g, d, ws, None), self.x.shape())),
+                    needs[1].then(|| vec_tensor(conv_bwd_filter(g, d, xs), self.w.shape())),
+                    needs.get(2).copied().unwrap_or(false).then(|| vec_tensor(bias_grad(d, g.n, g.cb, g.lb()), &[g.cb])),
+                )
+            };
+            let mut out = vec![dx, dw];
+            if needs.len() > 2 {
+                out.push(db);
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn record_conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &Tensor, g: Geom, transposed: bool) {
+    let mut ins = vec![x, w];
+    if let Some(b) = b {
+        ins.push(b);
+    }
+    record(&ins, out, || Op::Custom(Box::new(ConvBackward { x: x.clone(), w: w.clone(), g, transposed })));
+}
+
+/// Cross-correlation (PyTorch's `conv1d/2d/3d`): `x` (N, C_in, spatial...), `w` (C_out,
+/// C_in / groups, k...), optional bias (C_out,). Output spatial length per dimension:
+/// `(n + pad_lo + pad_hi − dilation·(k − 1) − 1) ÷ stride + 1`.
+///
+/// ```
+/// use flux_core::{Tensor, tensor::conv::{conv, ConvSpec}};
+/// let x = Tensor::ones(&[1, 1, 4, 4], flux_core::DType::F32);
+/// let w = Tensor::ones(&[2, 1, 3, 3], flux_core::DType::F32);
+/// let y = conv(&x, &w, None, &ConvSpec::new(2).with_pad(1)).unwrap();
+/// assert_eq!(y.shape(), &[1, 2, 4, 4]);
+/// assert_eq!(y.to_vec_f64().unwrap()[5], 9.0);
+/// ```
+pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) -> Result<Tensor> {
+    let (xc, wc, bc, dt) = prepare(x, w, b, "conv")?;
+    let ns = wc.ndim() - 2;
+    spec.check(ns)?;
+    let (xs, ws) = (xc.shape(), wc.shape());
+    let (cout, cin_g) = (ws[0], ws[1]);
+    let groups = spec.groups;
+    if xs[1] != cin_g * groups || cout % groups != 0 {
+        return Err(shape_err!(
+            "conv: weight {:?} with groups={} expects {} input channels (and out channels divisible by groups), got input of shape {:?}",
+            ws, groups, cin_g * groups, xs
+        ));
+    }
+    let mut small = Vec::with_capacity(ns);
+    for i in 0..ns {
+        let o = conv_out_len(xs[2 + i], ws[2 + i], spec.stride[i], spec.pad_lo[i], spec.pad_hi[i], spec.dilation[i]).ok_or_else(|| {
+            shape_err!(
+                "conv: kernel {:?} (dilation {:?}) does not fit the padded input of spatial shape {:?} (padding {:?}/{:?})",
+                &ws[2..], spec.dilation, &xs[2..], spec.pad_lo, spec.pad_hi
+            )
+        })?;
+        small.push(o);
+    }
+    if let Some(b) = &bc {
+        if b.shape() != [cout] {
+            return Err(shape_err!("conv: bias must have shape ({cout},), got {:?}", b.shape()));
+        }
+    }
+    let g = Geom {
+        n: xs[0], cb: xs[1], cs: cout, groups,
+        big: pad3(&xs[2..], 1), small: pad3(&small, 1), k: pad3(&ws[2..], 1),
+        stride: pad3(&spec.stride, 1), pad: pad3(&spec.pad_lo, 0), dil: pad3(&spec.dilation, 1),
+    };
+    let mut oshape = vec![xs[0], cout];
+    oshape.extend(&small);
+    let out = crate::dispatch!(dt, T => {
+        let bs = match &bc { Some(b) => Some(b.as_slice::<T>()?), None => None };
+        vec_tensor(conv_fwd(&g, xc.as_slice::<T>()?, wc.as_slice::<T>()?, bs), &oshape)
+    });
+    record_conv(&xc, &wc, bc.as_ref(), &out, g, false);
+    Ok(out)
+}
+
+/// Transposed convolution (PyTorch's `conv_transpose*d`, the adjoint of [`conv`] with the
+/// same weight): `x` (N, C_in, spatial...), `w` (C_in, C_out / groups, k...). Output
+/// length per dimension: `(n − 1)·stride + dilation·(k − 1) + 1 − pad_lo − pad_hi + out_pad`.
+///
+/// ```
+/// use flux_core::{Tensor, DType, tensor::conv::{conv_transpose, ConvSpec}};
+/// let x = Tensor::ones(&[1, 1, 2, 2], DType::F64);
+/// let w = Tensor::ones(&[1, 3, 2, 2], DType::F64);
+/// let y = conv_transpose(&x, &w, None, &ConvSpec::new(2).with_stride(2), &[0, 0]).unwrap();
+/// assert_eq!(y.shape(), &[1, 3, 4, 4]);
+/// ```
+pub fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec, out_pad: &[usize]) -> Result<Tensor> {
+    let (xc, wc, bc, dt) = prepare(x, w, b, "conv_transpose")?;
+    let ns = wc.ndim() - 2;
+    spec.check(ns)?;
+    if out_pad.len() != ns {
+        return Err(value_err!("conv_transpose: out_pad needs {ns} entries, got {:?}", out_pad));
+    }
+    let (xs, ws) = (xc.shape(), wc.shape());
+    let groups = spec.groups;
+    let (cin, cout) = (ws[0], ws[1] * groups);
+    if xs[1] != cin || cin % groups != 0 {
+        return Err(shape_err!(
+            "conv_transpose: weight {:?} expects {} input channels (divisible by groups={}), got input of shape {:?}",
+            ws, cin, groups, xs
+        ));
+    }
+    let mut big = Vec::with_capacity(ns);
+    for i in 0..ns {
+        let full = (xs[2 + i].max(1) - 1) * spec.stride[i] + spec.dilation[i] * (ws[2 + i].max(1) - 1) + 1 + out_pad[i];
+        let cut = spec.pad_lo[i] + spec.pad_hi[i];
+        if full <= cut || xs[2 + i] == 0 || out_pad[i] >= spec.stride[i].max(spec.dilation[i]) {
+            return Err(shape_err!(
+                "conv_transpose: input of spatial shape {:?} with kernel {:?}, stride {:?}, padding {:?}/{:?}, out_pad {:?} gives no valid output",
+                &xs[2..], &ws[2..], spec.stride, spec.pad_lo, spec.pad_hi, out_pad
+            ));
+        }
+        big.push(full - cut);
+    }
+    if let Some(b) = &bc {
+        if b.shape() != [cout] {
+            return Err(shape_err!("conv_transpose: bias must have shape ({cout},), got {:?}", b.shape()));
+        }
+    }
+    let g = Geom {
+        n: xs[0], cb: cout, cs: cin, groups,
+        big: pad3(&big, 1), small: pad3(&xs[2..], 1), k: pad3(&ws[2..], 1),
+        stride: pad3(&spec.stride, 1), pad: pad3(&spec.pad_lo, 0), dil: pad3(&spec.dilation, 1),
+    };
+    let mut oshape = vec![xs[0], cout];
+    oshape.extend(&big);
+    let out = crate::dispatch!(dt, T => {
+        let mut y = conv_bwd_data(&g, xc.as_slice::<T>()?, wc.as_slice::<T>()?);
+        if let Some(b) = &bc {
+            let bs = b.as_slice::<T>()?;
+            let lb = g.lb();
+            for (i, row) in y.chunks_exact_mut(lb.max(1)).enumerate() {
+                let bv = bs[i % cout];
+                row.iter_mut().for_each(|v| *v += bv);
+            }
+        }
+        vec_tensor(y, &oshape)
+    });
+    record_conv(&xc, &wc, bc.as_ref(), &out, g, true);
+    Ok(out)
+}

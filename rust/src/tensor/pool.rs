@@ -1,0 +1,247 @@
+//! Max and mean pooling over 1, 2 or 3 spatial dimensions of an (N, C, spatial...)
+//! tensor, with stride and low/high padding per dimension. Each (sample, channel) plane
+//! is independent, so planes are split over rayon's threads.
+//!
+//! Mean pooling divides by the full window size, padding included (NNlib's `meanpool`,
+//! PyTorch's default `count_include_pad=True`); max pooling never picks padding.
+use rayon::prelude::*;
+
+use super::{Float, Tensor, PAR_THRESHOLD};
+use crate::autodiff::{record, Backward, Op};
+use crate::error::{shape_err, value_err, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolMode {
+    Max,
+    Mean,
+}
+
+/// Window, stride and padding (low and high side) per spatial dimension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSpec {
+    pub window: Vec<usize>,
+    pub stride: Vec<usize>,
+    pub pad_lo: Vec<usize>,
+    pub pad_hi: Vec<usize>,
+}
+
+impl PoolSpec {
+    /// Window `k` in every one of `n` dimensions, stride = window, no padding (Flux's default).
+    ///
+    /// ```
+    /// let s = flux_core::tensor::pool::PoolSpec::new(&[2, 2]);
+    /// assert_eq!(s.stride, vec![2, 2]);
+    /// ```
+    pub fn new(window: &[usize]) -> PoolSpec {
+        let n = window.len();
+        PoolSpec { window: window.to_vec(), stride: window.to_vec(), pad_lo: vec![0; n], pad_hi: vec![0; n] }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct PGeom {
+    planes: usize,
+    big: [usize; 3],
+    small: [usize; 3],
+    k: [usize; 3],
+    stride: [usize; 3],
+    pad: [usize; 3],
+}
+
+fn pad3(v: &[usize], fill: usize) -> [usize; 3] {
+    let mut o = [fill; 3];
+    o[3 - v.len()..].copy_from_slice(v);
+    o
+}
+
+impl PGeom {
+    fn lb(&self) -> usize { self.big.iter().product() }
+    fn ls(&self) -> usize { self.small.iter().product() }
+    /// Visit the in-bounds input offsets of output position (od, oh, ow).
+    #[inline]
+    fn window(&self, od: usize, oh: usize, ow: usize, mut f: impl FnMut(usize)) {
+        let [bd, bh, bw] = self.big;
+        let start = |o: usize, i: usize| (o * self.stride[i]) as isize - self.pad[i] as isize;
+        let (d0, h0, w0) = (start(od, 0), start(oh, 1), start(ow, 2));
+        for a in 0..self.k[0] as isize {
+            let id = d0 + a;
+            if id < 0 || id >= bd as isize {
+                continue;
+            }
+            for b in 0..self.k[1] as isize {
+                let ih = h0 + b;
+                if ih < 0 || ih >= bh as isize {
+                    continue;
+                }
+                let base = (id as usize * bh + ih as usize) * bw;
+                for e in 0..self.k[2] as isize {
+                    let iw = w0 + e;
+                    if iw >= 0 && iw < bw as isize {
+                        f(base + iw as usize);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Forward over one plane: outputs and (for max) the winning input offsets.
+fn plane_fwd<T: Float>(g: &PGeom, mode: PoolMode, x: &[T], y: &mut [T], arg: &mut [u32]) {
+    let kk = T::f(g.k.iter().product::<usize>() as f64);
+    let mut o = 0;
+    for od in 0..g.small[0] {
+        for oh in 0..g.small[1] {
+            for ow in 0..g.small[2] {
+                match mode {
+                    PoolMode::Max => {
+                        let (mut best, mut at) = (T::neg_infinity(), u32::MAX);
+                        g.window(od, oh, ow, |i| {
+                            let v = x[i];
+                            if at == u32::MAX || v > best || v.is_nan() && !best.is_nan() {
+                                best = v;
+                                at = i as u32;
+                            }
+                        });
+                        y[o] = best;
+                        arg[o] = at;
+                    }
+                    PoolMode::Mean => {
+                        let mut s = T::zero();
+                        g.window(od, oh, ow, |i| s += x[i]);
+                        y[o] = s / kk;
+                    }
+                }
+                o += 1;
+            }
+        }
+    }
+}
+
+fn plane_bwd<T: Float>(g: &PGeom, mode: PoolMode, gy: &[T], arg: &[u32], dx: &mut [T]) {
+    let inv = T::one() / T::f(g.k.iter().product::<usize>() as f64);
+    let mut o = 0;
+    for od in 0..g.small[0] {
+        for oh in 0..g.small[1] {
+            for ow in 0..g.small[2] {
+                match mode {
+                    PoolMode::Max => {
+                        if arg[o] != u32::MAX {
+                            dx[arg[o] as usize] += gy[o];
+                        }
+                    }
+                    PoolMode::Mean => {
+                        let v = gy[o] * inv;
+                        g.window(od, oh, ow, |i| dx[i] += v);
+                    }
+                }
+                o += 1;
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PoolBackward {
+    g: PGeom,
+    mode: PoolMode,
+    arg: Vec<u32>,
+    in_shape: Vec<usize>,
+}
+
+impl Backward for PoolBackward {
+    fn backward(&self, gy: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let gy = gy.contiguous();
+        let (lb, ls) = (self.g.lb(), self.g.ls());
+        crate::dispatch!(gy.dtype(), T => {
+            let gs = gy.as_slice::<T>()?;
+            let mut dx = vec![T::zero(); self.g.planes * lb];
+            let f = |(p, d): (usize, &mut [T])| plane_bwd(&self.g, self.mode, &gs[p * ls..(p + 1) * ls], if self.arg.is_empty() { &[] } else { &self.arg[p * ls..] }, d);
+            if dx.len() >= PAR_THRESHOLD {
+                dx.par_chunks_exact_mut(lb.max(1)).enumerate().for_each(f);
+            } else {
+                dx.chunks_exact_mut(lb.max(1)).enumerate().for_each(f);
+            }
+            Ok(vec![Some(Tensor::from_cpu(T::vec_into(dx), &self.in_shape))])
+        })
+    }
+}
+
+/// Max or mean pooling of `x` (N, C, spatial...) with one window entry per spatial dim.
+///
+/// ```
+/// use flux_core::{Tensor, tensor::pool::{pool, PoolMode, PoolSpec}};
+/// let x = Tensor::from_vec((0..16).map(|v| v as f32).collect(), &[1, 1, 4, 4]).unwrap();
+/// let y = pool(&x, PoolMode::Max, &PoolSpec::new(&[2, 2])).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![5.0, 7.0, 13.0, 15.0]);
+/// ```
+pub fn pool(x: &Tensor, mode: PoolMode, spec: &PoolSpec) -> Result<Tensor> {
+    let ns = spec.window.len();
+    if !(1..=3).contains(&ns) {
+        return Err(value_err!("pooling works over 1 to 3 spatial dimensions, got a window of {:?}", spec.window));
+    }
+    if [&spec.stride, &spec.pad_lo, &spec.pad_hi].iter().any(|v| v.len() != ns) {
+        return Err(value_err!("pooling settings {:?} do not all have {} entries", spec, ns));
+    }
+    if spec.stride.contains(&0) || spec.window.contains(&0) {
+        return Err(value_err!("pooling window and stride must be positive, got {:?}", spec));
+    }
+    if x.ndim() != ns + 2 {
+        return Err(shape_err!(
+            "a {}-d pooling window {:?} expects a {}-d input (batch, channels, spatial...), got shape {:?}",
+            ns, spec.window, ns + 2, x.shape()
+        ));
+    }
+    let xs = x.shape();
+    let mut small = Vec::with_capacity(ns);
+    for i in 0..ns {
+        let padded = xs[2 + i] + spec.pad_lo[i] + spec.pad_hi[i];
+        if padded < spec.window[i] {
+            return Err(shape_err!("pooling window {:?} is larger than the padded input of spatial shape {:?}", spec.window, &xs[2..]));
+        }
+        small.push((padded - spec.window[i]) / spec.stride[i] + 1);
+    }
+    let xc = x.contiguous();
+    let g = PGeom {
+        planes: xs[0] * xs[1],
+        big: pad3(&xs[2..], 1),
+        small: pad3(&small, 1),
+        k: pad3(&spec.window, 1),
+        stride: pad3(&spec.stride, 1),
+        pad: pad3(&spec.pad_lo, 0),
+    };
+    if g.lb() >= u32::MAX as usize {
+        return Err(value_err!("pooling planes of more than 2^32 elements are not supported"));
+    }
+    let (lb, ls) = (g.lb(), g.ls());
+    let mut oshape = vec![xs[0], xs[1]];
+    oshape.extend(&small);
+    let mut arg = vec![u32::MAX; if mode == PoolMode::Max { g.planes * ls } else { 0 }];
+    let out = crate::dispatch!(x.dtype(), T => {
+        let xv = xc.as_slice::<T>()?;
+        let mut y = vec![T::zero(); g.planes * ls];
+        if ls > 0 {
+            let big = xv.len() >= PAR_THRESHOLD;
+            match mode {
+                PoolMode::Max => {
+                    let f = |((p, yy), a): ((usize, &mut [T]), &mut [u32])| plane_fwd(&g, mode, &xv[p * lb..(p + 1) * lb], yy, a);
+                    if big {
+                        y.par_chunks_exact_mut(ls).enumerate().zip(arg.par_chunks_exact_mut(ls)).for_each(f);
+                    } else {
+                        y.chunks_exact_mut(ls).enumerate().zip(arg.chunks_exact_mut(ls)).for_each(f);
+                    }
+                }
+                PoolMode::Mean => {
+                    let f = |(p, yy): (usize, &mut [T])| plane_fwd(&g, mode, &xv[p * lb..(p + 1) * lb], yy, &mut []);
+                    if big {
+                        y.par_chunks_exact_mut(ls).enumerate().for_each(f);
+                    } else {
+                        y.chunks_exact_mut(ls).enumerate().for_each(f);
+                    }
+                }
+            }
+        }
+        Tensor::from_cpu(T::vec_into(y), &oshape)
+    });
+    record(&[&xc], &out, || Op::Custom(Box::new(PoolBackward { g, mode, arg, in_shape: xs.to_vec() })));
+    Ok(out)
+}
