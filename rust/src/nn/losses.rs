@@ -53,9 +53,17 @@ impl Agg {
 /// Sizes must match exactly (no broadcasting); a 0-d target is allowed.
 pub fn check_sizes(yhat: &Tensor, y: &Tensor, name: &str) -> Result<()> {
     if yhat.shape() != y.shape() && y.ndim() != 0 {
-        return Err(shape_err!("{name} expects shape(ŷ) = {:?} to match shape(y) = {:?}", yhat.shape(), y.shape()));
+        return Err(shape_err!("{name} expects shape(ŷ) = {} to match shape(y) = {}", py_shape(yhat.shape()), py_shape(y.shape())));
     }
     Ok(())
+}
+
+/// A shape as Python writes it: `(3, 4)`, `(3,)`.
+fn py_shape(s: &[usize]) -> String {
+    match s {
+        [a] => format!("({a},)"),
+        _ => format!("({})", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
 }
 
 /// The target checked against ŷ and converted to ŷ's dtype (float32 in → float32 out).
@@ -300,11 +308,11 @@ impl Backward for CtcBackward {
 /// ```
 pub fn ctc_loss(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
     if logits.ndim() != 2 {
-        return Err(shape_err!("ctc_loss expects ŷ of shape (time, classes), got shape {:?}", logits.shape()));
+        return Err(shape_err!("ctc_loss expects ŷ of shape (time, classes), got shape {}", py_shape(logits.shape())));
     }
     let (t_len, c) = (logits.shape()[0], logits.shape()[1]);
     if c < 2 {
-        return Err(shape_err!("ctc_loss needs at least 2 classes (the last is the blank), got shape {:?}", logits.shape()));
+        return Err(shape_err!("ctc_loss needs at least 2 classes (the last is the blank), got shape {}", py_shape(logits.shape())));
     }
     let blank = c - 1;
     if let Some(&bad) = labels.iter().find(|&&l| l >= blank) {
