@@ -106,7 +106,9 @@ def loadmodel_(model, src):
     naming the path and both shapes), non-array leaves of the model (activation
     functions, sizes) are kept; ``bias=False`` in the source zero-fills an array, and an
     all-zero array may load into a ``False`` field. Tied parameters are loaded once and
-    their other sources must agree. Fields are matched by name (``str`` of the key).
+    their other sources must agree. Fields are matched by name (``str`` of the key, in any
+order); fields of the model that hold no arrays may be missing from the source (so
+that a PyTorch ``state_dict`` loads).
 
     >>> import flux_rs as fx
     >>> a, b = fx.Dense(2, 3), fx.Dense(2, 3)
@@ -161,15 +163,19 @@ def loadmodel_(model, src):
                              f"{type(dst).__name__} with fields {[k for k, _ in dch]}, the source has "
                              f"{type(s).__name__}")
         dkeys, skeys = [str(k) for k, _ in dch], [str(k) for k, _ in sch]
-        if dkeys != skeys and sorted(dkeys) != sorted(skeys):
-            first = next((k for k in dkeys if k not in skeys), None) or next(k for k in skeys if k not in dkeys)
+        # fields holding no arrays (activation functions, sizes) may be absent from a
+        # source such as a PyTorch file; every other field must be on both sides
+        need = [str(k) for k, v in dch if str(k) in skeys or _is_array(v) or tensors(v)]
+        if sorted(need) != sorted(skeys):
+            first = next((k for k in need if k not in skeys), None) or next(k for k in skeys if k not in need)
             raise ValueError(f"loadmodel_: the structures do not match at {_join(path, first)}: tried to load "
                              f"fields {skeys} into {dkeys} at {_where(path)}")
         smap = {str(k): v for k, v in sch}
         visiting.add(id(dst))
         try:
             for k, v in dch:
-                go(v, smap[str(k)], _join(path, k), visiting)
+                if str(k) in smap:
+                    go(v, smap[str(k)], _join(path, k), visiting)
         finally:
             visiting.discard(id(dst))
 
