@@ -106,6 +106,11 @@ impl Tensor {
         Ok(out)
     }
     fn extremum(&self, dims: Option<&[isize]>, keepdims: bool, op: ReduceOp) -> Result<Tensor> {
+        let nd = norm_dims(dims, self.ndim())?;
+        if nd.iter().any(|&i| self.shape()[i] == 0) || (self.numel() == 0 && self.ndim() > 0 && nd.is_empty()) {
+            // as numpy: a maximum of nothing has no value
+            return Err(crate::error::value_err!("max/min over an empty dimension of a tensor of shape {:?}", self.shape()));
+        }
         let (out, d) = self.reduce(dims, keepdims, op)?;
         record(&[self], &out, || Op::Extremum { x: self.clone(), y: out.clone(), dims: d });
         Ok(out)
@@ -134,6 +139,9 @@ impl Tensor {
             return Ok((vec![0], vec![]));
         }
         let n = self.shape()[d];
+        if n == 0 {
+            return Err(crate::error::value_err!("argmax over an empty dimension of a tensor of shape {:?}", self.shape()));
+        }
         let mut perm: Vec<usize> = (0..self.ndim()).filter(|&i| i != d).collect();
         perm.push(d);
         let xp = self.permute_view(&perm).contiguous();
