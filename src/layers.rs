@@ -92,7 +92,11 @@ fn indices(idx: &Bound<'_, PyAny>, n: usize) -> PyResult<(Vec<usize>, Vec<usize>
     if kind != "i" && kind != "u" {
         return Err(pyo3::exceptions::PyTypeError::new_err(format!("indices must be integers, got an array of dtype {}", arr.getattr("dtype")?)));
     }
-    let arr = np.call_method1("ascontiguousarray", (arr, "int64"))?;
+    // (not ascontiguousarray, which turns a 0-d index into a 1-d one)
+    let kw = pyo3::types::PyDict::new(idx.py());
+    kw.set_item("dtype", "int64")?;
+    kw.set_item("order", "C")?;
+    let arr = np.call_method("asarray", (arr,), Some(&kw))?;
     let a: PyReadonlyArrayDyn<'_, i64> = arr.extract()?;
     let shape = a.shape().to_vec();
     let mut out = Vec::with_capacity(a.len());

@@ -17,12 +17,15 @@ from .activations import elu, gelu, identity, leakyrelu, logsoftmax, relu, sigmo
 from .conv import (AdaptiveMaxPool, AdaptiveMeanPool, Conv, ConvTranspose, DepthwiseConv, GlobalMaxPool, GlobalMeanPool,
                    MaxPool, MeanPool, PixelShuffle, SamePad, Upsample, conv, conv_transpose, maxpool, meanpool,
                    pixel_shuffle, upsample_bilinear, upsample_nearest)
+from .basic import Bilinear, Embedding, Maxout, Parallel, Scale, SkipConnection, clamp, gather, scatter, split, where
 from .data import DataLoader
 from .implicit import Grads, Optimiser, Params, epochs, params, stop, throttle
 from .init import (Rng, glorot_normal, glorot_uniform, identity_init, kaiming_normal, kaiming_uniform, lecun_normal,
                    ones, ones32, orthogonal, rand, rand32, randn, randn32, seed, sparse_init, truncated_normal, zeros,
                    zeros32)
-from .layers import Chain, Dense, flatten
+from .layers import Chain, Dense, flatten, show
+from .normalise import (AlphaDropout, BatchNorm, Dropout, GroupNorm, InstanceNorm, LayerNorm, alpha_dropout, dropout,
+                        testmode_, trainmode_)
 from .optimise import (AdaBelief, AdaDelta, AdaGrad, AdaMax, Adam, AdamW, AMSGrad, ClipGrad, ClipNorm, Descent, Lion,
                        Momentum, NAdam, Nesterov, OAdam, RAdam, RMSProp, Rprop, Rule, SignDecay, WeightDecay, setup,
                        update, update_, OptimiserChain, AccumGrad, MixedPrecision, adjust_, adjust, freeze_, thaw_,
@@ -40,7 +43,10 @@ __all__ = [
     "Chain", "Dense", "flatten",
     "Conv", "ConvTranspose", "DepthwiseConv", "SamePad", "MaxPool", "MeanPool", "GlobalMaxPool", "GlobalMeanPool",
     "AdaptiveMaxPool", "AdaptiveMeanPool", "Upsample", "PixelShuffle", "conv", "conv_transpose", "maxpool", "meanpool",
-    "upsample_nearest", "upsample_bilinear", "pixel_shuffle",
+    "upsample_nearest", "upsample_bilinear", "pixel_shuffle", "show",
+    "BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "Dropout", "AlphaDropout", "dropout", "alpha_dropout",
+    "trainmode_", "testmode_", "Embedding", "Scale", "Bilinear", "SkipConnection", "Parallel", "Maxout",
+    "gather", "scatter", "where", "clamp", "split",
     "identity", "relu", "leakyrelu", "sigmoid", "σ", "tanh", "elu", "gelu", "swish", "softplus", "softmax", "logsoftmax",
     "seed", "Rng", "glorot_uniform", "glorot_normal", "kaiming_uniform", "kaiming_normal",
     "zeros", "ones", "rand", "randn", "zeros32", "ones32", "rand32", "randn32",

@@ -2,6 +2,8 @@
 attributes are its parameters (see ``fx.layer`` for restricting what trains)."""
 from __future__ import annotations
 
+import functools
+import types
 import warnings
 
 import numpy as np
@@ -12,7 +14,7 @@ from ._tree import Node, trainable_children
 from .activations import KERNELS, identity
 from .init import glorot_uniform
 
-__all__ = ["Chain", "Dense", "flatten", "as_input"]
+__all__ = ["Chain", "Dense", "flatten", "as_input", "show"]
 
 _warned_f64 = False
 
@@ -105,11 +107,17 @@ class Chain:
             try:
                 x = l(x)
             except ValueError as e:
-                if getattr(e, "_flux_where", False):
-                    raise
                 name = self.layers._fields[i] if isinstance(self.layers, Node) else i
-                err = ValueError(f"in layer {name} of the Chain, {l!r}: {e}")
-                err._flux_where = True
+                inner = getattr(e, "_flux_path", None)
+                if inner is not None:
+                    # a nested Chain already named its layer: prefix our position
+                    path = [name] + inner
+                    msg = f"in layer {'.'.join(map(str, path))} of the Chain, {e._flux_msg}"
+                else:
+                    path = [name]
+                    msg = f"in layer {name} of the Chain, {_oneline(l)}: {e}"
+                err = ValueError(msg)
+                err._flux_path, err._flux_msg = path, msg.split(" of the Chain, ", 1)[1]
                 raise err from e
         return x
 
@@ -128,11 +136,102 @@ class Chain:
         return iter(self.layers)
 
     def __repr__(self):
+        return show(self)
+
+    def _oneline(self):
         if isinstance(self.layers, Node):
-            inner = ", ".join(f"{k}={v!r}" for k, v in zip(self.layers._fields, self.layers))
+            inner = ", ".join(f"{k}={_oneline(v)}" for k, v in zip(self.layers._fields, self.layers))
         else:
-            inner = ", ".join(repr(l) for l in self.layers)
+            inner = ", ".join(_oneline(l) for l in self.layers)
         return f"Chain({inner})"
+
+
+def _is_fn(x) -> bool:
+    return isinstance(x, (types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial))
+
+
+def _oneline(x) -> str:
+    """A one-line description of a layer (for error messages and nested reprs)."""
+    f = getattr(x, "_oneline", None)
+    return f() if f is not None else _fn_name(x) if _is_fn(x) else repr(x)
+
+
+def _counts(x) -> tuple[int, int, int, int, int]:
+    """(trainable arrays, their numbers, other arrays, their numbers, bytes) of a subtree."""
+    from ._tree import tensors
+    from .utils import trainables
+    tr = trainables(x)
+    ids = {id(t) for t in tr}
+    rest = [t for t in tensors(x) if id(t) not in ids]
+    return (len(tr), sum(t.size for t in tr), len(rest), sum(t.size for t in rest),
+            sum(t.size * t.dtype.itemsize for t in tr + rest))
+
+
+def _expand(x):
+    """The sub-layers a container prints on their own lines, or None for a leaf layer."""
+    from ._tree import Node as _N
+    lay = getattr(x, "layers", None)
+    if isinstance(x, Chain) or type(x).__name__ in ("Parallel", "Maxout", "SkipConnection"):
+        if isinstance(lay, _N):
+            items = [(k, v) for k, v in zip(lay._fields, lay)]
+        elif isinstance(lay, tuple):
+            items = [(None, v) for v in lay]
+        else:
+            items = [(None, lay)]
+        head = type(x).__name__ + "("
+        if type(x).__name__ == "Parallel":
+            head += _fn_name(x.connection) + ","
+        tail = [(None, x.connection)] if type(x).__name__ == "SkipConnection" else []
+        return head, items + tail
+    return None
+
+
+def _param_note(x) -> str:
+    n_tr, p_tr, n_o, p_o, _ = _counts(x)
+    if p_tr == 0 and p_o == 0:
+        return ""
+    s = f"# {p_tr:,} parameters"
+    if p_o:
+        s += f", plus {p_o:,} non-trainable"
+    return s
+
+
+def _lines(x, indent: int, key=None) -> list[str]:
+    pre = " " * indent + (f"{key}=" if key is not None else "")
+    ex = _expand(x)
+    if ex is None:
+        body = pre + _oneline(x) + ","
+        note = "" if _is_fn(x) else _param_note(x)
+        return [body.ljust(40) + "  " + note if note else body]
+    head, items = ex
+    out = [pre + head]
+    for k, v in items:
+        out += _lines(v, indent + 2, k)
+    out.append(" " * indent + "),")
+    return out
+
+
+def show(model) -> str:
+    """A model's tree, one layer a line with its parameter count, and the totals (as
+    Flux prints a model).
+
+    >>> import flux_rs as fx
+    >>> print(fx.show(fx.Chain(fx.Dense(2, 3, fx.relu), fx.Dense(3, 1))))
+    Chain(
+      Dense(2 => 3, relu),                    # 9 parameters
+      Dense(3 => 1),                          # 4 parameters
+    )                   # Total: 4 arrays, 13 parameters, 52 bytes.
+    """
+    ls = _lines(model, 0)
+    if _expand(model) is None:
+        return ls[0].rstrip(",").replace(",  ", "  ", 1) if len(ls) == 1 else "\n".join(ls)
+    ls[-1] = ")"
+    n_tr, p_tr, n_o, p_o, nbytes = _counts(model)
+    total = f"# Total: {n_tr + n_o} arrays, {p_tr:,} parameters"
+    if p_o:
+        total += f" (plus {p_o:,} non-trainable)"
+    ls[-1] = ")".ljust(20) + total + f", {nbytes:,} bytes."
+    return "\n".join(ls)
 
 
 def flatten(x):

@@ -1,0 +1,419 @@
+"""Normalisation and dropout layers, and the train/test mode switch (Flux §6).
+
+Layers with a mode (Dropout, AlphaDropout, BatchNorm, InstanceNorm, GroupNorm) have a
+field ``active``: ``None`` (automatic: training behaviour only while a gradient is
+being recorded), ``True`` (always training) or ``False`` (always inference).
+``fx.trainmode_`` / ``fx.testmode_`` set it on every such layer of a model.
+
+The statistics are one fused Rust op (``_core.normalize``) that standardises a
+(P, C, Q) view per C slice, with its own backward rule; the affine part and the
+running-statistics update are ordinary tensor ops.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._core import Tensor
+from ._tree import children, layer
+from .activations import identity
+from .layers import _fn_name, as_input
+
+__all__ = ["BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "Dropout", "AlphaDropout", "trainmode_",
+           "testmode_", "dropout", "alpha_dropout"]
+
+
+def _is_active(lay) -> bool:
+    a = lay.active
+    return _core.is_recording() if a is None else bool(a)
+
+
+def _check_active(active):
+    if active not in (None, True, False):
+        raise ValueError(f"active must be None (automatic), True or False, got {active!r}")
+    return active
+
+
+def testmode_(model, mode=True):
+    """Put every layer with a mode into inference (``mode=True``), training
+    (``mode=False``) or automatic (``mode=None`` or ``"auto"``) behaviour. Returns the model.
+
+    >>> import flux_rs as fx
+    >>> m = fx.Chain(fx.Dense(2, 2), fx.Dropout(0.5))
+    >>> fx.testmode_(m)[1].active
+    False
+    """
+    if mode is None or (isinstance(mode, str) and mode.lstrip(":") == "auto"):
+        value = None
+    elif mode is True or mode is False:
+        value = not mode
+    else:
+        raise ValueError(f"testmode_ mode must be True, False, None or 'auto', got {mode!r}")
+    _set_mode(model, value, set())
+    return model
+
+
+testmode_.__test__ = False  # not a pytest test, despite its name
+
+
+def trainmode_(model, mode=True):
+    """Training behaviour for ``mode=True`` (the default), inference for ``False``,
+    automatic for ``None`` / ``"auto"``. Returns the model.
+
+    >>> import flux_rs as fx
+    >>> fx.trainmode_(fx.BatchNorm(3)).active
+    True
+    """
+    if mode is True or mode is False:
+        return testmode_(model, not mode)
+    return testmode_(model, mode)
+
+
+def _set_mode(x, value, seen):
+    if id(x) in seen:
+        return
+    seen.add(id(x))
+    if getattr(type(x), "_has_mode", False):
+        x.active = value
+    ch = children(x)
+    for _, c in ch or ():
+        if c is not None and not isinstance(c, Tensor):
+            _set_mode(c, value, seen)
+
+
+def _dt(t: Tensor) -> str:
+    return "float64" if t.dtype == np.float64 else "float32"
+
+
+def _init_vec(init, n: int):
+    v = init(n)
+    return v if isinstance(v, Tensor) else _core.tensor(v)
+
+
+def _ones32(n):
+    return _core.full([n], 1.0, "float32")
+
+
+def _zeros32(n):
+    return _core.full([n], 0.0, "float32")
+
+
+def _chan_shape(x: Tensor) -> list[int]:
+    return [1, x.shape[1]] + [1] * (x.ndim - 2)
+
+
+def _affine(lay, y: Tensor) -> Tensor:
+    if lay.affine:
+        s = _chan_shape(y)
+        y = y * lay.γ.reshape(*s) + lay.β.reshape(*s)
+    return y if lay.λ is identity else lay.λ(y)
+
+
+def _update_running(lay, mean: Tensor, var: Tensor, m: int):
+    """μ ← (1−m)μ + m·mean;  σ² ← (1−m)σ² + m·(M/(M−1))·var (unbiased)."""
+    mom = lay.momentum
+    new_mu = lay.μ * (1 - mom) + mean * mom
+    new_var = lay.σ2 * (1 - mom) + var * (mom * m / (m - 1))
+    _core.assign_(lay.μ, new_mu)
+    _core.assign_(lay.σ2, new_var)
+
+
+class _Norm:
+    _has_mode = True
+
+    def _check(self, x: Tensor):
+        if x.ndim < 2 or x.shape[1] != self.chs:
+            raise ValueError(f"{self!r} expects input (batch, {self.chs}, ...) with {self.chs} channels in dimension 1,"
+                             f" got shape {tuple(x.shape)}")
+
+    def _params(self, chs, initβ, initγ, affine):
+        self.chs = int(chs)
+        self.affine = bool(affine)
+        self.β = _init_vec(initβ, chs) if affine else None
+        self.γ = _init_vec(initγ, chs) if affine else None
+
+    def _dtype(self, x):
+        if self.affine:
+            return self.γ.dtype
+        if self.μ is not None:
+            return self.μ.dtype
+        return x.dtype if isinstance(x, Tensor) else np.asarray(x).dtype if np.asarray(x).dtype.kind == "f" else np.float32
+
+    def _extra(self) -> str:
+        s = "" if self.λ is identity else f", {_fn_name(self.λ)}"
+        if not self.affine:
+            s += ", affine=False"
+        if self.active is not None:
+            s += f", active={self.active}"
+        return s
+
+
+@layer(trainable=("β", "γ"))
+class BatchNorm(_Norm):
+    """Batch normalisation over the channel dimension 1 of (batch, C, ...): statistics
+    over every other dimension. ``y = λ(γ·(x − μ)/√(σ² + ε) + β)``; in training (or
+    without tracked statistics) the batch's mean and uncorrected variance, else the
+    running ones, updated with ``momentum`` (the variance unbiased). Trainable: β, γ.
+
+    >>> import flux_rs as fx
+    >>> bn = fx.BatchNorm(3)
+    >>> bn.β.shape, bn.μ.shape, bn(fx.ones32(4, 3, 2, 2)).shape
+    ((3,), (3,), (4, 3, 2, 2))
+    """
+
+    def __init__(self, chs: int, λ=identity, *, initβ=_zeros32, initγ=_ones32, affine=True, track_stats=True,
+                 active=None, eps=1e-5, momentum=0.1):
+        self.λ = λ
+        self._params(chs, initβ, initγ, affine)
+        dt = _dt(self.γ) if affine else "float32"
+        self.μ = _core.full([chs], 0.0, dt) if track_stats else None
+        self.σ2 = _core.full([chs], 1.0, dt) if track_stats else None
+        self.ϵ = float(eps)
+        self.momentum = float(momentum)
+        self.track_stats = bool(track_stats)
+        self.active = _check_active(active)
+
+    def __call__(self, x):
+        x = as_input(x, self._dtype(x))
+        self._check(x)
+        n, c = x.shape[0], x.shape[1]
+        q = int(np.prod(x.shape[2:], dtype=np.int64))
+        if _is_active(self) or not self.track_stats:
+            if _is_active(self) and n * q == 1:
+                raise ValueError(f"{self!r} in training needs more than one value per channel, got shape "
+                                 f"{tuple(x.shape)}")
+            y, mean, var = _core.normalize(x, n, c, q, self.ϵ)
+            if self.track_stats and _is_active(self):
+                _update_running(self, mean, var, n * q)
+        else:
+            s = _chan_shape(x)
+            y = (x - self.μ.reshape(*s)) / (self.σ2.reshape(*s) + self.ϵ).sqrt()
+        return _affine(self, y)
+
+    def __repr__(self):
+        return f"BatchNorm({self.chs}{self._extra()})"
+
+
+@layer(trainable=("β", "γ"))
+class InstanceNorm(_Norm):
+    """Instance normalisation: statistics per sample and channel over the spatial dims.
+    ``affine`` and ``track_stats`` default to False, as in Flux.
+
+    >>> import flux_rs as fx
+    >>> fx.InstanceNorm(2)(fx.randn32(3, 2, 5)).shape
+    (3, 2, 5)
+    """
+
+    def __init__(self, chs: int, λ=identity, *, initβ=_zeros32, initγ=_ones32, affine=False, track_stats=False,
+                 active=None, eps=1e-5, momentum=0.1):
+        self.λ = λ
+        self._params(chs, initβ, initγ, affine)
+        dt = _dt(self.γ) if affine else "float32"
+        self.μ = _core.full([chs], 0.0, dt) if track_stats else None
+        self.σ2 = _core.full([chs], 1.0, dt) if track_stats else None
+        self.ϵ = float(eps)
+        self.momentum = float(momentum)
+        self.track_stats = bool(track_stats)
+        self.active = _check_active(active)
+
+    def __call__(self, x):
+        x = as_input(x, self._dtype(x))
+        self._check(x)
+        if x.ndim < 3:
+            raise ValueError(f"{self!r} expects (batch, channels, spatial...), got shape {tuple(x.shape)}")
+        n, c = x.shape[0], x.shape[1]
+        q = int(np.prod(x.shape[2:], dtype=np.int64))
+        if _is_active(self) or not self.track_stats:
+            y, mean, var = _core.normalize(x, 1, n * c, q, self.ϵ)
+            if self.track_stats and _is_active(self):
+                if q == 1:
+                    raise ValueError(f"{self!r} needs more than one spatial value to track statistics")
+                _update_running(self, mean.reshape(n, c).mean(dims=0), var.reshape(n, c).mean(dims=0), q)
+        else:
+            s = _chan_shape(x)
+            y = (x - self.μ.reshape(*s)) / (self.σ2.reshape(*s) + self.ϵ).sqrt()
+        return _affine(self, y)
+
+    def __repr__(self):
+        return f"InstanceNorm({self.chs}{self._extra()})"
+
+
+@layer(trainable=("β", "γ"))
+class GroupNorm(_Norm):
+    """Group normalisation: the channels split into ``G`` groups; statistics per sample
+    and group over the group's channels and the spatial dims. No running statistics.
+
+    >>> import flux_rs as fx
+    >>> fx.GroupNorm(4, 2)(fx.randn32(3, 4, 5, 5)).shape
+    (3, 4, 5, 5)
+    """
+
+    def __init__(self, chs: int, G: int, λ=identity, *, initβ=_zeros32, initγ=_ones32, affine=True, active=None,
+                 eps=1e-5, momentum=0.1):
+        if G <= 0 or chs % G:
+            raise ValueError(f"GroupNorm: the number of channels ({chs}) must be divisible by the number of groups ({G})")
+        self.G = int(G)
+        self.λ = λ
+        self._params(chs, initβ, initγ, affine)
+        self.μ = self.σ2 = None
+        self.ϵ = float(eps)
+        self.momentum = float(momentum)
+        self.active = _check_active(active)
+
+    def __call__(self, x):
+        x = as_input(x, self._dtype(x))
+        self._check(x)
+        n = x.shape[0]
+        q = int(np.prod(x.shape[1:], dtype=np.int64)) // self.G
+        y, _, _ = _core.normalize(x, 1, n * self.G, q, self.ϵ)
+        return _affine(self, y)
+
+    def __repr__(self):
+        return f"GroupNorm({self.chs}, {self.G}{self._extra()})"
+
+
+class LayerNorm:
+    """Normalise over the last ``len(size)`` dimensions (which must equal ``size``), with
+    the uncorrected variance and ``σ² + ε``; then a learnable :class:`Scale` of shape
+    ``size`` when ``affine``, then ``λ``.
+
+    >>> import flux_rs as fx
+    >>> ln = fx.LayerNorm(4)
+    >>> y = ln(fx.tensor([[1.0, 2.0, 3.0, 4.0]]))
+    >>> round(float(y.mean().item()), 6), ln.diag.scale.shape
+    (0.0, (4,))
+    """
+
+    def __init__(self, size, λ=identity, *, affine=True, eps=1e-5):
+        from .basic import Scale
+        self.size = (int(size),) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
+        self.λ = λ
+        self.affine = bool(affine)
+        self.diag = Scale(*self.size) if affine else None
+        self.ϵ = float(eps)
+
+    def __call__(self, x):
+        x = as_input(x, self.diag.scale.dtype if self.affine else (x.dtype if isinstance(x, Tensor) else np.float32))
+        k = len(self.size)
+        if x.ndim < k or tuple(x.shape[x.ndim - k:]) != self.size:
+            raise ValueError(f"{self!r} expects input whose last {k} dimension(s) are {self.size}, "
+                             f"got shape {tuple(x.shape)}")
+        r = int(np.prod(self.size))
+        y, _, _ = _core.normalize(x, 1, x.size // max(r, 1), r, self.ϵ)
+        if self.affine:
+            y = self.diag(y)
+        return y if self.λ is identity else self.λ(y)
+
+    def __repr__(self):
+        sz = self.size[0] if len(self.size) == 1 else self.size
+        s = f"LayerNorm({sz}" + ("" if self.λ is identity else f", {_fn_name(self.λ)}")
+        return s + ("" if self.affine else ", affine=False") + ")"
+
+
+def _rng_arg(rng):
+    if rng is None or isinstance(rng, _core.Rng):
+        return rng
+    if isinstance(rng, (int, np.integer)):
+        return _core.Rng(int(rng))
+    raise TypeError(f"rng must be an fx.Rng, an int seed or None (the global generator), got {type(rng).__name__}")
+
+
+def _mask_shape(x: Tensor, dims) -> list[int]:
+    if dims is None or dims == ":":
+        return list(x.shape)
+    ds = (dims,) if isinstance(dims, (int, np.integer)) else tuple(dims)
+    nd = x.ndim
+    keep = set()
+    for d in ds:
+        if not -nd <= d < nd:
+            raise ValueError(f"dropout dims {dims!r} out of range for an input of shape {tuple(x.shape)}")
+        keep.add(d % nd)
+    return [s if i in keep else 1 for i, s in enumerate(x.shape)]
+
+
+def dropout(x, p: float, *, dims=None, rng=None):
+    """Functional dropout (always active): each element (or slice, with ``dims``) is
+    zeroed with probability ``p`` and the rest scaled by 1/(1−p).
+
+    >>> import flux_rs as fx
+    >>> y = fx.dropout(fx.ones32(1000), 0.5, rng=0).numpy()
+    >>> sorted(set(y.tolist()))
+    [0.0, 2.0]
+    """
+    x = x if isinstance(x, Tensor) else _core.tensor(x)
+    return _core.dropout(x, float(p), _mask_shape(x, dims), _rng_arg(rng))
+
+
+def alpha_dropout(x, p: float, *, rng=None):
+    """Functional alpha dropout (always active), which keeps SELU's mean and variance.
+
+    >>> import flux_rs as fx
+    >>> fx.alpha_dropout(fx.ones32(3), 0.0).tolist()
+    [1.0, 1.0, 1.0]
+    """
+    x = x if isinstance(x, Tensor) else _core.tensor(x)
+    return _core.alpha_dropout(x, float(p), _rng_arg(rng))
+
+
+def _check_p(p):
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    return float(p)
+
+
+@layer(trainable=())
+class Dropout:
+    """Dropout with probability ``p``; ``dims`` are the dimensions along which the mask
+    varies (e.g. ``dims=1`` on NCHW: one decision per channel, shared by the batch and
+    all positions). ``rng``: an ``fx.Rng``, an int seed, or None for the global one.
+
+    >>> import flux_rs as fx
+    >>> d = fx.Dropout(0.5)
+    >>> d(fx.ones32(2, 3)).tolist()   # outside a gradient: inactive
+    [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    """
+    _has_mode = True
+
+    def __init__(self, p: float, *, dims=None, rng=None, active=None):
+        self.p = _check_p(p)
+        self.dims = dims
+        self.active = _check_active(active)
+        self.rng = _rng_arg(rng)
+
+    def __call__(self, x):
+        if not _is_active(self) or self.p == 0:
+            return x
+        return dropout(x, self.p, dims=self.dims, rng=self.rng)
+
+    def __repr__(self):
+        s = f"Dropout({self.p}"
+        if self.dims is not None:
+            s += f", dims={self.dims!r}"
+        if self.active is not None:
+            s += f", active={self.active}"
+        return s + ")"
+
+
+@layer(trainable=())
+class AlphaDropout:
+    """Dropout for self-normalising (SELU) networks: dropped values become SELU's
+    saturation value and an affine correction keeps mean and variance.
+
+    >>> import flux_rs as fx
+    >>> fx.AlphaDropout(0.2, active=True)(fx.ones32(4)).shape
+    (4,)
+    """
+    _has_mode = True
+
+    def __init__(self, p: float, *, rng=None, active=None):
+        self.p = _check_p(p)
+        self.active = _check_active(active)
+        self.rng = _rng_arg(rng)
+
+    def __call__(self, x):
+        if not _is_active(self):
+            return x
+        return alpha_dropout(x, self.p, rng=self.rng)
+
+    def __repr__(self):
+        return f"AlphaDropout({self.p})"
