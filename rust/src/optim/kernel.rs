@@ -79,21 +79,16 @@ pub fn elementwise<T: Float, const K: usize>(
     };
     let run = |lo: usize, hi: usize| {
         let (xp, gp, sp) = (xp, gp, sp);
-        for i in lo..hi {
-            // SAFETY: i < n for every buffer; ranges of parallel tasks are disjoint; the
-            // read-only buffer is never written.
-            unsafe {
-                let mut s: [T; K] = std::array::from_fn(|k| *sp[k].0.add(i));
-                let (x, g) = (*xp.0.add(i), *gp.0.add(i));
-                let d = f(x, g, &mut s);
-                for k in 0..K {
-                    *sp[k].0.add(i) = s[k];
-                }
-                if into_x {
-                    *xp.0.add(i) = x - d;
-                } else {
-                    *gp.0.add(i) = d;
-                }
+        let len = hi - lo;
+        // SAFETY: [lo, hi) lies within every buffer; parallel tasks get disjoint ranges;
+        // the five buffers are distinct allocations (x, g and each state array), so the
+        // slices do not alias, which is what lets the compiler vectorise the loop.
+        unsafe {
+            let states: [&mut [T]; K] = std::array::from_fn(|k| std::slice::from_raw_parts_mut(sp[k].0.add(lo), len));
+            if into_x {
+                run_param(std::slice::from_raw_parts_mut(xp.0.add(lo), len), std::slice::from_raw_parts(gp.0.add(lo), len), states, &f);
+            } else {
+                run_grad(std::slice::from_raw_parts(xp.0.add(lo), len), std::slice::from_raw_parts_mut(gp.0.add(lo), len), states, &f);
             }
         }
     };
@@ -103,6 +98,42 @@ pub fn elementwise<T: Float, const K: usize>(
         run(0, n);
     }
     Ok(())
+}
+
+/// `x ← x − f(x, g, s)` over one run of elements. Slices (not pointers) carry the
+/// no-alias facts the vectoriser needs.
+#[inline(always)]
+fn run_param<T: Float, const K: usize>(x: &mut [T], g: &[T], mut s: [&mut [T]; K], f: &impl Fn(T, T, &mut [T; K]) -> T) {
+    let n = x.len();
+    let g = &g[..n];
+    for v in s.iter_mut() {
+        assert_eq!(v.len(), n);
+    }
+    for i in 0..n {
+        let mut e: [T; K] = std::array::from_fn(|k| s[k][i]);
+        let d = f(x[i], g[i], &mut e);
+        for k in 0..K {
+            s[k][i] = e[k];
+        }
+        x[i] -= d;
+    }
+}
+
+/// `g ← f(x, g, s)` over one run of elements.
+#[inline(always)]
+fn run_grad<T: Float, const K: usize>(x: &[T], g: &mut [T], mut s: [&mut [T]; K], f: &impl Fn(T, T, &mut [T; K]) -> T) {
+    let n = g.len();
+    let x = &x[..n];
+    for v in s.iter_mut() {
+        assert_eq!(v.len(), n);
+    }
+    for i in 0..n {
+        let mut e: [T; K] = std::array::from_fn(|k| s[k][i]);
+        g[i] = f(x[i], g[i], &mut e);
+        for k in 0..K {
+            s[k][i] = e[k];
+        }
+    }
 }
 
 /// Julia's `sign`: ±1, and 0 (keeping its sign) or NaN passed through. (`f64::signum`
