@@ -221,3 +221,22 @@ def test_modes_recurse_through_models():
     assert m[1][0].active is True and m[1][1].active is True and m[2].active is True
     fx.testmode_(m, None)
     assert m[1][0].active is None and m[2].active is None
+
+
+def test_models_with_modes_copy_pickle_and_update():
+    import copy
+    import pickle
+    m = fx.Chain(fx.Conv((3, 3), 1, 2), fx.BatchNorm(2), fx.Dropout(0.5, rng=1), fx.flatten, fx.Dense(8, 1))
+    m2 = copy.deepcopy(m)
+    x = np.ones((2, 1, 4, 4), np.float32)
+    # the copied rng continues from the same position
+    a = np.asarray(fx.dropout(fx.ones32(50), 0.5, rng=m.layers[2].rng))
+    b = np.asarray(fx.dropout(fx.ones32(50), 0.5, rng=m2.layers[2].rng))
+    np.testing.assert_array_equal(a, b)
+    pickle.loads(pickle.dumps(m))
+    st = fx.setup(fx.Adam(), m)
+    (g,) = fx.gradient(lambda m: m(x).sum(), m)
+    assert g.layers[1].μ is None  # running statistics are not trainable
+    _, m3 = fx.update(st, m, g)
+    assert m3 is not m
+    fx.update_(st, m, g)

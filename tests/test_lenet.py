@@ -30,12 +30,14 @@ def test_lenet_mnist_3_epochs():
     xte = (d["x_test"][:, None] / 255.0).astype(np.float32)
     fx.seed(0)
     model = lenet()
-    opt = fx.setup(fx.Adam(1e-3), model)
-    loader = fx.DataLoader((fx.tensor(xtr), fx.onehotbatch(d["y_train"], range(10))), batchsize=64, shuffle=True,
+    opt = fx.setup(fx.Adam(3e-3), model)
+    loader = fx.DataLoader((fx.tensor(xtr), fx.onehotbatch(d["y_train"], range(10))), batchsize=128, shuffle=True,
                            rng=0)
     loss = lambda m, x, y: fx.losses.logitcrossentropy(m(x), y)
     t0 = time.perf_counter()
-    for _ in range(3):
+    for epoch in range(3):
+        if epoch == 2:
+            fx.adjust_(opt, 3e-4)  # a step decay for the last epoch (seeds 0-2 end at 98.9-99.0%)
         losses = fx.train_(loss, model, loader, opt, progress=False)
     elapsed = time.perf_counter() - t0
     pred = np.concatenate([np.asarray(model(fx.tensor(xte[i:i + 2000]))).argmax(1) for i in range(0, len(xte), 2000)])

@@ -11,6 +11,8 @@ running-statistics update are ordinary tensor ops.
 """
 from __future__ import annotations
 
+import copyreg
+
 import numpy as np
 
 from . import _core
@@ -308,6 +310,11 @@ class LayerNorm:
         sz = self.size[0] if len(self.size) == 1 else self.size
         s = f"LayerNorm({sz}" + ("" if self.λ is identity else f", {_fn_name(self.λ)}")
         return s + ("" if self.affine else ", affine=False") + ")"
+
+
+# A Dropout holding its own fx.Rng must survive copy.deepcopy (fx.update copies the
+# model) and pickling: an Rng is rebuilt from its exact stream position.
+copyreg.pickle(_core.Rng, lambda r: (_core.Rng._fromstate, r._getstate()))
 
 
 def _rng_arg(rng):

@@ -330,8 +330,7 @@ fn bias_grad<T: Float>(dy: &[T], n: usize, c: usize, l: usize) -> Vec<T> {
 
 fn vec_tensor<T: Float>(v: Vec<T>, shape: &[usize]) -> Tensor { Tensor::from_cpu(T::vec_into(v), shape) }
 
-/// Common checks; returns the geometry with `big` = x's spatial shape (for conv) and the
-/// promoted, contiguous operands.
+/// Common checks; returns the operands promoted to one dtype and made contiguous.
 fn prepare(x: &Tensor, w: &Tensor, b: Option<&Tensor>, what: &str) -> Result<(Tensor, Tensor, Option<Tensor>, DType)> {
     let nd = w.ndim();
     if !(3..=5).contains(&nd) {
