@@ -29,6 +29,7 @@ fn tape_finish(py: Python<'_>, loss: PyRef<'_, PyTensor>, params: Vec<PyRef<'_, 
     Ok(g.into_iter().map(|o| o.map(PyTensor::new)).collect())
 }
 
+/// Is a gradient being recorded on this thread? (Layers in automatic mode train only then.)
 #[pyfunction]
 fn is_recording() -> bool { autodiff::is_recording() }
 

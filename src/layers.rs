@@ -137,11 +137,13 @@ fn where_(cond: &Bound<'_, PyAny>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -
     Ok(PyTensor::new(misc::where_(&c, &a, &b).py()?))
 }
 
+/// Clamp every element to [lo, hi].
 #[pyfunction]
 fn clamp(x: &Bound<'_, PyAny>, lo: f64, hi: f64) -> PyResult<PyTensor> {
     Ok(PyTensor::new(misc::clamp(&to_tensor(x, None)?, lo, hi).py()?))
 }
 
+/// Split along `axis` into pieces of the given sizes.
 #[pyfunction]
 fn split(x: &Bound<'_, PyAny>, sizes: Vec<usize>, axis: isize) -> PyResult<Vec<PyTensor>> {
     Ok(misc::split(&to_tensor(x, None)?, &sizes, axis).py()?.into_iter().map(PyTensor::new).collect())
@@ -161,6 +163,7 @@ fn upsample(py: Python<'_>, x: &Bound<'_, PyAny>, size: Vec<usize>, mode: &str, 
     Ok(PyTensor::new(y.py()?))
 }
 
+/// Rearrange (N, C·r², H, W) into (N, C, H·r, W·r).
 #[pyfunction]
 fn pixel_shuffle(x: &Bound<'_, PyAny>, r: usize) -> PyResult<PyTensor> {
     Ok(PyTensor::new(misc::pixel_shuffle(&to_tensor(x, None)?, r).py()?))

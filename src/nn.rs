@@ -85,6 +85,7 @@ fn unary(py: Python<'_>, x: &Bound<'_, PyAny>, name: &str, param: Option<f64>) -
     Ok(PyTensor::new(maybe_detach(py, t.numel(), || t.unary(op)).py()?))
 }
 
+/// Softmax (or logsoftmax with `log=True`) along `dim`, computed stably.
 #[pyfunction]
 #[pyo3(signature = (x, dim=-1, log=false))]
 fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, dim: isize, log: bool) -> PyResult<PyTensor> {

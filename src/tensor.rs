@@ -343,10 +343,12 @@ fn stack(ts: Vec<Bound<'_, PyAny>>, dim: isize) -> PyResult<PyTensor> {
     let v: Vec<Tensor> = ts.iter().map(|t| to_tensor(t, None)).collect::<PyResult<_>>()?;
     Ok(PyTensor::new(Tensor::stack(&v.iter().collect::<Vec<_>>(), dim).py()?))
 }
+/// Elementwise maximum with broadcasting (NaN propagates).
 #[pyfunction]
 fn maximum(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
     Ok(PyTensor::new(to_tensor(a, None)?.maximum(&to_tensor(b, None)?).py()?))
 }
+/// Elementwise minimum with broadcasting (NaN propagates).
 #[pyfunction]
 fn minimum(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
     Ok(PyTensor::new(to_tensor(a, None)?.minimum(&to_tensor(b, None)?).py()?))
