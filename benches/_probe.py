@@ -18,6 +18,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 IMPORTS = {"flux_rs": ["flux_rs"], "torch": ["torch"], "jax": ["jax", "optax"], "numpy": ["numpy"]}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set. VmHWM belongs to the address space, so it starts
+    fresh at exec; getrusage's ru_maxrss would carry over the (large) parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def main():
     mode, engine, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
     sys.path.insert(0, HERE)
@@ -50,9 +64,7 @@ def main():
     if mode == "first":
         print(json.dumps({"first": first, "steady": statistics.median(ts)}))
     elif mode == "rss":
-        import resource
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-        print(json.dumps({"mb": kb / 1024.0}))
+        print(json.dumps({"mb": peak_rss_mb()}))
     _ = np
 
 

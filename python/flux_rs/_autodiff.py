@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
-from ._tree import children, map_tree, tensors
+from ._tree import children, rebuild_like
 
 __all__ = ["gradient", "withgradient", "WithGradient"]
 
@@ -50,13 +50,11 @@ def withgradient(f: Callable, *args) -> WithGradient:
     if len(args) == 1 and type(args[0]).__name__ == "Params" and hasattr(args[0], "_implicit_withgradient"):
         return args[0]._implicit_withgradient(f)
     conv = [_as_arg(a) for a in args]
+    # one walk per argument finds the tensors to watch and remembers the tree, so the
+    # gradient trees are rebuilt from that plan without walking the model again
     params: list[Tensor] = []
     seen: set[int] = set()
-    for a in conv:
-        for t in tensors(a):
-            if id(t) not in seen:
-                seen.add(id(t))
-                params.append(t)
+    plans = [_plan(a, set(), params, seen) for a in conv]
     _core.tape_start(params)
     try:
         val = f(*conv)
@@ -70,7 +68,7 @@ def withgradient(f: Callable, *args) -> WithGradient:
     else:
         gs = _core.tape_finish(loss, params)
     gmap = {id(p): g for p, g in zip(params, gs)}
-    return WithGradient(val, tuple(_structure(orig, a, gmap) for orig, a in zip(args, conv)))
+    return WithGradient(val, tuple(_grad_of(orig, plan, gmap) for orig, plan in zip(args, plans)))
 
 
 def gradient(f: Callable, *args) -> tuple:
@@ -84,22 +82,51 @@ def gradient(f: Callable, *args) -> tuple:
     return withgradient(f, *args).grad
 
 
-def _structure(orig, conv, gmap: dict):
+_NONE = object()  # a plan entry whose gradient is None (non-tensor leaf, cut cycle)
+
+
+def _plan(x, visiting: set, params: list, seen: set):
+    """The tree of ``x`` as a plan for :func:`_rebuild`: a Tensor stands for itself, a
+    container for ``(x, keys, subplans)``; every Tensor met is appended to ``params``
+    once. The same walk as ``map_tree`` (children order, cycles cut at the second visit)."""
+    if isinstance(x, Tensor):
+        if id(x) not in seen:
+            seen.add(id(x))
+            params.append(x)
+        return x
+    ch = children(x)
+    if ch is None or id(x) in visiting:
+        return _NONE
+    visiting.add(id(x))
+    sub = [_NONE if v is None else _plan(v, visiting, params, seen) for _, v in ch]
+    visiting.discard(id(x))
+    if all(s is _NONE for s in sub):
+        return _NONE
+    return (x, [k for k, _ in ch], sub)
+
+
+def _rebuild(plan, gmap: dict, done: set):
+    """The gradient tree of a plan. A tensor reached twice gets the whole gradient at
+    its first place and None after, so that update_, which sums over places, counts it
+    once. Subtrees with no gradient collapse to None, as Zygote's ``nothing``."""
+    if plan is _NONE:
+        return None
+    if isinstance(plan, Tensor):
+        if id(plan) in done:
+            return None
+        done.add(id(plan))
+        return gmap.get(id(plan))
+    x, keys, sub = plan
+    vals = [_rebuild(s, gmap, done) for s in sub]
+    if all(v is None for v in vals):
+        return None
+    return rebuild_like(x, keys, vals)
+
+
+def _grad_of(orig, plan, gmap: dict):
     if isinstance(orig, float):
-        g = gmap.get(id(conv))
+        g = gmap.get(id(plan)) if isinstance(plan, Tensor) else None
         return None if g is None else g.item()
-    if isinstance(conv, Tensor):
-        return gmap.get(id(conv))
-    if children(conv) is None:
-        return None
-    # a tensor reached twice gets the whole gradient at its first place and None after,
-    # so that update_, which sums over places, counts it once
-    done: set[int] = set()
-
-    def leaf(x):
-        if isinstance(x, Tensor) and id(x) not in done:
-            done.add(id(x))
-            return gmap.get(id(x))
-        return None
-
-    return map_tree(leaf, conv)
+    if isinstance(plan, Tensor):
+        return gmap.get(id(plan))
+    return _rebuild(plan, gmap, set())

@@ -1,10 +1,25 @@
-//! The fully connected layer.
+//! The fully connected layer, as one fused op: `σ(x·Wᵀ + b)` is a single GEMM whose
+//! output starts as the bias rows, then the activation in place; the backward pass is
+//! one elementwise sweep (`g ⊙ σ′`) and two GEMMs that read `W` and `x` through strides
+//! (no transposed copies), with the bias gradient as column sums. One tape node per layer.
 use super::{Activation, Module};
+use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, Result};
+use crate::tensor::elementwise::{mul_deriv_inplace, unary_inplace, UnaryOp};
+use crate::tensor::matmul::{gemm_into, Mat};
 use crate::tensor::random::Rng;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Float, Tensor};
 
 /// `σ(x·Wᵀ + b)` for `x` of shape (..., in) and `W` of shape (out, in).
+///
+/// ```
+/// use flux_core::{nn::{linear, Activation}, Tensor};
+/// let x = Tensor::from_vec(vec![1.0f32, -2.0], &[1, 2]).unwrap();
+/// let w = Tensor::from_vec(vec![1.0f32, 1.0, 0.0, 1.0], &[2, 2]).unwrap();
+/// let b = Tensor::from_vec(vec![0.5f32, 0.0], &[2]).unwrap();
+/// let y = linear(&x, &w, Some(&b), Activation::from_name("relu").unwrap()).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![0.0, 0.0]);
+/// ```
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
     if w.ndim() != 2 {
         return Err(shape_err!("Dense weight must be 2-D (out, in), got shape {:?}", w.shape()));
@@ -13,11 +28,127 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
     if x.ndim() == 0 || x.shape()[x.ndim() - 1] != inp {
         return Err(shape_err!("Dense({inp} => {out}) expects input with last dimension {inp}, got shape {:?}", x.shape()));
     }
-    let mut y = x.matmul(&w.t()?)?;
     if let Some(b) = b {
-        y = y.add(b)?;
+        if b.shape() != [out] {
+            // a bias that only broadcasts: the composed (unfused) path
+            let y = x.matmul(&w.t()?)?.add(b)?;
+            return act.apply(&y);
+        }
     }
-    act.apply(&y)
+    let dt = DType::promote(x.dtype(), w.dtype());
+    let (x, w) = (x.cast(dt)?, w.cast(dt)?);
+    let b = b.map(|b| b.cast(dt)).transpose()?;
+    let lead = &x.shape()[..x.ndim() - 1];
+    let rows: usize = lead.iter().product();
+    let x2 = if x.ndim() == 2 { x.clone() } else { x.reshape(&[rows, inp])? };
+    let (y, z) = crate::dispatch!(dt, T => forward::<T>(&x2, &w, b.as_ref(), act, rows, inp, out)?);
+    let mut ins: Vec<&Tensor> = vec![&x2, &w];
+    if let Some(b) = b.as_ref() {
+        ins.push(b);
+    }
+    record(&ins, &y, || Op::Custom(Box::new(DenseBackward { x: x2.clone(), w: w.clone(), y: y.clone(), z, act, bias: b.is_some() })));
+    if x.ndim() == 2 {
+        return Ok(y);
+    }
+    let mut shape = lead.to_vec();
+    shape.push(out);
+    y.reshape(&shape)
+}
+
+/// Whether σ′ needs the pre-activation `z`; relu, tanh and sigmoid read it off `y`.
+fn needs_z(act: Activation) -> bool {
+    !matches!(act, Activation::Identity | Activation::Unary(UnaryOp::Relu | UnaryOp::Tanh | UnaryOp::Sigmoid))
+}
+
+/// (y, z): the output and, when σ′ needs it, the pre-activation.
+fn forward<T: Float>(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation, rows: usize, inp: usize, out: usize) -> Result<(Tensor, Option<Tensor>)> {
+    let mut z = vec![T::zero(); rows * out];
+    if let Some(b) = b {
+        let b = b.contiguous();
+        let bv = b.as_slice::<T>()?;
+        z.chunks_exact_mut(out.max(1)).for_each(|r| r.copy_from_slice(bv));
+    }
+    gemm_into(rows, out, inp, Mat::of(x, false)?, Mat::of(w, true)?, &mut z, b.is_some());
+    let Activation::Unary(op) = act else {
+        return Ok((Tensor::from_vec(z, &[rows, out])?, None));
+    };
+    if needs_z(act) {
+        let mut y = z.clone();
+        unary_inplace(op, &mut y);
+        return Ok((Tensor::from_vec(y, &[rows, out])?, Some(Tensor::from_vec(z, &[rows, out])?)));
+    }
+    unary_inplace(op, &mut z);
+    Ok((Tensor::from_vec(z, &[rows, out])?, None))
+}
+
+/// The backward rule of [`linear`]'s fused op (inputs x, W and, if any, b).
+#[derive(Debug)]
+struct DenseBackward {
+    x: Tensor,
+    w: Tensor,
+    y: Tensor,
+    z: Option<Tensor>,
+    act: Activation,
+    bias: bool,
+}
+
+impl DenseBackward {
+    fn run<T: Float>(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let (rows, inp) = (self.x.shape()[0], self.x.shape()[1]);
+        let out = self.w.shape()[0];
+        let g = g.cast(T::DTYPE)?.contiguous();
+        let gs = g.as_slice::<T>()?;
+        // dz = g ⊙ σ′(z, y), or g itself for the identity
+        let dz_own;
+        let dz: &[T] = match self.act {
+            Activation::Identity => gs,
+            Activation::Unary(op) => {
+                let y = self.y.as_slice::<T>()?;
+                let z = match &self.z {
+                    Some(z) => z.as_slice::<T>()?,
+                    None => y, // relu: y > 0 exactly where z > 0
+                };
+                let mut d = gs.to_vec();
+                mul_deriv_inplace(op, &mut d, z, y);
+                dz_own = d;
+                &dz_own
+            }
+        };
+        let dzm = Mat { data: dz, off: 0, rs: out as isize, cs: 1 };
+        let gx = if needs[0] {
+            let mut v = vec![T::zero(); rows * inp];
+            gemm_into(rows, inp, out, dzm, Mat::of(&self.w, false)?, &mut v, false);
+            Some(Tensor::from_vec(v, &[rows, inp])?)
+        } else {
+            None
+        };
+        let gw = if needs[1] {
+            let mut v = vec![T::zero(); out * inp];
+            gemm_into(out, inp, rows, dzm.t(), Mat::of(&self.x, false)?, &mut v, false);
+            Some(Tensor::from_vec(v, &[out, inp])?)
+        } else {
+            None
+        };
+        let mut res = vec![gx, gw];
+        if self.bias {
+            res.push(if needs.get(2).copied().unwrap_or(false) {
+                let mut s = vec![T::zero(); out];
+                for r in dz.chunks_exact(out.max(1)) {
+                    s.iter_mut().zip(r).for_each(|(a, &v)| *a += v);
+                }
+                Some(Tensor::from_vec(s, &[out])?)
+            } else {
+                None
+            });
+        }
+        Ok(res)
+    }
+}
+
+impl Backward for DenseBackward {
+    fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        crate::dispatch!(self.x.dtype(), T => self.run::<T>(g, needs))
+    }
 }
 
 pub struct Dense {

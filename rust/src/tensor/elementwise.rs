@@ -5,7 +5,7 @@
 use rayon::prelude::*;
 
 use super::layout::{broadcast_shapes, for_each_offset2};
-use super::{DType, Float, Tensor, PAR_THRESHOLD};
+use super::{DType, Float, Tensor};
 use crate::autodiff::{record, Op};
 use crate::error::Result;
 
@@ -151,45 +151,213 @@ impl CmpOp {
     }
 }
 
-/// Map a contiguous slice, on rayon above the size threshold.
-pub(crate) fn map_slice<T: Float>(src: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
-    if src.len() >= PAR_THRESHOLD {
-        let mut out = Vec::new();
-        src.par_iter().map(|&v| f(v)).collect_into_vec(&mut out);
-        out
-    } else {
-        src.iter().map(|&v| f(v)).collect()
+/// Elements above which a cheap kernel (a vector instruction or two per element) is
+/// split over rayon's threads: below it, waking the pool costs more than the loop.
+const PAR_CHEAP: usize = 1 << 18;
+/// The same for kernels that call libm (exp, tanh, log…) at 10–20 ns an element.
+const PAR_COSTLY: usize = 1 << 14;
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 14;
+
+impl UnaryOp {
+    /// Cheap enough that only big arrays are worth splitting over threads.
+    fn is_cheap(self) -> bool {
+        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu | UnaryOp::LeakyRelu(_) | UnaryOp::Square | UnaryOp::Sign | UnaryOp::Sqrt)
     }
+    fn par_min(self) -> usize { if self.is_cheap() { PAR_CHEAP } else { PAR_COSTLY } }
 }
 
-/// Combine two equally long slices, on rayon above the size threshold.
-pub(crate) fn zip_slices<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T> {
-    if a.len() >= PAR_THRESHOLD {
-        let mut out = Vec::new();
-        a.par_iter().zip(b.par_iter()).map(|(&x, &y)| f(x, y)).collect_into_vec(&mut out);
-        out
-    } else {
-        a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect()
+// The kernels below are written once, generically over a closure, and instantiated once
+// per op by these macros: each arm's closure names its op as a constant, so the match
+// in `fwd`/`deriv` folds away and the loop vectorises (a closure capturing the op at
+// run time kept a 15-way branch in every iteration, ~15× slower).
+macro_rules! with_unary {
+    ($T:ty, $op:expr, |$f:ident| $body:expr) => {
+        match $op {
+            UnaryOp::Neg => { let $f = |v: $T| UnaryOp::Neg.fwd(v); $body }
+            UnaryOp::Exp => { let $f = |v: $T| UnaryOp::Exp.fwd(v); $body }
+            UnaryOp::Log => { let $f = |v: $T| UnaryOp::Log.fwd(v); $body }
+            UnaryOp::Sqrt => { let $f = |v: $T| UnaryOp::Sqrt.fwd(v); $body }
+            UnaryOp::Abs => { let $f = |v: $T| UnaryOp::Abs.fwd(v); $body }
+            UnaryOp::Tanh => { let $f = |v: $T| UnaryOp::Tanh.fwd(v); $body }
+            UnaryOp::Sigmoid => { let $f = |v: $T| UnaryOp::Sigmoid.fwd(v); $body }
+            UnaryOp::Relu => { let $f = |v: $T| UnaryOp::Relu.fwd(v); $body }
+            UnaryOp::LeakyRelu(a) => { let $f = move |v: $T| UnaryOp::LeakyRelu(a).fwd(v); $body }
+            UnaryOp::Elu(a) => { let $f = move |v: $T| UnaryOp::Elu(a).fwd(v); $body }
+            UnaryOp::Gelu => { let $f = |v: $T| UnaryOp::Gelu.fwd(v); $body }
+            UnaryOp::Swish => { let $f = |v: $T| UnaryOp::Swish.fwd(v); $body }
+            UnaryOp::Softplus => { let $f = |v: $T| UnaryOp::Softplus.fwd(v); $body }
+            UnaryOp::Square => { let $f = |v: $T| UnaryOp::Square.fwd(v); $body }
+            UnaryOp::Sign => { let $f = |v: $T| UnaryOp::Sign.fwd(v); $body }
+        }
+    };
+}
+macro_rules! with_deriv {
+    ($T:ty, $op:expr, |$f:ident| $body:expr) => {
+        match $op {
+            UnaryOp::Neg => { let $f = |x: $T, y: $T| UnaryOp::Neg.deriv(x, y); $body }
+            UnaryOp::Exp => { let $f = |x: $T, y: $T| UnaryOp::Exp.deriv(x, y); $body }
+            UnaryOp::Log => { let $f = |x: $T, y: $T| UnaryOp::Log.deriv(x, y); $body }
+            UnaryOp::Sqrt => { let $f = |x: $T, y: $T| UnaryOp::Sqrt.deriv(x, y); $body }
+            UnaryOp::Abs => { let $f = |x: $T, y: $T| UnaryOp::Abs.deriv(x, y); $body }
+            UnaryOp::Tanh => { let $f = |x: $T, y: $T| UnaryOp::Tanh.deriv(x, y); $body }
+            UnaryOp::Sigmoid => { let $f = |x: $T, y: $T| UnaryOp::Sigmoid.deriv(x, y); $body }
+            UnaryOp::Relu => { let $f = |x: $T, y: $T| UnaryOp::Relu.deriv(x, y); $body }
+            UnaryOp::LeakyRelu(a) => { let $f = move |x: $T, y: $T| UnaryOp::LeakyRelu(a).deriv(x, y); $body }
+            UnaryOp::Elu(a) => { let $f = move |x: $T, y: $T| UnaryOp::Elu(a).deriv(x, y); $body }
+            UnaryOp::Gelu => { let $f = |x: $T, y: $T| UnaryOp::Gelu.deriv(x, y); $body }
+            UnaryOp::Swish => { let $f = |x: $T, y: $T| UnaryOp::Swish.deriv(x, y); $body }
+            UnaryOp::Softplus => { let $f = |x: $T, y: $T| UnaryOp::Softplus.deriv(x, y); $body }
+            UnaryOp::Square => { let $f = |x: $T, y: $T| UnaryOp::Square.deriv(x, y); $body }
+            UnaryOp::Sign => { let $f = |x: $T, y: $T| UnaryOp::Sign.deriv(x, y); $body }
+        }
+    };
+}
+macro_rules! with_binary {
+    ($T:ty, $op:expr, |$f:ident| $body:expr) => {
+        match $op {
+            BinaryOp::Add => { let $f = |a: $T, b: $T| BinaryOp::Add.fwd(a, b); $body }
+            BinaryOp::Sub => { let $f = |a: $T, b: $T| BinaryOp::Sub.fwd(a, b); $body }
+            BinaryOp::Mul => { let $f = |a: $T, b: $T| BinaryOp::Mul.fwd(a, b); $body }
+            BinaryOp::Div => { let $f = |a: $T, b: $T| BinaryOp::Div.fwd(a, b); $body }
+            BinaryOp::Pow => { let $f = |a: $T, b: $T| BinaryOp::Pow.fwd(a, b); $body }
+            BinaryOp::Max => { let $f = |a: $T, b: $T| BinaryOp::Max.fwd(a, b); $body }
+            BinaryOp::Min => { let $f = |a: $T, b: $T| BinaryOp::Min.fwd(a, b); $body }
+        }
+    };
+}
+macro_rules! with_cmp {
+    ($T:ty, $op:expr, |$f:ident| $body:expr) => {
+        match $op {
+            CmpOp::Gt => { let $f = |a: $T, b: $T| if CmpOp::Gt.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
+            CmpOp::Ge => { let $f = |a: $T, b: $T| if CmpOp::Ge.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
+            CmpOp::Lt => { let $f = |a: $T, b: $T| if CmpOp::Lt.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
+            CmpOp::Le => { let $f = |a: $T, b: $T| if CmpOp::Le.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
+            CmpOp::Eq => { let $f = |a: $T, b: $T| if CmpOp::Eq.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
+            CmpOp::Ne => { let $f = |a: $T, b: $T| if CmpOp::Ne.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
+        }
+    };
+}
+
+/// `f` over a slice into a new vector, on rayon from `par_min` elements.
+pub(crate) fn map_slice_par<T: Float>(src: &[T], par_min: usize, f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
+    let n = src.len();
+    if n < par_min || rayon::current_num_threads() < 2 {
+        return src.iter().map(|&v| f(v)).collect();
     }
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n].par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
+        d.iter_mut().zip(s).for_each(|(d, &v)| {
+            d.write(f(v));
+        })
+    });
+    // SAFETY: the chunks cover 0..n and every element was written above.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// Map a contiguous slice with a cheap function, on rayon for big slices.
+pub(crate) fn map_slice<T: Float>(src: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> { map_slice_par(src, PAR_CHEAP, f) }
+
+/// Combine two equally long slices, on rayon from `par_min` elements.
+pub(crate) fn zip_slices<T: Float>(a: &[T], b: &[T], par_min: usize, f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T> {
+    let n = a.len().min(b.len());
+    if n < par_min || rayon::current_num_threads() < 2 {
+        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
+    }
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n].par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(d, (a, b))| {
+        d.iter_mut().zip(a.iter().zip(b)).for_each(|(d, (&x, &y))| {
+            d.write(f(x, y));
+        })
+    });
+    // SAFETY: the chunks cover 0..n and every element was written above.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// `f(a, b, c)` over three equally long slices, on rayon from `par_min` elements.
+fn zip3_slices<T: Float>(a: &[T], b: &[T], c: &[T], par_min: usize, f: impl Fn(T, T, T) -> T + Sync + Send) -> Vec<T> {
+    let n = a.len().min(b.len()).min(c.len());
+    if n < par_min || rayon::current_num_threads() < 2 {
+        return a.iter().zip(b).zip(c).map(|((&x, &y), &z)| f(x, y, z)).collect();
+    }
+    let mut out: Vec<T> = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n]
+        .par_chunks_mut(CHUNK)
+        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).zip(c.par_chunks(CHUNK)))
+        .for_each(|(d, ((a, b), c))| {
+            d.iter_mut().zip(a.iter().zip(b).zip(c)).for_each(|(d, ((&x, &y), &z))| {
+                d.write(f(x, y, z));
+            })
+        });
+    // SAFETY: the chunks cover 0..n and every element was written above.
+    unsafe { out.set_len(n) };
+    out
+}
+
+/// `σ(v)` for every element of `v`, in place (the fused layers' activation pass).
+pub(crate) fn unary_inplace<T: Float>(op: UnaryOp, v: &mut [T]) {
+    with_unary!(T, op, |f| {
+        if v.len() >= op.par_min() && rayon::current_num_threads() > 1 {
+            v.par_chunks_mut(CHUNK).for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
+        } else {
+            v.iter_mut().for_each(|x| *x = f(*x));
+        }
+    })
+}
+
+/// `g ← g · σ′(x, y)` in place (the fused layers' backward sweep).
+pub(crate) fn mul_deriv_inplace<T: Float>(op: UnaryOp, g: &mut [T], x: &[T], y: &[T]) {
+    with_deriv!(T, op, |d| {
+        if g.len() >= op.par_min() && rayon::current_num_threads() > 1 {
+            g.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(g, (x, y))| {
+                g.iter_mut().zip(x.iter().zip(y)).for_each(|(g, (&a, &b))| *g *= d(a, b))
+            });
+        } else {
+            g.iter_mut().zip(x.iter().zip(y)).for_each(|(g, (&a, &b))| *g *= d(a, b));
+        }
+    })
 }
 
 /// Broadcast `a` and `b` (already of dtype T) and combine them elementwise.
-pub(crate) fn broadcast_zip<T: Float>(a: &Tensor, b: &Tensor, f: impl Fn(T, T) -> T + Sync + Send) -> Result<Tensor> {
+pub(crate) fn broadcast_zip<T: Float>(a: &Tensor, b: &Tensor, par_min: usize, f: impl Fn(T, T) -> T + Sync + Send) -> Result<Tensor> {
     let shape = broadcast_shapes(a.shape(), b.shape())?;
     if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
-        return Ok(Tensor::from_cpu(T::vec_into(zip_slices(a.as_slice::<T>()?, b.as_slice::<T>()?, f)), &shape));
+        return Ok(Tensor::from_cpu(T::vec_into(zip_slices(a.as_slice::<T>()?, b.as_slice::<T>()?, par_min, f)), &shape));
     }
     if b.numel() == 1 && a.shape() == shape.as_slice() && a.is_contiguous() {
         let bv = b.contiguous().as_slice::<T>()?[0];
-        return Ok(Tensor::from_cpu(T::vec_into(map_slice(a.as_slice::<T>()?, |x| f(x, bv))), &shape));
+        return Ok(Tensor::from_cpu(T::vec_into(map_slice_par(a.as_slice::<T>()?, par_min, |x| f(x, bv))), &shape));
     }
     if a.numel() == 1 && b.shape() == shape.as_slice() && b.is_contiguous() {
         let av = a.contiguous().as_slice::<T>()?[0];
-        return Ok(Tensor::from_cpu(T::vec_into(map_slice(b.as_slice::<T>()?, |y| f(av, y))), &shape));
+        return Ok(Tensor::from_cpu(T::vec_into(map_slice_par(b.as_slice::<T>()?, par_min, |y| f(av, y))), &shape));
     }
     let (la, lb) = (a.layout().broadcast_to(&shape)?, b.layout().broadcast_to(&shape)?);
     let (ra, rb) = (a.raw::<T>()?, b.raw::<T>()?);
-    let mut out = Vec::with_capacity(shape.iter().product());
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let nd = shape.len();
+    // Row by row when the last dimension is contiguous or broadcast in both operands
+    // (bias rows, keepdims reductions): a vectorised inner loop per row instead of a
+    // closure call per element.
+    if nd >= 1 && shape[nd - 1] >= 8 && la.strides[nd - 1] <= 1 && lb.strides[nd - 1] <= 1 {
+        let (len, sa, sb) = (shape[nd - 1], la.strides[nd - 1], lb.strides[nd - 1]);
+        for_each_offset2(&shape[..nd - 1], &la.strides[..nd - 1], la.offset, &lb.strides[..nd - 1], lb.offset, |_, i, j| match (sa, sb) {
+            (1, 1) => out.extend(ra[i..i + len].iter().zip(&rb[j..j + len]).map(|(&x, &y)| f(x, y))),
+            (1, _) => {
+                let y = rb[j];
+                out.extend(ra[i..i + len].iter().map(|&x| f(x, y)))
+            }
+            (_, 1) => {
+                let x = ra[i];
+                out.extend(rb[j..j + len].iter().map(|&y| f(x, y)))
+            }
+            _ => out.extend(std::iter::repeat_n(f(ra[i], rb[j]), len)),
+        });
+        return Ok(Tensor::from_cpu(T::vec_into(out), &shape));
+    }
     for_each_offset2(&shape, &la.strides, la.offset, &lb.strides, lb.offset, |_, i, j| out.push(f(ra[i], rb[j])));
     Ok(Tensor::from_cpu(T::vec_into(out), &shape))
 }
@@ -199,13 +367,7 @@ pub(crate) fn unary_backward(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) ->
     let (x, y, g) = (x.contiguous(), y.contiguous(), g.cast(x.dtype())?.contiguous());
     crate::dispatch!(x.dtype(), T => {
         let (xs, ys, gs) = (x.as_slice::<T>()?, y.as_slice::<T>()?, g.as_slice::<T>()?);
-        let out: Vec<T> = if xs.len() >= PAR_THRESHOLD {
-            let mut o = Vec::new();
-            (xs, ys, gs).into_par_iter().map(|(&a, &b, &c)| c * op.deriv(a, b)).collect_into_vec(&mut o);
-            o
-        } else {
-            xs.iter().zip(ys).zip(gs).map(|((&a, &b), &c)| c * op.deriv(a, b)).collect()
-        };
+        let out = with_deriv!(T, op, |d| zip3_slices(xs, ys, gs, op.par_min(), move |a, b, c| c * d(a, b)));
         Ok(Tensor::from_cpu(T::vec_into(out), x.shape()))
     })
 }
@@ -215,7 +377,8 @@ impl Tensor {
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
         let x = self.contiguous();
         let out = crate::dispatch!(self.dtype(), T => {
-            Tensor::from_cpu(T::vec_into(map_slice(x.as_slice::<T>()?, |v| op.fwd(v))), self.shape())
+            let xs = x.as_slice::<T>()?;
+            with_unary!(T, op, |f| Tensor::from_cpu(T::vec_into(map_slice_par(xs, op.par_min(), f)), self.shape()))
         });
         record(&[self], &out, || Op::Unary { op, x: self.clone(), y: out.clone() });
         Ok(out)
@@ -224,7 +387,8 @@ impl Tensor {
     pub fn binary(&self, other: &Tensor, op: BinaryOp) -> Result<Tensor> {
         let dt = DType::promote(self.dtype(), other.dtype());
         let (a, b) = (self.cast(dt)?, other.cast(dt)?);
-        let out = crate::dispatch!(dt, T => broadcast_zip::<T>(&a, &b, |x, y| op.fwd(x, y))?);
+        let par = if op == BinaryOp::Pow { PAR_COSTLY } else { PAR_CHEAP };
+        let out = crate::dispatch!(dt, T => with_binary!(T, op, |f| broadcast_zip::<T>(&a, &b, par, f))?);
         record(&[&a, &b], &out, || Op::Binary { op, a: a.clone(), b: b.clone() });
         Ok(out)
     }
@@ -232,7 +396,7 @@ impl Tensor {
     pub fn compare(&self, other: &Tensor, op: CmpOp) -> Result<Tensor> {
         let dt = DType::promote(self.dtype(), other.dtype());
         let (a, b) = (self.cast(dt)?, other.cast(dt)?);
-        crate::dispatch!(dt, T => broadcast_zip::<T>(&a, &b, |x, y| if op.test(x, y) { T::one() } else { T::zero() }))
+        crate::dispatch!(dt, T => with_cmp!(T, op, |f| broadcast_zip::<T>(&a, &b, PAR_CHEAP, f)))
     }
     fn with_scalar(&self, v: f64, op: BinaryOp, scalar_first: bool) -> Result<Tensor> {
         let s = Tensor::scalar(v, self.dtype());

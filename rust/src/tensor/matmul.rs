@@ -7,29 +7,77 @@ use crate::error::{shape_err, Result};
 
 /// Work (m·n·k) above which gemm runs on rayon's threads.
 const PAR_FLOPS: usize = 1 << 18;
+/// Work (m·n·k) up to which a plain loop beats gemm's packing and dispatch (about a
+/// microsecond a call): the products of tiny layers and batch-1 steps.
+const SMALL_FLOPS: usize = 4096;
 
-/// `C[m,n] = A[m,k] · B[k,n]` for one matrix each, read through element strides.
-#[allow(clippy::too_many_arguments)]
-fn gemm_one<T: Float>(
-    m: usize, n: usize, k: usize,
-    a: *const T, a_rs: isize, a_cs: isize,
-    b: *const T, b_rs: isize, b_cs: isize,
-    c: *mut T,
-) {
+/// A 2-D operand read in place: the whole buffer, the offset of element (0, 0), and
+/// the row and column strides in elements (a transposed view just swaps them).
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a, T> {
+    pub data: &'a [T],
+    pub off: usize,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+impl<'a, T: Float> Mat<'a, T> {
+    /// The operand of a 2-D tensor (any strides), or its transpose.
+    pub(crate) fn of(t: &'a Tensor, transpose: bool) -> Result<Mat<'a, T>> {
+        let l = t.layout();
+        let (rs, cs) = (l.strides[0] as isize, l.strides[1] as isize);
+        let (rs, cs) = if transpose { (cs, rs) } else { (rs, cs) };
+        Ok(Mat { data: t.raw::<T>()?, off: l.offset, rs, cs })
+    }
+    pub(crate) fn t(self) -> Mat<'a, T> { Mat { rs: self.cs, cs: self.rs, ..self } }
+}
+
+/// `C[m,n] (+)= A[m,k] · B[k,n]` into a contiguous row-major `c`; with `accumulate` the
+/// product is added to what `c` holds (a bias written there first, say).
+pub(crate) fn gemm_into<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumulate: bool) {
+    assert!(c.len() >= m * n, "gemm_into: output too small");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].iter_mut().for_each(|v| *v = T::zero());
+        }
+        return;
+    }
+    // every element the strides reach lies inside the buffers (checked, so that the
+    // unchecked reads below are sound whatever a caller passes)
+    let last = |x: &Mat<'_, T>, r: usize, q: usize| x.off as isize + (r as isize - 1) * x.rs + (q as isize - 1) * x.cs;
+    assert!(a.rs >= 0 && a.cs >= 0 && b.rs >= 0 && b.cs >= 0, "gemm_into: negative strides");
+    assert!((last(&a, m, k) as usize) < a.data.len() && (last(&b, k, n) as usize) < b.data.len(), "gemm_into: operand out of bounds");
+    if m * n * k <= SMALL_FLOPS {
+        for i in 0..m {
+            for j in 0..n {
+                let mut acc = if accumulate { c[i * n + j] } else { T::zero() };
+                let (mut ia, mut ib) = (a.off as isize + i as isize * a.rs, b.off as isize + j as isize * b.cs);
+                for _ in 0..k {
+                    acc += a.data[ia as usize] * b.data[ib as usize];
+                    ia += a.cs;
+                    ib += b.rs;
+                }
+                c[i * n + j] = acc;
+            }
+        }
+        return;
+    }
     let par = if m * n * k >= PAR_FLOPS && rayon::current_num_threads() > 1 {
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the pointers cover m×k, k×n and m×n elements at the given strides, checked
-    // by the callers from the tensors' layouts; `c` is a fresh buffer nothing else reads.
+    // SAFETY: the extents were checked above; `c` is an exclusive borrow of m×n elements.
     unsafe {
         gemm::gemm(
             m, n, k,
-            c, 1, n as isize, false,
-            a, a_cs, a_rs,
-            b, b_cs, b_rs,
-            T::zero(), T::one(),
+            c.as_mut_ptr(), 1, n as isize, accumulate,
+            a.data.as_ptr().add(a.off), a.cs, a.rs,
+            b.data.as_ptr().add(b.off), b.cs, b.rs,
+            T::one(), T::one(),
             false, false, false,
             par,
         );
@@ -60,13 +108,10 @@ fn bmm<T: Float>(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
     let mut bi = 0;
     super::layout::for_each_offset2(&batch, &la.strides[..nd], la.offset, &lb.strides[..nd], lb.offset, |_, oa, ob| {
-        let c = out[bi * m * n..].as_mut_ptr();
-        if k == 0 {
-            bi += 1;
-            return;
-        }
-        // SAFETY (pointer arithmetic): offsets come from layouts validated against the storage.
-        gemm_one(m, n, k, ra[oa..].as_ptr(), a_rs, a_cs, rb[ob..].as_ptr(), b_rs, b_cs, c);
+        let c = &mut out[bi * m * n..(bi + 1) * m * n];
+        let a = Mat { data: ra, off: oa, rs: a_rs, cs: a_cs };
+        let b = Mat { data: rb, off: ob, rs: b_rs, cs: b_cs };
+        gemm_into(m, n, k, a, b, c, false);
         bi += 1;
     });
     Ok(Tensor::from_cpu(T::vec_into(out), &oshape))
