@@ -33,15 +33,7 @@ impl AdaDelta {
 
 impl Rule for AdaDelta {
     fn name(&self) -> &'static str { "AdaDelta" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("rho", Hyper::Float(self.rho)), ("epsilon", Hyper::Float(self.epsilon))] }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "rho" => self.rho = v.float(field)?,
-            "epsilon" => self.epsilon = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(rho: float, epsilon: float);
     /// `(acc, Δacc)`, both zeros.
     fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Tensor(x.zeros_like())])) }
     via_run!();

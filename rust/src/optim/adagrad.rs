@@ -28,15 +28,7 @@ impl AdaGrad {
 
 impl Rule for AdaGrad {
     fn name(&self) -> &'static str { "AdaGrad" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("eta", Hyper::Float(self.eta)), ("epsilon", Hyper::Float(self.epsilon))] }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "eta" => self.eta = check_eta(v.float(field)?)?,
-            "epsilon" => self.epsilon = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(eta: eta, epsilon: float);
     /// acc filled with ϵ.
     fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tensor(Tensor::full(x.shape(), self.epsilon, x.dtype()))) }
     via_run!();

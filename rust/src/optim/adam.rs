@@ -34,18 +34,7 @@ impl Adam {
 
 impl Rule for Adam {
     fn name(&self) -> &'static str { "Adam" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> {
-        vec![("eta", Hyper::Float(self.eta)), ("beta", Hyper::Pair(self.beta.0, self.beta.1)), ("epsilon", Hyper::Float(self.epsilon))]
-    }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "eta" => self.eta = check_eta(v.float(field)?)?,
-            "beta" => self.beta = v.pair(field)?,
-            "epsilon" => self.epsilon = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(eta: eta, beta: pair, epsilon: float);
     fn init(&self, x: &Tensor) -> Result<State> {
         // βt starts at β, rounded to the parameter's precision
         let (b1, b2) = crate::dispatch!(x.dtype(), T => (T::f(self.beta.0).to_f64(), T::f(self.beta.1).to_f64()));

@@ -35,18 +35,7 @@ impl AMSGrad {
 
 impl Rule for AMSGrad {
     fn name(&self) -> &'static str { "AMSGrad" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> {
-        vec![("eta", Hyper::Float(self.eta)), ("beta", Hyper::Pair(self.beta.0, self.beta.1)), ("epsilon", Hyper::Float(self.epsilon))]
-    }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "eta" => self.eta = check_eta(v.float(field)?)?,
-            "beta" => self.beta = v.pair(field)?,
-            "epsilon" => self.epsilon = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(eta: eta, beta: pair, epsilon: float);
     /// `(m, v, v̂)`, each filled with ϵ.
     fn init(&self, x: &Tensor) -> Result<State> { let e = || State::Tensor(Tensor::full(x.shape(), self.epsilon, x.dtype()));
         Ok(State::Tuple(vec![e(), e(), e()])) }

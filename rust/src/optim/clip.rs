@@ -25,14 +25,7 @@ impl ClipGrad {
 
 impl Rule for ClipGrad {
     fn name(&self) -> &'static str { "ClipGrad" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("delta", Hyper::Float(self.delta))] }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "delta" => self.delta = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(delta: float);
     fn init(&self, _x: &Tensor) -> Result<State> { Ok(State::Empty) }
     via_run!();
 }
@@ -70,18 +63,7 @@ impl ClipNorm {
 
 impl Rule for ClipNorm {
     fn name(&self) -> &'static str { "ClipNorm" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> {
-        vec![("omega", Hyper::Float(self.omega)), ("p", Hyper::Float(self.p)), ("throw", Hyper::Bool(self.throw))]
-    }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "omega" => self.omega = v.float(field)?,
-            "p" => self.p = v.float(field)?,
-            "throw" => self.throw = v.bool(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(omega: float, p: float, throw: bool);
     fn init(&self, _x: &Tensor) -> Result<State> { Ok(State::Empty) }
     via_run!();
 }

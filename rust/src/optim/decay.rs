@@ -57,14 +57,7 @@ impl SignDecay {
 
 impl Rule for SignDecay {
     fn name(&self) -> &'static str { "SignDecay" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("lambda", Hyper::Float(self.lambda))] }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "lambda" => self.lambda = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(lambda: float);
     fn init(&self, _x: &Tensor) -> Result<State> { Ok(State::Empty) }
     via_run!();
 }

@@ -23,14 +23,7 @@ impl Descent {
 
 impl Rule for Descent {
     fn name(&self) -> &'static str { "Descent" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("eta", Hyper::Float(self.eta))] }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "eta" => self.eta = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(eta: float);
     fn init(&self, _x: &Tensor) -> Result<State> { Ok(State::Empty) }
     fn apply_(&self, _s: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool> { self.run(Target::Grad { x, g }) }
     fn step_(&self, _s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> { self.run(Target::Param { x, g }).map(drop) }

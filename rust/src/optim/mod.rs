@@ -18,6 +18,31 @@ macro_rules! via_run {
     };
 }
 
+/// `fields` and `set` of a rule from one line naming each hyperparameter and its kind:
+/// `eta` (a learning rate, checked non-negative), `float`, `pair`, `bool` or `int`.
+macro_rules! hyperparameters {
+    ($($name:ident : $kind:ident),* $(,)?) => {
+        fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![$((stringify!($name), hyperparameters!(@get $kind, self.$name))),*] }
+        fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
+            match field {
+                $(stringify!($name) => self.$name = hyperparameters!(@set $kind, v, field),)*
+                _ => return Err(super::unknown_field(self, field)),
+            }
+            Ok(())
+        }
+    };
+    (@get eta, $e:expr) => { Hyper::Float($e) };
+    (@get float, $e:expr) => { Hyper::Float($e) };
+    (@get pair, $e:expr) => { Hyper::Pair($e.0, $e.1) };
+    (@get bool, $e:expr) => { Hyper::Bool($e) };
+    (@get int, $e:expr) => { Hyper::Int($e) };
+    (@set eta, $v:ident, $f:ident) => { super::check_eta($v.float($f)?)? };
+    (@set float, $v:ident, $f:ident) => { $v.float($f)? };
+    (@set pair, $v:ident, $f:ident) => { $v.pair($f)? };
+    (@set bool, $v:ident, $f:ident) => { $v.bool($f)? };
+    (@set int, $v:ident, $f:ident) => { $v.int($f)? };
+}
+
 pub mod accum;
 pub mod adabelief;
 pub mod adadelta;

@@ -27,15 +27,7 @@ impl Momentum {
 
 impl Rule for Momentum {
     fn name(&self) -> &'static str { "Momentum" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("eta", Hyper::Float(self.eta)), ("rho", Hyper::Float(self.rho))] }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "eta" => self.eta = check_eta(v.float(field)?)?,
-            "rho" => self.rho = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(eta: eta, rho: float);
     fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tensor(x.zeros_like())) }
     fn apply_(&self, s: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool> { self.run(s, Target::Grad { x, g }) }
     fn step_(&self, s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> { self.run(s, Target::Param { x, g }).map(drop) }

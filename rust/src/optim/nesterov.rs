@@ -30,15 +30,7 @@ impl Nesterov {
 
 impl Rule for Nesterov {
     fn name(&self) -> &'static str { "Nesterov" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> { vec![("eta", Hyper::Float(self.eta)), ("rho", Hyper::Float(self.rho))] }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "eta" => self.eta = check_eta(v.float(field)?)?,
-            "rho" => self.rho = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(eta: eta, rho: float);
     fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tensor(x.zeros_like())) }
     via_run!();
 }

@@ -39,18 +39,7 @@ impl OAdam {
 
 impl Rule for OAdam {
     fn name(&self) -> &'static str { "OAdam" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> {
-        vec![("eta", Hyper::Float(self.eta)), ("beta", Hyper::Pair(self.beta.0, self.beta.1)), ("epsilon", Hyper::Float(self.epsilon))]
-    }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "eta" => self.eta = check_eta(v.float(field)?)?,
-            "beta" => self.beta = v.pair(field)?,
-            "epsilon" => self.epsilon = v.float(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(eta: eta, beta: pair, epsilon: float);
     /// `(m, v, βt = β, term)`.
     fn init(&self, x: &Tensor) -> Result<State> { Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Tensor(x.zeros_like()), init_beta_t(x, self.beta), State::Tensor(x.zeros_like())])) }
     via_run!();

@@ -39,22 +39,7 @@ impl Rprop {
 
 impl Rule for Rprop {
     fn name(&self) -> &'static str { "Rprop" }
-    fn fields(&self) -> Vec<(&'static str, Hyper)> {
-        vec![
-            ("eta", Hyper::Float(self.eta)),
-            ("ell", Hyper::Pair(self.ell.0, self.ell.1)),
-            ("gamma", Hyper::Pair(self.gamma.0, self.gamma.1)),
-        ]
-    }
-    fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
-        match field {
-            "eta" => self.eta = check_eta(v.float(field)?)?,
-            "ell" => self.ell = v.pair(field)?,
-            "gamma" => self.gamma = v.pair(field)?,
-            _ => return Err(super::unknown_field(self, field)),
-        }
-        Ok(())
-    }
+    hyperparameters!(eta: eta, ell: pair, gamma: pair);
     /// `(g_prev, step)`: zeros and an array filled with η (in x's precision).
     fn init(&self, x: &Tensor) -> Result<State> {
         Ok(State::Tuple(vec![State::Tensor(x.zeros_like()), State::Tensor(Tensor::full(x.shape(), self.eta, x.dtype()))]))
