@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-import math
 import sys
 import time
 import weakref
@@ -40,11 +39,11 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from . import _core
-from ._autodiff import WithGradient, _loss_of
+from ._autodiff import WithGradient, record_gradient
 from ._core import Leaf, Tensor
 from ._tree import tensors, trainable_children
 from .optimise import Rule
-from .train import NonFiniteLossError, _scalar
+from .train import run_epoch
 
 __all__ = ["params", "Params", "Grads", "throttle", "stop", "StopTraining", "epochs", "Optimiser"]
 
@@ -113,18 +112,7 @@ class Params:
 
     def _implicit_withgradient(self, f: Callable[[], Any]) -> WithGradient:
         ps = list(self._order)
-        _core.tape_start(ps)
-        try:
-            val = f()
-            loss = _loss_of(val)
-        except BaseException:
-            _core.tape_abort()
-            raise
-        if loss is None:
-            _core.tape_abort()
-            gs: list = [None] * len(ps)
-        else:
-            gs = _core.tape_finish(loss, ps)
+        val, gs = record_gradient(ps, f)
         return WithGradient(val, Grads(ps, gs))
 
     def _implicit_update(self, rule: Rule, grads) -> tuple:
@@ -151,35 +139,9 @@ class Params:
             raise TypeError("train_ with fx.Params needs a rule such as fx.Adam() as the optimiser (it keeps its "
                             f"state per parameter), got {type(opt).__name__}; an explicit state from fx.setup "
                             "goes with the model itself: fx.train_(loss, model, data, opt_state)")
-        cbs = _callbacks(cb)
-        if progress is None:
-            progress = sys.stderr.isatty()
-        it = data
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-            bar = it = tqdm(data, total=len(data) if hasattr(data, "__len__") else None, desc="train_", leave=False)
-        losses: list[float] = []
-        try:
-            for i, d in enumerate(it):
-                args = d if isinstance(d, tuple) else (d,)
-                try:
-                    val, gs = self._implicit_withgradient(lambda: loss(*args))
-                    l = _scalar(val)
-                    if not math.isfinite(l):
-                        raise NonFiniteLossError(l, i)
-                    self._implicit_update(opt, gs)
-                    losses.append(l)
-                    if bar is not None and i % 10 == 0:
-                        bar.set_postfix(loss=f"{l:.4g}", refresh=False)
-                    for f in cbs:
-                        f()
-                except StopTraining:
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
-        return losses
+        return run_epoch(data, lambda args: self._implicit_withgradient(lambda: loss(*args)),
+                         lambda gs: self._implicit_update(opt, gs), progress=progress, callbacks=_callbacks(cb),
+                         stop=StopTraining)
 
 
 def _check_no_arrays(x, path: str, visiting: set) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Callable
 
 from ._autodiff import withgradient
 from .optimise import Rule, setup, update_
@@ -45,6 +46,15 @@ def train_(loss, model, data, opt_state, *, progress=None, cb=None):
                         "fx.withgradient and fx.update_ for more control")
     if isinstance(opt_state, Rule):
         opt_state = setup(opt_state, model)
+    return run_epoch(data, lambda args: withgradient(lambda m: loss(m, *args), model),
+                     lambda grads: update_(opt_state, model, grads[0]), progress=progress)
+
+
+def run_epoch(data, gradient_of: Callable, apply: Callable, *, progress=None, callbacks=(), stop=()) -> list[float]:
+    """The loop behind both styles of ``train_``: for each item, ``gradient_of(args)``
+    gives ``(value, grads)``; a finite loss is followed by ``apply(grads)`` and then the
+    callbacks; an exception of a type in ``stop`` ends the epoch quietly. Returns the
+    per-item losses; shows a tqdm bar when ``progress`` (default: stderr is a terminal)."""
     if progress is None:
         progress = sys.stderr.isatty()
     it = data
@@ -56,14 +66,19 @@ def train_(loss, model, data, opt_state, *, progress=None, cb=None):
     try:
         for i, d in enumerate(it):
             args = d if isinstance(d, tuple) else (d,)
-            val, grads = withgradient(lambda m: loss(m, *args), model)
-            l = _scalar(val)
-            if not math.isfinite(l):
-                raise NonFiniteLossError(l, i)
-            update_(opt_state, model, grads[0])
-            losses.append(l)
-            if bar is not None and i % 10 == 0:
-                bar.set_postfix(loss=f"{l:.4g}", refresh=False)
+            try:
+                val, grads = gradient_of(args)
+                l = _scalar(val)
+                if not math.isfinite(l):
+                    raise NonFiniteLossError(l, i)
+                apply(grads)
+                losses.append(l)
+                if bar is not None and i % 10 == 0:
+                    bar.set_postfix(loss=f"{l:.4g}", refresh=False)
+                for f in callbacks:
+                    f()
+            except stop:
+                break
     finally:
         if bar is not None:
             bar.close()
