@@ -48,6 +48,13 @@ class _Cell:
     def initialstates(self, x: Tensor):
         return _zeros(x.shape[:-1][:1] + (self.out,) if x.ndim == 2 else (self.out,), self.Wi)
 
+    def __call__(self, x, state=None):
+        """One time step: ``(output, new_state)``; the state starts at zeros."""
+        x = as_input(x, self.Wi.dtype)
+        self._check(x)
+        state = self.initialstates(x) if state is None else state
+        return _step_out(self, self._input_proj(x), state)
+
     def __repr__(self):
         return f"{type(self).__name__}({self.Wi.shape[1]} => {self.out})"
 
@@ -69,12 +76,6 @@ class RNNCell(_Cell):
     def _step(self, gx: Tensor, h: Tensor) -> Tensor:
         return self.σ(gx + h @ self.Wh.T)
 
-    def __call__(self, x, h=None):
-        x = as_input(x, self.Wi.dtype)
-        self._check(x)
-        h = self.initialstates(x) if h is None else h
-        h = self._step(self._input_proj(x), h)
-        return h, h
 
 
 class LSTMCell(_Cell):
@@ -102,11 +103,6 @@ class LSTMCell(_Cell):
         h2 = sigmoid(o_) * tanh(c2)
         return h2, (h2, c2)
 
-    def __call__(self, x, state=None):
-        x = as_input(x, self.Wi.dtype)
-        self._check(x)
-        state = self.initialstates(x) if state is None else state
-        return self._step(self._input_proj(x), state)
 
 
 class GRUCell(_Cell):
@@ -129,12 +125,6 @@ class GRUCell(_Cell):
         h2 = (1 - z) * hh + z * h
         return h2
 
-    def __call__(self, x, h=None):
-        x = as_input(x, self.Wi.dtype)
-        self._check(x)
-        h = self.initialstates(x) if h is None else h
-        h = self._step(self._input_proj(x), h)
-        return h, h
 
 
 class _Recurrence:
