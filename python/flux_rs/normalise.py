@@ -128,6 +128,18 @@ class _Norm:
             raise ValueError(f"{self!r} expects input (batch, {self.chs}, ...) with {self.chs} channels in dimension 1,"
                              f" got shape {tuple(x.shape)}")
 
+    def _with_stats(self, chs, λ, initβ, initγ, affine, track_stats, active, eps, momentum):
+        """Fields of the norms with running statistics (BatchNorm, InstanceNorm)."""
+        self.λ = λ
+        self._params(chs, initβ, initγ, affine)
+        dt = _dt(self.γ) if affine else "float32"
+        self.μ = _core.full([chs], 0.0, dt) if track_stats else None
+        self.σ2 = _core.full([chs], 1.0, dt) if track_stats else None
+        self.ϵ = float(eps)
+        self.momentum = float(momentum)
+        self.track_stats = bool(track_stats)
+        self.active = _check_active(active)
+
     def _params(self, chs, initβ, initγ, affine):
         self.chs = int(chs)
         self.affine = bool(affine)
@@ -165,15 +177,7 @@ class BatchNorm(_Norm):
 
     def __init__(self, chs: int, λ=identity, *, initβ=_zeros32, initγ=_ones32, affine=True, track_stats=True,
                  active=None, eps=1e-5, momentum=0.1):
-        self.λ = λ
-        self._params(chs, initβ, initγ, affine)
-        dt = _dt(self.γ) if affine else "float32"
-        self.μ = _core.full([chs], 0.0, dt) if track_stats else None
-        self.σ2 = _core.full([chs], 1.0, dt) if track_stats else None
-        self.ϵ = float(eps)
-        self.momentum = float(momentum)
-        self.track_stats = bool(track_stats)
-        self.active = _check_active(active)
+        self._with_stats(chs, λ, initβ, initγ, affine, track_stats, active, eps, momentum)
 
     def __call__(self, x):
         x = as_input(x, self._dtype(x))
@@ -208,15 +212,7 @@ class InstanceNorm(_Norm):
 
     def __init__(self, chs: int, λ=identity, *, initβ=_zeros32, initγ=_ones32, affine=False, track_stats=False,
                  active=None, eps=1e-5, momentum=0.1):
-        self.λ = λ
-        self._params(chs, initβ, initγ, affine)
-        dt = _dt(self.γ) if affine else "float32"
-        self.μ = _core.full([chs], 0.0, dt) if track_stats else None
-        self.σ2 = _core.full([chs], 1.0, dt) if track_stats else None
-        self.ϵ = float(eps)
-        self.momentum = float(momentum)
-        self.track_stats = bool(track_stats)
-        self.active = _check_active(active)
+        self._with_stats(chs, λ, initβ, initγ, affine, track_stats, active, eps, momentum)
 
     def __call__(self, x):
         x = as_input(x, self._dtype(x))
