@@ -331,12 +331,14 @@ class GlobalMaxPool:
     (2, 3, 1, 1)
     """
 
+    _reduce = "max"
+
     def __call__(self, x):
         if not isinstance(x, Tensor):
             x = _core.tensor(x)
         if x.ndim < 3:
             raise ValueError(f"{self!r} expects (batch, channels, spatial...), got shape {tuple(x.shape)}")
-        return x.max(dims=tuple(range(2, x.ndim)), keepdims=True)
+        return getattr(x, self._reduce)(dims=tuple(range(2, x.ndim)), keepdims=True)
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -350,12 +352,7 @@ class GlobalMeanPool(GlobalMaxPool):
     (2, 3, 1, 1)
     """
 
-    def __call__(self, x):
-        if not isinstance(x, Tensor):
-            x = _core.tensor(x)
-        if x.ndim < 3:
-            raise ValueError(f"{self!r} expects (batch, channels, spatial...), got shape {tuple(x.shape)}")
-        return x.mean(dims=tuple(range(2, x.ndim)), keepdims=True)
+    _reduce = "mean"
 
 
 class AdaptiveMaxPool:
