@@ -10,7 +10,7 @@ from ._core import Tensor
 from ._tree import layer
 from .activations import identity
 from .init import glorot_uniform
-from .layers import _fn_name, as_input
+from .layers import _fn_name, as_input, make_bias, make_weight
 
 __all__ = ["Embedding", "Scale", "Bilinear", "SkipConnection", "Parallel", "Maxout", "gather", "scatter",
            "where", "clamp", "split"]
@@ -109,10 +109,7 @@ class Embedding:
         if init is None:
             from .init import randn32
             init = randn32
-        w = init(n, d, rng=rng) if rng is not None else init(n, d)
-        self.weight = w if isinstance(w, Tensor) else _core.tensor(w)
-        if tuple(self.weight.shape) != (n, d):
-            raise ValueError(f"init returned shape {tuple(self.weight.shape)}, expected {(n, d)}")
+        self.weight = make_weight(init, (n, d), rng)
         if padding_idx is not None:
             if not -n <= padding_idx < n:
                 raise ValueError(f"padding_idx {padding_idx} is out of range for {n} rows")
@@ -162,15 +159,7 @@ class Scale:
         self.scale = init(*size) if init is not None else _core.full(list(size), 1.0, "float32")
         if not isinstance(self.scale, Tensor):
             self.scale = _core.tensor(self.scale)
-        dt = "float64" if self.scale.dtype == np.float64 else "float32"
-        if bias is True:
-            self.bias = _core.full(list(size), 0.0, dt)
-        elif bias is False or bias is None:
-            self.bias = False
-        else:
-            self.bias = _core.tensor(bias, dt)
-            if tuple(self.bias.shape) != tuple(size):
-                raise ValueError(f"expected bias of shape {tuple(size)}, got {tuple(self.bias.shape)}")
+        self.bias = make_bias(bias, size, self.scale.dtype)
         self.σ = σ
 
     def __call__(self, x):
@@ -203,18 +192,8 @@ class Bilinear:
 
     def __init__(self, in_, out: int, σ=identity, *, bias=True, init=glorot_uniform, rng=None):
         in1, in2 = (in_, in_) if isinstance(in_, (int, np.integer)) else tuple(in_)
-        self.weight = init(out, in1, in2, rng=rng) if rng is not None else init(out, in1, in2)
-        if not isinstance(self.weight, Tensor):
-            self.weight = _core.tensor(self.weight)
-        dt = "float64" if self.weight.dtype == np.float64 else "float32"
-        if bias is True:
-            self.bias = _core.full([out], 0.0, dt)
-        elif bias is False or bias is None:
-            self.bias = False
-        else:
-            self.bias = _core.tensor(bias, dt)
-            if tuple(self.bias.shape) != (out,):
-                raise ValueError(f"expected bias of shape ({out},), got {tuple(self.bias.shape)}")
+        self.weight = make_weight(init, (out, in1, in2), rng)
+        self.bias = make_bias(bias, out, self.weight.dtype)
         self.σ = σ
 
     def __call__(self, x, y=None):

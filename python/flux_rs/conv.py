@@ -11,7 +11,7 @@ from . import _core
 from ._core import Tensor
 from .activations import identity
 from .init import glorot_uniform
-from .layers import _fn_name, as_input
+from .layers import _fn_name, as_input, make_bias, make_weight
 
 __all__ = ["SamePad", "Conv", "ConvTranspose", "DepthwiseConv", "MaxPool", "MeanPool", "GlobalMaxPool",
            "GlobalMeanPool", "AdaptiveMaxPool", "AdaptiveMeanPool", "Upsample", "PixelShuffle",
@@ -78,27 +78,6 @@ def _check_input(layer, x: Tensor, n: int, ch: int | None):
         raise ValueError(f"{layer!r} expects {ch} input channels (dimension 1), got shape {tuple(x.shape)}")
 
 
-def _bias(bias, n: int, dtype) -> Tensor | bool:
-    dt = "float64" if dtype == np.float64 else "float32"
-    if bias is True:
-        return _core.full([n], 0.0, dt)
-    if bias is False or bias is None:
-        return False
-    b = _core.tensor(bias, dt)
-    if tuple(b.shape) != (n,):
-        raise ValueError(f"expected bias of shape ({n},), got {tuple(b.shape)}")
-    return b
-
-
-def _make_weight(init, shape, rng):
-    w = init(*shape, rng=rng) if rng is not None else init(*shape)
-    if not isinstance(w, Tensor):
-        w = _core.tensor(w)
-    if tuple(w.shape) != tuple(shape):
-        raise ValueError(f"init returned shape {tuple(w.shape)}, expected {tuple(shape)}")
-    return w
-
-
 def conv(x, w, b=None, *, stride=1, pad=0, dilation=1, groups=1):
     """Functional cross-correlation (``torch.nn.functional.conv{1,2,3}d``): ``x`` (N, C,
     spatial...), ``w`` (O, C / groups, k...), optional bias (O,).
@@ -151,8 +130,8 @@ class Conv:
         if groups <= 0 or in_ % groups or out % groups:
             raise ValueError(f"in_ ({in_}) and out ({out}) must both be divisible by groups ({groups})")
         n = len(k)
-        self.weight = _make_weight(init, (out, in_ // groups) + k, rng)
-        self.bias = _bias(bias, out, self.weight.dtype)
+        self.weight = make_weight(init, (out, in_ // groups) + k, rng)
+        self.bias = make_bias(bias, out, self.weight.dtype)
         self.σ = σ
         self.stride = _tuple(stride, n, "stride")
         self.dilation = _tuple(dilation, n, "dilation")
@@ -217,8 +196,8 @@ class ConvTranspose:
             raise ValueError(f"in_ ({in_}) and out ({out}) must both be divisible by groups ({groups})")
         n = len(k)
         # Flux's init sees the kernel as (k..., out/groups, in): fan_in = ∏k·out/groups
-        self.weight = _make_weight(init, (in_, out // groups) + k, rng)
-        self.bias = _bias(bias, out, self.weight.dtype)
+        self.weight = make_weight(init, (in_, out // groups) + k, rng)
+        self.bias = make_bias(bias, out, self.weight.dtype)
         self.σ = σ
         self.stride = _tuple(stride, n, "stride")
         self.dilation = _tuple(dilation, n, "dilation")

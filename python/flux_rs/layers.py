@@ -34,6 +34,31 @@ def as_input(x, dtype) -> Tensor:
     return x
 
 
+def make_weight(init, shape, rng=None) -> Tensor:
+    """``init(*shape)`` (with ``rng=`` when given) as a Tensor of exactly that shape."""
+    w = init(*shape, rng=rng) if rng is not None else init(*shape)
+    if not isinstance(w, Tensor):
+        w = _core.tensor(w)
+    if tuple(w.shape) != tuple(shape):
+        raise ValueError(f"init returned shape {tuple(w.shape)}, expected {tuple(shape)}")
+    return w
+
+
+def make_bias(bias, shape, dtype) -> "Tensor | bool":
+    """The ``bias=`` convention of Flux layers: True → zeros, False/None → no bias
+    (stored as False), an array → checked against ``shape`` and converted to ``dtype``."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    dt = "float64" if dtype == np.float64 else "float32"
+    if bias is True:
+        return _core.full(list(shape), 0.0, dt)
+    if bias is False or bias is None:
+        return False
+    b = _core.tensor(bias, dt)
+    if tuple(b.shape) != shape:
+        raise ValueError(f"expected bias of shape {shape}, got {tuple(b.shape)}")
+    return b
+
+
 def _fn_name(f) -> str:
     return getattr(f, "__name__", repr(f))
 
@@ -50,21 +75,8 @@ class Dense:
     def __init__(self, in_: int, out: int, σ=identity, *, bias=True, init=glorot_uniform, rng=None):
         if not (isinstance(in_, int) and isinstance(out, int)) or in_ < 0 or out < 0:
             raise TypeError(f"Dense(in_, out) takes two sizes, got {in_!r}, {out!r}")
-        self.weight = init(out, in_, rng=rng) if rng is not None else init(out, in_)
-        if not isinstance(self.weight, Tensor):
-            self.weight = _core.tensor(self.weight)
-        if tuple(self.weight.shape) != (out, in_):
-            raise ValueError(f"init returned shape {self.weight.shape}, expected {(out, in_)}")
-        dt = "float64" if self.weight.dtype == np.float64 else "float32"
-        if bias is True:
-            self.bias = _core.full([out], 0.0, dt)
-        elif bias is False or bias is None:
-            self.bias = False
-        else:
-            b = _core.tensor(bias, dt)
-            if tuple(b.shape) != (out,):
-                raise ValueError(f"expected bias of shape ({out},), got {b.shape}")
-            self.bias = b
+        self.weight = make_weight(init, (out, in_), rng)
+        self.bias = make_bias(bias, out, self.weight.dtype)
         self.σ = σ
 
     def __call__(self, x):
