@@ -6,7 +6,7 @@ use super::{Activation, Module};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, Result};
 use crate::tensor::elementwise::{mul_deriv_inplace, unary_inplace, UnaryOp};
-use crate::tensor::matmul::{gemm_into, Mat};
+use crate::tensor::matmul::{gemm_into, gemm_new, Mat};
 use crate::tensor::random::Rng;
 use crate::tensor::{DType, Float, Tensor};
 
@@ -62,13 +62,19 @@ fn needs_z(act: Activation) -> bool {
 
 /// (y, z): the output and, when σ′ needs it, the pre-activation.
 fn forward<T: Float>(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation, rows: usize, inp: usize, out: usize) -> Result<(Tensor, Option<Tensor>)> {
-    let mut z = vec![T::zero(); rows * out];
-    if let Some(b) = b {
-        let b = b.contiguous();
-        let bv = b.as_slice::<T>()?;
-        z.chunks_exact_mut(out.max(1)).for_each(|r| r.copy_from_slice(bv));
-    }
-    gemm_into(rows, out, inp, Mat::of(x, false)?, Mat::of(w, true)?, &mut z, b.is_some());
+    let (xm, wm) = (Mat::of(x, false)?, Mat::of(w, true)?);
+    let mut z = match b {
+        Some(b) => {
+            // the bias rows first, then the product added onto them
+            let b = b.contiguous();
+            let bv = b.as_slice::<T>()?;
+            let mut z = Vec::with_capacity(rows * out);
+            (0..rows).for_each(|_| z.extend_from_slice(bv));
+            gemm_into(rows, out, inp, xm, wm, &mut z, true);
+            z
+        }
+        None => gemm_new(rows, out, inp, xm, wm),
+    };
     let Activation::Unary(op) = act else {
         return Ok((Tensor::from_vec(z, &[rows, out])?, None));
     };
@@ -116,16 +122,12 @@ impl DenseBackward {
         };
         let dzm = Mat { data: dz, off: 0, rs: out as isize, cs: 1 };
         let gx = if needs[0] {
-            let mut v = vec![T::zero(); rows * inp];
-            gemm_into(rows, inp, out, dzm, Mat::of(&self.w, false)?, &mut v, false);
-            Some(Tensor::from_vec(v, &[rows, inp])?)
+            Some(Tensor::from_vec(gemm_new(rows, inp, out, dzm, Mat::of(&self.w, false)?), &[rows, inp])?)
         } else {
             None
         };
         let gw = if needs[1] {
-            let mut v = vec![T::zero(); out * inp];
-            gemm_into(out, inp, rows, dzm.t(), Mat::of(&self.x, false)?, &mut v, false);
-            Some(Tensor::from_vec(v, &[out, inp])?)
+            Some(Tensor::from_vec(gemm_new(out, inp, rows, dzm.t(), Mat::of(&self.x, false)?), &[out, inp])?)
         } else {
             None
         };

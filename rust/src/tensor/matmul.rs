@@ -36,31 +36,50 @@ impl<'a, T: Float> Mat<'a, T> {
 /// product is added to what `c` holds (a bias written there first, say).
 pub(crate) fn gemm_into<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumulate: bool) {
     assert!(c.len() >= m * n, "gemm_into: output too small");
+    // SAFETY: `c` is an exclusive borrow of at least m×n initialised elements.
+    unsafe { gemm_ptr(m, n, k, a, b, c.as_mut_ptr(), accumulate) }
+}
+
+/// `A[m,k] · B[k,n]` as a new row-major vector, written once (no zero-fill first).
+pub(crate) fn gemm_new<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(m * n);
+    // SAFETY: the capacity holds m×n elements; without `accumulate` every one of them is
+    // written and none is read, so the vector is initialised when its length is set.
+    unsafe {
+        gemm_ptr(m, n, k, a, b, out.as_mut_ptr(), false);
+        out.set_len(m * n);
+    }
+    out
+}
+
+/// The product into `c`, which must point at m×n writable elements (initialised when
+/// `accumulate`, since they are then read).
+unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: *mut T, accumulate: bool) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            c[..m * n].iter_mut().for_each(|v| *v = T::zero());
+            (0..m * n).for_each(|i| c.add(i).write(T::zero()));
         }
         return;
     }
     // every element the strides reach lies inside the buffers (checked, so that the
     // unchecked reads below are sound whatever a caller passes)
     let last = |x: &Mat<'_, T>, r: usize, q: usize| x.off as isize + (r as isize - 1) * x.rs + (q as isize - 1) * x.cs;
-    assert!(a.rs >= 0 && a.cs >= 0 && b.rs >= 0 && b.cs >= 0, "gemm_into: negative strides");
-    assert!((last(&a, m, k) as usize) < a.data.len() && (last(&b, k, n) as usize) < b.data.len(), "gemm_into: operand out of bounds");
+    assert!(a.rs >= 0 && a.cs >= 0 && b.rs >= 0 && b.cs >= 0, "gemm: negative strides");
+    assert!((last(&a, m, k) as usize) < a.data.len() && (last(&b, k, n) as usize) < b.data.len(), "gemm: operand out of bounds");
     if m * n * k <= SMALL_FLOPS {
         for i in 0..m {
             for j in 0..n {
-                let mut acc = if accumulate { c[i * n + j] } else { T::zero() };
+                let mut acc = if accumulate { *c.add(i * n + j) } else { T::zero() };
                 let (mut ia, mut ib) = (a.off as isize + i as isize * a.rs, b.off as isize + j as isize * b.cs);
                 for _ in 0..k {
                     acc += a.data[ia as usize] * b.data[ib as usize];
                     ia += a.cs;
                     ib += b.rs;
                 }
-                c[i * n + j] = acc;
+                c.add(i * n + j).write(acc);
             }
         }
         return;
@@ -70,18 +89,15 @@ pub(crate) fn gemm_into<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the extents were checked above; `c` is an exclusive borrow of m×n elements.
-    unsafe {
-        gemm::gemm(
-            m, n, k,
-            c.as_mut_ptr(), 1, n as isize, accumulate,
-            a.data.as_ptr().add(a.off), a.cs, a.rs,
-            b.data.as_ptr().add(b.off), b.cs, b.rs,
-            T::one(), T::one(),
-            false, false, false,
-            par,
-        );
-    }
+    gemm::gemm(
+        m, n, k,
+        c, 1, n as isize, accumulate,
+        a.data.as_ptr().add(a.off), a.cs, a.rs,
+        b.data.as_ptr().add(b.off), b.cs, b.rs,
+        T::one(), T::one(),
+        false, false, false,
+        par,
+    );
 }
 
 /// Batched product of `a` (..., m, k) and `b` (..., k, n), both ≥ 2-D and of one dtype.
@@ -96,16 +112,21 @@ fn bmm<T: Float>(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let mut oshape = batch.clone();
     oshape.extend([m, n]);
     let nb: usize = batch.iter().product();
-    let mut out = vec![T::zero(); nb * m * n];
     let la = a.layout().broadcast_to(&[batch.as_slice(), &[m, k]].concat())?;
     let lb = b.layout().broadcast_to(&[batch.as_slice(), &[k, n]].concat())?;
     let (ra, rb) = (a.raw::<T>()?, b.raw::<T>()?);
     let nd = batch.len();
     let (a_rs, a_cs) = (la.strides[nd] as isize, la.strides[nd + 1] as isize);
     let (b_rs, b_cs) = (lb.strides[nd] as isize, lb.strides[nd + 1] as isize);
-    if m * n == 0 {
-        return Ok(Tensor::from_cpu(T::vec_into(out), &oshape));
+    if m * n == 0 || nb == 0 {
+        return Ok(Tensor::from_cpu(T::vec_into(Vec::new()), &oshape));
     }
+    if nb == 1 {
+        let a = Mat { data: ra, off: la.offset, rs: a_rs, cs: a_cs };
+        let b = Mat { data: rb, off: lb.offset, rs: b_rs, cs: b_cs };
+        return Ok(Tensor::from_cpu(T::vec_into(gemm_new(m, n, k, a, b)), &oshape));
+    }
+    let mut out = vec![T::zero(); nb * m * n];
     let mut bi = 0;
     super::layout::for_each_offset2(&batch, &la.strides[..nd], la.offset, &lb.strides[..nd], lb.offset, |_, oa, ob| {
         let c = &mut out[bi * m * n..(bi + 1) * m * n];
