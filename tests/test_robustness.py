@@ -2,6 +2,7 @@
 random shapes (empty and 0-d included) either work or raise ValueError, TypeError or
 IndexError."""
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -43,6 +44,7 @@ OPS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # dtype conversions and small-data warnings are expected here
 @settings(max_examples=300, deadline=None)
 @given(shapes, shapes, st.sampled_from(sorted(OPS)), st.sampled_from(["float32", "float64"]))
 def test_random_ops_never_panic(sa, sb, op, dt):
