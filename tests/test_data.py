@@ -64,3 +64,12 @@ def test_onehot_and_onecold():
     np.testing.assert_array_equal(fx.onecold(y), [1, 0, 2])
     with pytest.raises(ValueError, match="label 7"):
         fx.onehotbatch([7], range(3))
+
+
+def test_gpu_without_a_backend_warns_once_and_returns_the_tree():
+    import flux_rs.utils
+    flux_rs.utils._warned_gpu = False
+    m = fx.Dense(2, 1)
+    with pytest.warns(UserWarning, match="without a GPU backend"):
+        assert fx.gpu(m) is m
+    assert fx.cpu(m) is m

@@ -7,7 +7,7 @@ from . import _core
 from ._core import Tensor
 from ._tree import tensors, trainable_children
 
-__all__ = ["onehotbatch", "onecold", "trainables"]
+__all__ = ["onehotbatch", "onecold", "trainables", "gpu", "cpu"]
 
 
 def onehotbatch(labels, classes) -> Tensor:
@@ -50,3 +50,39 @@ def trainables(model) -> list[Tensor]:
     [(3, 2), (3,)]
     """
     return tensors(model, walk=trainable_children)
+
+
+_warned_gpu = False
+
+
+def gpu(tree):
+    """Move a model or state tree to the GPU. This build has no GPU backend (the
+    optional wgpu backend is not compiled in), so, as Flux does when no GPU package is
+    loaded, the tree is returned unchanged and a warning is shown once.
+
+    >>> import flux_rs as fx, warnings
+    >>> m = fx.Dense(2, 1)
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     fx.gpu(m) is m
+    True
+    """
+    global _warned_gpu
+    if not _warned_gpu:
+        _warned_gpu = True
+        import warnings
+        warnings.warn("flux_rs was built without a GPU backend; fx.gpu returns its argument unchanged (on the CPU)",
+                      stacklevel=2)
+    return tree
+
+
+def cpu(tree):
+    """Move a tree to the CPU: every Tensor of this build already lives there, so the
+    tree is returned unchanged.
+
+    >>> import flux_rs as fx
+    >>> m = fx.Dense(2, 1)
+    >>> fx.cpu(m) is m
+    True
+    """
+    return tree
