@@ -5,6 +5,20 @@ use super::{check_eta, init_beta_t, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
+/// The AdaMax rule of Optimisers.jl (see the module docs for its formula).
+///
+/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// `g = [0.1, −0.2, 0.3]`):
+///
+/// ```
+/// use flux_core::optim::{AdaMax, Rule};
+/// use flux_core::Tensor;
+/// let rule = AdaMax::new(0.001, (0.9, 0.999), 1e-8).unwrap();
+/// let mut x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3]).unwrap();
+/// let mut state = rule.init(&x).unwrap();
+/// rule.step_(&mut state, &mut x, &Tensor::from_vec(vec![0.1, -0.2, 0.3], &[3]).unwrap()).unwrap();
+/// assert!((x.to_vec_f64().unwrap()[0] - 0.9990000001).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct AdaMax {
     pub eta: f64,

@@ -6,6 +6,20 @@ use super::{Hyper, Rule, State};
 use crate::error::{value_err, Error, Result};
 use crate::tensor::Tensor;
 
+/// The OptimiserChain rule of Optimisers.jl (see the module docs for its formula).
+///
+/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// `g = [0.1, −0.2, 0.3]`):
+///
+/// ```
+/// use flux_core::optim::{ClipGrad, Descent, OptimiserChain, Rule};
+/// use flux_core::Tensor;
+/// let rule = OptimiserChain::new(vec![Box::new(ClipGrad::new(0.25)), Box::new(Descent::new(0.1))]).unwrap();
+/// let mut x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3]).unwrap();
+/// let mut state = rule.init(&x).unwrap();
+/// rule.step_(&mut state, &mut x, &Tensor::from_vec(vec![0.1, -0.2, 0.3], &[3]).unwrap()).unwrap();
+/// assert!((x.to_vec_f64().unwrap()[0] - 0.99).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct OptimiserChain {
     pub opts: Vec<Box<dyn Rule>>,

@@ -5,6 +5,20 @@ use super::{Hyper, Rule, State};
 use crate::error::{Error, Result};
 use crate::tensor::{Float, Tensor};
 
+/// The ClipGrad rule of Optimisers.jl (see the module docs for its formula).
+///
+/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// `g = [0.1, −0.2, 0.3]`):
+///
+/// ```
+/// use flux_core::optim::{ClipGrad, Rule};
+/// use flux_core::Tensor;
+/// let rule = ClipGrad::new(0.25);
+/// let mut x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3]).unwrap();
+/// let mut state = rule.init(&x).unwrap();
+/// rule.step_(&mut state, &mut x, &Tensor::from_vec(vec![0.1, -0.2, 0.3], &[3]).unwrap()).unwrap();
+/// assert!((x.to_vec_f64().unwrap()[0] - 0.9).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ClipGrad {
     pub delta: f64,
@@ -30,6 +44,20 @@ impl Rule for ClipGrad {
     via_run!();
 }
 
+/// The ClipNorm rule of Optimisers.jl (see the module docs for its formula).
+///
+/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// `g = [0.1, −0.2, 0.3]`):
+///
+/// ```
+/// use flux_core::optim::{ClipNorm, Rule};
+/// use flux_core::Tensor;
+/// let rule = ClipNorm::new(0.5, 2.0, true);
+/// let mut x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3]).unwrap();
+/// let mut state = rule.init(&x).unwrap();
+/// rule.step_(&mut state, &mut x, &Tensor::from_vec(vec![0.1, -0.2, 0.3], &[3]).unwrap()).unwrap();
+/// assert!((x.to_vec_f64().unwrap()[0] - 0.9).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct ClipNorm {
     pub omega: f64,

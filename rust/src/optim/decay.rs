@@ -6,6 +6,20 @@ use super::{Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
+/// The WeightDecay rule of Optimisers.jl (see the module docs for its formula).
+///
+/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// `g = [0.1, −0.2, 0.3]`):
+///
+/// ```
+/// use flux_core::optim::{WeightDecay, Rule};
+/// use flux_core::Tensor;
+/// let rule = WeightDecay::new(5e-4);
+/// let mut x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3]).unwrap();
+/// let mut state = rule.init(&x).unwrap();
+/// rule.step_(&mut state, &mut x, &Tensor::from_vec(vec![0.1, -0.2, 0.3], &[3]).unwrap()).unwrap();
+/// assert!((x.to_vec_f64().unwrap()[0] - 0.8995).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct WeightDecay {
     pub lambda: f64,
@@ -39,6 +53,20 @@ impl Rule for WeightDecay {
     via_run!();
 }
 
+/// The SignDecay rule of Optimisers.jl (see the module docs for its formula).
+///
+/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// `g = [0.1, −0.2, 0.3]`):
+///
+/// ```
+/// use flux_core::optim::{SignDecay, Rule};
+/// use flux_core::Tensor;
+/// let rule = SignDecay::new(1e-3);
+/// let mut x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0], &[3]).unwrap();
+/// let mut state = rule.init(&x).unwrap();
+/// rule.step_(&mut state, &mut x, &Tensor::from_vec(vec![0.1, -0.2, 0.3], &[3]).unwrap()).unwrap();
+/// assert!((x.to_vec_f64().unwrap()[0] - 0.899).abs() < 1e-12);
+/// ```
 #[derive(Clone, Debug)]
 pub struct SignDecay {
     pub lambda: f64,
