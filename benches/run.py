@@ -138,7 +138,11 @@ def make_data(quick: bool):
 
 # ---- timing ------------------------------------------------------------------------
 
-GAP = 0.01  # seconds between engines, so that one runtime's spinning threads have parked
+# Seconds of idle between two engines' turns. After a parallel call, worker threads
+# busy-wait before they sleep (OpenBLAS for about 2^28 cycles ≈ 0.1 s, OpenMP and
+# Eigen pools for less); without a pause that spinning steals a core from whichever
+# engine runs next (measured: the engine after numpy lost up to 2× on 2 cores).
+GAP = 0.15
 
 
 def run_workload(name, inner, warm, rounds, cols, d, extra=None):
@@ -164,9 +168,10 @@ def run_workload(name, inner, warm, rounds, cols, d, extra=None):
             fn()
         steps.append((col, fn, scale))
     samples = {col: [] for col, _, _ in steps}
+    gap = GAP if len(steps) > 1 else 0.0
     for _ in range(rounds):
         for col, step, scale in steps:
-            time.sleep(GAP)
+            time.sleep(gap)
             try:
                 samples[col].append(time_call(step, inner) * scale)
             except Exception as e:  # noqa: BLE001
@@ -190,13 +195,14 @@ def sweep(cols, d, quick):
                 continue
             try:
                 step = fn(d, variant, n=n)
+                if len(cols) > 1:
+                    time.sleep(GAP)
                 step()
                 t1 = time_call(step, 1)
                 inner = max(1, min(2000, int(0.02 / max(t1, 1e-7))))
                 step()
                 ts = []
                 for _ in range(3 if quick else 5):
-                    time.sleep(GAP / 5)
                     ts.append(time_call(step, inner))
                 row[col] = flops / summary(ts)["median"] / 1e9
             except Exception as e:  # noqa: BLE001
@@ -279,6 +285,7 @@ def fmt_ratio(r):
 
 def main():
     t_start = time.perf_counter()
+    load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     only = {w.strip() for w in ARGS.only.split(",") if w.strip()}
     want = lambda w: not only or w in only  # noqa: E731
     rounds = ARGS.rounds or (3 if ARGS.quick else 7)
@@ -332,6 +339,9 @@ def main():
     P("")
     P(f"- command: `python benches/run.py{(' ' + ' '.join(sys.argv[1:])) if sys.argv[1:] else ''}`")
     P(f"- machine: {model}, {ncpu} cores; threads per engine: {ARGS.threads}")
+    if load0 is not None:
+        P(f"- load average (1 min) at start / end: {load0[0]:.2f} / {os.getloadavg()[0]:.2f} "
+          f"(above 0 means other processes shared the cores during the run)")
     P(f"- date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}" + (f"; commit {git}" if git else ""))
     P("- versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
     for n in notes:
