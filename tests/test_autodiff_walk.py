@@ -47,3 +47,16 @@ def test_tuples_and_floats():
     g = fx.gradient(lambda t, s: (t[0] * s).sum() + t[1].sum(), (fx.tensor(np.array([1.0, 2.0])), fx.tensor(np.array([1.0]))), 3.0)
     assert isinstance(g[0], tuple) and np.asarray(g[0][0]).tolist() == [3.0, 3.0] and np.asarray(g[0][1]).tolist() == [1.0]
     assert g[1] == 3.0
+
+
+class Bag(dict):
+    """A dict subclass with instance attributes: walked as a dict, never as an object."""
+
+
+def test_container_subclass_is_not_taken_for_a_plain_object():
+    # empty dict part and empty __dict__: children() and a __dict__ walk agree here
+    assert fx.gradient(lambda b: fx.tensor(np.array([0.0])).sum(), Bag()) == (None,)
+    full = Bag(w=fx.tensor(np.array([2.0])))
+    full.note = "x"
+    (g,) = fx.gradient(lambda b: (b["w"] * 3).sum(), full)
+    assert isinstance(g, dict) and np.asarray(g["w"]).tolist() == [3.0]

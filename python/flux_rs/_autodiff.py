@@ -8,7 +8,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
-from ._tree import children, rebuild_like
+from ._tree import Node, children, rebuild_like
 
 __all__ = ["gradient", "withgradient", "WithGradient"]
 
@@ -114,7 +114,8 @@ def _kids(x):
     ch = children(x)
     if plain is None:
         d = getattr(x, "__dict__", None)
-        _PLAIN[t] = (ch is not None and type(d) is dict
+        # containers' subclasses are never plain: an empty one could match by chance
+        _PLAIN[t] = (ch is not None and type(d) is dict and not isinstance(x, (tuple, list, dict, Node))
                      and ch == [(k, v) for k, v in d.items() if not k.startswith("_")])
     return ch
 
@@ -159,6 +160,8 @@ def _rebuild(plan, gmap: dict, done: set):
         return tuple(vals)
     if t is list:
         return vals
+    if _PLAIN.get(t):  # what rebuild_like makes of an object
+        return Node(t.__name__, tuple(keys), tuple(vals))
     return rebuild_like(x, keys, vals)
 
 
