@@ -113,6 +113,8 @@ def _kids(x):
         return [(k, v) for k, v in x.__dict__.items() if not k.startswith("_")]
     ch = children(x)
     if plain is None:
+        if len(_PLAIN) > 4096:  # classes made on the fly must not pile up here
+            _PLAIN.clear()
         d = getattr(x, "__dict__", None)
         # containers' subclasses are never plain: an empty one could match by chance
         _PLAIN[t] = (ch is not None and type(d) is dict and not isinstance(x, (tuple, list, dict, Node))
