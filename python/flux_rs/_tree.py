@@ -114,8 +114,40 @@ def _object_fields(x) -> dict | None:
     return d
 
 
+_LEAF_TYPES = frozenset({Tensor, str, bytes, int, float, complex, bool, type(None), types.FunctionType,
+                         types.BuiltinFunctionType, types.MethodType})
+
+
 def children(x: Any) -> list[tuple[Any, Any]] | None:
     """``[(key, child)]`` of a container, or None for a leaf value."""
+    # exact-type fast paths for what trees are mostly made of (this runs on every step)
+    t = type(x)
+    if t in _LEAF_TYPES:
+        return None
+    if t is Node:
+        return list(zip(x._fields, x._values))
+    if t is tuple or t is list:
+        return list(enumerate(x))
+    if t is dict:
+        return list(x.items())
+    if t in _PLAIN_TYPES:
+        return [(k, v) for k, v in x.__dict__.items() if k[0] != "_"]
+    ch = _children_general(x)
+    if ch is not None and t not in _PLAIN_TYPES and len(_PLAIN_TYPES) < 4096 and _is_plain_object(x):
+        _PLAIN_TYPES.add(t)  # later calls on this class take the fast path above
+    return ch
+
+
+_PLAIN_TYPES: set = set()
+
+
+def _is_plain_object(x) -> bool:
+    """An instance walked through its ``__dict__`` (not a container, array or atom)."""
+    return (not isinstance(x, (Tensor, Node, tuple, list, dict) + _ATOMS) and type(x).__module__ != "numpy"
+            and isinstance(getattr(x, "__dict__", None), dict))
+
+
+def _children_general(x: Any) -> list[tuple[Any, Any]] | None:
     if isinstance(x, Tensor) or isinstance(x, _ATOMS):
         return None
     if isinstance(x, Node):
