@@ -107,3 +107,18 @@ def test_transformer_block_trains():
     for _ in range(15):
         last = np.mean(fx.train_(loss, m, loader, st, progress=False))
     assert last < 0.3 * first, (first, last)
+
+
+def test_attention_dropout_acts_only_while_training():
+    m = fx.MultiHeadAttention(4, nheads=2, dropout_prob=0.5, rng=0)
+    x = np.random.default_rng(3).normal(size=(2, 5, 4)).astype(np.float32)
+    y1, a1 = m(x)
+    y2, _ = m(x)
+    np.testing.assert_array_equal(np.asarray(y1), np.asarray(y2))  # inference: no dropout, deterministic
+    fx.trainmode_(m)
+    ys = [np.asarray(m(x)[0]) for _ in range(2)]
+    assert not np.allclose(ys[0], ys[1]) and not np.allclose(ys[0], np.asarray(y1))  # dropped, differently each call
+    fx.testmode_(m)
+    np.testing.assert_array_equal(np.asarray(m(x)[0]), np.asarray(y1))
+    with pytest.raises(ValueError):
+        fx.MultiHeadAttention(4, nheads=2, dropout_prob=1.5)

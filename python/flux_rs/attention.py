@@ -33,9 +33,11 @@ def _additive_mask(mask, dtype) -> Tensor:
     return _core.tensor(np.where(m, 0.0, -np.inf), dtype.name)
 
 
-def dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias=None, *, mask=None, nheads: int = 1):
+def dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias=None, *, mask=None, nheads: int = 1, fdrop=None):
     """Scaled dot-product attention over ``nheads`` heads. Inputs (batch, len, dim);
     returns ``(y, α)`` with y (batch, q_len, v_dim) and α (batch, nheads, q_len, kv_len).
+    ``fdrop``, when given, is applied to the attention weights before they weigh the
+    values (α itself is returned without it), as NNlib does.
 
     >>> import flux_rs as fx
     >>> y, a = fx.dot_product_attention(fx.ones32(1, 2, 4), fx.ones32(1, 3, 4), fx.ones32(1, 3, 4), nheads=2)
@@ -57,7 +59,7 @@ def dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias=None, *, mask=No
     if mask is not None:
         scores = scores + _additive_mask(mask, scores.dtype)
     α = softmax(scores, -1)
-    y = (α @ vh).permute(0, 2, 1, 3).reshape(B, Lq, dv)
+    y = ((α if fdrop is None else fdrop(α)) @ vh).permute(0, 2, 1, 3).reshape(B, Lq, dv)
     return y, α
 
 
@@ -65,7 +67,8 @@ class MultiHeadAttention:
     """Multi-head attention as Flux's ``MultiHeadAttention``, batch first.
 
     ``dims`` is an int (all sizes equal), ``(in, qkv, out)``, ``(in, (qk, v), out)``
-    or ``((q_in, k_in, v_in), (qk, v), out)``. Call as ``mha(q)`` (self-attention),
+    or ``((q_in, k_in, v_in), (qk, v), out)``. ``dropout_prob`` drops attention weights
+    while training (Flux's automatic mode; ``fx.trainmode_``/``fx.testmode_`` force it). Call as ``mha(q)`` (self-attention),
     ``mha(q, kv)`` or ``mha(q, k, v, bias=None, mask=None)``; returns ``(y, α)`` with
     α of shape (batch, nheads, q_len, kv_len).
 
@@ -81,15 +84,15 @@ class MultiHeadAttention:
         (qi, ki, vi), (qk, vd), out = _parse_dims(dims)
         if qk % nheads or vd % nheads:
             raise ValueError(f"qk dimension {qk} and v dimension {vd} must be divisible by nheads={nheads}")
-        if dropout_prob != 0.0:
-            raise ValueError("attention dropout is not supported yet; use dropout_prob=0.0")
+        from .normalise import Dropout
         kw = {"bias": bias, "init": init, "rng": rng}
         self.nheads = nheads
         self.q_proj = Dense(qi, qk, **kw)
         self.k_proj = Dense(ki, qk, **kw)
         self.v_proj = Dense(vi, vd, **kw)
         self.out_proj = Dense(vd, out, **kw)
-        self.dropout_prob = dropout_prob
+        # a Dropout layer in Flux's automatic mode: active only inside a gradient
+        self.attn_drop = Dropout(dropout_prob, rng=rng)
 
     def __call__(self, q, k=None, v=None, bias=None, *, mask=None):
         k = q if k is None else k
@@ -101,7 +104,8 @@ class MultiHeadAttention:
                 raise ValueError(f"MultiHeadAttention expects {name} of shape (batch, len, dim), got {t.shape}")
         if k.shape[:2] != v.shape[:2] or q.shape[0] != k.shape[0]:
             raise ValueError(f"MultiHeadAttention: query {q.shape}, key {k.shape} and value {v.shape} do not fit")
-        y, α = dot_product_attention(self.q_proj(q), self.k_proj(k), self.v_proj(v), bias, mask=mask, nheads=self.nheads)
+        y, α = dot_product_attention(self.q_proj(q), self.k_proj(k), self.v_proj(v), bias, mask=mask, nheads=self.nheads,
+                                     fdrop=self.attn_drop if self.attn_drop.p > 0 else None)
         return self.out_proj(y), α
 
     def __repr__(self):
