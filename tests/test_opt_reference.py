@@ -66,7 +66,7 @@ def ref_init(rule, x, f32=False):
     if n == "MixedPrecision":
         xt = np.asarray(x, np.float64).copy()
         return (xt, ref_init(rule.rule, xt, False))
-    raise NotImplementedError(n)
+    raise KeyError(f"the reference implementation has no rule named {n!r}")
 
 
 def ref_apply(rule, st, x, g, f32=False):
@@ -190,7 +190,7 @@ def ref_apply(rule, st, x, g, f32=False):
         else:
             dx = eta * mh
         return (m, v, nbt, int(t) + 1), dx
-    raise NotImplementedError(n)
+    raise KeyError(f"the reference implementation has no rule named {n!r}")
 
 
 # ---- the reference itself against the spec's golden vectors (§7) ----------------------
