@@ -73,3 +73,11 @@ def test_gpu_without_a_backend_warns_once_and_returns_the_tree():
     with pytest.warns(UserWarning, match="without a GPU backend"):
         assert fx.gpu(m) is m
     assert fx.cpu(m) is m
+
+
+def test_default_shuffle_follows_fx_seed():
+    runs = []
+    for _ in range(2):
+        fx.seed(3)
+        runs.append([b.tolist() for b in fx.DataLoader(np.arange(20), batchsize=5, shuffle=True)])
+    assert runs[0] == runs[1] and runs[0] != [list(range(i, i + 5)) for i in range(0, 20, 5)]

@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
+from .init import derived_rng
 
 __all__ = ["DataLoader", "numobs", "getobs"]
 
@@ -104,7 +105,7 @@ class DataLoader:
         self.batchsize, self.shuffle, self.partial = bs, bool(shuffle), bool(partial)
         self.collate, self.parallel = collate, bool(parallel)
         if rng is None:
-            rng = _core.Rng(int(_core.init("rand", [1], "float64", None, None).item() * 2**53))
+            rng = derived_rng()
         elif isinstance(rng, (int, np.integer)):
             rng = _core.Rng(int(rng))
         elif not isinstance(rng, _core.Rng):

@@ -25,6 +25,12 @@ def seed(n: int) -> None:
     _core.seed(int(n))
 
 
+def derived_rng() -> "_core.Rng":
+    """A new generator seeded from the global one, so that ``fx.seed(n)`` also fixes
+    what the default generator of a DataLoader or Dropout draws."""
+    return _core.Rng(int(_core.init("rand", [1], "float64", None, None).item() * 2**53))
+
+
 def _rng(rng):
     if rng is None or isinstance(rng, _core.Rng):
         return rng
