@@ -3,8 +3,8 @@
 //!
 //! Both go through three kernels on one geometry, where a convolution maps the "big"
 //! tensor (its input) to the "small" one (its output):
-//! [`conv_fwd`] (im2col + GEMM: small = W · cols(big)), [`conv_bwd_data`] (GEMM + col2im:
-//! big = col2im(Wᵀ · small)) and [`conv_bwd_filter`] (dW = Σₙ small · cols(big)ᵀ).
+//! `conv_fwd` (im2col + GEMM: small = W · cols(big)), `conv_bwd_data` (GEMM + col2im:
+//! big = col2im(Wᵀ · small)) and `conv_bwd_filter` (dW = Σₙ small · cols(big)ᵀ).
 //! A transposed convolution is the adjoint of a convolution with the same weight, so its
 //! forward is `conv_bwd_data` and its backward uses the other two. The batch is split
 //! over rayon's threads, one GEMM per sample and group; a single sample uses GEMM's own
