@@ -12,5 +12,7 @@ if ! cargo test --release -p flux-core >"$log" 2>&1; then
     echo "Rust tests failed" >&2
     exit 1
 fi
+# the Rust API docs must build without warnings (broken or private links)
+RUSTDOCFLAGS="-D warnings" cargo doc -p flux-core --no-deps -q
 awk '/^test result:/ {p+=$4; f+=$6} END {printf "flux-core (cargo test): %d passed, %d failed\n", p, f}' "$log"
 python -m pytest -q tests python/flux_rs --doctest-modules "$@"
