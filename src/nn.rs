@@ -2,7 +2,7 @@
 use flux_core::nn::{self, losses, Activation};
 use flux_core::tensor::elementwise::UnaryOp;
 use flux_core::tensor::random::{self, Rng};
-use flux_core::{DType, Tensor};
+use flux_core::Tensor;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -189,13 +189,7 @@ fn init(
 #[pyfunction]
 #[pyo3(signature = (idx, n, dtype="float32"))]
 fn onehot(idx: Vec<usize>, n: usize, dtype: &str) -> PyResult<PyTensor> {
-    let dt = dtype_from_name(dtype)?;
-    let mut v = vec![0f64; idx.len() * n];
-    for (row, &i) in idx.iter().enumerate() {
-        v[row * n + i] = 1.0;
-    }
-    let t = Tensor::from_vec(v, &[idx.len(), n]).py()?;
-    Ok(PyTensor::new(if dt == DType::F64 { t } else { t.cast(dt).py()? }))
+    Ok(PyTensor::new(flux_core::data::onehot(&idx, n, dtype_from_name(dtype)?).py()?))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -81,3 +81,9 @@ def test_default_shuffle_follows_fx_seed():
         fx.seed(3)
         runs.append([b.tolist() for b in fx.DataLoader(np.arange(20), batchsize=5, shuffle=True)])
     assert runs[0] == runs[1] and runs[0] != [list(range(i, i + 5)) for i in range(0, 20, 5)]
+
+
+def test_onehot_kernel_rejects_out_of_range_labels():
+    from flux_rs import _core
+    with pytest.raises(ValueError, match="out of range"):
+        _core.onehot([5], 3)
