@@ -3,6 +3,11 @@
 //! number is computed in `flux_core`.
 use pyo3::prelude::*;
 
+// Small steps allocate and free many small buffers (tensor headers, tape nodes, shapes);
+// mimalloc's thread-local free lists halve what glibc's malloc costs there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod autodiff;
 mod convert;
 mod data;
@@ -12,6 +17,7 @@ mod layers;
 mod nn;
 mod optim;
 mod tensor;
+mod tree;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -22,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     data::register(m)?;
     io::register(m)?;
     layers::register(m)?;
+    tree::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

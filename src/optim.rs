@@ -200,6 +200,12 @@ fn update_many(py: Python<'_>, leaves: Vec<Bound<'_, PyLeaf>>, xs: Vec<Bound<'_,
     if leaves.len() != xs.len() || xs.len() != gs.len() {
         return Err(PyValueError::new_err("update_many: lengths differ"));
     }
+    step_leaves(py, &leaves, &xs, &gs)
+}
+
+/// One fused step per leaf (frozen ones skipped) after every gradient's shape is checked,
+/// with the GIL released when the work is large.
+pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bound<'_, PyTensor>], gs: &[Bound<'_, PyAny>]) -> PyResult<()> {
     let mut lrefs: Vec<PyRefMut<'_, PyLeaf>> = leaves.iter().map(|l| l.borrow_mut()).collect();
     let mut xrefs: Vec<PyRefMut<'_, PyTensor>> = xs
         .iter()
@@ -207,7 +213,7 @@ fn update_many(py: Python<'_>, leaves: Vec<Bound<'_, PyLeaf>>, xs: Vec<Bound<'_,
         .collect::<PyResult<_>>()?;
     let mut work = Vec::with_capacity(lrefs.len());
     let mut total = 0;
-    for ((l, x), g) in lrefs.iter_mut().zip(xrefs.iter_mut()).zip(&gs) {
+    for ((l, x), g) in lrefs.iter_mut().zip(xrefs.iter_mut()).zip(gs) {
         let g = to_tensor(g, Some(x.t.dtype()))?;
         if g.shape() != x.t.shape() {
             return Err(PyValueError::new_err(format!(

@@ -4,6 +4,7 @@ use flux_core::tensor::movement::SliceDim;
 use flux_core::{DType, Tensor};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PySlice, PySliceMethods, PyTuple};
 
 use crate::convert::{maybe_detach, shape_arg, to_numpy, to_tensor};
@@ -73,7 +74,15 @@ impl PyTensor {
     fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> { PyTuple::new(py, self.t.shape()) }
     #[getter]
     fn dtype<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        py.import("numpy")?.getattr("dtype")?.call1((self.t.dtype().name(),))
+        // numpy's builtin dtypes are singletons: made once, so that the getter is cheap
+        // on the hot path of every layer call (`x.dtype is w.dtype`)
+        static F32: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        static F64: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let cell = match self.t.dtype() { DType::F32 => &F32, DType::F64 => &F64 };
+        let d = cell.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
+            Ok(py.import("numpy")?.getattr("dtype")?.call1((self.t.dtype().name(),))?.unbind())
+        })?;
+        Ok(d.bind(py).clone())
     }
     #[getter]
     fn ndim(&self) -> usize { self.t.ndim() }

@@ -134,11 +134,15 @@ def children(x: Any) -> list[tuple[Any, Any]] | None:
         return [(k, v) for k, v in x.__dict__.items() if k[0] != "_"]
     ch = _children_general(x)
     if ch is not None and t not in _PLAIN_TYPES and len(_PLAIN_TYPES) < 4096 and _is_plain_object(x):
-        _PLAIN_TYPES.add(t)  # later calls on this class take the fast path above
+        # later calls on this class take the fast path above (and src/tree.rs's walks)
+        _PLAIN_TYPES[t] = getattr(t, "__flux_trainable__", None)
     return ch
 
 
-_PLAIN_TYPES: set = set()
+# Classes whose instances are walked through their ``__dict__``, each with its
+# ``@fx.layer(trainable=...)`` names (None: every field). The Rust walks of gradient and
+# update_ read this dict; it is only ever added to, never rebound.
+_PLAIN_TYPES: dict = {}
 
 
 def _is_plain_object(x) -> bool:

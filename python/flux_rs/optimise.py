@@ -353,39 +353,10 @@ def update_(tree, model, grads, *more):
         warnings.warn("update_ wants the gradient of the model alone, not the whole tuple from fx.gradient; "
                       "you probably want grads[0]", stacklevel=2)
         grads = grads[0]
-    acc: dict[int, list] = {}
-    _gather(tree, model, grads, (), acc)
-    items = [e for e in acc.values() if not e[0].frozen]
-    if items:
-        _core.update_many([e[0] for e in items], [e[1] for e in items], [e[2] for e in items])
+    # the walk over state, model and gradient and the step, in one call into Rust
+    # (src/tree.rs: tied parameters summed, None gradients skipped, frozen leaves kept)
+    _core.update_tree(tree, model, grads)
     return tree, model
-
-
-def _gather(t, m, g, path: tuple, acc: dict) -> None:
-    """Walk state, model and gradient together, collecting ``[leaf, parameter, gradient]``
-    per Leaf in ``acc`` (tied parameters: gradients summed). A plain function, not a
-    closure over itself: a self-referencing closure would keep every gradient of the
-    step alive until the cycle collector runs."""
-    if t is None or g is None:
-        return
-    if isinstance(t, Leaf):
-        if not isinstance(m, Tensor):
-            where = ".".join(map(str, path)) or "the root"
-            raise TypeError(f"the state has a Leaf at {where} but the model has {type(m).__name__} there; "
-                            "is the state from fx.setup of this model?")
-        entry = acc.get(id(t))
-        if entry is None:
-            acc[id(t)] = [t, m, g]
-        else:
-            entry[2] = _core.tensor(entry[2], m.dtype.name) + g  # tied: sum the gradients
-        return
-    tc = children(t)
-    if tc is None:
-        return
-    mc, gc = _keyed(trainable_children(m)), _keyed(children(g))
-    for k, sub in tc:
-        if sub is not None:
-            _gather(sub, mc.get(k), gc.get(k), path + (k,), acc)
 
 
 def _copy_state(tree, memo: dict):
