@@ -3,6 +3,9 @@
 use flux_core::autodiff;
 use pyo3::prelude::*;
 
+use pyo3::types::{PyList, PyTuple};
+
+use crate::convert::maybe_detach;
 use crate::errors::IntoPyResult;
 use crate::tensor::PyTensor;
 
@@ -29,6 +32,45 @@ fn tape_finish(py: Python<'_>, loss: PyRef<'_, PyTensor>, params: Vec<PyRef<'_, 
     Ok(g.into_iter().map(|o| o.map(PyTensor::new)).collect())
 }
 
+/// `fx.withgradient` in one call: walk each argument for its tensors, open the tape,
+/// call `f(*args)`, run the backward pass from its scalar loss (`f`'s result, or the first
+/// element of a tuple it returns) and rebuild one gradient tree per argument. Returns
+/// `(value, gradients)`, or `(value, None)` when the result holds no Tensor loss (Python
+/// then raises or, for a constant, answers None for every argument).
+#[pyfunction]
+fn value_and_grad<'py>(py: Python<'py>, f: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyTuple>>)> {
+    let mut params = crate::tree::Params::default();
+    let plans = args.iter().map(|a| crate::tree::plan(&a, &mut params)).collect::<PyResult<Vec<_>>>()?;
+    autodiff::start().py()?;
+    for p in &params.list {
+        autodiff::watch(&p.borrow().t); // borrowed only here and at the end: f may assign_ (BatchNorm's running stats)
+    }
+    let val = match f.call1(args) {
+        Ok(v) => v,
+        Err(e) => {
+            autodiff::abort();
+            return Err(e);
+        }
+    };
+    let first = match val.cast::<PyTuple>() {
+        Ok(t) if !t.is_empty() => t.get_item(0)?,
+        _ => val.clone(),
+    };
+    let Ok(loss) = first.cast::<PyTensor>() else {
+        autodiff::abort();
+        return Ok((val, None));
+    };
+    let loss = loss.borrow();
+    let refs: Vec<PyRef<'py, PyTensor>> = params.list.iter().map(|p| p.borrow()).collect();
+    let wrt: Vec<&flux_core::Tensor> = refs.iter().map(|p| &p.t).collect();
+    let work: usize = wrt.iter().map(|t| t.numel()).sum();
+    let lt = &loss.t;
+    let gs = maybe_detach(py, work, || autodiff::finish(lt, &wrt)).py()?;
+    let gs = PyList::new(py, gs.into_iter().map(|g| g.map(PyTensor::new)))?;
+    let trees = plans.iter().map(|p| p.rebuild(py, &gs)).collect::<PyResult<Vec<_>>>()?;
+    Ok((val, Some(PyTuple::new(py, trees)?)))
+}
+
 /// Is a gradient being recorded on this thread? (Layers in automatic mode train only then.)
 #[pyfunction]
 fn is_recording() -> bool { autodiff::is_recording() }
@@ -38,5 +80,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(tape_abort, m)?)?;
     m.add_function(wrap_pyfunction!(tape_finish, m)?)?;
     m.add_function(wrap_pyfunction!(is_recording, m)?)?;
+    m.add_function(wrap_pyfunction!(value_and_grad, m)?)?;
     Ok(())
 }

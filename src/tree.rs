@@ -5,30 +5,28 @@
 //! shapes it knows cheaply (Tensor, tuple, list, dict, `Node`, and the "plain" classes
 //! that `_tree.children` has registered as walked through their `__dict__`) and calls
 //! back into Python for anything else, so both walks agree with `children` exactly.
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyAttributeError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use std::collections::HashMap;
-use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
+use rustc_hash::FxHashMap as HashMap;
+use pyo3::types::{PyDict, PyIterator, PyList, PyString, PyTuple, PyType};
 
 use crate::optim::{step_leaves, PyLeaf};
 use crate::convert::to_tensor;
 use crate::errors::IntoPyResult;
 use crate::tensor::PyTensor;
 
-/// What both walks need from `flux_rs._tree`: the plain-class registry (a set that
-/// `children` adds to, never rebinds), `Node`, and the Python fallbacks.
+/// What both walks need from `flux_rs._tree`: the plain-class registry (a dict that
+/// `children` adds to, never rebinds) and the Python fallbacks.
 struct Walk<'py> {
     plain: Bound<'py, PyDict>,
-    node: Bound<'py, PyType>,
     children: Bound<'py, PyAny>,
     rebuild_like: Bound<'py, PyAny>,
 }
 
 struct WalkRefs {
     plain: Py<PyDict>,
-    node: Py<PyType>,
     children: Py<PyAny>,
     rebuild_like: Py<PyAny>,
 }
@@ -41,12 +39,11 @@ impl<'py> Walk<'py> {
             let m = py.import("flux_rs._tree")?;
             Ok(WalkRefs {
                 plain: m.getattr("_PLAIN_TYPES")?.cast_into::<PyDict>()?.unbind(),
-                node: m.getattr("Node")?.cast_into::<PyType>()?.unbind(),
                 children: m.getattr("children")?.unbind(),
                 rebuild_like: m.getattr("rebuild_like")?.unbind(),
             })
         })?;
-        Ok(Walk { plain: r.plain.bind(py).clone(), node: r.node.bind(py).clone(), children: r.children.bind(py).clone(), rebuild_like: r.rebuild_like.bind(py).clone() })
+        Ok(Walk { plain: r.plain.bind(py).clone(), children: r.children.bind(py).clone(), rebuild_like: r.rebuild_like.bind(py).clone() })
     }
 
     fn is_plain(&self, t: &Bound<'py, PyType>) -> PyResult<bool> { self.plain.contains(t) }
@@ -72,12 +69,11 @@ impl<'py> Walk<'py> {
         if let Ok(d) = x.cast_exact::<PyDict>() {
             return Ok(Some(d.iter().collect()));
         }
-        let t = x.get_type();
-        if t.is(&self.node) {
-            let (ks, vs) = (x.getattr(intern!(py, "_fields"))?, x.getattr(intern!(py, "_values"))?);
-            let (ks, vs) = (ks.cast_into::<PyTuple>()?, vs.cast_into::<PyTuple>()?);
-            return Ok(Some(ks.iter().zip(vs.iter()).collect()));
+        if let Ok(n) = x.cast::<Node>() {
+            let n = n.get();
+            return Ok(Some(n.fields.bind(py).iter().zip(n.values.bind(py).iter()).collect()));
         }
+        let t = x.get_type();
         if self.is_plain(&t)? {
             return Ok(Some(public_fields(x)?));
         }
@@ -101,6 +97,109 @@ fn public_fields<'py>(x: &Bound<'py, PyAny>) -> PyResult<Vec<(Bound<'py, PyAny>,
     Ok(out)
 }
 
+// ---- Node: the object nodes of gradient and state trees ------------------------------
+
+/// A namedtuple-like node of a gradient or state tree: attribute access by field name,
+/// indexing by position, ``None`` for fields with nothing; immutable. Built here
+/// because every gradient makes one per layer and every update_ reads them.
+///
+/// >>> import flux_rs as fx
+/// >>> n = fx.Node("Dense", ("weight", "bias"), (1, None))
+/// >>> n.weight, n[1], n
+/// (1, None, Dense(weight=1, bias=None))
+#[pyclass(name = "Node", module = "flux_rs", frozen)]
+pub struct Node {
+    name: Py<PyString>,
+    fields: Py<PyTuple>,
+    values: Py<PyTuple>,
+}
+
+fn tuple_of<'py>(x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    match x.cast::<PyTuple>() {
+        Ok(t) if x.is_exact_instance_of::<PyTuple>() => Ok(t.clone()),
+        _ => PyTuple::new(x.py(), x.try_iter()?.collect::<PyResult<Vec<_>>>()?),
+    }
+}
+
+impl Node {
+    pub(crate) fn make<'py>(name: &Bound<'py, PyAny>, fields: &Bound<'py, PyTuple>, values: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, Node>> {
+        let py = name.py();
+        Bound::new(py, Node { name: name.clone().cast_into::<PyString>()?.unbind(), fields: fields.clone().unbind(), values: PyTuple::new(py, values)?.unbind() })
+    }
+    fn field<'py>(&self, py: Python<'py>, k: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let (fs, vs) = (self.fields.bind(py), self.values.bind(py));
+        for (i, f) in fs.iter().enumerate() {
+            if f.is(k) || f.eq(k)? {
+                return vs.get_item(i);
+            }
+        }
+        Err(PyAttributeError::new_err(format!("{} node has no field {}; fields are {}", self.name.bind(py), k.repr()?, fs.repr()?)))
+    }
+}
+
+#[pymethods]
+impl Node {
+    #[new]
+    fn new(name: &Bound<'_, PyString>, fields: &Bound<'_, PyAny>, values: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(Node { name: name.clone().unbind(), fields: tuple_of(fields)?.unbind(), values: tuple_of(values)?.unbind() })
+    }
+    #[getter]
+    fn _name(&self, py: Python<'_>) -> Py<PyString> { self.name.clone_ref(py) }
+    #[getter]
+    fn _fields(&self, py: Python<'_>) -> Py<PyTuple> { self.fields.clone_ref(py) }
+    #[getter]
+    fn _values(&self, py: Python<'_>) -> Py<PyTuple> { self.values.clone_ref(py) }
+    fn __getattr__<'py>(&self, py: Python<'py>, k: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> { self.field(py, k.as_any()) }
+    fn __setattr__(&self, _k: &Bound<'_, PyAny>, _v: &Bound<'_, PyAny>) -> PyResult<()> { Err(PyAttributeError::new_err("tree nodes are immutable")) }
+    fn __delattr__(&self, _k: &Bound<'_, PyAny>) -> PyResult<()> { Err(PyAttributeError::new_err("tree nodes are immutable")) }
+    fn __getitem__<'py>(&self, py: Python<'py>, i: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if i.is_instance_of::<PyString>() {
+            return self.field(py, i);
+        }
+        self.values.bind(py).as_any().get_item(i)
+    }
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyIterator>> { self.values.bind(py).as_any().try_iter() }
+    fn __len__(&self, py: Python<'_>) -> usize { self.values.bind(py).len() }
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(o) = other.cast::<Node>() else { return Ok(false) };
+        let o = o.get();
+        if !self.fields.bind(py).eq(o.fields.bind(py))? {
+            return Ok(false);
+        }
+        let eq = py.import("flux_rs._tree")?.getattr("_tree_eq")?;
+        for (a, b) in self.values.bind(py).iter().zip(o.values.bind(py).iter()) {
+            if !eq.call1((a, b))?.is_truthy()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+    fn __hash__(&self) -> PyResult<isize> { Err(PyTypeError::new_err("unhashable type: 'Node'")) }
+    /// The fields as a dict.
+    fn _asdict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in self.fields.bind(py).iter().zip(self.values.bind(py).iter()) {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let inner = self
+            .fields
+            .bind(py)
+            .iter()
+            .zip(self.values.bind(py).iter())
+            .map(|(k, v)| Ok(format!("{}={}", k.str()?, v.repr()?)))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(format!("{}({})", self.name.bind(py), inner.join(", ")))
+    }
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Py<PyString>, Py<PyTuple>, Py<PyTuple>))> {
+        let py = slf.py();
+        let n = slf.get();
+        Ok((slf.get_type().into_any(), (n.name.clone_ref(py), n.fields.clone_ref(py), n.values.clone_ref(py))))
+    }
+}
+
 // ---- fx.gradient: the plan of an argument and the gradient tree rebuilt from it ------
 
 enum Kind {
@@ -121,20 +220,25 @@ enum Plan {
 
 /// The tree of one argument of `fx.gradient`, remembered so that its gradient is built
 /// without walking the model again.
-#[pyclass(module = "flux_rs._core", frozen)]
-pub struct TreePlan {
+pub(crate) struct TreePlan {
     plan: Plan,
 }
 
-fn plan_of<'py>(w: &Walk<'py>, x: &Bound<'py, PyAny>, visiting: &mut Vec<usize>, params: &Bound<'py, PyList>, index: &Bound<'py, PyDict>) -> PyResult<Plan> {
-    if x.is_instance_of::<PyTensor>() {
+/// The tensors met by the walks of one gradient call, each once, and where each is.
+#[derive(Default)]
+pub(crate) struct Params<'py> {
+    pub list: Vec<Bound<'py, PyTensor>>,
+    index: HashMap<usize, usize>,
+}
+
+fn plan_of<'py>(w: &Walk<'py>, x: &Bound<'py, PyAny>, visiting: &mut Vec<usize>, params: &mut Params<'py>) -> PyResult<Plan> {
+    if let Ok(t) = x.cast::<PyTensor>() {
         let id = x.as_ptr() as usize;
-        if let Some(i) = index.get_item(id)? {
-            return Ok(Plan::Param(i.extract()?));
+        let n = params.list.len();
+        let i = *params.index.entry(id).or_insert(n);
+        if i == n {
+            params.list.push(t.clone());
         }
-        let i = params.len();
-        params.append(x)?;
-        index.set_item(id, i)?;
         return Ok(Plan::Param(i));
     }
     let id = x.as_ptr() as usize;
@@ -145,7 +249,7 @@ fn plan_of<'py>(w: &Walk<'py>, x: &Bound<'py, PyAny>, visiting: &mut Vec<usize>,
     visiting.push(id);
     let subs = ch
         .iter()
-        .map(|(_, v)| if v.is_none() { Ok(Plan::Nothing) } else { plan_of(w, v, visiting, params, index) })
+        .map(|(_, v)| if v.is_none() { Ok(Plan::Nothing) } else { plan_of(w, v, visiting, params) })
         .collect::<PyResult<Vec<_>>>();
     visiting.pop();
     let subs = subs?;
@@ -168,12 +272,11 @@ fn plan_of<'py>(w: &Walk<'py>, x: &Bound<'py, PyAny>, visiting: &mut Vec<usize>,
     Ok(Plan::Node { kind, keys, subs })
 }
 
-/// `(plan, ...)`: walk `x`, appending every Tensor met to `params` once (`index` maps a
-/// tensor's id to its position there, shared across the arguments of one call).
-#[pyfunction]
-fn tree_plan<'py>(x: &Bound<'py, PyAny>, params: &Bound<'py, PyList>, index: &Bound<'py, PyDict>) -> PyResult<TreePlan> {
+/// Walk `x`, adding every Tensor met to `params` once (shared across the arguments of
+/// one gradient call).
+pub(crate) fn plan<'py>(x: &Bound<'py, PyAny>, params: &mut Params<'py>) -> PyResult<TreePlan> {
     let w = Walk::get(x.py())?;
-    Ok(TreePlan { plan: plan_of(&w, x, &mut Vec::new(), params, index)? })
+    Ok(TreePlan { plan: plan_of(&w, x, &mut Vec::new(), params)? })
 }
 
 fn rebuild<'py>(py: Python<'py>, w: &Walk<'py>, plan: &Plan, grads: &Bound<'py, PyList>, done: &mut [bool]) -> PyResult<Bound<'py, PyAny>> {
@@ -203,28 +306,19 @@ fn rebuild<'py>(py: Python<'py>, w: &Walk<'py>, plan: &Plan, grads: &Bound<'py, 
                     }
                     Ok(d.into_any())
                 }
-                Kind::Plain(name) => w.node.call1((name.bind(py), keys, PyTuple::new(py, vals)?)),
+                Kind::Plain(name) => Ok(Node::make(name.bind(py), keys, vals)?.into_any()),
                 Kind::Other(x) => w.rebuild_like.call1((x.bind(py), PyList::new(py, keys)?, PyList::new(py, vals)?)),
             }
         }
     }
 }
 
-#[pymethods]
 impl TreePlan {
     /// The gradient tree, with `grads[i]` for the i-th parameter of the plan.
-    fn rebuild<'py>(&self, py: Python<'py>, grads: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn rebuild<'py>(&self, py: Python<'py>, grads: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyAny>> {
         let w = Walk::get(py)?;
         let mut done = vec![false; grads.len()];
         rebuild(py, &w, &self.plan, grads, &mut done)
-    }
-    /// The parameter index when the whole argument is one Tensor, else None.
-    #[getter]
-    fn param(&self) -> Option<usize> {
-        match self.plan {
-            Plan::Param(i) => Some(i),
-            _ => None,
-        }
     }
 }
 
@@ -243,7 +337,7 @@ fn trainable_kids<'py>(w: &Walk<'py>, m: &Bound<'py, PyAny>) -> PyResult<Option<
     let Some(mut ch) = w.kids(m)? else { return Ok(None) };
     let names = if w.is_plain(&m.get_type())? {
         w.trainable_names(&m.get_type())?
-    } else if m.is_instance_of::<PyTuple>() || m.is_instance_of::<PyList>() || m.is_instance_of::<PyDict>() || m.get_type().is(&w.node) {
+    } else if m.is_instance_of::<PyTuple>() || m.is_instance_of::<PyList>() || m.is_instance_of::<PyDict>() || m.is_instance_of::<Node>() {
         None
     } else {
         m.get_type().getattr_opt(intern!(m.py(), "__flux_trainable__"))?.filter(|n| !n.is_none())
@@ -334,14 +428,13 @@ fn gather<'py>(w: &Walk<'py>, t: &Bound<'py, PyAny>, m: Option<Bound<'py, PyAny>
 #[pyfunction]
 fn update_tree(py: Python<'_>, tree: &Bound<'_, PyAny>, model: &Bound<'_, PyAny>, grads: &Bound<'_, PyAny>) -> PyResult<()> {
     let w = Walk::get(py)?;
-    let mut acc = Gathered { at: HashMap::new(), leaves: Vec::new(), xs: Vec::new(), gs: Vec::new() };
+    let mut acc = Gathered { at: HashMap::default(), leaves: Vec::new(), xs: Vec::new(), gs: Vec::new() };
     gather(&w, tree, Some(model.clone()), Some(grads.clone()), &mut Vec::new(), &mut acc)?;
     step_leaves(py, &acc.leaves, &acc.xs, &acc.gs)
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<TreePlan>()?;
-    m.add_function(wrap_pyfunction!(tree_plan, m)?)?;
+    m.add_class::<Node>()?;
     m.add_function(wrap_pyfunction!(update_tree, m)?)?;
     Ok(())
 }

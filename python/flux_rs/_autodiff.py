@@ -48,15 +48,16 @@ def withgradient(f: Callable, *args) -> WithGradient:
     """
     if len(args) == 1 and type(args[0]).__name__ == "Params" and hasattr(args[0], "_implicit_withgradient"):
         return args[0]._implicit_withgradient(f)
-    conv = [_as_arg(a) for a in args]
-    # one walk per argument (in Rust) finds the tensors to watch and remembers the tree,
-    # so the gradient trees are rebuilt from that plan without walking the model again
-    params: list[Tensor] = []
-    index: dict = {}
-    plans = [_core.tree_plan(a, params, index) for a in conv]
-    val, gs = record_gradient(params, lambda: f(*conv))
-    gs = gs if isinstance(gs, list) else list(gs)
-    return WithGradient(val, tuple(_grad_of(orig, plan, gs) for orig, plan in zip(args, plans)))
+    conv = tuple(_as_arg(a) for a in args)
+    # one call into Rust (src/autodiff.rs): walk the arguments for their tensors, record
+    # f, run the backward pass and rebuild the gradient trees from the walk's plans
+    val, grads = _core.value_and_grad(f, conv)
+    if grads is None:
+        _loss_of(val)  # no Tensor loss: a TypeError, or a constant with no gradient
+        return WithGradient(val, (None,) * len(args))
+    if float in map(type, args):
+        grads = tuple(g.item() if type(a) is float and g is not None else g for a, g in zip(args, grads))
+    return WithGradient(val, grads)
 
 
 def record_gradient(params: list, run: Callable[[], Any]) -> tuple[Any, list]:
@@ -85,13 +86,3 @@ def gradient(f: Callable, *args) -> tuple:
     (3.0, 2.0)
     """
     return withgradient(f, *args).grad
-
-
-def _grad_of(orig, plan, gs: list):
-    """The gradient of one argument from its plan (``_core.tree_plan``, a Rust walk with
-    the rules of ``_tree.children``): a float argument gets a float back."""
-    i = plan.param
-    if i is not None:
-        g = gs[i]
-        return g.item() if isinstance(orig, float) and g is not None else g
-    return plan.rebuild(gs)

@@ -7,8 +7,9 @@ narrows which attributes the optimiser sees. A Tensor reached twice is one param
 from __future__ import annotations
 
 import types
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
+from . import _core
 from ._core import Tensor
 
 __all__ = ["Node", "layer", "children", "trainable_children", "is_leaf_value"]
@@ -17,61 +18,9 @@ _ATOMS = (str, bytes, int, float, complex, bool, type(None), types.FunctionType,
           types.BuiltinFunctionType, types.MethodType, type, types.ModuleType)
 
 
-class Node:
-    """A namedtuple-like node of a gradient or state tree: attribute access by field
-    name, indexing by position, ``None`` for fields with nothing.
-
-    >>> n = Node("Dense", ("weight", "bias"), (1, None))
-    >>> n.weight, n[1], n
-    (1, None, Dense(weight=1, bias=None))
-    """
-
-    __slots__ = ("_name", "_fields", "_values")
-
-    def __init__(self, name: str, fields: tuple, values: tuple):
-        object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_fields", tuple(fields))
-        object.__setattr__(self, "_values", tuple(values))
-
-    def __getattr__(self, k):
-        try:
-            return self._values[self._fields.index(k)]
-        except ValueError:
-            raise AttributeError(f"{self._name} node has no field {k!r}; fields are {self._fields}") from None
-
-    def __setattr__(self, k, v):
-        raise AttributeError("tree nodes are immutable")
-
-    def __getitem__(self, i):
-        if isinstance(i, str):
-            return getattr(self, i)
-        return self._values[i]
-
-    def __iter__(self) -> Iterator:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __eq__(self, other):
-        return isinstance(other, Node) and self._fields == other._fields and all(
-            _tree_eq(a, b) for a, b in zip(self._values, other._values))
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def _asdict(self) -> dict:
-        return dict(zip(self._fields, self._values))
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in zip(self._fields, self._values))
-        return f"{self._name}({inner})"
-
-    def __getstate__(self):
-        return (self._name, self._fields, self._values)
-
-    def __setstate__(self, s):
-        for k, v in zip(("_name", "_fields", "_values"), s):
-            object.__setattr__(self, k, v)
+# The nodes of gradient and state trees (built in Rust, src/tree.rs: every gradient
+# makes one per layer and every update_ reads them).
+Node = _core.Node
 
 
 def _tree_eq(a, b) -> bool:

@@ -9,7 +9,9 @@
 pub mod backward;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+
+// tensor ids are counters, not attacker-chosen keys: a fast hash, not SipHash
+use rustc_hash::FxHashMap as HashMap;
 
 pub use backward::{Backward, Op};
 
@@ -95,7 +97,7 @@ pub fn finish(loss: &Tensor, wrt: &[&Tensor]) -> Result<Vec<Option<Tensor>>> {
     grads[root] = Some(Tensor::ones(loss.shape(), loss.dtype()));
     let mut nodes = tape.nodes;
     nodes.truncate(root + 1);
-    let mut leaf_grads: HashMap<usize, Tensor> = HashMap::new();
+    let mut leaf_grads: HashMap<usize, Tensor> = HashMap::default();
     for i in (0..=root).rev() {
         let Some(g) = grads[i].take() else { continue };
         let node = &nodes[i];
