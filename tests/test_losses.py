@@ -303,3 +303,20 @@ def test_numerical_stability():
     assert np.isfinite(val(L.crossentropy(np.array([[1.0, 0.0]]), np.array([[1.0, 0.0]]), eps=0.0)))
     (g,) = fx.gradient(lambda a: L.crossentropy(a, np.array([[1.0, 0.0]]), eps=0.0), np.array([[1.0, 0.0]]))
     assert np.all(np.isfinite(np.asarray(g)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("agg", ["mean", "sum"])
+def test_mse_fused_gradient_for_both_arguments(dtype, agg):
+    # mean and sum take one fused kernel (rust/src/nn/losses.rs): check both gradients
+    # against the closed form, and the value against the unreduced losses
+    rng = np.random.default_rng(7)
+    a, b = rng.standard_normal((3, 5)).astype(dtype), rng.standard_normal((3, 5)).astype(dtype)
+    val, (ga, gb) = fx.withgradient(lambda p, q: L.mse(p, q, agg=agg), a, b)
+    k = (2.0 / a.size) if agg == "mean" else 2.0
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(np.asarray(ga), k * (a - b), rtol=tol, atol=tol)
+    np.testing.assert_allclose(np.asarray(gb), -k * (a - b), rtol=tol, atol=tol)
+    per = np.asarray(L.mse(a, b, agg="none")).astype(np.float64)
+    assert val.dtype == dtype
+    assert val.item() == pytest.approx(per.mean() if agg == "mean" else per.sum(), rel=tol)

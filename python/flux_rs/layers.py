@@ -81,8 +81,9 @@ class Dense:
 
     def __call__(self, x):
         w = self.weight
-        x = as_input(x, w.dtype)
-        b = self.bias if isinstance(self.bias, Tensor) else None
+        if type(x) is not Tensor or x.dtype is not w.dtype:  # numpy dtypes are singletons
+            x = as_input(x, w.dtype)
+        b = self.bias if type(self.bias) is Tensor else None
         kernel = KERNELS.get(self.σ)
         if kernel is not None:
             return _core.dense(x, w, b, kernel[0], kernel[1])

@@ -33,6 +33,8 @@ def _num(name, v):
 
 
 def _run(name, yhat, y, agg="mean", **kw):
+    if type(agg) is str:  # the common case, without the checks of _agg
+        return _core.loss(name, yhat, y, agg, **kw)
     a, f = _agg(agg)
     out = _core.loss(name, yhat, y, a, **kw)
     return f(out) if f is not None else out
