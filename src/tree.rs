@@ -85,12 +85,18 @@ impl<'py> Walk<'py> {
     }
 }
 
+/// `k[0] == "_"` without converting the string (abi3 on Python 3.9 has no cheap UTF-8 view).
+fn starts_with_underscore(k: &Bound<'_, PyString>) -> bool {
+    // SAFETY: `k` is a live str; ReadChar is in the stable ABI and only reads it.
+    unsafe { pyo3::ffi::PyUnicode_GetLength(k.as_ptr()) > 0 && pyo3::ffi::PyUnicode_ReadChar(k.as_ptr(), 0) == '_' as u32 }
+}
+
 /// An object's instance attributes not starting with "_", in definition order.
 fn public_fields<'py>(x: &Bound<'py, PyAny>) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
     let d = x.getattr(intern!(x.py(), "__dict__"))?.cast_into::<PyDict>()?;
     let mut out = Vec::with_capacity(d.len());
     for (k, v) in d.iter() {
-        if !k.cast::<PyString>().is_ok_and(|s| s.to_cow().is_ok_and(|s| s.starts_with('_'))) {
+        if !k.cast::<PyString>().is_ok_and(starts_with_underscore) {
             out.push((k, v));
         }
     }

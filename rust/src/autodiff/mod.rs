@@ -59,7 +59,8 @@ pub fn start() -> Result<()> {
         if t.is_some() {
             return Err(Error::Autodiff("gradient called inside another gradient: nested differentiation is not supported".into()));
         }
-        *t = Some(Tape::default());
+        // sized for a typical step, so that recording does not rehash as it grows
+        *t = Some(Tape { nodes: Vec::with_capacity(64), index: HashMap::with_capacity_and_hasher(64, Default::default()) });
         Ok(())
     })
 }
