@@ -21,6 +21,13 @@ mod tree;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The importing thread (Python's main thread, as a rule) joins rayon's pool as worker
+    // 0, as OpenMP's master thread does: with N threads a parallel op runs on the caller
+    // and N−1 workers instead of blocking the caller while N workers run. That leaves no
+    // thread more than cores, and when a sleeping worker wakes late (a VM's idle vCPU)
+    // the caller does the work itself instead of waiting. Fails harmlessly when the pool
+    // already exists (another extension built it first): it is then used as it is.
+    let _ = rayon::ThreadPoolBuilder::new().use_current_thread().build_global();
     tensor::register(m)?;
     autodiff::register(m)?;
     nn::register(m)?;
