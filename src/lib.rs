@@ -3,10 +3,10 @@
 //! number is computed in `flux_core`.
 use pyo3::prelude::*;
 
-// Small steps allocate and free many small buffers (tensor headers, tape nodes, shapes);
-// mimalloc's thread-local free lists halve what glibc's malloc costs there.
+mod alloc;
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: alloc::SplitAlloc = alloc::SplitAlloc;
 
 mod autodiff;
 mod convert;

@@ -1,0 +1,44 @@
+//! The extension's allocator: mimalloc for small blocks, the system's for large ones.
+//!
+//! A small step allocates and frees many small buffers (tensor headers, tape nodes,
+//! shapes, the gradients of a tiny model); mimalloc's thread-local free lists make those
+//! cheap (W2: 2 µs of 22 per step). Large arrays stay with glibc: mimalloc places big
+//! blocks at addresses that agree in their low bits, so the four arrays an optimiser
+//! streams through (parameter, gradient, two moments) fall into the same cache sets,
+//! and a 10M-element Adam step took 18 ms instead of 6 on one thread.
+use std::alloc::{GlobalAlloc, Layout, System};
+
+/// Blocks of at least this many bytes go to the system allocator.
+const LARGE: usize = 1 << 20;
+
+pub struct SplitAlloc;
+
+// SAFETY: every block is freed (and reallocated) by the allocator that made it, chosen
+// by its size, which `dealloc` and `realloc` receive unchanged from the caller.
+unsafe impl GlobalAlloc for SplitAlloc {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        if l.size() >= LARGE { System.alloc(l) } else { mimalloc::MiMalloc.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        if l.size() >= LARGE { System.alloc_zeroed(l) } else { mimalloc::MiMalloc.alloc_zeroed(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        if l.size() >= LARGE { System.dealloc(p, l) } else { mimalloc::MiMalloc.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        match (l.size() >= LARGE, new >= LARGE) {
+            (true, true) => System.realloc(p, l, new),
+            (false, false) => mimalloc::MiMalloc.realloc(p, l, new),
+            _ => {
+                // crossing the line: move the block to the other allocator
+                let nl = Layout::from_size_align_unchecked(new, l.align());
+                let q = self.alloc(nl);
+                if !q.is_null() {
+                    std::ptr::copy_nonoverlapping(p, q, l.size().min(new));
+                    self.dealloc(p, l);
+                }
+                q
+            }
+        }
+    }
+}
