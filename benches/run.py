@@ -144,7 +144,7 @@ def make_data(quick: bool):
 # engine runs next (measured: the engine after numpy lost up to 2× on 2 cores).
 GAP = 0.15
 # Seconds of untimed calls after the pause (see run_workload).
-REWARM = 0.04
+REWARM = 0.25
 
 
 def run_workload(name, inner, warm, rounds, cols, d, extra=None):
@@ -178,14 +178,15 @@ def run_workload(name, inner, warm, rounds, cols, d, extra=None):
                 # The pause lets the previous engine's threads fall asleep, but this
                 # engine's sleep too, and on a VM a sleeping thread wakes slowly: this
                 # machine's cpuidle governor (haltpoll) shrinks its polling window over
-                # an idle pause, so for the next 10–20 ms every futex wake-up costs a
+                # an idle pause, so for the next 40–200 ms every futex wake-up costs a
                 # halted vCPU's wake (measured: W1 for flux_rs 3.1 ms back to back,
-                # 4.5–5 ms for the 3rd–5th step after a 150 ms pause; a 10M Adam step
-                # 5.4 ms back to back, 6–10 ms after a pause). Runtimes whose workers
-                # spin in user space (OpenMP) hide it, runtimes whose workers sleep
-                # (rayon, Eigen) do not. A training loop runs steps back to back, so
-                # every engine alike gets untimed calls for REWARM seconds, unless one
-                # call is long enough to amortise the wake-up itself.
+                # 4.5–5 ms for the 3rd–5th step after a 150 ms pause; W3 2.3 ms back
+                # to back, 3.5 ms after 40 ms of re-warming, 2.3 after 200 ms; a 10M
+                # Adam step 5.4 ms back to back, 6–10 ms after a pause). Runtimes whose
+                # workers spin in user space (OpenMP) hide it, runtimes whose workers
+                # sleep (rayon, Eigen) do not. A training loop runs steps back to back,
+                # so every engine alike gets untimed calls for REWARM seconds, unless
+                # one call is long enough to amortise the wake-up itself.
                 prev = samples[col][-1] / scale if samples[col] else 0.0
                 if prev * max(inner, 1) < 0.05:
                     t_end = time.perf_counter() + REWARM

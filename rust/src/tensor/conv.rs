@@ -100,6 +100,24 @@ pub fn conv_out_len(n: usize, k: usize, stride: usize, pad_lo: usize, pad_hi: us
     Some((padded - span) / stride + 1)
 }
 
+/// `dst ← src` for the short rows of small images (8–32 elements in LeNet), in
+/// fixed-size pieces the compiler inlines: a `memcpy` call per row was 10% of a step.
+#[inline(always)]
+fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
+    if dst.len() >= 64 {
+        return dst.copy_from_slice(src);
+    }
+    let (mut d8, mut s8) = (dst.chunks_exact_mut(8), src.chunks_exact(8));
+    for (d, s) in (&mut d8).zip(&mut s8) {
+        let s: &[T; 8] = s.try_into().expect("chunks of 8");
+        let d: &mut [T; 8] = d.try_into().expect("chunks of 8");
+        *d = *s;
+    }
+    for (d, s) in d8.into_remainder().iter_mut().zip(s8.remainder()) {
+        *d = *s;
+    }
+}
+
 /// Unfold one sample `x` (cb × big) into `col` (cb·∏k × small), zeros where the window
 /// reads padding. Row `c·∏k + kidx` matches the weight's `(c, k...)` flattening.
 fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
@@ -128,7 +146,7 @@ fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
                             let src = &xc[(id as usize * bh + ih as usize) * bw..][..bw];
                             let off = (e * g.dil[2]) as isize - g.pad[2] as isize;
                             if g.stride[2] == 1 && off >= 0 && off as usize + sw <= bw {
-                                dst.copy_from_slice(&src[off as usize..off as usize + sw]);
+                                copy_row(dst, &src[off as usize..off as usize + sw]);
                             } else {
                                 for (ow, d) in dst.iter_mut().enumerate() {
                                     let iw = (ow * g.stride[2]) as isize + off;

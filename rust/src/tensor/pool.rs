@@ -87,6 +87,9 @@ impl PGeom {
 
 /// Forward over one plane: outputs and (for max) the winning input offsets.
 fn plane_fwd<T: Float>(g: &PGeom, mode: PoolMode, x: &[T], y: &mut [T], arg: &mut [u32]) {
+    if mode == PoolMode::Max && g.pad == [0; 3] {
+        return plane_max_unpadded(g, x, y, arg);
+    }
     let kk = T::f(g.k.iter().product::<usize>() as f64);
     let mut o = 0;
     for od in 0..g.small[0] {
@@ -111,6 +114,50 @@ fn plane_fwd<T: Float>(g: &PGeom, mode: PoolMode, x: &[T], y: &mut [T], arg: &mu
                         y[o] = s / kk;
                     }
                 }
+                o += 1;
+            }
+        }
+    }
+}
+
+/// Max pooling without padding (Flux's and LeNet's case): every window lies inside the
+/// plane, so the offsets need no bounds tests; the winner rule is `plane_fwd`'s (first
+/// maximum, NaN propagates).
+fn plane_max_unpadded<T: Float>(g: &PGeom, x: &[T], y: &mut [T], arg: &mut [u32]) {
+    let [_, bh, bw] = g.big;
+    let [sd, sh, sw] = g.small;
+    let [kd, kh, kw] = g.k;
+    let [td, th, tw] = g.stride;
+    let mut o = 0;
+    for od in 0..sd {
+        for oh in 0..sh {
+            for ow in 0..sw {
+                let first = ((od * td) * bh + oh * th) * bw + ow * tw;
+                let (mut best, mut at, mut nan) = (x[first], first, false);
+                for a in 0..kd {
+                    for b in 0..kh {
+                        let base = ((od * td + a) * bh + oh * th + b) * bw + ow * tw;
+                        for (e, &v) in x[base..base + kw].iter().enumerate() {
+                            // selects, not branches: on real data the winner is a coin
+                            // flip, and mispredicted branches cost 10 ns an output
+                            let take = v > best;
+                            best = if take { v } else { best };
+                            at = if take { base + e } else { at };
+                            nan |= v.is_nan();
+                        }
+                    }
+                }
+                if nan {
+                    // rare: the first NaN of the window wins, as in the general path
+                    g.window(od, oh, ow, |i| {
+                        if x[i].is_nan() && !best.is_nan() {
+                            best = x[i];
+                            at = i;
+                        }
+                    });
+                }
+                y[o] = best;
+                arg[o] = at as u32;
                 o += 1;
             }
         }
