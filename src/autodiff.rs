@@ -3,7 +3,8 @@
 use flux_core::autodiff;
 use pyo3::prelude::*;
 
-use pyo3::types::{PyList, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyFloat, PyList, PyTuple};
 
 use crate::convert::maybe_detach;
 use crate::errors::IntoPyResult;
@@ -39,6 +40,28 @@ fn tape_finish(py: Python<'_>, loss: PyRef<'_, PyTensor>, params: Vec<PyRef<'_, 
 /// then raises or, for a constant, answers None for every argument).
 #[pyfunction]
 fn value_and_grad<'py>(py: Python<'py>, f: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyTuple>>)> {
+    // floats and float arrays become Tensors (`_autodiff._as_arg`) so that they can be
+    // differentiated; a float argument gets a float gradient back
+    static AS_ARG: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let convert = |a: &Bound<'py, PyAny>| a.is_instance_of::<PyFloat>() || a.cast::<numpy::PyUntypedArray>().is_ok();
+    let orig = args;
+    let args = if args.iter().any(|a| convert(&a)) {
+        let as_arg = AS_ARG.get_or_try_init(py, || py.import("flux_rs._autodiff")?.getattr("_as_arg").map(Bound::unbind))?.bind(py);
+        PyTuple::new(py, args.iter().map(|a| if convert(&a) { as_arg.call1((a,)) } else { Ok(a) }).collect::<PyResult<Vec<_>>>()?)?
+    } else {
+        args.clone()
+    };
+    let (val, grads) = record_and_rebuild(py, f, &args)?;
+    let Some(grads) = grads else { return Ok((val, None)) };
+    let grads = grads
+        .iter()
+        .zip(orig.iter())
+        .map(|(g, a)| if a.is_exact_instance_of::<PyFloat>() && !g.is_none() { g.call_method0("item") } else { Ok(g) })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((val, Some(PyTuple::new(py, grads)?)))
+}
+
+fn record_and_rebuild<'py>(py: Python<'py>, f: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyTuple>>)> {
     let mut params = crate::tree::Params::default();
     let plans = args.iter().map(|a| crate::tree::plan(&a, &mut params)).collect::<PyResult<Vec<_>>>()?;
     autodiff::start().py()?;

@@ -36,6 +36,22 @@ def _loss_of(val) -> Tensor | None:
                     f"element is one), got {type(loss).__name__}")
 
 
+# The implicit style's ``Params`` (registered by ``implicit.py``, which imports this
+# module): ``gradient(f, ps)`` with a zero-argument ``f``.
+_PARAMS_TYPES: tuple = ()
+
+
+def _value_and_grad(f: Callable, args: tuple) -> tuple[Any, tuple]:
+    # one call into Rust (src/autodiff.rs): convert float arguments (``_as_arg``), walk
+    # the arguments for their tensors, record f, run the backward pass and rebuild the
+    # gradient trees from the walk's plans
+    val, grads = _core.value_and_grad(f, args)
+    if grads is None:
+        _loss_of(val)  # no Tensor loss: a TypeError, or a constant with no gradient
+        return val, (None,) * len(args)
+    return val, grads
+
+
 def withgradient(f: Callable, *args) -> WithGradient:
     """The value of ``f(*args)`` and the gradient of its scalar result with respect to
     each argument. If ``f`` returns a tuple, the gradient is of its first element and
@@ -46,18 +62,9 @@ def withgradient(f: Callable, *args) -> WithGradient:
     >>> float(val), np.asarray(g).tolist()
     (5.0, [2.0, 4.0])
     """
-    if len(args) == 1 and type(args[0]).__name__ == "Params" and hasattr(args[0], "_implicit_withgradient"):
+    if len(args) == 1 and isinstance(args[0], _PARAMS_TYPES):
         return args[0]._implicit_withgradient(f)
-    conv = tuple(_as_arg(a) for a in args)
-    # one call into Rust (src/autodiff.rs): walk the arguments for their tensors, record
-    # f, run the backward pass and rebuild the gradient trees from the walk's plans
-    val, grads = _core.value_and_grad(f, conv)
-    if grads is None:
-        _loss_of(val)  # no Tensor loss: a TypeError, or a constant with no gradient
-        return WithGradient(val, (None,) * len(args))
-    if float in map(type, args):
-        grads = tuple(g.item() if type(a) is float and g is not None else g for a, g in zip(args, grads))
-    return WithGradient(val, grads)
+    return WithGradient(*_value_and_grad(f, args))
 
 
 def record_gradient(params: list, run: Callable[[], Any]) -> tuple[Any, list]:
@@ -85,4 +92,6 @@ def gradient(f: Callable, *args) -> tuple:
     >>> fx.gradient(lambda a, b: a * b, 2.0, 3.0)
     (3.0, 2.0)
     """
-    return withgradient(f, *args).grad
+    if len(args) == 1 and isinstance(args[0], _PARAMS_TYPES):
+        return args[0]._implicit_withgradient(f).grad
+    return _value_and_grad(f, args)[1]

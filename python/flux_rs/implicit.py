@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from . import _core
+from . import _autodiff
 from ._autodiff import WithGradient, record_gradient
 from ._core import Leaf, Tensor
 from ._tree import tensors, trainable_children
@@ -413,5 +414,7 @@ class epochs:
 
 
 # ---- Optimiser ---------------------------------------------------------------------------
+
+_autodiff._PARAMS_TYPES = (Params,)  # fx.gradient(f, ps) takes the implicit path
 
 from .optimise import OptimiserChain as Optimiser  # noqa: E402  (Flux's old name of the same rule)

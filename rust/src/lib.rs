@@ -18,6 +18,7 @@ pub mod error;
 pub mod io;
 pub mod nn;
 pub mod optim;
+pub mod parallel;
 pub mod tensor;
 pub mod train;
 

@@ -104,6 +104,7 @@ pub fn elementwise<T: Float, const K: usize>(
         }
     };
     if n >= PAR_THRESHOLD {
+        crate::parallel::warm();
         (0..n.div_ceil(CHUNK)).into_par_iter().for_each(|c| run(c * CHUNK, ((c + 1) * CHUNK).min(n)));
     } else {
         run(0, n);

@@ -226,7 +226,12 @@ pub(crate) fn gemm_strided<T: Float>(
         return;
     }
     assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() > (k - 1) * b_rs + (n - 1) * b_cs && c.len() >= m * n);
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    let par = if threads > 1 {
+        crate::parallel::warm();
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: the assert above bounds every element the strides reach.
     unsafe {
         gemm::gemm(

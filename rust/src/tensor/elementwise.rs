@@ -245,6 +245,7 @@ pub(crate) fn map_slice_par<T: Float>(src: &[T], par_min: usize, f: impl Fn(T) -
     if n < par_min || rayon::current_num_threads() < 2 {
         return src.iter().map(|&v| f(v)).collect();
     }
+    crate::parallel::warm();
     let mut out: Vec<T> = Vec::with_capacity(n);
     out.spare_capacity_mut()[..n].par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
         d.iter_mut().zip(s).for_each(|(d, &v)| {
@@ -265,6 +266,7 @@ pub(crate) fn zip_slices<T: Float>(a: &[T], b: &[T], par_min: usize, f: impl Fn(
     if n < par_min || rayon::current_num_threads() < 2 {
         return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }
+    crate::parallel::warm();
     let mut out: Vec<T> = Vec::with_capacity(n);
     out.spare_capacity_mut()[..n].par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(d, (a, b))| {
         d.iter_mut().zip(a.iter().zip(b)).for_each(|(d, (&x, &y))| {
@@ -282,6 +284,7 @@ fn zip3_slices<T: Float>(a: &[T], b: &[T], c: &[T], par_min: usize, f: impl Fn(T
     if n < par_min || rayon::current_num_threads() < 2 {
         return a.iter().zip(b).zip(c).map(|((&x, &y), &z)| f(x, y, z)).collect();
     }
+    crate::parallel::warm();
     let mut out: Vec<T> = Vec::with_capacity(n);
     out.spare_capacity_mut()[..n]
         .par_chunks_mut(CHUNK)
@@ -300,6 +303,7 @@ fn zip3_slices<T: Float>(a: &[T], b: &[T], c: &[T], par_min: usize, f: impl Fn(T
 pub(crate) fn unary_inplace<T: Float>(op: UnaryOp, v: &mut [T]) {
     with_unary!(T, op, |f| {
         if v.len() >= op.par_min() && rayon::current_num_threads() > 1 {
+            crate::parallel::warm();
             v.par_chunks_mut(CHUNK).for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
         } else {
             v.iter_mut().for_each(|x| *x = f(*x));
@@ -311,6 +315,7 @@ pub(crate) fn unary_inplace<T: Float>(op: UnaryOp, v: &mut [T]) {
 pub(crate) fn mul_deriv_inplace<T: Float>(op: UnaryOp, g: &mut [T], x: &[T], y: &[T]) {
     with_deriv!(T, op, |d| {
         if g.len() >= op.par_min() && rayon::current_num_threads() > 1 {
+            crate::parallel::warm();
             g.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(g, (x, y))| {
                 g.iter_mut().zip(x.iter().zip(y)).for_each(|(g, (&a, &b))| *g *= d(a, b))
             });

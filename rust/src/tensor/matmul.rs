@@ -85,6 +85,7 @@ unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat
         return;
     }
     let par = if m * n * k >= PAR_FLOPS && rayon::current_num_threads() > 1 {
+        crate::parallel::warm();
         gemm::Parallelism::Rayon(rayon::current_num_threads())
     } else {
         gemm::Parallelism::None
