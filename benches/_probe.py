@@ -3,7 +3,7 @@
 
   import  seconds to import the engine (numpy included where the engine uses it)
   first   W1: seconds of the first training step after building the model (the first
-          gradient, with any compilation), and the median of the next steps
+          gradient, with any compilation), and the median of steps 21–40
   rss     peak resident set of a process that runs 20 W1 steps (MB)
 """
 from __future__ import annotations
@@ -56,6 +56,8 @@ def main():
     t0 = time.perf_counter()
     step()
     first = time.perf_counter() - t0
+    for _ in range(20):  # the steady state is after a warm-up, as in run.py
+        step()
     ts = []
     for _ in range(20):
         t0 = time.perf_counter()

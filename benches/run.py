@@ -217,7 +217,11 @@ def sweep(cols, d, quick):
                 step = fn(d, variant, n=n)
                 if len(cols) > 1:
                     time.sleep(GAP)
+                # re-warm after the pause, as in run_workload (every engine alike)
+                t_end = time.perf_counter() + REWARM
                 step()
+                while time.perf_counter() < t_end:
+                    step()
                 t1 = time_call(step, 1)
                 inner = max(1, min(2000, int(0.02 / max(t1, 1e-7))))
                 step()
