@@ -94,4 +94,8 @@ def gradient(f: Callable, *args) -> tuple:
     """
     if len(args) == 1 and isinstance(args[0], _PARAMS_TYPES):
         return args[0]._implicit_withgradient(f).grad
-    return _value_and_grad(f, args)[1]
+    val, grads = _core.value_and_grad(f, args)  # as _value_and_grad, one frame less
+    if grads is None:
+        _loss_of(val)
+        return (None,) * len(args)
+    return grads

@@ -57,6 +57,8 @@ def mse(ŷ, y, *, agg="mean"):
     >>> round(fx.losses.mse(np.array([.9, .1, .1, .9]), np.array([1., 1., 0., 0.])).item(), 6)
     0.41
     """
+    if type(agg) is str:  # the hot path of small regressions: no extra frame
+        return _core.loss("mse", ŷ, y, agg)
     return _run("mse", ŷ, y, agg)
 
 
@@ -115,6 +117,8 @@ def logitcrossentropy(ŷ, y, *, dims: int = -1, agg="mean"):
     >>> round(fx.losses.logitcrossentropy(np.log(np.array([[.1, .9], [.9, .1]])), y).item(), 6)
     0.105361
     """
+    if type(agg) is str:
+        return _core.loss("logitcrossentropy", ŷ, y, agg, dims)
     return _run("logitcrossentropy", ŷ, y, agg, dims=dims)
 
 

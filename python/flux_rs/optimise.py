@@ -349,7 +349,7 @@ def update_(tree, model, grads, *more):
     if isinstance(tree, Rule):
         raise TypeError("update_ needs the optimiser state, not a rule: first "
                         f"`opt_state = fx.setup({tree!r}, model)`, then `fx.update_(opt_state, model, grads[0])`")
-    if _looks_like_whole_gradient(model, grads):
+    if isinstance(grads, tuple) and _looks_like_whole_gradient(model, grads):
         warnings.warn("update_ wants the gradient of the model alone, not the whole tuple from fx.gradient; "
                       "you probably want grads[0]", stacklevel=2)
         grads = grads[0]
