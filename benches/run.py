@@ -147,6 +147,14 @@ GAP = 0.15
 REWARM = 0.25
 
 
+def rewarm(step) -> None:
+    """Untimed calls of `step` for REWARM seconds (at least one); see run_workload."""
+    t_end = time.perf_counter() + REWARM
+    step()
+    while time.perf_counter() < t_end:
+        step()
+
+
 def run_workload(name, inner, warm, rounds, cols, d, extra=None):
     """{column: summary or note}. `extra` is a list of (column, fn, scale) timed alongside."""
     steps, res = [], {}
@@ -189,10 +197,7 @@ def run_workload(name, inner, warm, rounds, cols, d, extra=None):
                 # one call is long enough to amortise the wake-up itself.
                 prev = samples[col][-1] / scale if samples[col] else 0.0
                 if prev * max(inner, 1) < 0.05:
-                    t_end = time.perf_counter() + REWARM
-                    step()
-                    while time.perf_counter() < t_end:
-                        step()
+                    rewarm(step)
                 samples[col].append(time_call(step, inner) * scale)
             except Exception as e:  # noqa: BLE001
                 traceback.print_exc(file=LOG)
@@ -217,11 +222,7 @@ def sweep(cols, d, quick):
                 step = fn(d, variant, n=n)
                 if len(cols) > 1:
                     time.sleep(GAP)
-                # re-warm after the pause, as in run_workload (every engine alike)
-                t_end = time.perf_counter() + REWARM
-                step()
-                while time.perf_counter() < t_end:
-                    step()
+                rewarm(step)  # after the pause, as in run_workload (every engine alike)
                 t1 = time_call(step, 1)
                 inner = max(1, min(2000, int(0.02 / max(t1, 1e-7))))
                 step()
