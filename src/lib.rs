@@ -28,6 +28,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // the caller does the work itself instead of waiting. Fails harmlessly when the pool
     // already exists (another extension built it first): it is then used as it is.
     let _ = rayon::ThreadPoolBuilder::new().use_current_thread().build_global();
+    flux_core::tensor::matmul::prepare();
     tensor::register(m)?;
     autodiff::register(m)?;
     nn::register(m)?;

@@ -32,6 +32,24 @@ impl<'a, T: Float> Mat<'a, T> {
     pub(crate) fn t(self) -> Mat<'a, T> { Mat { rs: self.cs, cs: self.rs, ..self } }
 }
 
+/// Run one small product now, so that the `gemm` crate's lazily detected cache and CPU
+/// parameters (about 1 ms on first use) are not paid by the first training step. The
+/// Python module calls this at import.
+///
+/// ```
+/// flux_core::tensor::matmul::prepare();
+/// ```
+pub fn prepare() {
+    // one product below the parallel threshold and one above it: the second starts the
+    // pool's workers on gemm too (their per-thread state is made on first use)
+    for n in [32, 128] {
+        let a = vec![0f32; n * n];
+        let m = Mat { data: &a, off: 0, rs: n as isize, cs: 1 };
+        let c = gemm_new(n, n, n, m, m);
+        debug_assert!(c.iter().all(|&v| v == 0.0));
+    }
+}
+
 /// `C[m,n] (+)= A[m,k] · B[k,n]` into a contiguous row-major `c`; with `accumulate` the
 /// product is added to what `c` holds (a bias written there first, say).
 pub(crate) fn gemm_into<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumulate: bool) {
