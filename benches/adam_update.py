@@ -7,7 +7,8 @@ Traffic bound: a one-pass Adam reads g, x, m, v and writes x, m, v: 7 float32 = 
 per element. The machine's bandwidth is measured in the same run with
 ``np.add(a, b, out=c)`` (reads 2 arrays, writes 1: 12 bytes/element) — a copy-based
 proxy, single-threaded, so it is a floor on what one core streams, not a roofline.
-Runs alternate between engines; medians are reported.
+Runs alternate between engines in rounds, each engine re-warmed for 0.25 s before its
+turn; medians are reported.
 """
 import argparse
 import os
@@ -17,8 +18,13 @@ import time
 import numpy as np
 
 
-def bench(f, reps):
-    f()  # warm
+def bench(f, reps, warm_s=0.25):
+    # untimed calls first, for every engine alike: a runtime whose workers slept while
+    # another engine ran needs them awake again (see REWARM in run.py)
+    t_end = time.perf_counter() + warm_s
+    f()
+    while time.perf_counter() < t_end:
+        f()
     ts = []
     for _ in range(reps):
         t0 = time.perf_counter()
@@ -66,9 +72,10 @@ def main():
         tv = None
 
     times = {k: [] for k in engines}
-    for _ in range(3):  # alternate: rounds of every engine
+    rounds = 5
+    for _ in range(rounds):  # alternate: rounds of every engine
         for k, f in engines.items():
-            times[k] += bench(f, max(1, reps // 3))
+            times[k] += bench(f, max(1, reps // rounds))
     med = {k: statistics.median(v) for k, v in times.items()}
     bw = 12 * n / med["numpy add (bandwidth)"]
     bound = 28 * n / bw
