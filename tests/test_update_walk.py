@@ -85,3 +85,19 @@ def test_gradient_of_the_wrong_shape_is_a_value_error_and_nothing_moves():
     with pytest.raises(ValueError, match=r"gradient of shape \[3\] does not match parameter of shape \[2\]"):
         fx.update_(st, m, {"b": np.array([1.0]), "a": np.array([1.0, 1.0, 1.0])})
     assert m["a"].tolist() == [1.0, 2.0] and m["b"].tolist() == [3.0]
+
+
+def test_trainable_declared_after_instances_were_walked_is_respected():
+    class Late:
+        def __init__(self):
+            self.w, self.b = t(1.0), t(5.0)
+
+    m = Late()
+    old_state = fx.setup(fx.Descent(1.0), m)  # walks Late (and registers it) before it is marked
+    fx.layer(trainable=("w",))(Late)
+    # a state made before the mark has a Leaf for b, which is no longer trainable: refused
+    with pytest.raises(TypeError, match=r"Leaf at b but the model has NoneType there"):
+        fx.update_(old_state, m, {"w": np.array([1.0]), "b": np.array([1.0])})
+    st = fx.setup(fx.Descent(1.0), m)
+    fx.update_(st, m, {"w": np.array([1.0]), "b": np.array([1.0])})
+    assert m.w.tolist() == [0.0] and m.b.tolist() == [5.0]

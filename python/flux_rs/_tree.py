@@ -47,6 +47,8 @@ def layer(cls=None, *, trainable: tuple | None = None):
     def wrap(c):
         c.__flux_trainable__ = None if trainable is None else tuple(
             (trainable,) if isinstance(trainable, str) else trainable)
+        if c in _PLAIN_TYPES:  # decorated after its instances were walked: keep the registry true
+            _PLAIN_TYPES[c] = c.__flux_trainable__
         return c
     return wrap if cls is None else wrap(cls)
 

@@ -31,7 +31,7 @@ fn now_ns() -> u64 {
 }
 
 /// Call before a parallel section: keeps (or gets) the pool's other workers polling for
-/// the next [`WARM`] instead of sleeping. A no-op with one thread.
+/// the next `WARM` (2 ms) instead of sleeping. A no-op with one thread.
 pub fn warm() {
     let n = rayon::current_num_threads();
     if n < 2 {
