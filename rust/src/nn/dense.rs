@@ -36,17 +36,18 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
         }
     }
     let dt = DType::promote(x.dtype(), w.dtype());
-    let (x, w) = (x.cast(dt)?, w.cast(dt)?);
-    let b = b.map(|b| b.cast(dt)).transpose()?;
+    // borrowed unless a cast is needed: a tiny layer's call is mostly such bookkeeping
+    let (x, w) = (x.cast_cow(dt)?, w.cast_cow(dt)?);
+    let b = b.map(|b| b.cast_cow(dt)).transpose()?;
     let lead = &x.shape()[..x.ndim() - 1];
     let rows: usize = lead.iter().product();
-    let x2 = if x.ndim() == 2 { x.clone() } else { x.reshape(&[rows, inp])? };
-    let (y, z) = crate::dispatch!(dt, T => forward::<T>(&x2, &w, b.as_ref(), act, rows, inp, out)?);
+    let x2 = if x.ndim() == 2 { std::borrow::Cow::Borrowed(&*x) } else { std::borrow::Cow::Owned(x.reshape(&[rows, inp])?) };
+    let (y, z) = crate::dispatch!(dt, T => forward::<T>(&x2, &w, b.as_deref(), act, rows, inp, out)?);
     let mut ins: Vec<&Tensor> = vec![&x2, &w];
-    if let Some(b) = b.as_ref() {
+    if let Some(b) = b.as_deref() {
         ins.push(b);
     }
-    record(&ins, &y, || Op::Custom(Box::new(DenseBackward { x: x2.clone(), w: w.clone(), y: y.clone(), z, act, bias: b.is_some() })));
+    record(&ins, &y, || Op::Custom(Box::new(DenseBackward { x: x2.clone().into_owned(), w: w.clone().into_owned(), y: y.clone(), z, act, bias: b.is_some() })));
     if x.ndim() == 2 {
         return Ok(y);
     }
@@ -66,7 +67,7 @@ fn forward<T: Float>(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation
     let mut z = match b {
         Some(b) => {
             // the bias rows first, then the product added onto them
-            let b = b.contiguous();
+            let b = b.as_contiguous::<T>()?;
             let bv = b.as_slice::<T>()?;
             let mut z = Vec::with_capacity(rows * out);
             (0..rows).for_each(|_| z.extend_from_slice(bv));
@@ -102,7 +103,7 @@ impl DenseBackward {
     fn run<T: Float>(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let (rows, inp) = (self.x.shape()[0], self.x.shape()[1]);
         let out = self.w.shape()[0];
-        let g = g.cast(T::DTYPE)?.contiguous();
+        let g = g.as_contiguous::<T>()?;
         let gs = g.as_slice::<T>()?;
         // dz = g ⊙ σ′(z, y), or g itself for the identity
         let dz_own;

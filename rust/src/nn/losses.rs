@@ -67,9 +67,9 @@ fn py_shape(s: &[usize]) -> String {
 }
 
 /// The target checked against ŷ and converted to ŷ's dtype (float32 in → float32 out).
-fn target(yhat: &Tensor, y: &Tensor, name: &str) -> Result<Tensor> {
+fn target<'a>(yhat: &Tensor, y: &'a Tensor, name: &str) -> Result<std::borrow::Cow<'a, Tensor>> {
     check_sizes(yhat, y, name)?;
-    y.cast(yhat.dtype())
+    y.cast_cow(yhat.dtype())
 }
 
 /// `eps(float(eltype(ŷ)))`
@@ -119,12 +119,12 @@ pub fn mse(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
 /// `Σ(ŷ − y)²`, times `1/n` for the mean: the same sum, in the same order, as the
 /// composed ops, so the value is bit-identical to theirs.
 fn mse_fused<T: Float>(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
-    let (a, b) = (yhat.contiguous(), y.contiguous());
+    let (a, b) = (yhat.as_contiguous::<T>()?, y.as_contiguous::<T>()?);
     let (av, bv) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
     let sum = av.iter().zip(bv).fold(T::zero(), |acc, (&p, &q)| acc + (p - q) * (p - q));
     let scale = if agg == Agg::Mean { 1.0 / av.len() as f64 } else { 1.0 };
     let out = Tensor::from_vec(vec![if agg == Agg::Mean { sum * T::f(scale) } else { sum }], &[])?;
-    autodiff::record(&[yhat, y], &out, || Op::Custom(Box::new(MseBackward { yhat: a.clone(), y: b.clone(), scale })));
+    autodiff::record(&[yhat, y], &out, || Op::Custom(Box::new(MseBackward { yhat: a.into_owned(), y: b.into_owned(), scale })));
     Ok(out)
 }
 

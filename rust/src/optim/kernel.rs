@@ -67,9 +67,15 @@ pub fn elementwise<T: Float, const K: usize>(
     // x and g as raw pointers; `into_x` says whether dx′ is subtracted from x or stored in g.
     let (xp, gp, into_x, _keep): (Ptr<T>, Ptr<T>, bool, Option<Tensor>) = match target {
         Target::Param { x, g } => {
-            let gc = g.cast(T::DTYPE)?.contiguous();
+            // read g in place when it already is contiguous T (the usual case): no copy,
+            // and no clone of its header either (small models pay for those)
+            let gc = g.as_contiguous::<T>()?;
             let gp = Ptr(gc.as_slice::<T>()?.as_ptr() as *mut T);
-            (Ptr(x.data_mut::<T>()?.as_mut_ptr()), gp, true, Some(gc))
+            let keep = match gc {
+                std::borrow::Cow::Owned(t) => Some(t),
+                std::borrow::Cow::Borrowed(_) => None,
+            };
+            (Ptr(x.data_mut::<T>()?.as_mut_ptr()), gp, true, keep)
         }
         Target::Grad { x, g } => {
             let xc = x.contiguous();

@@ -148,6 +148,19 @@ impl Tensor {
 
     /// This tensor if already contiguous, else a contiguous copy (same identity either way
     /// is not promised: the copy gets a fresh id).
+    /// This tensor as `dtype`: borrowed when it already has it, a converted copy otherwise.
+    pub fn cast_cow(&self, dtype: DType) -> Result<std::borrow::Cow<'_, Tensor>> {
+        Ok(if dtype == self.dtype() { std::borrow::Cow::Borrowed(self) } else { std::borrow::Cow::Owned(self.cast(dtype)?) })
+    }
+    /// This tensor as dtype `T` and contiguous, borrowed when it already is (the usual
+    /// case) and copied otherwise: kernels call this instead of `cast(..).contiguous()`,
+    /// whose two clones of the header were a measurable part of a small model's step.
+    pub fn as_contiguous<T: Float>(&self) -> Result<std::borrow::Cow<'_, Tensor>> {
+        if self.dtype() == T::DTYPE && self.is_contiguous() {
+            return Ok(std::borrow::Cow::Borrowed(self));
+        }
+        Ok(std::borrow::Cow::Owned(self.cast(T::DTYPE)?.contiguous()))
+    }
     pub fn contiguous(&self) -> Tensor {
         if self.is_contiguous() {
             return self.clone();
