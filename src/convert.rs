@@ -2,7 +2,7 @@
 use flux_core::{DType, Tensor};
 use numpy::ndarray::{ArrayD, IxDyn};
 use numpy::{IntoPyArray, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::IntoPyResult;
@@ -35,7 +35,10 @@ pub fn dtype_from_name(name: &str) -> PyResult<DType> {
 /// float arrays keep their dtype; other arrays and lists become `like` or float32.
 pub fn to_tensor(obj: &Bound<'_, PyAny>, like: Option<DType>) -> PyResult<Tensor> {
     if let Ok(t) = obj.cast::<PyTensor>() {
-        return Ok(t.borrow().t.clone());
+        // try_borrow: a tensor being written by this very call (a parameter passed as its
+        // own gradient, say) is an error to report, not a panic
+        let t = t.try_borrow().map_err(|_| PyValueError::new_err("a tensor is read while this same call writes it (is a parameter passed as its own gradient?)"))?;
+        return Ok(t.t.clone());
     }
     if obj.is_instance_of::<pyo3::types::PyFloat>() || obj.is_instance_of::<pyo3::types::PyInt>() {
         let v: f64 = obj.extract()?;

@@ -206,6 +206,14 @@ fn update_many(py: Python<'_>, leaves: Vec<Bound<'_, PyLeaf>>, xs: Vec<Bound<'_,
 /// One fused step per leaf (frozen ones skipped) after every gradient's shape is checked,
 /// with the GIL released when the work is large.
 pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bound<'_, PyTensor>], gs: &[Bound<'_, PyAny>]) -> PyResult<()> {
+    // the gradients first, before any parameter is borrowed for writing: a parameter may
+    // be its own gradient (the step then reads the old values: copy-on-write)
+    let busy = || PyValueError::new_err("a parameter is being updated by another call (another thread?)");
+    let gts: Vec<Tensor> = xs
+        .iter()
+        .zip(gs)
+        .map(|(x, g)| to_tensor(g, Some(x.try_borrow().map_err(|_| busy())?.t.dtype())))
+        .collect::<PyResult<_>>()?;
     let mut lrefs: Vec<PyRefMut<'_, PyLeaf>> = leaves.iter().map(|l| l.borrow_mut()).collect();
     let mut xrefs: Vec<PyRefMut<'_, PyTensor>> = xs
         .iter()
@@ -213,8 +221,7 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
         .collect::<PyResult<_>>()?;
     let mut work = Vec::with_capacity(lrefs.len());
     let mut total = 0;
-    for ((l, x), g) in lrefs.iter_mut().zip(xrefs.iter_mut()).zip(gs) {
-        let g = to_tensor(g, Some(x.t.dtype()))?;
+    for ((l, x), g) in lrefs.iter_mut().zip(xrefs.iter_mut()).zip(gts) {
         if g.shape() != x.t.shape() {
             return Err(PyValueError::new_err(format!(
                 "gradient of shape {:?} does not match parameter of shape {:?}",
@@ -231,8 +238,10 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
     }
     maybe_detach(py, total, || -> flux_core::Result<()> {
         for (rule, state, x, g) in work.iter_mut() {
-            let g = g.cast(x.dtype())?;
-            rule.step_(state, x, &g)?;
+            if g.dtype() != x.dtype() {
+                *g = g.cast(x.dtype())?; // a float64 gradient for a float32 parameter
+            }
+            rule.step_(state, x, g)?;
         }
         Ok(())
     })

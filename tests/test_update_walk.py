@@ -101,3 +101,11 @@ def test_trainable_declared_after_instances_were_walked_is_respected():
     st = fx.setup(fx.Descent(1.0), m)
     fx.update_(st, m, {"w": np.array([1.0]), "b": np.array([1.0])})
     assert m.w.tolist() == [0.0] and m.b.tolist() == [5.0]
+
+
+def test_a_parameter_may_be_its_own_gradient():
+    # torch allows p.grad = p; the step reads the old values (no panic, no aliasing)
+    m = {"w": t(1.0, 2.0)}
+    st = fx.setup(fx.Descent(0.1), m)
+    fx.update_(st, m, {"w": m["w"]})
+    assert np.allclose(m["w"].tolist(), [0.9, 1.8])
