@@ -116,10 +116,12 @@ class Chain:
         self.layers = Node("", tuple(named), tuple(named.values())) if named else tuple(layers)
 
     def __call__(self, x):
-        for i, l in enumerate(self.layers):
+        for l in self.layers:
             try:
                 x = l(x)
             except ValueError as e:
+                # the position is found only on this (rare) path: no enumerate per call
+                i = next(j for j, m in enumerate(self.layers) if m is l)
                 name = self.layers._fields[i] if isinstance(self.layers, Node) else i
                 inner = getattr(e, "_flux_path", None)
                 if inner is not None:

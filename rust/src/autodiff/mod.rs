@@ -98,14 +98,12 @@ pub fn finish(loss: &Tensor, wrt: &[&Tensor]) -> Result<Vec<Option<Tensor>>> {
     grads[root] = Some(Tensor::ones(loss.shape(), loss.dtype()));
     let mut nodes = tape.nodes;
     nodes.truncate(root + 1);
-    let mut leaf_grads: HashMap<usize, Tensor> = HashMap::default();
     for i in (0..=root).rev() {
-        let Some(g) = grads[i].take() else { continue };
         let node = &nodes[i];
         if let Op::Leaf = node.op {
-            leaf_grads.insert(i, g);
-            continue;
+            continue; // a watched variable: its gradient stays in `grads[i]`
         }
+        let Some(g) = grads[i].take() else { continue };
         let needs: Vec<bool> = node.inputs.iter().map(Option::is_some).collect();
         let gin = node.op.backward(&g, &needs)?;
         for (slot, gi) in node.inputs.iter().zip(gin) {
@@ -116,9 +114,9 @@ pub fn finish(loss: &Tensor, wrt: &[&Tensor]) -> Result<Vec<Option<Tensor>>> {
                 });
             }
         }
-        nodes[i].op = Op::Leaf; // free saved tensors early
+        nodes[i].op = Op::Leaf; // free saved tensors early (never visited again)
     }
-    Ok(wrt.iter().map(|x| tape.index.get(&x.id()).and_then(|i| leaf_grads.get(i).cloned())).collect())
+    Ok(wrt.iter().map(|x| tape.index.get(&x.id()).and_then(|&i| if i <= root { grads[i].clone() } else { None })).collect())
 }
 
 /// The value of `f()` and its gradient with respect to each of `params`.
