@@ -231,10 +231,14 @@ pub(crate) struct TreePlan {
 }
 
 /// The tensors met by the walks of one gradient call, each once, and where each is.
-#[derive(Default)]
 pub(crate) struct Params<'py> {
     pub list: Vec<Bound<'py, PyTensor>>,
     index: HashMap<usize, usize>,
+}
+
+impl Default for Params<'_> {
+    // sized for a typical model, so that the walk does not rehash as it goes
+    fn default() -> Self { Params { list: Vec::with_capacity(16), index: HashMap::with_capacity_and_hasher(16, Default::default()) } }
 }
 
 fn plan_of<'py>(w: &Walk<'py>, x: &Bound<'py, PyAny>, visiting: &mut Vec<usize>, params: &mut Params<'py>) -> PyResult<Plan> {
@@ -434,7 +438,7 @@ fn gather<'py>(w: &Walk<'py>, t: &Bound<'py, PyAny>, m: Option<Bound<'py, PyAny>
 #[pyfunction]
 fn update_tree(py: Python<'_>, tree: &Bound<'_, PyAny>, model: &Bound<'_, PyAny>, grads: &Bound<'_, PyAny>) -> PyResult<()> {
     let w = Walk::get(py)?;
-    let mut acc = Gathered { at: HashMap::default(), leaves: Vec::new(), xs: Vec::new(), gs: Vec::new() };
+    let mut acc = Gathered { at: HashMap::with_capacity_and_hasher(16, Default::default()), leaves: Vec::with_capacity(16), xs: Vec::with_capacity(16), gs: Vec::with_capacity(16) };
     gather(&w, tree, Some(model.clone()), Some(grads.clone()), &mut Vec::new(), &mut acc)?;
     step_leaves(py, &acc.leaves, &acc.xs, &acc.gs)
 }

@@ -344,6 +344,9 @@ def update_(tree, model, grads, *more):
     >>> m["w"].tolist()
     [0.0, 1.0]
     """
+    if type(tree) is Node and type(grads) is Node:  # the common case: nothing to check here
+        _core.update_tree(tree, model, grads)
+        return tree, model
     if isinstance(tree, Rule) and hasattr(model, "_implicit_update"):
         return model._implicit_update(tree, grads)  # the implicit style: update_(opt, params, grads)
     if isinstance(tree, Rule):
