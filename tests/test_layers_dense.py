@@ -67,3 +67,17 @@ def test_chain_indexing_and_named_layers():
     assert "enc=Dense(2 => 3)" in repr(n)
     with pytest.raises(TypeError):
         fx.Chain(a, dec=b)
+
+
+def test_float64_input_warns_once_at_the_callers_line(monkeypatch):
+    import warnings
+    import flux_rs.layers as L
+    monkeypatch.setattr(L, "_warned_f64", False)
+    d = fx.Dense(2, 3)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        y = d(np.ones((1, 2)))  # float64 into a float32 layer: converted (in _core.dense)
+        d(np.ones((1, 2)))
+    assert y.dtype == np.float32
+    assert len(w) == 1 and "float64 input" in str(w[0].message)
+    assert w[0].filename == __file__

@@ -124,7 +124,7 @@ def ctc_loss(yhat: TensorLike, labels: Any) -> Tensor:
     ...
 
 def dense(x: TensorLike, w: Tensor, b: TensorLike, act: Any, param: Any = ...) -> Tensor:
-    """The Dense kernel: `act(x @ w.T + b)` in one call."""
+    """The Dense kernel: `act(x @ w.T + b)` in one call. An `x` that is not a Tensor of the"""
     ...
 
 def dropout(x: TensorLike, p: float, mask_shape: Any, rng: Rng | None = ...) -> Tensor:

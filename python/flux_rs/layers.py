@@ -19,7 +19,7 @@ __all__ = ["Chain", "Dense", "flatten", "as_input", "show"]
 _warned_f64 = False
 
 
-def as_input(x, dtype) -> Tensor:
+def as_input(x, dtype, stacklevel: int = 3) -> Tensor:
     """``x`` as a Tensor of the layer's dtype; float64 into a float32 layer is converted
     with a one-time warning, as Flux does."""
     global _warned_f64
@@ -29,9 +29,14 @@ def as_input(x, dtype) -> Tensor:
         if x.dtype == np.float64 and not _warned_f64:
             _warned_f64 = True
             warnings.warn("Layer with float32 parameters got float64 input; converting (this warning is shown once)",
-                          stacklevel=3)
+                          stacklevel=stacklevel)
         x = x.astype(dtype)
     return x
+
+
+def _input_like(x, w: Tensor) -> Tensor:
+    """``as_input(x, w.dtype)``, for ``_core.dense`` when its input needs converting."""
+    return as_input(x, w.dtype, stacklevel=4)  # warn at the line that called the layer
 
 
 def make_weight(init, shape, rng=None) -> Tensor:
@@ -80,14 +85,12 @@ class Dense:
         self.σ = σ
 
     def __call__(self, x):
-        w = self.weight
-        if type(x) is not Tensor or x.dtype is not w.dtype:  # numpy dtypes are singletons
-            x = as_input(x, w.dtype)
+        # _core.dense converts x itself when it is not a Tensor of the weight's dtype
         b = self.bias if type(self.bias) is Tensor else None
         kernel = KERNELS.get(self.σ)
         if kernel is not None:
-            return _core.dense(x, w, b, kernel[0], kernel[1])
-        return self.σ(_core.dense(x, w, b, "identity"))
+            return _core.dense(x, self.weight, b, kernel[0], kernel[1])
+        return self.σ(_core.dense(x, self.weight, b, "identity"))
 
     def __repr__(self):
         out, in_ = self.weight.shape
