@@ -40,9 +40,10 @@ impl<'a, T: Float> Mat<'a, T> {
 /// flux_core::tensor::matmul::prepare();
 /// ```
 pub fn prepare() {
-    // one product below the parallel threshold and one above it: the second starts the
-    // pool's workers on gemm too (their per-thread state is made on first use)
-    for n in [32, 128] {
+    // one product below the parallel threshold and two above it: these start the pool's
+    // workers on gemm too, whose per-thread packing buffers are made (and their pages
+    // first touched) on first use: 1–1.5 ms of a first training step otherwise
+    for n in [32, 128, 512] {
         let a = vec![0f32; n * n];
         let m = Mat { data: &a, off: 0, rs: n as isize, cs: 1 };
         let c = gemm_new(n, n, n, m, m);
