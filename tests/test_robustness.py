@@ -1,6 +1,8 @@
 """Bad input gives a clear Python exception, never a Rust panic: random operations on
 random shapes (empty and 0-d included) either work or raise ValueError, TypeError or
 IndexError."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -60,3 +62,36 @@ def test_nan_and_inf_flow_through_without_errors():
     t = fx.tensor(np.array([np.nan, np.inf, -np.inf, 0.0]))
     assert np.isnan(np.asarray(fx.relu(t))[0]) and np.asarray(fx.sigmoid(t))[1] == 1.0
     assert np.isnan(t.sum().item()) and np.isnan(fx.softmax(t).numpy()).any()
+
+
+def _run_py(code: str):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_import_from_a_thread_that_exits_then_train_on_the_main_thread():
+    # the importing thread joins rayon's pool as worker 0; when it is gone, the pool's
+    # other workers still run the main thread's parallel ops
+    r = _run_py(
+        "import threading, numpy as np\n"
+        "t = threading.Thread(target=lambda: __import__('flux_rs')); t.start(); t.join()\n"
+        "import flux_rs as fx\n"
+        "a = fx.tensor(np.ones((512, 512), np.float32))\n"
+        "print(float((a @ a).sum()))\n")
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.split()[-1]) == 512.0 ** 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_parallel_ops_work_in_a_forked_child():
+    # rayon's workers do not survive fork; the child's main thread (worker 0) does the work
+    r = _run_py(
+        "import os, numpy as np, flux_rs as fx\n"
+        "a = fx.tensor(np.ones((512, 512), np.float32)); a @ a\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print(float((a @ a).sum()), flush=True); os._exit(0)\n"
+        "os.waitpid(pid, 0)\n")
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.split()[-1]) == 512.0 ** 3
