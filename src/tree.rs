@@ -17,6 +17,9 @@ use crate::convert::to_tensor;
 use crate::errors::IntoPyResult;
 use crate::tensor::PyTensor;
 
+/// A container's `[(key, child)]`.
+type Kids<'py> = Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>;
+
 /// What both walks need from `flux_rs._tree`: the plain-class registry (a dict that
 /// `children` adds to, never rebinds) and the Python fallbacks.
 struct Walk<'py> {
@@ -55,7 +58,7 @@ impl<'py> Walk<'py> {
 
     /// `children(x)` as `[(key, child)]`, None for a leaf: natively for the common
     /// shapes, through `_tree.children` otherwise.
-    fn kids(&self, x: &Bound<'py, PyAny>) -> PyResult<Option<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>> {
+    fn kids(&self, x: &Bound<'py, PyAny>) -> PyResult<Option<Kids<'py>>> {
         let py = x.py();
         if x.is_none() || x.is_instance_of::<PyTensor>() {
             return Ok(None);
@@ -92,7 +95,7 @@ fn starts_with_underscore(k: &Bound<'_, PyString>) -> bool {
 }
 
 /// An object's instance attributes not starting with "_", in definition order.
-fn public_fields<'py>(x: &Bound<'py, PyAny>) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+fn public_fields<'py>(x: &Bound<'py, PyAny>) -> PyResult<Kids<'py>> {
     let d = x.getattr(intern!(x.py(), "__dict__"))?.cast_into::<PyDict>()?;
     let mut out = Vec::with_capacity(d.len());
     for (k, v) in d.iter() {
@@ -199,10 +202,12 @@ impl Node {
             .collect::<PyResult<Vec<_>>>()?;
         Ok(format!("{}({})", self.name.bind(py), inner.join(", ")))
     }
-    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Py<PyString>, Py<PyTuple>, Py<PyTuple>))> {
+    /// Pickling: `Node(name, fields, values)` again.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let n = slf.get();
-        Ok((slf.get_type().into_any(), (n.name.clone_ref(py), n.fields.clone_ref(py), n.values.clone_ref(py))))
+        let args = PyTuple::new(py, [n.name.clone_ref(py).into_any(), n.fields.clone_ref(py).into_any(), n.values.clone_ref(py).into_any()])?;
+        PyTuple::new(py, [slf.get_type().into_any(), args.into_any()])
     }
 }
 
@@ -343,7 +348,7 @@ struct Gathered<'py> {
 
 /// The model's trainable children: `children`, restricted by `@fx.layer(trainable=...)`
 /// (other fields reported as None so the keys still line up).
-fn trainable_kids<'py>(w: &Walk<'py>, m: &Bound<'py, PyAny>) -> PyResult<Option<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>> {
+fn trainable_kids<'py>(w: &Walk<'py>, m: &Bound<'py, PyAny>) -> PyResult<Option<Kids<'py>>> {
     let Some(mut ch) = w.kids(m)? else { return Ok(None) };
     let names = if w.is_plain(&m.get_type())? {
         w.trainable_names(&m.get_type())?
@@ -364,7 +369,7 @@ fn trainable_kids<'py>(w: &Walk<'py>, m: &Bound<'py, PyAny>) -> PyResult<Option<
 }
 
 /// The child under `key`, trying the same position first (keys almost always line up).
-fn find<'py>(ch: &Option<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>>, pos: usize, key: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn find<'py>(ch: &Option<Kids<'py>>, pos: usize, key: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     let Some(ch) = ch else { return Ok(None) };
     if let Some((k, v)) = ch.get(pos) {
         if k.is(key) || k.eq(key)? {
