@@ -323,10 +323,6 @@ def setup(rule: Rule, model) -> Any:
     return tree
 
 
-def _keyed(ch):
-    return {} if ch is None else dict(ch)
-
-
 def _looks_like_whole_gradient(model, grads) -> bool:
     return (isinstance(grads, tuple) and not isinstance(grads, Node) and not hasattr(grads, "_fields")
             and not isinstance(model, (tuple, list)) and len(grads) >= 1)
