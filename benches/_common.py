@@ -78,6 +78,20 @@ def lenet_weights(seed=0):
 
 # ---- timing --------------------------------------------------------------------------
 
+# Seconds of untimed calls an engine gets after a pause before it is timed: on this VM a
+# runtime whose workers sleep (rayon, Eigen) runs slowly for 50–200 ms after idle
+# (see run_workload in run.py and the profiling notes in BENCHMARKS.md).
+REWARM = 0.25
+
+
+def rewarm(fn, seconds: float = REWARM) -> None:
+    """Untimed calls of `fn` for `seconds` (at least one)."""
+    t_end = time.perf_counter() + seconds
+    fn()
+    while time.perf_counter() < t_end:
+        fn()
+
+
 def time_call(fn, inner: int) -> float:
     """Seconds per call of `fn`, averaged over `inner` back-to-back calls."""
     t0 = time.perf_counter()

@@ -13,18 +13,17 @@ turn; medians are reported.
 import argparse
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import rewarm  # noqa: E402
 
-def bench(f, reps, warm_s=0.25):
-    # untimed calls first, for every engine alike: a runtime whose workers slept while
-    # another engine ran needs them awake again (see REWARM in run.py)
-    t_end = time.perf_counter() + warm_s
-    f()
-    while time.perf_counter() < t_end:
-        f()
+
+def bench(f, reps):
+    rewarm(f)  # every engine alike: workers that slept while another engine ran wake slowly
     ts = []
     for _ in range(reps):
         t0 = time.perf_counter()

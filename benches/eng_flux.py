@@ -32,30 +32,29 @@ def _mlp(weights, act):
     return fx.Chain(*layers)
 
 
-def w1(d, variant):
+def _trainer(model, rule, loss):
+    """One training step as a user writes it: gradient of the model, then update_."""
     import flux_rs as fx
-    model = _mlp(d["w1_weights"], fx.relu)
-    x, y = fx.tensor(d["w1_x"]), fx.tensor(d["w1_y"])
-    st = fx.setup(fx.Adam(), model)
-    loss = lambda m: fx.losses.logitcrossentropy(m(x), y)  # noqa: E731
+    st = fx.setup(rule, model)
 
     def step():
         g = fx.gradient(loss, model)
         fx.update_(st, model, g[0])
     return step
+
+
+def w1(d, variant):
+    import flux_rs as fx
+    model = _mlp(d["w1_weights"], fx.relu)
+    x, y = fx.tensor(d["w1_x"]), fx.tensor(d["w1_y"])
+    return _trainer(model, fx.Adam(), lambda m: fx.losses.logitcrossentropy(m(x), y))
 
 
 def w2(d, variant):
     import flux_rs as fx
     model = _mlp(d["w2_weights"], fx.tanh)
     x, y = fx.tensor(d["w2_x"]), fx.tensor(d["w2_y"])
-    st = fx.setup(fx.Descent(0.1), model)
-    loss = lambda m: fx.losses.mse(m(x), y)  # noqa: E731
-
-    def step():
-        g = fx.gradient(loss, model)
-        fx.update_(st, model, g[0])
-    return step
+    return _trainer(model, fx.Descent(0.1), lambda m: fx.losses.mse(m(x), y))
 
 
 def w3(d, variant):
@@ -72,13 +71,7 @@ def w3(d, variant):
         fx.Dense(84, 10, init=_const(p["d3"][0])),
     )
     x, y = fx.tensor(d["w3_x"]), fx.tensor(d["w3_y"])
-    st = fx.setup(fx.Adam(), model)
-    loss = lambda m: fx.losses.logitcrossentropy(m(x), y)  # noqa: E731
-
-    def step():
-        g = fx.gradient(loss, model)
-        fx.update_(st, model, g[0])
-    return step
+    return _trainer(model, fx.Adam(), lambda m: fx.losses.logitcrossentropy(m(x), y))
 
 
 def w4(d, variant):

@@ -55,8 +55,8 @@ import traceback  # noqa: E402
 import numpy as np  # noqa: E402
 
 import floor  # noqa: E402
-from _common import (cell, classification_data, lenet_weights, markdown_table, mlp_weights, summary,  # noqa: E402
-                     time_call)
+from _common import (cell, classification_data, lenet_weights, markdown_table, mlp_weights,  # noqa: E402
+                     rewarm, summary, time_call)
 
 # name, what, unit, calls per sample, warm-up calls
 SPECS = [
@@ -143,16 +143,6 @@ def make_data(quick: bool):
 # Eigen pools for less); without a pause that spinning steals a core from whichever
 # engine runs next (measured: the engine after numpy lost up to 2× on 2 cores).
 GAP = 0.15
-# Seconds of untimed calls after the pause (see run_workload).
-REWARM = 0.25
-
-
-def rewarm(step) -> None:
-    """Untimed calls of `step` for REWARM seconds (at least one); see run_workload."""
-    t_end = time.perf_counter() + REWARM
-    step()
-    while time.perf_counter() < t_end:
-        step()
 
 
 def run_workload(name, inner, warm, rounds, cols, d, extra=None):
@@ -193,7 +183,7 @@ def run_workload(name, inner, warm, rounds, cols, d, extra=None):
                 # Adam step 5.4 ms back to back, 6–10 ms after a pause). Runtimes whose
                 # workers spin in user space (OpenMP) hide it, runtimes whose workers
                 # sleep (rayon, Eigen) do not. A training loop runs steps back to back,
-                # so every engine alike gets untimed calls for REWARM seconds, unless
+                # so every engine alike gets untimed calls for _common.REWARM seconds, unless
                 # one call is long enough to amortise the wake-up itself.
                 prev = samples[col][-1] / scale if samples[col] else 0.0
                 if prev * max(inner, 1) < 0.05:

@@ -27,38 +27,51 @@ fn tape_abort() { autodiff::abort() }
 /// Backward pass: d`loss`/d`p` for each of `params` (None where the loss does not depend on it).
 #[pyfunction]
 fn tape_finish(py: Python<'_>, loss: PyRef<'_, PyTensor>, params: Vec<PyRef<'_, PyTensor>>) -> PyResult<Vec<Option<PyTensor>>> {
+    backward(py, &loss.t, &params)
+}
+
+/// The backward sweep for `params`, without the GIL when the model is big enough for
+/// that to pay (shared by `tape_finish` and `value_and_grad`).
+fn backward(py: Python<'_>, loss: &flux_core::Tensor, params: &[PyRef<'_, PyTensor>]) -> PyResult<Vec<Option<PyTensor>>> {
     let wrt: Vec<&flux_core::Tensor> = params.iter().map(|p| &p.t).collect();
-    let l = &loss.t;
-    let g = py.detach(|| autodiff::finish(l, &wrt)).py()?;
+    let work: usize = wrt.iter().map(|t| t.numel()).sum();
+    let g = maybe_detach(py, work, || autodiff::finish(loss, &wrt)).py()?;
     Ok(g.into_iter().map(|o| o.map(PyTensor::new)).collect())
 }
 
 /// `fx.withgradient` in one call: walk each argument for its tensors, open the tape,
 /// call `f(*args)`, run the backward pass from its scalar loss (`f`'s result, or the first
 /// element of a tuple it returns) and rebuild one gradient tree per argument. Returns
-/// `(value, gradients)`, or `(value, None)` when the result holds no Tensor loss (Python
-/// then raises or, for a constant, answers None for every argument).
+/// `(value, gradients)`. A result holding no Tensor loss goes through
+/// `_autodiff._loss_of`, which raises TypeError or, for a constant, lets every gradient
+/// be None.
 #[pyfunction]
-fn value_and_grad<'py>(py: Python<'py>, f: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyTuple>>)> {
-    // floats and float arrays become Tensors (`_autodiff._as_arg`) so that they can be
+fn value_and_grad<'py>(py: Python<'py>, f: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+    static HELPERS: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
+    let (as_arg, loss_of) = HELPERS.get_or_try_init(py, || -> PyResult<_> {
+        let m = py.import("flux_rs._autodiff")?;
+        Ok((m.getattr("_as_arg")?.unbind(), m.getattr("_loss_of")?.unbind()))
+    })?;
+    // floats and float arrays become Tensors (`_as_arg`) so that they can be
     // differentiated; a float argument gets a float gradient back
-    static AS_ARG: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     let convert = |a: &Bound<'py, PyAny>| a.is_instance_of::<PyFloat>() || a.cast::<numpy::PyUntypedArray>().is_ok();
     let orig = args;
     let args = if args.iter().any(|a| convert(&a)) {
-        let as_arg = AS_ARG.get_or_try_init(py, || py.import("flux_rs._autodiff")?.getattr("_as_arg").map(Bound::unbind))?.bind(py);
-        PyTuple::new(py, args.iter().map(|a| if convert(&a) { as_arg.call1((a,)) } else { Ok(a) }).collect::<PyResult<Vec<_>>>()?)?
+        PyTuple::new(py, args.iter().map(|a| if convert(&a) { as_arg.bind(py).call1((a,)) } else { Ok(a) }).collect::<PyResult<Vec<_>>>()?)?
     } else {
         args.clone()
     };
     let (val, grads) = record_and_rebuild(py, f, &args)?;
-    let Some(grads) = grads else { return Ok((val, None)) };
+    let Some(grads) = grads else {
+        loss_of.bind(py).call1((&val,))?; // raises for a non-scalar result
+        return Ok((val, PyTuple::new(py, orig.iter().map(|_| py.None()))?));
+    };
     let grads = grads
         .iter()
         .zip(orig.iter())
         .map(|(g, a)| if a.is_exact_instance_of::<PyFloat>() && !g.is_none() { g.call_method0("item") } else { Ok(g) })
         .collect::<PyResult<Vec<_>>>()?;
-    Ok((val, Some(PyTuple::new(py, grads)?)))
+    Ok((val, PyTuple::new(py, grads)?))
 }
 
 fn record_and_rebuild<'py>(py: Python<'py>, f: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyTuple>>)> {
@@ -85,11 +98,7 @@ fn record_and_rebuild<'py>(py: Python<'py>, f: &Bound<'py, PyAny>, args: &Bound<
     };
     let loss = loss.borrow();
     let refs: Vec<PyRef<'py, PyTensor>> = params.list.iter().map(|p| p.borrow()).collect();
-    let wrt: Vec<&flux_core::Tensor> = refs.iter().map(|p| &p.t).collect();
-    let work: usize = wrt.iter().map(|t| t.numel()).sum();
-    let lt = &loss.t;
-    let gs = maybe_detach(py, work, || autodiff::finish(lt, &wrt)).py()?;
-    let gs = PyList::new(py, gs.into_iter().map(|g| g.map(PyTensor::new)))?;
+    let gs = PyList::new(py, backward(py, &loss.t, &refs)?)?;
     let trees = plans.iter().map(|p| p.rebuild(py, &gs)).collect::<PyResult<Vec<_>>>()?;
     Ok((val, Some(PyTuple::new(py, trees)?)))
 }

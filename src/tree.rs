@@ -21,39 +21,42 @@ use crate::tensor::PyTensor;
 type Kids<'py> = Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>;
 
 /// What both walks need from `flux_rs._tree`: the plain-class registry (a dict that
-/// `children` adds to, never rebinds) and the Python fallbacks.
-struct Walk<'py> {
-    plain: Bound<'py, PyDict>,
-    children: Bound<'py, PyAny>,
-    rebuild_like: Bound<'py, PyAny>,
-}
-
-struct WalkRefs {
+/// `children` adds to, never rebinds), the Python fallbacks, and `Node`'s equality rule.
+struct TreeRefs {
     plain: Py<PyDict>,
     children: Py<PyAny>,
     rebuild_like: Py<PyAny>,
+    tree_eq: Py<PyAny>,
 }
 
-static REFS: PyOnceLock<WalkRefs> = PyOnceLock::new();
+static REFS: PyOnceLock<TreeRefs> = PyOnceLock::new();
+
+fn refs(py: Python<'_>) -> PyResult<&'static TreeRefs> {
+    REFS.get_or_try_init(py, || -> PyResult<TreeRefs> {
+        let m = py.import("flux_rs._tree")?;
+        Ok(TreeRefs {
+            plain: m.getattr("_PLAIN_TYPES")?.cast_into::<PyDict>()?.unbind(),
+            children: m.getattr("children")?.unbind(),
+            rebuild_like: m.getattr("rebuild_like")?.unbind(),
+            tree_eq: m.getattr("_tree_eq")?.unbind(),
+        })
+    })
+}
+
+/// The walks' view of [`TreeRefs`] while the GIL is held.
+struct Walk<'py> {
+    py: Python<'py>,
+    r: &'static TreeRefs,
+}
 
 impl<'py> Walk<'py> {
-    fn get(py: Python<'py>) -> PyResult<Self> {
-        let r = REFS.get_or_try_init(py, || -> PyResult<WalkRefs> {
-            let m = py.import("flux_rs._tree")?;
-            Ok(WalkRefs {
-                plain: m.getattr("_PLAIN_TYPES")?.cast_into::<PyDict>()?.unbind(),
-                children: m.getattr("children")?.unbind(),
-                rebuild_like: m.getattr("rebuild_like")?.unbind(),
-            })
-        })?;
-        Ok(Walk { plain: r.plain.bind(py).clone(), children: r.children.bind(py).clone(), rebuild_like: r.rebuild_like.bind(py).clone() })
-    }
+    fn get(py: Python<'py>) -> PyResult<Self> { Ok(Walk { py, r: refs(py)? }) }
 
-    fn is_plain(&self, t: &Bound<'py, PyType>) -> PyResult<bool> { self.plain.contains(t) }
+    fn is_plain(&self, t: &Bound<'py, PyType>) -> PyResult<bool> { self.r.plain.bind(self.py).contains(t) }
 
     /// For a plain class, its `@fx.layer(trainable=...)` names (None: all fields).
     fn trainable_names(&self, t: &Bound<'py, PyType>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        Ok(self.plain.get_item(t)?.filter(|n| !n.is_none()))
+        Ok(self.r.plain.bind(self.py).get_item(t)?.filter(|n| !n.is_none()))
     }
 
     /// `children(x)` as `[(key, child)]`, None for a leaf: natively for the common
@@ -80,7 +83,7 @@ impl<'py> Walk<'py> {
         if self.is_plain(&t)? {
             return Ok(Some(public_fields(x)?));
         }
-        let ch = self.children.call1((x,))?;
+        let ch = self.r.children.bind(self.py).call1((x,))?;
         if ch.is_none() {
             return Ok(None);
         }
@@ -175,7 +178,7 @@ impl Node {
         if !self.fields.bind(py).eq(o.fields.bind(py))? {
             return Ok(false);
         }
-        let eq = py.import("flux_rs._tree")?.getattr("_tree_eq")?;
+        let eq = refs(py)?.tree_eq.bind(py);
         for (a, b) in self.values.bind(py).iter().zip(o.values.bind(py).iter()) {
             if !eq.call1((a, b))?.is_truthy()? {
                 return Ok(false);
@@ -322,7 +325,7 @@ fn rebuild<'py>(py: Python<'py>, w: &Walk<'py>, plan: &Plan, grads: &Bound<'py, 
                     Ok(d.into_any())
                 }
                 Kind::Plain(name) => Ok(Node::make(name.bind(py), keys, vals)?.into_any()),
-                Kind::Other(x) => w.rebuild_like.call1((x.bind(py), PyList::new(py, keys)?, PyList::new(py, vals)?)),
+                Kind::Other(x) => w.r.rebuild_like.bind(py).call1((x.bind(py), PyList::new(py, keys)?, PyList::new(py, vals)?)),
             }
         }
     }

@@ -41,17 +41,6 @@ def _loss_of(val) -> Tensor | None:
 _PARAMS_TYPES: tuple = ()
 
 
-def _value_and_grad(f: Callable, args: tuple) -> tuple[Any, tuple]:
-    # one call into Rust (src/autodiff.rs): convert float arguments (``_as_arg``), walk
-    # the arguments for their tensors, record f, run the backward pass and rebuild the
-    # gradient trees from the walk's plans
-    val, grads = _core.value_and_grad(f, args)
-    if grads is None:
-        _loss_of(val)  # no Tensor loss: a TypeError, or a constant with no gradient
-        return val, (None,) * len(args)
-    return val, grads
-
-
 def withgradient(f: Callable, *args) -> WithGradient:
     """The value of ``f(*args)`` and the gradient of its scalar result with respect to
     each argument. If ``f`` returns a tuple, the gradient is of its first element and
@@ -64,7 +53,10 @@ def withgradient(f: Callable, *args) -> WithGradient:
     """
     if len(args) == 1 and isinstance(args[0], _PARAMS_TYPES):
         return args[0]._implicit_withgradient(f)
-    return WithGradient(*_value_and_grad(f, args))
+    # one call into Rust (src/autodiff.rs): convert float arguments (``_as_arg``), walk
+    # the arguments for their tensors, record f, run the backward pass and rebuild the
+    # gradient trees from the walk's plans
+    return WithGradient(*_core.value_and_grad(f, args))
 
 
 def record_gradient(params: list, run: Callable[[], Any]) -> tuple[Any, list]:
@@ -94,8 +86,4 @@ def gradient(f: Callable, *args) -> tuple:
     """
     if len(args) == 1 and isinstance(args[0], _PARAMS_TYPES):
         return args[0]._implicit_withgradient(f).grad
-    val, grads = _core.value_and_grad(f, args)  # as _value_and_grad, one frame less
-    if grads is None:
-        _loss_of(val)
-        return (None,) * len(args)
-    return grads
+    return _core.value_and_grad(f, args)[1]

@@ -65,22 +65,18 @@ pub fn elementwise<T: Float, const K: usize>(
     let sp: Vec<Ptr<T>> = states.into_iter().map(|s| s.data_mut::<T>().map(|v| Ptr(v.as_mut_ptr()))).collect::<Result<_>>()?;
     let sp: [Ptr<T>; K] = sp.try_into().unwrap_or_else(|_| unreachable!());
     // x and g as raw pointers; `into_x` says whether dx′ is subtracted from x or stored in g.
-    let (xp, gp, into_x, _keep): (Ptr<T>, Ptr<T>, bool, Option<Tensor>) = match target {
+    // the read-only operand (g, or x for the pure apply) is read in place when it already
+    // is contiguous T (the usual case): no copy, and no clone of its header either
+    let (xp, gp, into_x, _keep): (Ptr<T>, Ptr<T>, bool, std::borrow::Cow<'_, Tensor>) = match target {
         Target::Param { x, g } => {
-            // read g in place when it already is contiguous T (the usual case): no copy,
-            // and no clone of its header either (small models pay for those)
             let gc = g.as_contiguous::<T>()?;
             let gp = Ptr(gc.as_slice::<T>()?.as_ptr() as *mut T);
-            let keep = match gc {
-                std::borrow::Cow::Owned(t) => Some(t),
-                std::borrow::Cow::Borrowed(_) => None,
-            };
-            (Ptr(x.data_mut::<T>()?.as_mut_ptr()), gp, true, keep)
+            (Ptr(x.data_mut::<T>()?.as_mut_ptr()), gp, true, gc)
         }
         Target::Grad { x, g } => {
-            let xc = x.contiguous();
+            let xc = x.as_contiguous::<T>()?;
             let xp = Ptr(xc.as_slice::<T>()?.as_ptr() as *mut T);
-            (xp, Ptr(g.data_mut::<T>()?.as_mut_ptr()), false, Some(xc))
+            (xp, Ptr(g.data_mut::<T>()?.as_mut_ptr()), false, xc)
         }
     };
     let wide = has_avx2();
