@@ -160,6 +160,16 @@ def test_argmax_and_comparisons():
     assert len({t: 1, fx.tensor(a): 2}) == 2
 
 
+def test_argmax_counts_nan_as_largest_like_julia_and_numpy():
+    nan = float("nan")
+    for dtype in (np.float32, np.float64):
+        a = np.array([[1.0, nan, 3.0, nan], [nan, 0.0, 5.0, 1.0], [2.0, 7.0, 7.0, 1.0], [-np.inf, -np.inf, -np.inf, -np.inf]], dtype)
+        got = np.asarray(fx.tensor(a).argmax(-1))
+        np.testing.assert_array_equal(got, a.argmax(-1))
+        np.testing.assert_array_equal(got, [1, 0, 1, 0])
+    assert fx.onecold(fx.tensor([[0.2, nan, 0.9]]), ["a", "b", "c"]) == ["b"]
+
+
 def test_copy_and_pickle_round_trip():
     import copy
     import pickle

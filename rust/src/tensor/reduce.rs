@@ -131,7 +131,8 @@ impl Tensor {
         self.sum(Some(&dims), true)?.reshape(shape)
     }
 
-    /// Index of the largest value along `dim` (first on ties), for each other position.
+    /// Index of the largest value along `dim` (first on ties; NaN counts as the largest,
+    /// as in Julia and numpy), for each other position.
     pub fn argmax(&self, dim: isize) -> Result<(Vec<usize>, Vec<usize>)> {
         let d = norm_dim(dim, self.ndim())?;
         if self.ndim() == 0 {
@@ -147,8 +148,15 @@ impl Tensor {
         let xp = self.permute_view(&perm).contiguous();
         let idx = crate::dispatch!(self.dtype(), T => {
             xp.as_slice::<T>()?.chunks(n.max(1)).map(|c| {
+                // NaN counts as the largest value and the first one wins, as in Julia's
+                // findmax and numpy's argmax (and as `max` returns NaN)
                 let mut best = 0;
-                for (i, &v) in c.iter().enumerate() { if v > c[best] { best = i; } }
+                for (i, &v) in c.iter().enumerate() {
+                    if c[best].is_nan() {
+                        break;
+                    }
+                    if v > c[best] || v.is_nan() { best = i; }
+                }
                 best
             }).collect::<Vec<usize>>()
         });
