@@ -19,6 +19,21 @@ def test_flux_docstring_examples():
     assert g[1] == 2.0 and g[2] is None
 
 
+def test_pow_gradients_follow_chainrules_at_zero_and_for_negative_bases():
+    # ChainRules' _pow_grad_x / _pow_grad_p: at x = 0 the removable-singularity limits
+    # (not 0·∞ = NaN), and ∂p uses ln|x| for x < 0 (the real part of the complex log)
+    x = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 2.0, -2.0, 3.0])
+    p = np.array([0.0, 1.0, 2.0, 0.5, -1.0, 3.0, 2.0, 0.5])
+    gx, gp = fx.gradient(lambda x, p: (x ** p).sum(), x, p)
+    np.testing.assert_allclose(np.asarray(gx), [0.0, 1.0, 0.0, np.inf, -np.inf, 12.0, -4.0, 0.5 / np.sqrt(3.0)])
+    np.testing.assert_allclose(np.asarray(gp), [np.nan, 0.0, 0.0, 0.0, np.nan, 8 * np.log(2), 4 * np.log(2), np.sqrt(3) * np.log(3)])
+    # away from the edge cases both agree with finite differences
+    xs, ps = np.array([0.7, 1.9]), np.array([1.3, 2.2])
+    gx, gp = fx.gradient(lambda x, p: (x ** p).sum(), xs, ps)
+    np.testing.assert_allclose(np.asarray(gx), numgrad(lambda v: (v ** ps).sum(), xs), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(gp), numgrad(lambda v: (xs ** v).sum(), ps), rtol=1e-6)
+
+
 def test_withgradient_of_tuple_output_differentiates_first_element():
     val, (g,) = fx.withgradient(lambda x: ((1 / x).sum(), 1 / x), np.array([1.0, 2.0, 4.0]))
     assert val[0].item() == 1.75

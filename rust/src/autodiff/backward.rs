@@ -60,11 +60,24 @@ impl Op {
                         needs[0].then(|| g.div(b)).transpose()?,
                         needs[1].then(|| g.mul(a)?.div(&b.square()?)?.neg()).transpose()?,
                     ),
-                    BinaryOp::Pow => (
-                        // d/da a^b = b·a^(b−1);  d/db a^b = a^b·ln a
-                        needs[0].then(|| g.mul(&b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?)).transpose()?,
-                        needs[1].then(|| g.mul(&a.pow(b)?.mul(&a.log()?)?)).transpose()?,
-                    ),
+                    BinaryOp::Pow => {
+                        // d/da a^b = b·a^(b−1);  d/db a^b = a^b·ln|a| (the real part of the
+                        // complex log). At a = 0 the limits of ChainRules' _pow_grad_x/p:
+                        // d/da is 0 for b = 0 (not 0·∞), d/db is 0 for b > 0 (not 0·−∞)
+                        // and NaN for b ≤ 0
+                        use crate::tensor::{elementwise::CmpOp, misc::where_};
+                        let zero = Tensor::zeros(&[], a.dtype());
+                        let ga = needs[0].then(|| -> Result<Tensor> {
+                            let d = b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?;
+                            g.mul(&where_(&b.compare(&zero, CmpOp::Eq)?, &zero, &d)?)
+                        });
+                        let gb = needs[1].then(|| -> Result<Tensor> {
+                            let d = a.pow(b)?.mul(&a.abs()?.log()?)?;
+                            let at0 = where_(&b.compare(&zero, CmpOp::Gt)?, &zero, &zero.add_scalar(f64::NAN)?)?;
+                            g.mul(&where_(&a.compare(&zero, CmpOp::Eq)?, &at0, &d)?)
+                        });
+                        (ga.transpose()?, gb.transpose()?)
+                    }
                     BinaryOp::Max | BinaryOp::Min => {
                         // a wins strictly → all to a; a tie → half each, as ChainRules'
                         // max/min rules and our max/min reductions do (a `>=` mask gave a
