@@ -26,9 +26,12 @@ fn save_safetensors(py: Python<'_>, path: std::path::PathBuf, tensors: Vec<(Stri
     py.detach(|| flux_core::io::save(&path, &ts, &metadata)).py()
 }
 
+/// What `load_safetensors` returns: the tensors in file order, the metadata, verified.
+type Loaded<'py> = (Vec<(String, PyTensor)>, Bound<'py, PyDict>, bool);
+
 /// `(tensors as [(name, Tensor)] in file order, metadata dict, verified)`.
 #[pyfunction]
-fn load_safetensors<'py>(py: Python<'py>, path: std::path::PathBuf) -> PyResult<(Vec<(String, PyTensor)>, Bound<'py, PyDict>, bool)> {
+fn load_safetensors<'py>(py: Python<'py>, path: std::path::PathBuf) -> PyResult<Loaded<'py>> {
     let ck = py.detach(|| flux_core::io::load(&path)).py()?;
     let meta = PyDict::new(py);
     for (k, v) in &ck.metadata {

@@ -322,7 +322,7 @@ impl NormAcc {
 
 fn scale_slice<T: flux_core::Float>(xs: &mut [T], lambda: f64) {
     let l = T::f(lambda);
-    xs.iter_mut().for_each(|v| *v = *v * l);
+    xs.iter_mut().for_each(|v| *v *= l);
 }
 
 /// One gradient array, Rust- or numpy-owned, borrowed for writing.
@@ -404,6 +404,7 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
     }
     // Julia's min(ω/n, 1): a NaN norm gives NaN, an infinite one 0 (so Inf entries become NaN)
     let lambda = if n.is_nan() { f64::NAN } else { (omega / n).min(1.0) };
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN must take this branch
     if !(lambda >= 1.0) {
         for b in bufs.iter_mut() {
             match b.slice()? {

@@ -20,7 +20,7 @@ pub fn batches(order: &[usize], batchsize: usize, partial: bool) -> Vec<&[usize]
 /// Copy rows `idx` of a row-major buffer with `row_bytes` bytes per row into `dst`
 /// (which holds `idx.len()` rows). Parallel when there is enough to copy.
 pub fn gather_rows(src: &[u8], row_bytes: usize, idx: &[usize], dst: &mut [u8]) -> Result<()> {
-    let nrows = if row_bytes == 0 { 0 } else { src.len() / row_bytes };
+    let nrows = src.len().checked_div(row_bytes).unwrap_or(0);
     if let Some(&bad) = idx.iter().find(|&&i| i >= nrows) {
         return Err(value_err!("observation index {bad} is out of range for {nrows} observations"));
     }

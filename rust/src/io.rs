@@ -78,7 +78,10 @@ fn dtype_name(d: Dtype) -> String { format!("{d:?}") }
 
 /// The checksum of everything but itself: the tensor table (sorted by name), the other
 /// metadata entries (sorted by key) and the data bytes in file order.
-fn digest(table: &[(String, Dtype, Vec<usize>, (usize, usize))], meta: &BTreeMap<&str, &str>, data: &[&[u8]]) -> String {
+/// One row of the tensor table: name, dtype, shape, byte range in the data section.
+type Entry = (String, Dtype, Vec<usize>, (usize, usize));
+
+fn digest(table: &[Entry], meta: &BTreeMap<&str, &str>, data: &[&[u8]]) -> String {
     let mut h = Crc::new();
     let mut t: Vec<_> = table.iter().collect();
     t.sort_by(|a, b| a.0.cmp(&b.0));
@@ -219,7 +222,7 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Checkpoint> {
     let st = SafeTensors::deserialize(buf).map_err(|e| corrupt(path, e))?;
     let metadata: HashMap<String, String> = meta.metadata().clone().unwrap_or_default();
     let infos = meta.tensors();
-    let mut table: Vec<(String, Dtype, Vec<usize>, (usize, usize))> =
+    let mut table: Vec<Entry> =
         infos.iter().map(|(k, i)| (k.clone(), i.dtype, i.shape.clone(), i.data_offsets)).collect();
     table.sort_by(|a, b| a.3.cmp(&b.3).then(a.0.cmp(&b.0)));
     let ours = metadata.keys().any(|k| k.starts_with("flux_rs"));

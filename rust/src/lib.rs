@@ -12,6 +12,8 @@
 //! assert_eq!(loss.item().unwrap(), 14.0);
 //! assert_eq!(grads[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![2.0, 4.0, 6.0]);
 //! ```
+// argument checks are written `!(x > 0.0)` on purpose: unlike `x <= 0.0` they reject NaN
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
 pub mod autodiff;
 pub mod data;
 pub mod error;

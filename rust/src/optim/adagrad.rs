@@ -32,7 +32,7 @@ impl AdaGrad {
         crate::dispatch!(t.dtype(), T => {
             let (eta, eps) = (T::f(self.eta), T::f(self.epsilon));
             elementwise::<T, 1>(t, [acc], move |_, g, [acc]| {
-                *acc = *acc + g * g;
+                *acc += g * g;
                 g * eta / (acc.sqrt() + eps)
             })?;
         });

@@ -40,7 +40,7 @@ impl Tensor {
         }
         let s: Vec<usize> = shape
             .iter()
-            .map(|&d| if d < 0 { if known == 0 { 0 } else { n / known } } else { d as usize })
+            .map(|&d| if d < 0 { n.checked_div(known).unwrap_or(0) } else { d as usize })
             .collect();
         self.reshape(&s)
     }
