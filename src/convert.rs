@@ -23,6 +23,50 @@ fn from_numpy_f<T: flux_core::Float + numpy::Element>(a: PyReadonlyArrayDyn<'_, 
     Tensor::from_vec(data, &shape)
 }
 
+/// A dtype given as a name (`"float32"`) or as anything numpy's `np.dtype` takes
+/// (`np.float64`, `np.dtype("f4")`).
+pub fn dtype_arg(d: &Bound<'_, PyAny>) -> PyResult<DType> {
+    if let Ok(s) = d.extract::<String>() {
+        return dtype_from_name(&s);
+    }
+    let name: String = d
+        .py()
+        .import("numpy")?
+        .getattr("dtype")?
+        .call1((d,))
+        .map_err(|_| PyTypeError::new_err(format!("dtype must be float32 or float64 (a name or a numpy dtype), got {}", d.repr().map(|r| r.to_string()).unwrap_or_default())))?
+        .getattr("name")?
+        .extract()?;
+    dtype_from_name(&name)
+}
+
+/// A random seed: a non-negative integer (bools and floats are a TypeError, not converted).
+pub fn seed_arg(v: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
+    let is_int = !v.is_instance_of::<pyo3::types::PyBool>()
+        && (v.is_instance_of::<pyo3::types::PyInt>() || is_numpy_kind(v, b"iu"));
+    if !is_int {
+        return Err(PyTypeError::new_err(format!("{name} must be an integer, got {}", v.get_type().name()?)));
+    }
+    let i: i128 = v.call_method0("__index__")?.extract().map_err(|_| PyValueError::new_err(format!("{name} must be below 2**64, got {v}")))?;
+    if i < 0 {
+        return Err(PyValueError::new_err(format!("{name} must be a non-negative integer, got {i}")));
+    }
+    u64::try_from(i).map_err(|_| PyValueError::new_err(format!("{name} must be below 2**64, got {i}")))
+}
+
+/// Is `v` a numpy scalar (`np.float32(1)`, `np.int64(1)`, `np.bool_(True)`) whose dtype
+/// kind is one of `kinds`?
+pub fn is_numpy_kind(v: &Bound<'_, PyAny>, kinds: &[u8]) -> bool {
+    let t = v.get_type();
+    if v.cast::<PyUntypedArray>().is_ok() || !t.module().is_ok_and(|m| m.to_string() == "numpy") {
+        return false;
+    }
+    v.getattr("dtype")
+        .and_then(|d| d.getattr("kind"))
+        .and_then(|k| k.extract::<String>())
+        .is_ok_and(|k| k.len() == 1 && kinds.contains(&k.as_bytes()[0]))
+}
+
 pub fn dtype_from_name(name: &str) -> PyResult<DType> {
     match name {
         "float32" | "f32" => Ok(DType::F32),
@@ -42,6 +86,11 @@ pub fn to_tensor(obj: &Bound<'_, PyAny>, like: Option<DType>) -> PyResult<Tensor
     }
     if obj.is_instance_of::<pyo3::types::PyFloat>() || obj.is_instance_of::<pyo3::types::PyInt>() {
         let v: f64 = obj.extract()?;
+        return Ok(Tensor::scalar(v, like.unwrap_or(DType::F32)));
+    }
+    if is_numpy_kind(obj, b"fiub") {
+        // a numpy scalar works wherever a Python number does
+        let v: f64 = obj.call_method0("__float__")?.extract()?;
         return Ok(Tensor::scalar(v, like.unwrap_or(DType::F32)));
     }
     if let Ok(a) = obj.cast::<PyUntypedArray>() {

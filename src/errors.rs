@@ -1,7 +1,7 @@
 //! flux-core errors as Python exceptions: shapes and values → ValueError, dtypes and
 //! wrong types → TypeError, a non-finite ClipNorm → FloatingPointError.
 use flux_core::Error;
-use pyo3::exceptions::{PyFloatingPointError, PyIOError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyFloatingPointError, PyIOError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::PyErr;
 
 pub fn to_py(e: Error) -> PyErr {
@@ -12,6 +12,7 @@ pub fn to_py(e: Error) -> PyErr {
         Error::Autodiff(_) => PyRuntimeError::new_err(msg),
         Error::NonFiniteLoss { .. } | Error::Domain(_) => PyFloatingPointError::new_err(msg),
         Error::Io(_) => PyIOError::new_err(msg),
+        Error::OutOfMemory(_) => PyMemoryError::new_err(msg),
     }
 }
 
@@ -21,4 +22,28 @@ pub trait IntoPyResult<T> {
 }
 impl<T> IntoPyResult<T> for flux_core::Result<T> {
     fn py(self) -> pyo3::PyResult<T> { self.map_err(to_py) }
+}
+
+/// The last line of defence against a Rust panic reaching Python as pyo3's
+/// `PanicException`, which derives from BaseException (so `except Exception` misses it)
+/// and reads like a crash. Every flux-core error is a `Result`; a panic is a bug. This
+/// makes this extension's PanicException a RuntimeError (its class is private to this
+/// extension: other PyO3 extensions have their own) whose message asks for a report.
+/// Patching the class once costs nothing per call, where a `catch_unwind` in each of
+/// the bindings would be one more wrapper on every hot method.
+pub fn install_panic_net(py: pyo3::Python<'_>) -> pyo3::PyResult<()> {
+    use pyo3::prelude::*;
+    let p = py.get_type::<pyo3::panic::PanicException>();
+    p.setattr("__bases__", (py.get_type::<PyRuntimeError>(),))?;
+    let code = c"def __str__(self):\n    what = self.args[0] if self.args else 'unknown'\n    return ('internal error in flux_rs (a Rust panic: ' + str(what) + '). This is a bug in flux_rs: please report it with the code that raised it')\n";
+    let m = PyModule::from_code(py, code, c"flux_rs_panic_net.py", c"flux_rs_panic_net")?;
+    p.setattr("__str__", m.getattr("__str__")?)?;
+    p.setattr("__module__", "flux_rs")?;
+    Ok(())
+}
+
+/// Panic on purpose, so that a test can check the net above.
+#[pyo3::pyfunction]
+pub fn _panic_for_test(msg: &str) {
+    panic!("{msg}");
 }

@@ -2,7 +2,7 @@
 use flux_core::nn::{self, losses, Activation};
 use flux_core::tensor::elementwise::UnaryOp;
 use flux_core::tensor::random::{self, Rng};
-use flux_core::Tensor;
+use flux_core::{DType, Tensor};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -22,7 +22,7 @@ pub struct PyRng {
 #[pymethods]
 impl PyRng {
     #[new]
-    fn new(seed: u64) -> Self { PyRng { r: Rng::seed(seed) } }
+    fn new(seed: &Bound<'_, PyAny>) -> PyResult<Self> { Ok(PyRng { r: Rng::seed(crate::convert::seed_arg(seed, "seed")?) }) }
     /// A random permutation of range(n).
     fn permutation(&mut self, n: usize) -> Vec<usize> { self.r.permutation(n) }
     fn __repr__(&self) -> String { "Rng(...)".into() }
@@ -57,7 +57,10 @@ pub fn with_rng<R>(rng: Option<&Bound<'_, PyRng>>, f: impl FnOnce(&mut Rng) -> R
 
 /// Reseed the global generator.
 #[pyfunction]
-fn seed(n: u64) { random::seed(n) }
+fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
+    random::seed(crate::convert::seed_arg(n, "seed")?);
+    Ok(())
+}
 
 fn unary_op(name: &str, param: Option<f64>) -> PyResult<UnaryOp> {
     Ok(match name {
@@ -176,6 +179,8 @@ fn init(
 ) -> PyResult<PyTensor> {
     use nn::init as I;
     let dt = dtype_from_name(dtype)?;
+    // random draws are made in f64 first: reserve that much before drawing
+    flux_core::tensor::alloc::reserve(&shape, DType::F64).py()?;
     let g = |d: f64| gain.unwrap_or(d);
     let t = with_rng(rng, |r| -> flux_core::Result<Tensor> {
         Ok(match name {

@@ -33,8 +33,15 @@ fn dims_arg(dims: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<isize>>> {
         Some(d) => {
             if let Ok(i) = d.extract::<isize>() {
                 Ok(Some(vec![i]))
+            } else if d.is_instance_of::<pyo3::types::PyString>() {
+                Err(PyTypeError::new_err(format!("dims must be an int, a tuple of ints or None, got {}", d.repr()?)))
             } else {
-                Ok(Some(d.extract::<Vec<isize>>()?))
+                d.extract::<Vec<isize>>().map(Some).map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "dims must be an int, a tuple of ints or None, got {}",
+                        d.repr().map(|r| r.to_string()).unwrap_or_default()
+                    ))
+                })
             }
         }
     }
@@ -62,7 +69,7 @@ impl PyTensor {
     /// Use `fx.tensor(data, dtype=None)`; this constructor does the same.
     #[new]
     #[pyo3(signature = (data, dtype=None))]
-    fn py_new(data: &Bound<'_, PyAny>, dtype: Option<&str>) -> PyResult<Self> { tensor(data, dtype) }
+    fn py_new(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<Self> { tensor(data, dtype) }
 
     // numpy must hand binary ops with a Tensor back to the Tensor's reflected methods
     #[classattr]
@@ -242,84 +249,309 @@ impl IntoPyArrayAny for numpy::ndarray::ArrayD<i64> {
     }
 }
 
-/// numpy-style indexing: ints, slices (positive steps), `None`, `...`, and one integer
-/// array (or list) selecting along its dimension.
+/// One entry of an index expression, classified as numpy classifies it.
+enum Ix<'py> {
+    NewAxis,
+    Ellipsis,
+    Int(isize),
+    Slice(Bound<'py, PySlice>),
+    /// An integer array: its values (row-major) and shape.
+    Arr(Vec<isize>, Vec<usize>),
+    /// A boolean array: it selects over as many dimensions as it has.
+    Mask(Vec<bool>, Vec<usize>),
+    /// `True`/`False`: a new axis of length 1 or 0 that takes part in advanced indexing.
+    Bool(bool),
+}
+
+fn index_err(msg: impl Into<String>) -> PyErr { PyIndexError::new_err(msg.into()) }
+
+const VALID: &str = "only integers, slices (`:`), ellipsis (`...`), None and integer or boolean arrays are valid indices";
+
+fn classify<'py>(k: &Bound<'py, PyAny>) -> PyResult<Ix<'py>> {
+    let py = k.py();
+    if k.is_none() {
+        return Ok(Ix::NewAxis);
+    }
+    if k.is(&py.Ellipsis()) {
+        return Ok(Ix::Ellipsis);
+    }
+    if let Ok(s) = k.cast::<PySlice>() {
+        return Ok(Ix::Slice(s.clone()));
+    }
+    if k.is_instance_of::<pyo3::types::PyBool>() || crate::convert::is_numpy_kind(k, b"b") {
+        return Ok(Ix::Bool(k.is_truthy()?));
+    }
+    if k.is_instance_of::<pyo3::types::PyInt>() || crate::convert::is_numpy_kind(k, b"iu") {
+        return k.extract::<isize>().map(Ix::Int).map_err(|_| index_err(format!("index {k} does not fit an index")));
+    }
+    let arraylike = k.is_instance_of::<pyo3::types::PyList>()
+        || k.is_instance_of::<PyTuple>()
+        || k.cast::<numpy::PyUntypedArray>().is_ok()
+        || k.is_instance_of::<PyTensor>();
+    if !arraylike {
+        return Err(index_err(format!("{VALID}, not {}", k.get_type().name()?)));
+    }
+    let np = py.import("numpy")?;
+    let a = np.call_method1("asarray", (k,)).map_err(|_| index_err(VALID))?;
+    let kind: String = a.getattr("dtype")?.getattr("kind")?.extract()?;
+    let shape: Vec<usize> = a.getattr("shape")?.extract()?;
+    let flat = a.call_method0("ravel")?;
+    match kind.as_str() {
+        "b" => Ok(Ix::Mask(flat.call_method0("tolist")?.extract()?, shape)),
+        "i" | "u" => Ok(Ix::Arr(
+            flat.call_method0("tolist")?.extract().map_err(|_| index_err("an index in this array does not fit an index"))?,
+            shape,
+        )),
+        // an empty list is an empty integer index, as in numpy
+        _ if shape.contains(&0) && !k.cast::<numpy::PyUntypedArray>().is_ok() && !k.is_instance_of::<PyTensor>() => Ok(Ix::Arr(vec![], shape)),
+        _ => Err(index_err(format!("arrays used as indices must be of integer (or boolean) type, got dtype {}", a.getattr("dtype")?))),
+    }
+}
+
+fn wrap_index(i: isize, n: usize, axis: usize) -> PyResult<usize> {
+    let j = if i < 0 { i + n as isize } else { i };
+    if j < 0 || j >= n as isize {
+        return Err(index_err(format!("index {i} is out of bounds for axis {axis} with size {n}")));
+    }
+    Ok(j as usize)
+}
+
+/// numpy's broadcast of index shapes (an IndexError when they do not fit).
+fn broadcast_index_shapes(shapes: &[&[usize]]) -> PyResult<Vec<usize>> {
+    let mut out: Vec<usize> = vec![];
+    for s in shapes {
+        out = flux_core::tensor::layout::broadcast_shapes(&out, s).map_err(|_| {
+            let all: Vec<String> = shapes.iter().map(|s| format!("{s:?}")).collect();
+            index_err(format!("shape mismatch: indexing arrays could not be broadcast together with shapes {}", all.join(" ")))
+        })?;
+    }
+    Ok(out)
+}
+
+/// The values of an index array of shape `shape` broadcast to `to`, row-major.
+fn broadcast_values(vals: &[isize], shape: &[usize], to: &[usize]) -> Vec<isize> {
+    let n: usize = to.iter().product();
+    let off = to.len() - shape.len();
+    // the array's strides, 0 along broadcast dimensions
+    let mut strides = vec![0usize; to.len()];
+    let mut acc = 1;
+    for i in (0..shape.len()).rev() {
+        strides[off + i] = if shape[i] == 1 { 0 } else { acc };
+        acc *= shape[i];
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut ix = vec![0usize; to.len()];
+    for _ in 0..n {
+        out.push(vals[ix.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()]);
+        for d in (0..to.len()).rev() {
+            ix[d] += 1;
+            if ix[d] < to[d] {
+                break;
+            }
+            ix[d] = 0;
+        }
+    }
+    out
+}
+
+/// Where a dimension of the result comes from, in the order of the index expression.
+enum Out {
+    /// dimension `d` of the sliced tensor
+    Keep(usize),
+    NewAxis,
+    /// the place of the first advanced index
+    Adv,
+}
+
+/// numpy's indexing, exactly: integers, slices of any step, `None`, `...`, integer
+/// arrays and boolean masks, with numpy's rule for where the dimensions of advanced
+/// indices go (in place when the advanced indices are next to each other, first
+/// otherwise). Anything else, or an index out of range, is an IndexError. Built from
+/// recorded ops (slice, index_select, permute, reshape), so gradients flow through.
 fn index(t: &Tensor, key: &Bound<'_, PyAny>) -> PyResult<Tensor> {
-    let items: Vec<Bound<'_, PyAny>> = match key.cast::<PyTuple>() {
+    let raw: Vec<Bound<'_, PyAny>> = match key.cast::<PyTuple>() {
         Ok(tup) => tup.iter().collect(),
         Err(_) => vec![key.clone()],
     };
-    let ellipsis = key.py().Ellipsis();
-    let used = items.iter().filter(|k| !k.is_none() && !k.is(&ellipsis)).count();
-    if used > t.ndim() {
-        return Err(PyIndexError::new_err(format!("too many indices for a tensor of shape {:?}", t.shape())));
+    let items = raw.iter().map(classify).collect::<PyResult<Vec<_>>>()?;
+    let nd = t.ndim();
+    let consumed: usize = items
+        .iter()
+        .map(|k| match k {
+            Ix::Int(_) | Ix::Slice(_) | Ix::Arr(..) => 1,
+            Ix::Mask(_, s) => s.len(),
+            _ => 0,
+        })
+        .sum();
+    if consumed > nd {
+        return Err(index_err(format!("too many indices for array: array is {nd}-dimensional, but {consumed} were indexed")));
     }
-    let mut dims: Vec<SliceDim> = Vec::new();
-    let mut out_shape: Vec<usize> = Vec::new(); // final shape after slicing, with None axes
-    let mut array_ix: Option<(usize, Vec<usize>, usize)> = None; // (dim, idx, position in out_shape)
-    let mut d = 0;
+    if items.iter().filter(|k| matches!(k, Ix::Ellipsis)).count() > 1 {
+        return Err(index_err("an index can only have a single ellipsis ('...')"));
+    }
+    let has_adv = items.iter().any(|k| matches!(k, Ix::Arr(..) | Ix::Mask(..) | Ix::Bool(_)));
+    let is_adv = |k: &Ix<'_>| matches!(k, Ix::Arr(..) | Ix::Mask(..) | Ix::Bool(_)) || (has_adv && matches!(k, Ix::Int(_)));
+    // numpy: advanced indices next to each other keep their place; an ellipsis between
+    // them separates them even when it stands for no dimension
+    let adv_pos: Vec<usize> = items.iter().enumerate().filter(|(_, k)| is_adv(k)).map(|(i, _)| i).collect();
+    let adjacent = adv_pos.windows(2).all(|w| w[1] == w[0] + 1);
+
+    let shape = t.shape();
     let full = |n: usize| SliceDim { start: 0, len: n, step: 1 };
+    let mut dims: Vec<SliceDim> = Vec::with_capacity(nd);
+    let mut flips: Vec<usize> = Vec::new();
+    let mut out: Vec<Out> = Vec::new();
+    // advanced indices: (dimension or None for a bool scalar, values, shape)
+    let mut adv: Vec<(Option<usize>, Vec<isize>, Vec<usize>)> = Vec::new();
+    let mut d = 0;
     for k in &items {
-        if k.is_none() {
-            out_shape.push(1);
-        } else if k.is(&ellipsis) {
-            for _ in 0..(t.ndim() - used) {
-                dims.push(full(t.shape()[d]));
-                out_shape.push(t.shape()[d]);
+        if is_adv(k) && !out.iter().any(|o| matches!(o, Out::Adv)) {
+            out.push(Out::Adv);
+        }
+        match k {
+            Ix::NewAxis => out.push(Out::NewAxis),
+            Ix::Ellipsis => {
+                for _ in 0..nd - consumed {
+                    dims.push(full(shape[d]));
+                    out.push(Out::Keep(d));
+                    d += 1;
+                }
+            }
+            Ix::Slice(s) => {
+                let ind = s.indices(shape[d] as isize)?;
+                let len = ind.slicelength;
+                if len == 0 {
+                    dims.push(SliceDim { start: 0, len: 0, step: 1 });
+                } else if ind.step > 0 {
+                    dims.push(SliceDim { start: ind.start as usize, len, step: ind.step as usize });
+                } else {
+                    // a negative step: the same elements taken forwards, then reversed
+                    let last = ind.start + (len as isize - 1) * ind.step;
+                    dims.push(SliceDim { start: last as usize, len, step: (-ind.step) as usize });
+                    flips.push(d);
+                }
+                out.push(Out::Keep(d));
                 d += 1;
             }
-        } else if let Ok(s) = k.cast::<PySlice>() {
-            let n = t.shape()[d];
-            let ind = s.indices(n as isize)?;
-            if ind.step <= 0 {
-                return Err(PyValueError::new_err("slices with a negative step are not supported"));
+            Ix::Int(i) if !has_adv => {
+                dims.push(SliceDim { start: wrap_index(*i, shape[d], d)?, len: 1, step: 1 });
+                d += 1;
             }
-            let len = ind.slicelength;
-            dims.push(SliceDim { start: if len == 0 { 0 } else { ind.start as usize }, len, step: ind.step as usize });
-            out_shape.push(len);
-            d += 1;
-        } else if let Ok(i) = k.extract::<isize>() {
-            let n = t.shape()[d] as isize;
-            let j = if i < 0 { i + n } else { i };
-            if j < 0 || j >= n {
-                return Err(PyIndexError::new_err(format!("index {i} is out of bounds for dimension {d} with size {n}")));
+            Ix::Int(i) => {
+                dims.push(full(shape[d]));
+                adv.push((Some(d), vec![*i], vec![]));
+                d += 1;
             }
-            dims.push(SliceDim { start: j as usize, len: 1, step: 1 });
-            d += 1;
-        } else {
-            let idx: Vec<isize> = k
-                .extract::<Vec<isize>>()
-                .or_else(|_| k.call_method0("tolist").and_then(|l| l.extract::<Vec<isize>>()))
-                .map_err(|_| PyTypeError::new_err(format!("cannot index a tensor with {}", k.get_type().name().map(|n| n.to_string()).unwrap_or_default())))?;
-            if array_ix.is_some() {
-                return Err(PyIndexError::new_err("only one integer-array index is supported"));
+            Ix::Arr(v, s) => {
+                dims.push(full(shape[d]));
+                adv.push((Some(d), v.clone(), s.clone()));
+                d += 1;
             }
-            let n = t.shape()[d] as isize;
-            let mut u = Vec::with_capacity(idx.len());
-            for i in idx {
-                let j = if i < 0 { i + n } else { i };
-                if j < 0 || j >= n {
-                    return Err(PyIndexError::new_err(format!("index {i} is out of bounds for dimension {d} with size {n}")));
+            Ix::Mask(m, s) => {
+                let k = s.len();
+                for (j, &n) in s.iter().enumerate() {
+                    if n != shape[d + j] {
+                        return Err(index_err(format!(
+                            "boolean index did not match indexed array along axis {}; size of axis is {} but size of corresponding boolean axis is {n}",
+                            d + j, shape[d + j]
+                        )));
+                    }
                 }
-                u.push(j as usize);
+                // the mask's nonzero coordinates, one index array per dimension it spans
+                let mut coords: Vec<Vec<isize>> = vec![Vec::new(); k];
+                let mut ix = vec![0usize; k];
+                for &b in m {
+                    if b {
+                        for j in 0..k {
+                            coords[j].push(ix[j] as isize);
+                        }
+                    }
+                    for j in (0..k).rev() {
+                        ix[j] += 1;
+                        if ix[j] < s[j] {
+                            break;
+                        }
+                        ix[j] = 0;
+                    }
+                }
+                let nnz = coords.first().map_or(usize::from(m.first().copied().unwrap_or(false)), |c| c.len());
+                if k == 0 {
+                    // a 0-d mask is a bool scalar
+                    adv.push((None, vec![0; nnz], vec![nnz]));
+                }
+                for (j, c) in coords.into_iter().enumerate() {
+                    dims.push(full(shape[d + j]));
+                    adv.push((Some(d + j), c, vec![nnz]));
+                }
+                d += k;
             }
-            array_ix = Some((d, u.clone(), out_shape.len()));
-            dims.push(full(t.shape()[d]));
-            out_shape.push(u.len());
-            d += 1;
+            Ix::Bool(b) => adv.push((None, vec![0; usize::from(*b)], vec![usize::from(*b)])),
         }
     }
-    while d < t.ndim() {
-        dims.push(full(t.shape()[d]));
-        out_shape.push(t.shape()[d]);
+    while d < nd {
+        dims.push(full(shape[d]));
+        out.push(Out::Keep(d));
         d += 1;
     }
     let mut r = t.slice(&dims).py()?;
-    if let Some((dim, idx, _)) = array_ix {
-        r = r.index_select(dim as isize, &idx).py()?;
+    for &f in &flips {
+        let n = r.shape()[f];
+        r = r.index_select(f as isize, &(0..n).rev().collect::<Vec<_>>()).py()?;
     }
-    if r.shape() != out_shape.as_slice() {
-        r = r.reshape(&out_shape).py()?;
+    let keep: Vec<usize> = out.iter().filter_map(|o| if let Out::Keep(d) = o { Some(*d) } else { None }).collect();
+    if !has_adv {
+        let final_shape: Vec<usize> = out.iter().map(|o| if let Out::Keep(d) = o { r.shape()[*d] } else { 1 }).collect();
+        return if r.shape() == final_shape.as_slice() { Ok(r) } else { r.reshape(&final_shape).py() };
+    }
+    // advanced: broadcast the index arrays, move their dimensions first, flatten them
+    // into one and gather along it
+    let b = broadcast_index_shapes(&adv.iter().map(|(_, _, s)| s.as_slice()).collect::<Vec<_>>())?;
+    let nb: usize = flux_core::tensor::alloc::numel(&b).py()?;
+    let adims: Vec<usize> = adv.iter().filter_map(|(d, _, _)| *d).collect();
+    let asizes: Vec<usize> = adims.iter().map(|&d| r.shape()[d]).collect();
+    let mut flat = vec![0usize; nb];
+    let mut stride = 1usize;
+    for (dd, vals, s) in adv.iter().rev() {
+        let Some(dd) = dd else { continue };
+        let n = r.shape()[*dd];
+        let bv = broadcast_values(vals, s, &b);
+        for (f, &i) in flat.iter_mut().zip(&bv) {
+            *f += wrap_index(i, n, *dd)? * stride;
+        }
+        stride *= n;
+    }
+    let perm: Vec<isize> = adims.iter().chain(&keep).map(|&d| d as isize).collect();
+    let rest: Vec<usize> = keep.iter().map(|&d| r.shape()[d]).collect();
+    let mut merged = vec![asizes.iter().product::<usize>()];
+    merged.extend(&rest);
+    r = r.permute(&perm).py()?.reshape(&merged).py()?;
+    r = r.index_select(0, &flat).py()?;
+    // where the advanced dimensions go: in place of the first advanced index when they
+    // are next to each other, else first
+    let q = if adjacent { out.iter().take_while(|o| !matches!(o, Out::Adv)).filter(|o| matches!(o, Out::Keep(_))).count() } else { 0 };
+    let nbd = b.len();
+    let mut shape2 = b.clone();
+    shape2.extend(&rest);
+    r = r.reshape(&shape2).py()?;
+    if q > 0 {
+        let p: Vec<isize> = (nbd..nbd + q).chain(0..nbd).chain(nbd + q..nbd + rest.len()).map(|i| i as isize).collect();
+        r = r.permute(&p).py()?;
+    }
+    let mut final_shape = Vec::new();
+    let mut ri = rest.iter();
+    if !adjacent {
+        final_shape.extend(&b);
+    }
+    for o in &out {
+        match o {
+            Out::Keep(_) => final_shape.push(*ri.next().expect("one size per kept dimension")),
+            Out::NewAxis => final_shape.push(1),
+            Out::Adv if adjacent => final_shape.extend(&b),
+            Out::Adv => {}
+        }
+    }
+    if r.shape() != final_shape.as_slice() {
+        r = r.reshape(&final_shape).py()?;
     }
     Ok(r)
 }
@@ -327,8 +559,8 @@ fn index(t: &Tensor, key: &Bound<'_, PyAny>) -> PyResult<Tensor> {
 /// `fx.tensor(data, dtype=None)`: float32 unless given float64 numpy data or dtype.
 #[pyfunction]
 #[pyo3(signature = (data, dtype=None))]
-pub fn tensor(data: &Bound<'_, PyAny>, dtype: Option<&str>) -> PyResult<PyTensor> {
-    let want = dtype.map(crate::convert::dtype_from_name).transpose()?;
+pub fn tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+    let want = dtype.filter(|d| !d.is_none()).map(crate::convert::dtype_arg).transpose()?;
     let t = to_tensor(data, want)?;
     let t = match want {
         Some(d) if d != t.dtype() => t.cast(d).py()?,
@@ -365,7 +597,9 @@ fn minimum(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
 /// A tensor filled with `value`.
 #[pyfunction]
 fn full(shape: Vec<usize>, value: f64, dtype: &str) -> PyResult<PyTensor> {
-    Ok(PyTensor::new(Tensor::full(&shape, value, crate::convert::dtype_from_name(dtype)?)))
+    let dt = crate::convert::dtype_from_name(dtype)?;
+    flux_core::tensor::alloc::reserve(&shape, dt).py()?;
+    Ok(PyTensor::new(Tensor::full(&shape, value, dt)))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -5,7 +5,7 @@
 //! shapes it knows cheaply (Tensor, tuple, list, dict, `Node`, and the "plain" classes
 //! that `_tree.children` has registered as walked through their `__dict__`) and calls
 //! back into Python for anything else, so both walks agree with `children` exactly.
-use pyo3::exceptions::{PyAttributeError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -16,6 +16,28 @@ use crate::optim::{step_leaves, PyLeaf};
 use crate::convert::to_tensor;
 use crate::errors::IntoPyResult;
 use crate::tensor::PyTensor;
+
+/// One level of a recursive walk, counted against Python's recursion limit: a tree
+/// nested deeper than that raises RecursionError (as `fx.setup`'s Python walk does)
+/// instead of overflowing the Rust stack.
+struct Depth;
+
+impl Depth {
+    fn enter(py: Python<'_>) -> PyResult<Depth> {
+        // SAFETY: the GIL is held (we have `py`); the message is a static C string
+        if unsafe { pyo3::ffi::Py_EnterRecursiveCall(c" while walking a flux_rs tree".as_ptr()) } != 0 {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Depth)
+    }
+}
+
+impl Drop for Depth {
+    fn drop(&mut self) {
+        // SAFETY: paired with the successful Py_EnterRecursiveCall of `enter`, GIL held
+        unsafe { pyo3::ffi::Py_LeaveRecursiveCall() }
+    }
+}
 
 /// A container's `[(key, child)]`.
 type Kids<'py> = Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>;
@@ -260,6 +282,7 @@ fn plan_of<'py>(w: &Walk<'py>, x: &Bound<'py, PyAny>, visiting: &mut Vec<usize>,
         return Ok(Plan::Param(i));
     }
     let id = x.as_ptr() as usize;
+    let _depth = Depth::enter(x.py())?;
     let Some(ch) = w.kids(x)? else { return Ok(Plan::Nothing) };
     if visiting.contains(&id) {
         return Ok(Plan::Nothing); // a reference cycle is cut at its second visit
@@ -309,6 +332,7 @@ fn rebuild<'py>(py: Python<'py>, w: &Walk<'py>, plan: &Plan, grads: &Bound<'py, 
             grads.get_item(*i)
         }
         Plan::Node { kind, keys, subs } => {
+            let _depth = Depth::enter(py)?;
             let vals = subs.iter().map(|s| rebuild(py, w, s, grads, done)).collect::<PyResult<Vec<_>>>()?;
             if vals.iter().all(|v| v.is_none()) {
                 return Ok(py.None().into_bound(py)); // as Zygote's `nothing`
@@ -387,6 +411,44 @@ fn find<'py>(ch: &Option<Kids<'py>>, pos: usize, key: &Bound<'py, PyAny>) -> PyR
     Ok(None)
 }
 
+/// A path of keys as `layers[0].weight` ("the root" when empty).
+fn path_str(path: &[Bound<'_, PyAny>]) -> PyResult<String> {
+    if path.is_empty() {
+        return Ok("the root".into());
+    }
+    let mut s = String::new();
+    for k in path {
+        if k.is_instance_of::<pyo3::types::PyInt>() {
+            s.push_str(&format!("[{k}]"));
+        } else {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(&k.str()?.to_string());
+        }
+    }
+    Ok(s)
+}
+
+/// The error for a gradient that lacks `key` (or is no container) where the state has it.
+fn grad_mismatch<'py>(path: &mut Vec<Bound<'py, PyAny>>, key: &Bound<'py, PyAny>, g: &Bound<'py, PyAny>, gc: &Option<Kids<'py>>) -> PyResult<PyErr> {
+    let at = path_str(path)?;
+    path.push(key.clone());
+    let want = path_str(path)?;
+    path.pop();
+    let has = match gc {
+        Some(kids) => format!(
+            "has only {}",
+            kids.iter().map(|(k, _)| k.repr().map(|r| r.to_string())).collect::<PyResult<Vec<_>>>()?.join(", ")
+        ),
+        None => format!("is a {}", g.get_type().name()?),
+    };
+    Ok(PyValueError::new_err(format!(
+        "update_(opt_state, model, grad): the state and model have {want} but the gradient at {at} {has}; \
+         is the gradient of another model, or of a part of it? (use the gradient of the whole model: fx.gradient(loss, model, ...)[0])"
+    )))
+}
+
 fn gather<'py>(w: &Walk<'py>, t: &Bound<'py, PyAny>, m: Option<Bound<'py, PyAny>>, g: Option<Bound<'py, PyAny>>, path: &mut Vec<Bound<'py, PyAny>>, acc: &mut Gathered<'py>) -> PyResult<()> {
     let Some(g) = g.filter(|g| !g.is_none()) else { return Ok(()) };
     if t.is_none() {
@@ -423,18 +485,39 @@ fn gather<'py>(w: &Walk<'py>, t: &Bound<'py, PyAny>, m: Option<Bound<'py, PyAny>
         }
         return Ok(());
     }
+    if t.is_instance_of::<PyTensor>() {
+        return Err(PyTypeError::new_err(format!(
+            "update_(opt_state, model, grad): the first argument has a Tensor at {} where an optimiser state has a Leaf; \
+             are the arguments swapped? opt_state is what fx.setup(rule, model) returns",
+            path_str(path)?
+        )));
+    }
+    let _depth = Depth::enter(t.py())?;
     let Some(tc) = w.kids(t)? else { return Ok(()) };
     let mc = match &m {
         Some(m) => trainable_kids(w, m)?,
         None => None,
     };
+    if mc.is_none() {
+        return Err(PyValueError::new_err(format!(
+            "update_(opt_state, model, grad): the state has a {} at {} but the model has {} there; \
+             was the state made by fx.setup for another model?",
+            t.get_type().name()?,
+            path_str(path)?,
+            match &m { Some(m) => format!("a {}", m.get_type().name()?), None => "nothing".into() },
+        )));
+    }
     let gc = w.kids(&g)?;
     for (pos, (k, sub)) in tc.iter().enumerate() {
         if sub.is_none() {
             continue;
         }
+        let gk = find(&gc, pos, k)?;
+        if gk.is_none() {
+            return Err(grad_mismatch(path, k, &g, &gc)?);
+        }
         path.push(k.clone());
-        let r = gather(w, sub, find(&mc, pos, k)?, find(&gc, pos, k)?, path, acc);
+        let r = gather(w, sub, find(&mc, pos, k)?, gk, path, acc);
         path.pop();
         r?;
     }
@@ -446,6 +529,12 @@ fn gather<'py>(w: &Walk<'py>, t: &Bound<'py, PyAny>, m: Option<Bound<'py, PyAny>
 #[pyfunction]
 fn update_tree(py: Python<'_>, tree: &Bound<'_, PyAny>, model: &Bound<'_, PyAny>, grads: &Bound<'_, PyAny>) -> PyResult<()> {
     let w = Walk::get(py)?;
+    if tree.is_none() || tree.is_instance_of::<PyTensor>() || (!tree.is_instance_of::<PyLeaf>() && w.kids(tree)?.is_none()) {
+        return Err(PyTypeError::new_err(format!(
+            "update_(opt_state, model, grad): the first argument must be the optimiser state from fx.setup(rule, model), got {}",
+            tree.get_type().name()?
+        )));
+    }
     let mut acc = Gathered { at: HashMap::with_capacity_and_hasher(16, Default::default()), leaves: Vec::with_capacity(16), xs: Vec::with_capacity(16), gs: Vec::with_capacity(16) };
     gather(&w, tree, Some(model.clone()), Some(grads.clone()), &mut Vec::new(), &mut acc)?;
     step_leaves(py, &acc.leaves, &acc.xs, &acc.gs)

@@ -33,8 +33,10 @@ def test_negative_eta_is_a_value_error(name):
         fx.adjust(cls(), -0.5)
 
 
-def test_descent_accepts_negative_eta_like_optimisers_jl():
-    assert fx.Descent(-0.1).eta == -0.1
+def test_descent_rejects_negative_eta_like_every_rule():
+    # Optimisers.jl's Descent skips the check; issue 15 asks for one rule for all rules
+    with pytest.raises(ValueError, match="cannot be negative"):
+        fx.Descent(-0.1)
 
 
 def test_keyword_and_positional_construction_agree():

@@ -26,6 +26,10 @@ pub enum Error {
     Domain(String),
     #[error("{0}")]
     Io(String),
+    /// A buffer that cannot be allocated (Python: MemoryError). Raised before the
+    /// allocation is tried for real, so the process never aborts on it.
+    #[error("{0}")]
+    OutOfMemory(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -262,7 +262,39 @@ pub fn build(name: &str, fields: &[(String, Hyper)]) -> Result<Box<dyn Rule>> {
     if let Some((k, _)) = fields.iter().find(|(k, _)| !known(k)) {
         return Err(unknown_field(rule.as_ref(), k));
     }
+    check_fields(rule.as_ref())?;
     Ok(rule)
+}
+
+/// The checks every rule's hyperparameters pass, the same for all rules: no NaN
+/// anywhere, no infinity except in the clipping thresholds and norm order (where
+/// `Inf` means "no clipping" or the max-norm), and a learning rate that is not negative.
+fn check_fields(rule: &dyn Rule) -> Result<()> {
+    let may_be_inf = |k: &str| matches!(k, "omega" | "delta" | "p");
+    for (k, v) in rule.fields() {
+        let vals = match v {
+            Hyper::Float(x) => vec![x],
+            Hyper::Pair(a, b) => vec![a, b],
+            _ => continue,
+        };
+        for x in vals {
+            if x.is_nan() || (x.is_infinite() && !may_be_inf(k)) {
+                return Err(value_err!("{}: {k} must be a finite number, got {}", rule.name(), describe_hyper(&v)));
+            }
+        }
+        if k == "eta" {
+            check_eta(match v { Hyper::Float(x) => x, _ => 0.0 })?;
+        }
+    }
+    Ok(())
+}
+
+fn describe_hyper(v: &Hyper) -> String {
+    match v {
+        Hyper::Float(x) => format!("{x}"),
+        Hyper::Pair(a, b) => format!("({a}, {b})"),
+        _ => String::new(),
+    }
 }
 
 /// βt as `init` stores it: β rounded to the parameter's precision (spec §1.2).

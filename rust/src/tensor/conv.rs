@@ -92,9 +92,10 @@ fn pad3(v: &[usize], fill: usize) -> [usize; 3] {
 
 /// Output length of a convolution along one dimension (`None` if the window does not fit).
 pub fn conv_out_len(n: usize, k: usize, stride: usize, pad_lo: usize, pad_hi: usize, dil: usize) -> Option<usize> {
-    let span = dil * (k.max(1) - 1) + 1;
-    let padded = n + pad_lo + pad_hi;
-    if padded < span || k == 0 {
+    // checked: a huge padding or dilation is "does not fit", not a wrapped size
+    let span = dil.checked_mul(k.max(1) - 1)?.checked_add(1)?;
+    let padded = n.checked_add(pad_lo)?.checked_add(pad_hi)?;
+    if padded < span || k == 0 || stride == 0 {
         return None;
     }
     Some((padded - span) / stride + 1)
@@ -429,6 +430,15 @@ fn record_conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &Tensor, g: Geom
 /// assert_eq!(y.shape(), &[1, 2, 4, 4]);
 /// assert_eq!(y.to_vec_f64().unwrap()[5], 9.0);
 /// ```
+/// Check that the output of shape `oshape` and the largest column buffer (a kernel's
+/// worth of input per output position) can be allocated, before either is made.
+fn reserve_conv(oshape: &[usize], ws: &[usize], dt: DType) -> Result<()> {
+    super::alloc::reserve(oshape, dt)?;
+    let col = [&ws[1..], &oshape[2..]].concat();
+    super::alloc::reserve(&col, dt)?;
+    Ok(())
+}
+
 pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) -> Result<Tensor> {
     let (xc, wc, bc, dt) = prepare(x, w, b, "conv")?;
     let ns = wc.ndim() - 2;
@@ -464,6 +474,7 @@ pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) -> Resu
     };
     let mut oshape = vec![xs[0], cout];
     oshape.extend(&small);
+    reserve_conv(&oshape, &ws, dt)?;
     let out = crate::dispatch!(dt, T => {
         let bs = match &bc { Some(b) => Some(b.as_slice::<T>()?), None => None };
         vec_tensor(conv_fwd(&g, xc.as_slice::<T>()?, wc.as_slice::<T>()?, bs), &oshape)
@@ -501,8 +512,12 @@ pub fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpe
     }
     let mut big = Vec::with_capacity(ns);
     for i in 0..ns {
-        let full = (xs[2 + i].max(1) - 1) * spec.stride[i] + spec.dilation[i] * (ws[2 + i].max(1) - 1) + 1 + out_pad[i];
-        let cut = spec.pad_lo[i] + spec.pad_hi[i];
+        let full = (xs[2 + i].max(1) - 1)
+            .checked_mul(spec.stride[i])
+            .and_then(|a| a.checked_add(spec.dilation[i].checked_mul(ws[2 + i].max(1) - 1)?))
+            .and_then(|a| a.checked_add(1 + out_pad[i]))
+            .ok_or_else(|| value_err!("conv_transpose: stride {:?} and dilation {:?} give an output too large to count", spec.stride, spec.dilation))?;
+        let cut = spec.pad_lo[i].saturating_add(spec.pad_hi[i]);
         if full <= cut || xs[2 + i] == 0 || out_pad[i] >= spec.stride[i].max(spec.dilation[i]) {
             return Err(shape_err!(
                 "conv_transpose: input of spatial shape {:?} with kernel {:?}, stride {:?}, padding {:?}/{:?}, out_pad {:?} gives no valid output",
@@ -523,6 +538,7 @@ pub fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpe
     };
     let mut oshape = vec![xs[0], cout];
     oshape.extend(&big);
+    reserve_conv(&oshape, &ws, dt)?;
     let out = crate::dispatch!(dt, T => {
         let mut y = conv_bwd_data(&g, xc.as_slice::<T>()?, wc.as_slice::<T>()?);
         if let Some(b) = &bc {

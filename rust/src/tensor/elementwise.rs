@@ -328,6 +328,7 @@ pub(crate) fn mul_deriv_inplace<T: Float>(op: UnaryOp, g: &mut [T], x: &[T], y: 
 /// Broadcast `a` and `b` (already of dtype T) and combine them elementwise.
 pub(crate) fn broadcast_zip<T: Float>(a: &Tensor, b: &Tensor, par_min: usize, f: impl Fn(T, T) -> T + Sync + Send) -> Result<Tensor> {
     let shape = broadcast_shapes(a.shape(), b.shape())?;
+    super::alloc::reserve(&shape, T::DTYPE)?;
     if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
         return Ok(Tensor::from_cpu(T::vec_into(zip_slices(a.as_slice::<T>()?, b.as_slice::<T>()?, par_min, f)), &shape));
     }

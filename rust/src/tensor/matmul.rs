@@ -131,6 +131,7 @@ fn bmm<T: Float>(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let batch = broadcast_shapes(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
     let mut oshape = batch.clone();
     oshape.extend([m, n]);
+    super::alloc::reserve(&oshape, T::DTYPE)?;
     let nb: usize = batch.iter().product();
     let la = a.layout().broadcast_to(&[batch.as_slice(), &[m, k]].concat())?;
     let lb = b.layout().broadcast_to(&[batch.as_slice(), &[k, n]].concat())?;

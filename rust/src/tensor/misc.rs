@@ -38,6 +38,7 @@ impl Backward for WhereBackward {
 pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let shape = broadcast_shapes(&broadcast_shapes(cond.shape(), a.shape())?, b.shape())?;
     let dt = DType::promote(a.dtype(), b.dtype());
+    super::alloc::reserve(&shape, dt)?;
     let a = a.cast(dt)?.broadcast_to(&shape)?.contiguous();
     let b = b.cast(dt)?.broadcast_to(&shape)?.contiguous();
     let c = cond.detach().cast(dt)?.broadcast_to(&shape)?.contiguous();
@@ -223,6 +224,7 @@ pub fn interp_axis(x: &Tensor, axis: isize, w: &Interp) -> Result<Tensor> {
     let (outer, n, inner) = (s[..ax].iter().product::<usize>(), s[ax], s[ax + 1..].iter().product::<usize>());
     let mut oshape = s.clone();
     oshape[ax] = w.t.len();
+    super::alloc::reserve(&oshape, x.dtype())?;
     let out = crate::dispatch!(x.dtype(), T => {
         Tensor::from_cpu(T::vec_into(interp_kernel(xc.as_slice::<T>()?, outer, n, inner, w)), &oshape)
     });

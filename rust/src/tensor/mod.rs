@@ -9,6 +9,7 @@
 //! Ops live by family: [`elementwise`], [`reduce`], [`matmul`], [`movement`],
 //! [`softmax`]; random constructors in [`random`]. Every op that a gradient can flow
 //! through records itself on the autodiff tape (see [`crate::autodiff`]).
+pub mod alloc;
 pub mod conv;
 pub mod dropout;
 pub mod dtype;
@@ -111,8 +112,13 @@ impl Tensor {
         if !self.is_contiguous() {
             return Err(Error::Value("as_slice needs a contiguous tensor; call contiguous() first".into()));
         }
-        let off = self.layout.offset;
-        Ok(&self.raw::<T>()?[off..off + self.numel()])
+        let (off, n) = (self.layout.offset, self.numel());
+        if n == 0 {
+            // an empty view may sit past the end of its buffer (a slice at the end of
+            // an axis, a zero-size batch of a sequence)
+            return Ok(&self.raw::<T>()?[..0]);
+        }
+        Ok(&self.raw::<T>()?[off..off + n])
     }
     /// Mutable access to the elements, copying first if the buffer is shared or the
     /// layout is not plain contiguous. Keeps the tensor's identity.

@@ -33,7 +33,8 @@ impl Tensor {
     /// A new shape with the same number of elements; one entry may be `-1`.
     pub fn reshape_infer(&self, shape: &[isize]) -> Result<Tensor> {
         let n = self.numel();
-        let known: usize = shape.iter().filter(|&&s| s >= 0).map(|&s| s as usize).product();
+        let known_dims: Vec<usize> = shape.iter().filter(|&&s| s >= 0).map(|&s| s as usize).collect();
+        let known = super::alloc::numel(&known_dims)?;
         let infer = shape.iter().filter(|&&s| s < 0).count();
         if infer > 1 {
             return Err(shape_err!("only one dimension can be -1 in reshape, got {:?}", shape));
@@ -45,7 +46,7 @@ impl Tensor {
         self.reshape(&s)
     }
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
-        if shape.iter().product::<usize>() != self.numel() {
+        if super::alloc::numel(shape)? != self.numel() {
             return Err(shape_err!("cannot reshape a tensor of shape {:?} into shape {:?}", self.shape(), shape));
         }
         let out = self.reshape_view(shape);
@@ -80,6 +81,7 @@ impl Tensor {
         if self.shape() == shape {
             return Ok(self.clone());
         }
+        super::alloc::numel(shape)?;
         let out = self.view(self.layout().broadcast_to(shape)?);
         record(&[self], &out, || Op::Expand { in_shape: self.shape().to_vec() });
         Ok(out)
@@ -123,6 +125,7 @@ impl Tensor {
         let inner: usize = self.shape()[ax + 1..].iter().product();
         let mut shape = self.shape().to_vec();
         shape[ax] = idx.len();
+        super::alloc::reserve(&shape, self.dtype())?;
         let out = crate::dispatch!(self.dtype(), T => {
             let xs = x.as_slice::<T>()?;
             let mut o = Vec::with_capacity(outer * idx.len() * inner);

@@ -241,6 +241,13 @@ pub fn pool(x: &Tensor, mode: PoolMode, spec: &PoolSpec) -> Result<Tensor> {
     let xs = x.shape();
     let mut small = Vec::with_capacity(ns);
     for i in 0..ns {
+        // a window lying wholly in the padding would give -inf (max) or 0 (mean)
+        if spec.pad_lo[i] >= spec.window[i] || spec.pad_hi[i] >= spec.window[i] {
+            return Err(value_err!(
+                "pooling padding {:?}/{:?} must be smaller than the window {:?} (a window inside the padding has no input)",
+                spec.pad_lo, spec.pad_hi, spec.window
+            ));
+        }
         let padded = xs[2 + i] + spec.pad_lo[i] + spec.pad_hi[i];
         if padded < spec.window[i] {
             return Err(shape_err!("pooling window {:?} is larger than the padded input of spatial shape {:?}", spec.window, &xs[2..]));
@@ -262,6 +269,7 @@ pub fn pool(x: &Tensor, mode: PoolMode, spec: &PoolSpec) -> Result<Tensor> {
     let (lb, ls) = (g.lb(), g.ls());
     let mut oshape = vec![xs[0], xs[1]];
     oshape.extend(&small);
+    super::alloc::reserve(&oshape, x.dtype())?;
     let mut arg = vec![u32::MAX; if mode == PoolMode::Max { g.planes * ls } else { 0 }];
     let out = crate::dispatch!(x.dtype(), T => {
         let xv = xc.as_slice::<T>()?;
