@@ -58,7 +58,7 @@ pub fn seed_arg(v: &Bound<'_, PyAny>, name: &str) -> PyResult<u64> {
 /// kind is one of `kinds`?
 pub fn is_numpy_kind(v: &Bound<'_, PyAny>, kinds: &[u8]) -> bool {
     let t = v.get_type();
-    if v.cast::<PyUntypedArray>().is_ok() || !t.module().is_ok_and(|m| m.to_string() == "numpy") {
+    if v.cast::<PyUntypedArray>().is_ok() || !t.module().is_ok_and(|m| m == "numpy") {
         return false;
     }
     v.getattr("dtype")

@@ -267,6 +267,15 @@ fn rule_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, state: &Bound<'py,
         return Err(PyValueError::new_err(format!("gradient of shape {:?} does not match parameter of shape {:?}", g.shape(), x.shape())));
     }
     let mut s = state_from_py(state)?.deep_clone();
+    // a state of another form would fail deep inside the rule with the rule's own words
+    let want = r.init(&x).py()?;
+    if !s.same_form(&want) {
+        return Err(PyValueError::new_err(format!(
+            "{}: this state does not fit the rule and a parameter of shape {:?}: expected {}, got {}; \
+             pass the state from fx.optimise.init(rule, x) or from the previous apply",
+            optim::describe(r.as_ref()), x.shape(), want.describe(), s.describe()
+        )));
+    }
     let stepped = r.apply_(&mut s, &x, &mut g).py()?;
     Ok((state_to_py(py, &s)?, stepped.then(|| PyTensor::new(g))))
 }

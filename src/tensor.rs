@@ -272,7 +272,7 @@ fn classify<'py>(k: &Bound<'py, PyAny>) -> PyResult<Ix<'py>> {
     if k.is_none() {
         return Ok(Ix::NewAxis);
     }
-    if k.is(&py.Ellipsis()) {
+    if k.is(py.Ellipsis()) {
         return Ok(Ix::Ellipsis);
     }
     if let Ok(s) = k.cast::<PySlice>() {
@@ -303,7 +303,7 @@ fn classify<'py>(k: &Bound<'py, PyAny>) -> PyResult<Ix<'py>> {
             shape,
         )),
         // an empty list is an empty integer index, as in numpy
-        _ if shape.contains(&0) && !k.cast::<numpy::PyUntypedArray>().is_ok() && !k.is_instance_of::<PyTensor>() => Ok(Ix::Arr(vec![], shape)),
+        _ if shape.contains(&0) && k.cast::<numpy::PyUntypedArray>().is_err() && !k.is_instance_of::<PyTensor>() => Ok(Ix::Arr(vec![], shape)),
         _ => Err(index_err(format!("arrays used as indices must be of integer (or boolean) type, got dtype {}", a.getattr("dtype")?))),
     }
 }

@@ -430,8 +430,11 @@ fn path_str(path: &[Bound<'_, PyAny>]) -> PyResult<String> {
     Ok(s)
 }
 
-/// The error for a gradient that lacks `key` (or is no container) where the state has it.
-fn grad_mismatch<'py>(path: &mut Vec<Bound<'py, PyAny>>, key: &Bound<'py, PyAny>, g: &Bound<'py, PyAny>, gc: &Option<Kids<'py>>) -> PyResult<PyErr> {
+/// The error for a model or gradient (`what`) that lacks `key` (or is no container)
+/// where the state has it.
+fn mismatch<'py>(
+    path: &mut Vec<Bound<'py, PyAny>>, key: &Bound<'py, PyAny>, g: &Bound<'py, PyAny>, gc: &Option<Kids<'py>>, what: &str, hint: &str,
+) -> PyResult<PyErr> {
     let at = path_str(path)?;
     path.push(key.clone());
     let want = path_str(path)?;
@@ -444,8 +447,7 @@ fn grad_mismatch<'py>(path: &mut Vec<Bound<'py, PyAny>>, key: &Bound<'py, PyAny>
         None => format!("is a {}", g.get_type().name()?),
     };
     Ok(PyValueError::new_err(format!(
-        "update_(opt_state, model, grad): the state and model have {want} but the gradient at {at} {has}; \
-         is the gradient of another model, or of a part of it? (use the gradient of the whole model: fx.gradient(loss, model, ...)[0])"
+        "update_(opt_state, model, grad): the state has {want} but the {what} at {at} {has}; {hint}"
     )))
 }
 
@@ -456,11 +458,7 @@ fn gather<'py>(w: &Walk<'py>, t: &Bound<'py, PyAny>, m: Option<Bound<'py, PyAny>
     }
     if let Ok(leaf) = t.cast::<PyLeaf>() {
         let Some(x) = m.as_ref().and_then(|m| m.cast::<PyTensor>().ok()) else {
-            let where_ = if path.is_empty() {
-                "the root".to_string()
-            } else {
-                path.iter().map(|k| k.str().map(|s| s.to_string())).collect::<PyResult<Vec<_>>>()?.join(".")
-            };
+            let where_ = path_str(path)?;
             let got = match &m {
                 Some(m) => m.get_type().name()?.to_string(),
                 None => "NoneType".into(),
@@ -512,12 +510,20 @@ fn gather<'py>(w: &Walk<'py>, t: &Bound<'py, PyAny>, m: Option<Bound<'py, PyAny>
         if sub.is_none() {
             continue;
         }
+        let mk = find(&mc, pos, k)?;
+        if mk.is_none() {
+            let m = m.as_ref().expect("mc is Some only when m is");
+            return Err(mismatch(path, k, m, &mc, "model", "was the state made by fx.setup for another model?")?);
+        }
         let gk = find(&gc, pos, k)?;
         if gk.is_none() {
-            return Err(grad_mismatch(path, k, &g, &gc)?);
+            return Err(mismatch(
+                path, k, &g, &gc, "gradient",
+                "is the gradient of another model, or of a part of it? (use the gradient of the whole model: fx.gradient(loss, model, ...)[0])",
+            )?);
         }
         path.push(k.clone());
-        let r = gather(w, sub, find(&mc, pos, k)?, gk, path, acc);
+        let r = gather(w, sub, mk, gk, path, acc);
         path.pop();
         r?;
     }

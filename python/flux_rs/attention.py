@@ -33,6 +33,13 @@ def _additive_mask(mask, dtype) -> Tensor:
     return _core.tensor(np.where(m, 0.0, -np.inf), dtype.name)
 
 
+def _check_nheads(nheads):
+    if isinstance(nheads, bool) or not isinstance(nheads, (int, np.integer)):
+        raise TypeError(f"nheads must be an integer, got {nheads!r}")
+    if nheads < 1:
+        raise ValueError(f"nheads must be at least 1, got {nheads}")
+
+
 def dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias=None, *, mask=None, nheads: int = 1, fdrop=None):
     """Scaled dot-product attention over ``nheads`` heads. Inputs (batch, len, dim);
     returns ``(y, α)`` with y (batch, q_len, v_dim) and α (batch, nheads, q_len, kv_len).
@@ -47,6 +54,7 @@ def dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias=None, *, mask=No
     B, Lq, dqk = q.shape
     Lk = k.shape[1]
     dv = v.shape[2]
+    _check_nheads(nheads)
     if dqk % nheads or dv % nheads:
         raise ValueError(f"query/key dimension {dqk} and value dimension {dv} must be divisible by nheads={nheads}")
     hq, hv = dqk // nheads, dv // nheads
@@ -82,6 +90,7 @@ class MultiHeadAttention:
     def __init__(self, dims, nheads: int = 8, *, bias: bool = False, init=glorot_uniform, dropout_prob: float = 0.0,
                  rng=None):
         (qi, ki, vi), (qk, vd), out = _parse_dims(dims)
+        _check_nheads(nheads)
         if qk % nheads or vd % nheads:
             raise ValueError(f"qk dimension {qk} and v dimension {vd} must be divisible by nheads={nheads}")
         from .normalise import Dropout

@@ -32,10 +32,26 @@ class SamePad:
         return "SamePad()"
 
 
+def _ints(v, what: str) -> tuple:
+    """``v`` (an int or a sequence of them) as a tuple of non-negative ints: a
+    ValueError naming ``what`` for a negative entry, a TypeError for a non-integer."""
+    vs = (v,) if isinstance(v, (int, np.integer)) else v
+    try:
+        vs = tuple(vs)
+    except TypeError:
+        raise TypeError(f"{what} must be an int or a tuple of ints, got {v!r}") from None
+    for a in vs:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise TypeError(f"{what} must be an int or a tuple of ints, got {v!r}")
+        if a < 0:
+            raise ValueError(f"{what} must not be negative, got {v!r}")
+    return tuple(int(a) for a in vs)
+
+
 def _tuple(v, n: int, what: str) -> tuple:
-    if isinstance(v, (int, np.integer)):
-        return (int(v),) * n
-    v = tuple(int(a) for a in v)
+    v = _ints(v, what)
+    if len(v) == 1:
+        return v * n
     if len(v) != n:
         raise ValueError(f"{what} needs 1 or {n} entries, got {v}")
     return v
@@ -59,9 +75,9 @@ def _pads(pad, k: tuple, dilation: tuple) -> tuple[list[int], list[int]]:
         return [-(-t // 2) for t in tot], [t // 2 for t in tot]
     if isinstance(pad, str) and pad.lower() == "same":
         return _pads(SamePad(), k, dilation)
-    if isinstance(pad, (int, np.integer)):
-        return [int(pad)] * n, [int(pad)] * n
-    p = tuple(int(a) for a in pad)
+    p = _ints(pad, "pad")
+    if len(p) == 1:
+        return [p[0]] * n, [p[0]] * n
     if len(p) == n:
         return list(p), list(p)
     if len(p) == 2 * n:
@@ -372,6 +388,17 @@ class AdaptiveMeanPool(AdaptiveMaxPool):
     _mode = "mean"
 
 
+def _scales(scale) -> tuple:
+    """``scale`` as a tuple of positive finite numbers, or a ValueError naming it."""
+    sc = (scale,) if isinstance(scale, (int, float, np.integer, np.floating)) else tuple(scale)
+    for s in sc:
+        if isinstance(s, bool) or not isinstance(s, (int, float, np.integer, np.floating)):
+            raise TypeError(f"scale must be a number or a tuple of numbers, got {scale!r}")
+        if not (np.isfinite(s) and s > 0):
+            raise ValueError(f"scale must be positive and finite, got {scale!r}")
+    return sc
+
+
 def _out_size(x: Tensor, scale, size) -> list[int]:
     n = x.ndim - 2
     if n < 1:
@@ -380,7 +407,8 @@ def _out_size(x: Tensor, scale, size) -> list[int]:
         raise ValueError("give exactly one of scale and size")
     if size is not None:
         return list(_tuple(size, n, "size"))
-    sc = (scale,) * n if isinstance(scale, (int, float, np.integer, np.floating)) else tuple(scale)
+    sc = _scales(scale)
+    sc = sc * n if len(sc) == 1 else sc
     if len(sc) != n:
         raise ValueError(f"scale needs 1 or {n} entries, got {scale!r}")
     return [int(np.floor(d * s)) for d, s in zip(x.shape[2:], sc)]
@@ -427,6 +455,10 @@ class Upsample:
             raise ValueError(f"Upsample mode must be nearest, linear, bilinear or trilinear, got {mode!r}")
         if (scale is None) == (size is None):
             raise ValueError("Upsample needs exactly one of scale and size")
+        if scale is not None:
+            _scales(scale)
+        else:
+            _ints(size, "size")
         self.mode, self.scale, self.size, self.align_corners = mode, scale, size, align_corners
 
     def __call__(self, x):

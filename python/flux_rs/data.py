@@ -97,6 +97,8 @@ class DataLoader:
                  collate=None, parallel: bool = False):
         self.data = data
         self.n = numobs(data)
+        if isinstance(batchsize, bool) or not isinstance(batchsize, (int, np.integer)):
+            raise TypeError(f"batchsize must be an integer, got {type(batchsize).__name__} {batchsize!r}")
         bs = int(batchsize)
         if bs > 0 and self.n < bs and self.n > 0:
             warnings.warn(f"number of observations ({self.n}) is less than the batch size ({bs}); "
@@ -106,7 +108,9 @@ class DataLoader:
         self.collate, self.parallel = collate, bool(parallel)
         if rng is None:
             rng = derived_rng()
-        elif isinstance(rng, (int, np.integer)):
+        elif isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+            if rng < 0:
+                raise ValueError(f"rng must be an fx.Rng or a non-negative int seed, got {rng}")
             rng = _core.Rng(int(rng))
         elif not isinstance(rng, _core.Rng):
             raise TypeError(f"rng must be an fx.Rng or an int seed, got {type(rng).__name__}")
@@ -146,17 +150,27 @@ class DataLoader:
         q: queue.Queue = queue.Queue(maxsize=2)
         stop = threading.Event()
 
+        def put(item) -> bool:
+            # never block for good: a consumer that stopped (closed, broken out of,
+            # interrupted, garbage-collected) sets `stop` and this thread ends
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
         def produce():
             try:
                 for b in batches:
-                    if stop.is_set():
+                    if stop.is_set() or not put((True, self._make(b))):
                         return
-                    q.put((True, self._make(b)))
-                q.put((False, None))
+                put((False, None))
             except BaseException as e:  # hand the error to the consumer
-                q.put((None, e))
+                put((None, e))
 
-        t = threading.Thread(target=produce, daemon=True)
+        t = threading.Thread(target=produce, daemon=True, name="flux_rs DataLoader")
         t.start()
         try:
             while True:
@@ -168,6 +182,8 @@ class DataLoader:
                 yield item
         finally:
             stop.set()
+            # the producer ends within one batch; wait briefly, not for a slow collate
+            t.join(timeout=1.0)
 
     def __repr__(self):
         return f"DataLoader(<{numobs(self.data)} observations>, batchsize={self.batchsize}, shuffle={self.shuffle}, partial={self.partial})"

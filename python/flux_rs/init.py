@@ -22,7 +22,7 @@ def seed(n: int) -> None:
     >>> fx.seed(1); a = fx.rand(2).tolist(); fx.seed(1); a == fx.rand(2).tolist()
     True
     """
-    _core.seed(int(n))
+    _core.seed(n)  # checked there: a non-negative integer (1.5 is a TypeError, not 1)
 
 
 def derived_rng() -> "_core.Rng":

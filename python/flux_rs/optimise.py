@@ -52,6 +52,8 @@ class Rule:
     ``((name, default), ...)`` in Optimisers.jl's constructor order."""
 
     _fields: ClassVar[tuple[tuple[str, Any], ...]] = ()
+    #: other accepted spellings of a keyword (RMSProp's ``centered``, as Optimisers.jl)
+    _aliases: ClassVar[dict[str, str]] = {}
 
     def __init__(self, *args, **kwargs):
         names = [k for k, _ in self._fields]
@@ -61,6 +63,7 @@ class Rule:
         vals = dict(self._fields)
         vals.update(zip(names, args))
         for k, v in kwargs.items():
+            k = self._aliases.get(k, k)
             if k not in vals:
                 raise TypeError(f"{type(self).__name__} has no field {k!r}; its fields are {', '.join(names)}")
             if k in names[:len(args)]:
@@ -140,7 +143,9 @@ Nesterov = _rule("Nesterov", (("eta", 0.001), ("rho", 0.9)),
 Rprop = _rule("Rprop", (("eta", 1e-3), ("ell", (0.5, 1.2)), ("gamma", (1e-6, 50.0))),
               "Resilient propagation.\n\n>>> import flux_rs as fx\n>>> fx.Rprop().ell\n(0.5, 1.2)\n")
 RMSProp = _rule("RMSProp", (("eta", 0.001), ("rho", 0.9), ("epsilon", 1e-8), ("centred", False)),
-                "RMSProp, optionally centred.\n\n>>> import flux_rs as fx\n>>> fx.RMSProp(centred=True).centred\nTrue\n")
+                "RMSProp, optionally centred (``centered=`` is accepted too).\n\n>>> import flux_rs as fx\n"
+                ">>> fx.RMSProp(centred=True).centred, fx.RMSProp(centered=True).centred\n(True, True)\n")
+RMSProp._aliases = {"centered": "centred"}
 Adam = _rule("Adam", (("eta", 0.001), ("beta", (0.9, 0.999)), ("epsilon", 1e-8)),
              "Adam.\n\n>>> import flux_rs as fx\n>>> fx.Adam(0.01)\nAdam(eta=0.01, beta=(0.9, 0.999), epsilon=1e-08)\n")
 RAdam = _rule("RAdam", (("eta", 0.001), ("beta", (0.9, 0.999)), ("epsilon", 1e-8)),

@@ -414,13 +414,16 @@ def load(path) -> Any:
     p = os.fspath(path)
     try:
         items, meta, _verified = _core.load_safetensors(p)
-    except (ValueError, TypeError) as err:
+    except (ValueError, TypeError, OverflowError, MemoryError) as err:
         raise CheckpointError(str(err)) from None
     flat = dict(items)
     if _META not in meta:
         if any(k.startswith(_META) for k in meta):
             raise CheckpointError(f"{p}: the flux_rs tree description is missing (corrupted header?)")
-        return _nest(flat)
+        try:
+            return _nest(flat)
+        except Exception as err:  # noqa: BLE001 - any failure to decode is the file's fault
+            raise CheckpointError(f"{p}: malformed tensor names: {type(err).__name__}: {err}") from None
     try:
         info = json.loads(meta[_META])
         if info.get("format") != FORMAT:
@@ -432,6 +435,6 @@ def load(path) -> Any:
         return _Dec(flat).dec(info["tree"])
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as err:
+    except Exception as err:  # noqa: BLE001 - crafted metadata (deep, huge, odd): any failure is the file's
         raise CheckpointError(f"{p}: malformed flux_rs tree description: {type(err).__name__}: {err}") from None
 

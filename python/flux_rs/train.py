@@ -6,9 +6,11 @@ import sys
 from typing import Callable
 
 from ._autodiff import withgradient
-from .optimise import Rule, setup, update_
+from ._core import Tensor
+from ._tree import children
+from .optimise import Rule, update_
 
-__all__ = ["train_", "NonFiniteLossError"]
+__all__ = ["train_", "NonFiniteLossError", "NonFiniteGradientError"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -20,16 +22,55 @@ class NonFiniteLossError(FloatingPointError):
         self.loss, self.index = loss, index
 
 
+class NonFiniteGradientError(FloatingPointError):
+    """With ``train_(..., check_grads=True)``: the loss was finite but a gradient was
+    not (``sqrt`` at 0, say). ``path`` names the parameter (``layers[0].weight``) and
+    ``index`` the 0-based batch; that batch's update was not applied.
+
+    >>> import flux_rs as fx
+    >>> issubclass(fx.NonFiniteGradientError, FloatingPointError)
+    True
+    """
+
+    def __init__(self, path: str, index: int, loss: float):
+        super().__init__(f"the gradient of {path} is not finite on batch {index} (the loss, {loss}, is); "
+                         "stopping training before this batch's update")
+        self.path, self.index, self.loss = path, index, loss
+
+
+def _path_str(path) -> str:
+    s = ""
+    for k in path:
+        s += f"[{k}]" if isinstance(k, int) else (("." if s else "") + str(k))
+    return s or "the root"
+
+
+def _nonfinite_path(g, path=()):
+    """The path of the first Tensor in gradient tree ``g`` with an Inf or NaN, or None."""
+    if g is None:
+        return None
+    if isinstance(g, Tensor):
+        # 0·x is NaN exactly where x is not finite; the sum, computed in Rust, says if any is
+        return None if math.isfinite((g * 0.0).sum().item()) else path
+    for k, v in children(g) or ():
+        p = _nonfinite_path(v, path + (k,))
+        if p is not None:
+            return p
+    return None
+
+
 def _scalar(val) -> float:
     v = val[0] if isinstance(val, tuple) else val
     return float(v.item() if hasattr(v, "item") else v)
 
 
-def train_(loss, model, data, opt_state, *, progress=None, cb=None):
+def train_(loss, model, data, opt_state, *, progress=None, cb=None, check_grads=False):
     """One pass over ``data``: for each item ``d``, the gradient of ``loss(model, *d)``
     (``loss(model, d)`` when ``d`` is not a tuple) and one ``update_``. Returns the
     list of per-batch losses. A non-finite loss raises :class:`NonFiniteLossError`
-    before its update. ``progress=True`` shows a tqdm bar (default: when stderr is a
+    before its update; with ``check_grads=True`` a finite loss whose gradient holds an
+    Inf or NaN raises :class:`NonFiniteGradientError` (naming the parameter) before its
+    update too. ``progress=True`` shows a tqdm bar (default: when stderr is a
     terminal). Layers in automatic mode act as in training inside the gradient only;
     ``train_`` does not change their mode.
 
@@ -44,10 +85,28 @@ def train_(loss, model, data, opt_state, *, progress=None, cb=None):
     if cb is not None:
         raise TypeError("train_ does not take callbacks in the explicit style; write a loop with "
                         "fx.withgradient and fx.update_ for more control")
-    if isinstance(opt_state, Rule):
-        opt_state = setup(opt_state, model)
-    return run_epoch(data, lambda args: withgradient(lambda m: loss(m, *args), model),
-                     lambda grads: update_(opt_state, model, grads[0]), progress=progress)
+    if opt_state is None or isinstance(opt_state, Rule):
+        fix = f"fx.setup({opt_state!r}, model)" if isinstance(opt_state, Rule) else "fx.setup(fx.Adam(), model)"
+        raise TypeError(f"train_(loss, model, data, opt_state) needs the optimiser state, got {opt_state!r}: "
+                        f"make it once with `opt_state = {fix}` and pass it to every epoch")
+
+    gradient_of = lambda args: withgradient(lambda m: loss(m, *args), model)  # noqa: E731
+    if not check_grads:
+        return run_epoch(data, gradient_of, lambda grads: update_(opt_state, model, grads[0]), progress=progress)
+    seen = {"batch": 0, "loss": None}  # apply runs once per batch with a finite loss
+
+    def checked_gradient_of(args):
+        val, grads = gradient_of(args)
+        seen["loss"] = _scalar(val)
+        return val, grads
+
+    def checked_apply(grads):
+        bad = _nonfinite_path(grads[0])
+        if bad is not None:
+            raise NonFiniteGradientError(_path_str(bad), seen["batch"], seen["loss"])
+        update_(opt_state, model, grads[0])
+        seen["batch"] += 1
+    return run_epoch(data, checked_gradient_of, checked_apply, progress=progress)
 
 
 def run_epoch(data, gradient_of: Callable, apply: Callable, *, progress=None, callbacks=(), stop=()) -> list[float]:

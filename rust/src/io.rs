@@ -158,7 +158,9 @@ pub fn save(path: impl AsRef<Path>, tensors: &[(String, Tensor)], metadata: &BTr
     };
     let fname = path.file_name().ok_or_else(|| Error::Value(format!("save: {} is not a file path", path.display())))?;
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let tmp = dir.join(format!(".{}.tmp-{}-{nonce}", fname.to_string_lossy(), std::process::id()));
+    let prefix = format!(".{}.tmp-", fname.to_string_lossy());
+    remove_stale_temps(&dir, &prefix);
+    let tmp = dir.join(format!("{prefix}{}-{nonce}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let f = File::create(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
@@ -181,6 +183,30 @@ pub fn save(path: impl AsRef<Path>, tensors: &[(String, Tensor)], metadata: &BTr
         let _ = fs::remove_file(&tmp);
         io_err(path, "cannot write checkpoint", e)
     })
+}
+
+/// Remove the temporary files that saves to the same target left when their process
+/// was killed mid-write (`.<name>.tmp-<pid>-<nonce>` whose process is gone), so that
+/// repeated kills do not pile up copies of a model. A file of a live process (a save
+/// running now) is left alone; where liveness cannot be told, only files older than an
+/// hour go.
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)) else { continue };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let stale = if pid == std::process::id() {
+            false // this process saves one file at a time per target; never its own
+        } else if cfg!(target_os = "linux") {
+            !Path::new("/proc").join(pid.to_string()).exists()
+        } else {
+            e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age.as_secs() > 3600)
+        };
+        if stale {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 fn corrupt(path: &Path, why: impl std::fmt::Display) -> Error {

@@ -15,9 +15,35 @@ pub enum State {
     Tuple(Vec<State>),
 }
 
-fn bad(what: &str, got: &State) -> Error { Error::Value(format!("optimiser state: expected {what}, got {got:?}")) }
+fn bad(what: &str, got: &State) -> Error { Error::Value(format!("optimiser state: expected {what}, got {}", got.describe())) }
 
 impl State {
+    /// What this state is, in the words a Python user sees (`None`, `array of shape
+    /// (2, 3)`, `(array of shape (2,), a number)`), for error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            State::Empty => "None".into(),
+            State::Tensor(t) => {
+                let dims: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
+                let comma = if dims.len() == 1 { "," } else { "" };
+                format!("an array of shape ({}{comma})", dims.join(", "))
+            }
+            State::Scalar(_) => "a number".into(),
+            State::Int(_) => "an integer".into(),
+            State::Tuple(v) => format!("({})", v.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", ")),
+        }
+    }
+    /// Do the two states have the same form: the same nesting, kinds and array shapes?
+    /// (A number and an integer count as alike: both come back from Python as numbers.)
+    pub fn same_form(&self, other: &State) -> bool {
+        match (self, other) {
+            (State::Empty, State::Empty) => true,
+            (State::Tensor(a), State::Tensor(b)) => a.shape() == b.shape(),
+            (State::Scalar(_) | State::Int(_), State::Scalar(_) | State::Int(_)) => true,
+            (State::Tuple(a), State::Tuple(b)) => a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_form(y)),
+            _ => false,
+        }
+    }
     pub fn pair(a: f64, b: f64) -> State { State::Tuple(vec![State::Scalar(a), State::Scalar(b)]) }
     pub fn tuple_mut(&mut self) -> Result<&mut [State]> {
         match self {
@@ -28,7 +54,7 @@ impl State {
     /// The N parts of a tuple state, or an error naming what `rule` expected.
     pub fn parts<const N: usize>(&mut self, rule: &str) -> Result<&mut [State; N]> {
         if !matches!(self, State::Tuple(v) if v.len() == N) {
-            return Err(Error::Value(format!("optimiser state of {rule}: expected a tuple of {N}, got {self:?}")));
+            return Err(Error::Value(format!("optimiser state of {rule}: expected a tuple of {N}, got {}", self.describe())));
         }
         match self {
             State::Tuple(v) => Ok(<&mut [State; N]>::try_from(v.as_mut_slice()).expect("length checked")),

@@ -474,7 +474,7 @@ pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) -> Resu
     };
     let mut oshape = vec![xs[0], cout];
     oshape.extend(&small);
-    reserve_conv(&oshape, &ws, dt)?;
+    reserve_conv(&oshape, ws, dt)?;
     let out = crate::dispatch!(dt, T => {
         let bs = match &bc { Some(b) => Some(b.as_slice::<T>()?), None => None };
         vec_tensor(conv_fwd(&g, xc.as_slice::<T>()?, wc.as_slice::<T>()?, bs), &oshape)
@@ -538,7 +538,7 @@ pub fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpe
     };
     let mut oshape = vec![xs[0], cout];
     oshape.extend(&big);
-    reserve_conv(&oshape, &ws, dt)?;
+    reserve_conv(&oshape, ws, dt)?;
     let out = crate::dispatch!(dt, T => {
         let mut y = conv_bwd_data(&g, xc.as_slice::<T>()?, wc.as_slice::<T>()?);
         if let Some(b) = &bc {
