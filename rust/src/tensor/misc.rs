@@ -242,6 +242,12 @@ fn check_spatial(x: &Tensor, size: &[usize], what: &str) -> Result<()> {
     if size.contains(&0) || x.shape()[2..].contains(&0) {
         return Err(shape_err!("{what}: sizes must be positive, got output {:?} from input {:?}", size, x.shape()));
     }
+    // the output, and the per-position index tables, must fit before they are built
+    let out = [&x.shape()[..2], size].concat();
+    super::alloc::reserve(&out, x.dtype())?;
+    for &m in size {
+        super::alloc::reserve_elems(m, 3 * std::mem::size_of::<usize>(), &|| format!("{what}'s index table of {m} entries"))?;
+    }
     Ok(())
 }
 
