@@ -411,6 +411,13 @@ fn find<'py>(ch: &Option<Kids<'py>>, pos: usize, key: &Bound<'py, PyAny>) -> PyR
     Ok(None)
 }
 
+fn not_a_state(x: &Bound<'_, PyAny>) -> PyResult<PyErr> {
+    Ok(PyTypeError::new_err(format!(
+        "update_(opt_state, model, grad): the first argument must be the optimiser state from fx.setup(rule, model), got {}",
+        x.get_type().name()?
+    )))
+}
+
 /// A path of keys as `layers[0].weight` ("the root" when empty).
 fn path_str(path: &[Bound<'_, PyAny>]) -> PyResult<String> {
     if path.is_empty() {
@@ -491,7 +498,9 @@ fn gather<'py>(w: &Walk<'py>, t: &Bound<'py, PyAny>, m: Option<Bound<'py, PyAny>
         )));
     }
     let _depth = Depth::enter(t.py())?;
-    let Some(tc) = w.kids(t)? else { return Ok(()) };
+    let Some(tc) = w.kids(t)? else {
+        return if path.is_empty() { Err(not_a_state(t)?) } else { Ok(()) };
+    };
     let mc = match &m {
         Some(m) => trainable_kids(w, m)?,
         None => None,
@@ -535,11 +544,8 @@ fn gather<'py>(w: &Walk<'py>, t: &Bound<'py, PyAny>, m: Option<Bound<'py, PyAny>
 #[pyfunction]
 fn update_tree(py: Python<'_>, tree: &Bound<'_, PyAny>, model: &Bound<'_, PyAny>, grads: &Bound<'_, PyAny>) -> PyResult<()> {
     let w = Walk::get(py)?;
-    if tree.is_none() || tree.is_instance_of::<PyTensor>() || (!tree.is_instance_of::<PyLeaf>() && w.kids(tree)?.is_none()) {
-        return Err(PyTypeError::new_err(format!(
-            "update_(opt_state, model, grad): the first argument must be the optimiser state from fx.setup(rule, model), got {}",
-            tree.get_type().name()?
-        )));
+    if tree.is_none() || tree.is_instance_of::<PyTensor>() {
+        return Err(not_a_state(tree)?);
     }
     let mut acc = Gathered { at: HashMap::with_capacity_and_hasher(16, Default::default()), leaves: Vec::with_capacity(16), xs: Vec::with_capacity(16), gs: Vec::with_capacity(16) };
     gather(&w, tree, Some(model.clone()), Some(grads.clone()), &mut Vec::new(), &mut acc)?;

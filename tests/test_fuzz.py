@@ -64,7 +64,7 @@ def _templates():
         f("fx.{}({})".format, st.sampled_from(["relu", "sigmoid", "gelu", "elu", "softplus", "flatten"]), a),
         f("fx.{}({})".format, st.sampled_from(["Adam", "Descent", "Momentum", "RMSProp", "ClipNorm", "ClipGrad",
                                                "WeightDecay", "AccumGrad", "Lion", "AdamW", "Rprop"]), a),
-        f("fx.optimise.init(fx.{}(), {})".format, st.sampled_from(["Adam", "Momentum", "AccumGrad(2) if False else fx.Descent"]), a),
+        f("fx.optimise.init(fx.{}(), {})".format, st.sampled_from(["Adam", "Momentum", "Descent", "AccumGrad"]), a),
         f("r = fx.Adam(); fx.optimise.apply(r, {}, {}, {})".format, a, t, a),
         f("r = fx.Momentum(); fx.optimise.apply(r, fx.optimise.init(r, {}), {}, {})".format, t, t, a),
         f("m = fx.Chain(fx.Dense(2, 3), fx.Dense(3, 1)); m2 = fx.Dense(2, 2); st = fx.setup(fx.Adam(), m); "

@@ -26,11 +26,11 @@ def _dense_grad(m, x=None):
 @pytest.mark.parametrize("make", [
     lambda: fx.zeros((10**6, 10**6)),
     lambda: fx.Dense(10**6, 10**6),
-    lambda: fx.zeros(100000, 1) + fx.zeros(1, 100000) if False else fx.zeros32(300000, 1) + fx.zeros32(1, 300000),
+    lambda: fx.zeros32(300000, 1) + fx.zeros32(1, 300000),
     lambda: fx.Upsample(scale=10**6)(fx.zeros32(1, 1, 4, 4)),
     lambda: fx.Conv((3, 3), 1, 1, pad=10**6)(fx.zeros32(1, 1, 4, 4)),
     lambda: fx.rand32(2**40),
-    lambda: fx.zeros(3, 2**40) @ fx.zeros(2**40, 3) if False else fx.zeros32(2**20, 1) @ fx.zeros32(1, 2**20),
+    lambda: fx.zeros32(2**20, 1) @ fx.zeros32(1, 2**20),
 ])
 def test_huge_sizes_raise_memory_error(make):
     with pytest.raises(MemoryError, match="cannot allocate"):
@@ -47,7 +47,7 @@ def test_an_element_count_that_overflows_is_a_value_error():
     with pytest.raises(ValueError, match="overflows"):
         fx.zeros(2**32, 2**32)
     with pytest.raises(ValueError, match="overflows"):
-        fx.zeros(0).reshape(2**32, 2**32, 0) if False else fx.zeros(0).reshape(2**32, 2**32)
+        fx.zeros(0).reshape(2**32, 2**32)
 
 
 def _deep(x, n=20000):

@@ -498,8 +498,13 @@ fn eta_validation() {
         assert!(matches!(&e, Error::Value(m) if m.contains("learning rate cannot be negative")), "{name}: {e:?}");
         assert!(build(name, &kw(vec![("eta", fl(0.0))])).is_ok(), "{name}: zero is allowed");
     }
-    // Descent takes any value
-    assert_eq!(one_step(mk("Descent", vec![("eta", fl(-1.0))]).as_ref(), &[1.0], &[1.0]), vec![2.0]);
+    // build checks every rule alike (issue 15), Descent included, and rejects NaN and Inf
+    assert!(build("Descent", &kw(vec![("eta", fl(-1.0))])).is_err());
+    for bad in [f64::NAN, f64::INFINITY] {
+        assert!(matches!(build("Descent", &kw(vec![("eta", fl(bad))])), Err(Error::Value(_))));
+        assert!(matches!(build("WeightDecay", &kw(vec![("lambda", fl(bad))])), Err(Error::Value(_))));
+    }
+    assert!(build("ClipNorm", &kw(vec![("omega", fl(f64::INFINITY))])).is_ok(), "Inf means no clipping");
     // adjust: checked for @def rules, not for RMSProp and AdamW (their plain constructors)
     assert!(mk("Adam", vec![]).set("eta", fl(-1.0)).is_err());
     assert!(mk("Lion", vec![]).set("eta", fl(-1.0)).is_err());
