@@ -77,6 +77,7 @@ def _templates():
         f("it = iter(fx.DataLoader(np.zeros(({}, 2)), batchsize={}, parallel=True)); next(it); it.close()".format, DIM, DIM),
         f("fx.seed({})".format, a), f("fx.Rng({})".format, a),
         f("fx.onehotbatch({}, {})".format, a, a), f("fx.onecold({})".format, a),
+        f("fx.onehotbatch([0, 1], range({}))".format, DIM), f("fx._core.onehot([0], {})".format, DIM),
         f("import tempfile, os; p = os.path.join(tempfile.mkdtemp(), 'c.safetensors'); "
           "open(p, 'wb').write({}); fx.load(p)".format,
           st.sampled_from(["b''", "b'\\x08' + bytes(7) + b'{}      '", "b'\\xff' * 16",

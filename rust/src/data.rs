@@ -46,6 +46,8 @@ pub fn gather_rows(src: &[u8], row_bytes: usize, idx: &[usize], dst: &mut [u8]) 
 /// assert_eq!(y.to_vec_f64().unwrap(), vec![0., 0., 1., 1., 0., 0.]);
 /// ```
 pub fn onehot(labels: &[usize], n: usize, dtype: crate::DType) -> Result<Tensor> {
+    // built in f64, then cast: reserve that much first
+    crate::tensor::alloc::reserve(&[labels.len(), n], crate::DType::F64)?;
     let mut v = vec![0f64; labels.len() * n];
     for (row, &l) in labels.iter().enumerate() {
         if l >= n {
