@@ -19,6 +19,7 @@ pub mod data;
 pub mod error;
 pub mod io;
 pub mod nn;
+pub mod ops;
 pub mod optim;
 pub mod parallel;
 pub mod tensor;

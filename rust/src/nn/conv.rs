@@ -36,7 +36,7 @@ impl Conv {
 }
 
 impl Module for Conv {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> { self.act.apply(&conv(x, &self.weight, Some(&self.bias), &self.spec)?) }
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { self.act.apply(&conv(x, &self.weight, Some(&self.bias), &self.spec)?) }
     fn parameters(&self) -> Vec<(String, &Tensor)> { vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)] }
     fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { vec![("weight".into(), &mut self.weight), ("bias".into(), &mut self.bias)] }
 }
@@ -59,7 +59,7 @@ impl Pool {
 }
 
 impl Module for Pool {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> { pool(x, self.mode, &self.spec) }
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { pool(x, self.mode, &self.spec) }
     fn parameters(&self) -> Vec<(String, &Tensor)> { vec![] }
     fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { vec![] }
 }
@@ -73,7 +73,7 @@ impl Module for Pool {
 pub struct Flatten;
 
 impl Module for Flatten {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
         let n = x.shape().first().copied().unwrap_or(1);
         x.reshape(&[n, x.numel() / n.max(1)])
     }

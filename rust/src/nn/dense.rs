@@ -172,7 +172,7 @@ impl Dense {
 }
 
 impl Module for Dense {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> { linear(x, &self.weight, Some(&self.bias), self.act) }
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { linear(x, &self.weight, Some(&self.bias), self.act) }
     fn parameters(&self) -> Vec<(String, &Tensor)> { vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)] }
     fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { vec![("weight".into(), &mut self.weight), ("bias".into(), &mut self.bias)] }
 }

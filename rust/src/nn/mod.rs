@@ -14,8 +14,15 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// A layer or model: a forward pass and its parameters, visited by path.
+///
+/// `forward_t(x, train)` is the pass with an explicit mode (candle's `ModuleT`):
+/// Dropout drops and BatchNorm uses batch statistics only when `train` is true.
+/// `forward` follows Flux's automatic mode: training while a gradient is recorded.
 pub trait Module: Send {
-    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    /// The forward pass in the automatic mode (training iff a gradient is recorded).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> { self.forward_t(x, crate::autodiff::is_recording()) }
+    /// The forward pass in an explicit mode. Layers without a mode ignore `train`.
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor>;
     /// `(path, parameter)` pairs in a fixed order, e.g. `("layers.0.weight", …)`.
     fn parameters(&self) -> Vec<(String, &Tensor)>;
     fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)>;
@@ -31,10 +38,10 @@ impl Chain {
 }
 
 impl Module for Chain {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = x.clone();
         for l in &self.layers {
-            h = l.forward(&h)?;
+            h = l.forward_t(&h, train)?;
         }
         Ok(h)
     }

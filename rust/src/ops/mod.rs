@@ -1,0 +1,69 @@
+//! Fused ops: one forward per device, one backward for all devices.
+//!
+//! A fused op (a whole LSTM sequence, scaled-dot-product attention, a normalisation)
+//! is one node on the tape instead of dozens of primitives. Each op is declared once as
+//! a [`FusedOp`]: its checks and its backward rule are device-free; its forward is
+//! chosen by the device its inputs live on. Today the only device is the CPU; the wgpu
+//! backend adds a `wgpu_fwd` to exactly these ops, and a device without a forward
+//! returns [`Error::Device`] naming the op — never a panic (the pattern of candle's
+//! `CustomOp1 { cpu_fwd, cuda_fwd, metal_fwd, bwd }`).
+//!
+//! Each op lives in its own file here, forward kernel and backward rule side by side.
+//!
+//! ```
+//! use flux_core::ops::{apply, FusedOp};
+//! use flux_core::autodiff::{self, Backward};
+//! use flux_core::{Result, Tensor};
+//!
+//! /// y = 2x, as a (trivially) fused op.
+//! #[derive(Debug)]
+//! struct Double;
+//! #[derive(Debug)]
+//! struct DoubleBackward;
+//! impl Backward for DoubleBackward {
+//!     fn backward(&self, g: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+//!         Ok(vec![Some(g.mul_scalar(2.0)?)])
+//!     }
+//! }
+//! impl FusedOp for Double {
+//!     fn name(&self) -> &'static str { "double" }
+//!     fn cpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+//!         Ok((xs[0].mul_scalar(2.0)?, Box::new(DoubleBackward)))
+//!     }
+//! }
+//! let x = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+//! let (_, g) = autodiff::value_and_grad(&[&x], || apply(&Double, &[&x])?.sum_all()).unwrap();
+//! assert_eq!(g[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![2.0, 2.0]);
+//! ```
+use std::fmt::Debug;
+
+use crate::autodiff::{record, Backward, Op};
+use crate::error::{Error, Result};
+use crate::tensor::{Device, Tensor};
+
+/// An op with a forward per device and one backward rule.
+///
+/// `cpu_fwd` computes the output and returns the backward rule holding whatever it
+/// saved (inputs, activations, statistics); the rule is only kept when a gradient is
+/// being recorded. Shape and dtype checks belong in the op's constructor or in
+/// `cpu_fwd` before any work, so every device gets the same errors.
+pub trait FusedOp: Send + Sync + Debug {
+    /// The op's name in error messages, e.g. `"lstm_sequence"`.
+    fn name(&self) -> &'static str;
+    /// The CPU forward: output and backward rule.
+    fn cpu_fwd(&self, inputs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)>;
+}
+
+/// Run `op` on `inputs`: check they share a device, run that device's forward, and
+/// record one node on the tape whose backward is the op's rule.
+pub fn apply(op: &dyn FusedOp, inputs: &[&Tensor]) -> Result<Tensor> {
+    let device = inputs.first().map(|x| x.device()).unwrap_or(Device::Cpu);
+    if let Some(x) = inputs.iter().find(|x| x.device() != device) {
+        return Err(Error::Device(format!("{}: inputs on different devices ({device:?} and {:?})", op.name(), x.device())));
+    }
+    let (out, bwd) = match device {
+        Device::Cpu => op.cpu_fwd(inputs)?,
+    };
+    record(inputs, &out, || Op::Custom(bwd));
+    Ok(out)
+}
