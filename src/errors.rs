@@ -5,6 +5,11 @@ use pyo3::exceptions::{PyFloatingPointError, PyIOError, PyMemoryError, PyRuntime
 use pyo3::PyErr;
 
 pub fn to_py(e: Error) -> PyErr {
+    if let Error::Value(m) = &e {
+        if let Some(err) = crate::pyrule::take_stashed(m) {
+            return err; // raised by a rule written in Python: given back as it was
+        }
+    }
     let msg = e.to_string();
     match e {
         Error::Shape(_) | Error::Value(_) | Error::Device(_) => PyValueError::new_err(msg),

@@ -16,6 +16,7 @@ mod io;
 mod layers;
 mod nn;
 mod optim;
+mod pyrule;
 mod tensor;
 mod tree;
 

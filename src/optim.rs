@@ -2,7 +2,7 @@
 //! carries a compiled `RuleCore`; an `fx.Leaf` holds the Python rule, the Rust state
 //! and the frozen flag; `update_many` steps every leaf of a model in one call.
 use flux_core::optim::{self, Hyper, Rule, State};
-use flux_core::Tensor;
+use flux_core::{DType, Tensor};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use numpy::PyArrayMethods;
 use pyo3::prelude::*;
@@ -18,7 +18,7 @@ pub struct RuleCore {
     pub r: Box<dyn Rule>,
 }
 
-fn hyper_from_py(v: &Bound<'_, PyAny>) -> PyResult<Hyper> {
+pub(crate) fn hyper_from_py(v: &Bound<'_, PyAny>) -> PyResult<Hyper> {
     if v.is_instance_of::<PyBool>() {
         return Ok(Hyper::Bool(v.extract()?));
     }
@@ -93,6 +93,10 @@ impl RuleCore {
             None => r,
         } })
     }
+    /// The compiled form of a rule written in Python (a subclass of `fx.Rule` with its
+    /// own `apply`): its steps call the object's `init` and `apply`.
+    #[staticmethod]
+    fn python(obj: &Bound<'_, PyAny>) -> PyResult<Self> { Ok(RuleCore { r: Box::new(crate::pyrule::PyRule::new(obj)?) }) }
     /// `Momentum(eta=0.01, rho=0.9)`
     fn describe(&self) -> String { optim::describe(self.r.as_ref()) }
     #[getter]
@@ -147,8 +151,101 @@ pub struct PyLeaf {
     rule: Py<PyAny>,
     core: Box<dyn Rule>,
     pub state: State,
+    /// The Tensors `leaf.state` hands out, one per array of `state` in walking order,
+    /// made on its first access and kept: `update_` steps their buffers in place, so a
+    /// handle taken before a step sees it (Optimisers.jl mutates state arrays in place).
+    views: Option<Vec<Py<PyTensor>>>,
     #[pyo3(get, set)]
     frozen: bool,
+}
+
+/// The arrays of a state, depth first.
+fn state_tensors_mut<'a>(s: &'a mut State, out: &mut Vec<&'a mut Tensor>) {
+    match s {
+        State::Tensor(t) => out.push(t),
+        State::Tuple(v) => v.iter_mut().for_each(|x| state_tensors_mut(x, out)),
+        _ => {}
+    }
+}
+
+/// `s` as Python values, its arrays taken in order from `views`.
+fn state_to_py_with<'py>(py: Python<'py>, s: &State, views: &mut std::slice::Iter<'_, Py<PyTensor>>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match s {
+        State::Tensor(_) => views.next().expect("one view per array").clone_ref(py).into_bound(py).into_any(),
+        State::Tuple(v) => PyTuple::new(py, v.iter().map(|x| state_to_py_with(py, x, views)).collect::<PyResult<Vec<_>>>()?)?.into_any(),
+        s => state_to_py(py, s)?,
+    })
+}
+
+/// A number of the state as its parameter's precision prints it (βt of a float32
+/// parameter is 0.9, not 0.8999999761581421), in Python's float notation.
+fn number_repr(py: Python<'_>, v: f64, dt: DType) -> PyResult<String> {
+    let v = match dt {
+        // the shortest decimal that reads back as this float32, as numpy prints it
+        DType::F32 => format!("{:?}", v as f32).parse::<f64>().unwrap_or(v),
+        DType::F64 => v,
+    };
+    Ok(PyFloat::new(py, v).repr()?.to_string())
+}
+
+/// An array summarised as Optimisers.jl shows one inside a tree: `Float32[0.0, 0.5]`
+/// when it has at most 4 elements, else its first two and last elements and its shape,
+/// `Float32[0.0, 0.5 … 1.0] (3, 4)`.
+fn array_repr(py: Python<'_>, t: &Tensor) -> PyResult<String> {
+    let dt = t.dtype();
+    let name = match dt {
+        DType::F32 => "Float32",
+        DType::F64 => "Float64",
+    };
+    let n = t.numel();
+    let c = t.contiguous();
+    let pick = |i: usize| -> PyResult<String> {
+        let v = match dt {
+            DType::F32 => c.as_slice::<f32>().py()?[i] as f64,
+            DType::F64 => c.as_slice::<f64>().py()?[i],
+        };
+        number_repr(py, v, dt)
+    };
+    let shape = || {
+        let dims: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
+        if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) }
+    };
+    if n <= 4 {
+        let vals = (0..n).map(pick).collect::<PyResult<Vec<_>>>()?.join(", ");
+        return Ok(if t.ndim() == 1 { format!("{name}[{vals}]") } else { format!("{name}[{vals}] {}", shape()) });
+    }
+    Ok(format!("{name}[{}, {} … {}] {}", pick(0)?, pick(1)?, pick(n - 1)?, shape()))
+}
+
+/// A state in the compact form of a Leaf's repr.
+fn state_repr(py: Python<'_>, s: &State, dt: DType) -> PyResult<String> {
+    Ok(match s {
+        State::Empty => "None".into(),
+        State::Tensor(t) => array_repr(py, t)?,
+        State::Scalar(v) => number_repr(py, *v, dt)?,
+        State::Int(i) => i.to_string(),
+        State::Tuple(v) => {
+            let parts = v.iter().map(|x| state_repr(py, x, dt)).collect::<PyResult<Vec<_>>>()?;
+            if parts.len() == 1 { format!("({},)", parts[0]) } else { format!("({})", parts.join(", ")) }
+        }
+    })
+}
+
+/// The dtype a state's numbers are kept in: that of its first array (f64 without one).
+fn state_dtype(s: &State) -> DType {
+    match s {
+        State::Tensor(t) => t.dtype(),
+        State::Tuple(v) => v.iter().find(|x| contains_tensor(x)).map_or(DType::F64, state_dtype),
+        _ => DType::F64,
+    }
+}
+
+fn contains_tensor(s: &State) -> bool {
+    match s {
+        State::Tensor(_) => true,
+        State::Tuple(v) => v.iter().any(contains_tensor),
+        _ => false,
+    }
 }
 
 fn core_of(rule: &Bound<'_, PyAny>) -> PyResult<Box<dyn Rule>> {
@@ -164,7 +261,7 @@ impl PyLeaf {
     #[new]
     #[pyo3(signature = (rule, state, frozen=false))]
     fn new(rule: &Bound<'_, PyAny>, state: &Bound<'_, PyAny>, frozen: bool) -> PyResult<Self> {
-        Ok(PyLeaf { core: core_of(rule)?, rule: rule.clone().unbind(), state: state_from_py(state)?, frozen })
+        Ok(PyLeaf { core: core_of(rule)?, rule: rule.clone().unbind(), state: state_from_py(state)?, views: None, frozen })
     }
     #[getter]
     fn rule(&self, py: Python<'_>) -> Py<PyAny> { self.rule.clone_ref(py) }
@@ -175,21 +272,75 @@ impl PyLeaf {
         self.rule = rule.clone().unbind();
         Ok(())
     }
+    /// The state as Python values. Its arrays are the same Tensor objects on every
+    /// access, and `update_` changes their values in place.
     #[getter]
-    fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> { state_to_py(py, &self.state) }
+    fn state<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if self.views.is_none() {
+            let mut ts = Vec::new();
+            state_tensors_mut(&mut self.state, &mut ts);
+            self.views = Some(ts.into_iter().map(|t| Py::new(py, PyTensor::new(t.clone()))).collect::<PyResult<_>>()?);
+        }
+        state_to_py_with(py, &self.state, &mut self.views.as_ref().expect("made above").iter())
+    }
     #[setter(state)]
     fn set_state(&mut self, s: &Bound<'_, PyAny>) -> PyResult<()> {
         self.state = state_from_py(s)?;
+        self.views = None;
         Ok(())
     }
     /// A copy whose state arrays are independent of this leaf's.
-    fn _copy(&self, py: Python<'_>) -> PyLeaf {
-        PyLeaf { rule: self.rule.clone_ref(py), core: self.core.clone(), state: self.state.deep_clone(), frozen: self.frozen }
+    fn _copy(&mut self, py: Python<'_>) -> PyLeaf {
+        self.adopt_views(py);
+        PyLeaf { rule: self.rule.clone_ref(py), core: self.core.clone(), state: self.state.deep_clone(), views: None, frozen: self.frozen }
     }
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+    /// `Leaf(Adam(eta=0.001, …), (Float32[0.0, 0.0 … 0.0] (3, 4), …, (0.9, 0.999)))`:
+    /// the rule, and the state with its arrays summarised and its numbers printed in
+    /// the parameter's precision.
+    fn __repr__(&mut self, py: Python<'_>) -> PyResult<String> {
+        self.adopt_views(py);
         let r = self.rule.bind(py).repr()?.to_string();
-        let s = state_to_py(py, &self.state)?.repr()?.to_string();
+        let s = state_repr(py, &self.state, state_dtype(&self.state))?;
         Ok(if self.frozen { format!("Leaf({r}, {s}, frozen=True)") } else { format!("Leaf({r}, {s})") })
+    }
+}
+
+impl PyLeaf {
+    /// Make `state` hold the arrays its views hold (a view written to since the last
+    /// step, e.g. by `fx.loadmodel_`, has its own buffer by copy-on-write).
+    fn adopt_views(&mut self, py: Python<'_>) {
+        let Some(views) = &self.views else { return };
+        let mut ts = Vec::new();
+        state_tensors_mut(&mut self.state, &mut ts);
+        for (t, v) in ts.into_iter().zip(views) {
+            if let Ok(v) = v.bind(py).try_borrow() {
+                *t = v.t.clone();
+            }
+        }
+    }
+    /// Before a step: the state takes the views' arrays and the views let go of them,
+    /// so that the step owns each buffer alone and writes it in place.
+    fn lend_views(&mut self, py: Python<'_>) -> PyResult<()> {
+        let Some(views) = &self.views else { return Ok(()) };
+        let mut ts = Vec::new();
+        state_tensors_mut(&mut self.state, &mut ts);
+        for (t, v) in ts.into_iter().zip(views) {
+            let mut v = v.bind(py).try_borrow_mut().map_err(|_| PyValueError::new_err("an optimiser state array is in use elsewhere (another thread?)"))?;
+            let empty = Tensor::zeros(&[0], t.dtype());
+            *t = std::mem::replace(&mut v.t, empty);
+        }
+        Ok(())
+    }
+    /// After a step (whether it succeeded or not): the views see the stepped arrays.
+    fn return_views(&mut self, py: Python<'_>) {
+        let Some(views) = &self.views else { return };
+        let mut ts = Vec::new();
+        state_tensors_mut(&mut self.state, &mut ts);
+        for (t, v) in ts.into_iter().zip(views) {
+            if let Ok(mut v) = v.bind(py).try_borrow_mut() {
+                v.t = t.clone();
+            }
+        }
     }
 }
 
@@ -219,9 +370,7 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
         .iter()
         .map(|x| x.try_borrow_mut().map_err(|_| PyValueError::new_err("a parameter appears twice in one update")))
         .collect::<PyResult<_>>()?;
-    let mut work = Vec::with_capacity(lrefs.len());
-    let mut total = 0;
-    for ((l, x), g) in lrefs.iter_mut().zip(xrefs.iter_mut()).zip(gts) {
+    for (x, g) in xrefs.iter().zip(&gts) {
         if g.shape() != x.t.shape() {
             return Err(PyValueError::new_err(format!(
                 "gradient of shape {:?} does not match parameter of shape {:?}",
@@ -229,6 +378,22 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
                 x.t.shape()
             )));
         }
+    }
+    // leaves whose state the user holds (leaf.state was read) lend it for the step
+    let mut lent = Vec::new();
+    for (i, l) in lrefs.iter_mut().enumerate() {
+        if l.views.is_some() && !l.frozen {
+            let r = l.lend_views(py);
+            lent.push(i);
+            if let Err(e) = r {
+                lent.iter().for_each(|&j| lrefs[j].return_views(py));
+                return Err(e);
+            }
+        }
+    }
+    let mut work = Vec::with_capacity(lrefs.len());
+    let mut total = 0;
+    for ((l, x), g) in lrefs.iter_mut().zip(xrefs.iter_mut()).zip(gts) {
         total += g.numel();
         let l: &mut PyLeaf = l;
         if l.frozen {
@@ -236,7 +401,7 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
         }
         work.push((l.core.as_ref(), &mut l.state, &mut x.t, g));
     }
-    maybe_detach(py, total, || -> flux_core::Result<()> {
+    let r = maybe_detach(py, total, || -> flux_core::Result<()> {
         for (rule, state, x, g) in work.iter_mut() {
             if g.dtype() != x.dtype() {
                 *g = g.cast(x.dtype())?; // a float64 gradient for a float32 parameter
@@ -244,8 +409,9 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
             rule.step_(state, x, g)?;
         }
         Ok(())
-    })
-    .py()
+    });
+    lent.iter().for_each(|&j| lrefs[j].return_views(py));
+    r.py()
 }
 
 /// The pure rule interface: the initial state for parameter `x`.

@@ -209,6 +209,22 @@ impl Node {
         Ok(true)
     }
     fn __hash__(&self) -> PyResult<isize> { Err(PyTypeError::new_err("unhashable type: 'Node'")) }
+    /// The fields first (what tab completion offers on `opt_state.` and `grads.`),
+    /// then the methods.
+    fn __dir__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let py = slf.py();
+        let out = PyList::empty(py);
+        for f in slf.get().fields.bind(py).iter() {
+            if f.is_instance_of::<PyString>() {
+                out.append(f)?;
+            }
+        }
+        let base = py.import("builtins")?.getattr("object")?.getattr("__dir__")?.call1((slf,))?;
+        for k in base.try_iter()? {
+            out.append(k?)?;
+        }
+        Ok(out)
+    }
     /// The fields as a dict.
     fn _asdict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);

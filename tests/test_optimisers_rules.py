@@ -8,57 +8,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import flux_rs as fx
+import flux_rs.testing as fxt
 from test_opt_reference import ref_apply, ref_init
 
 SET = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-# zero, or not so small that the result is subnormal in float32
-unit = st.one_of(st.just(0.0), st.floats(1e-6, 1.0))
-eta = unit
-rho = st.floats(0.0, 0.99)
-eps = st.floats(1e-8, 1e-3)
-# (β1 = 0 or ≥ 0.01: tiny β1^t underflows differently in float32 and float64)
-beta = st.tuples(st.one_of(st.just(0.0), st.floats(0.01, 0.99)), st.floats(0.5, 0.9999))
-
-RULES = {
-    "Descent": st.builds(fx.Descent, eta),
-    "Momentum": st.builds(fx.Momentum, eta, rho),
-    "Nesterov": st.builds(fx.Nesterov, eta, rho),
-    "Rprop": st.builds(fx.Rprop, st.floats(1e-4, 0.1), st.tuples(st.floats(0.1, 0.9), st.floats(1.0, 2.0)),
-                       st.tuples(st.floats(1e-7, 1e-3), st.floats(1.0, 100.0))),
-    "RMSProp": st.builds(fx.RMSProp, eta, rho, eps, centred=st.booleans()),
-    "Adam": st.builds(fx.Adam, eta, beta, eps),
-    "RAdam": st.builds(fx.RAdam, eta, beta, eps),
-    "AdaMax": st.builds(fx.AdaMax, eta, beta, eps),
-    "OAdam": st.builds(fx.OAdam, eta, beta, eps),
-    "AdaGrad": st.builds(fx.AdaGrad, eta, eps),
-    "AdaDelta": st.builds(fx.AdaDelta, rho, eps),
-    "AMSGrad": st.builds(fx.AMSGrad, eta, beta, eps),
-    "NAdam": st.builds(fx.NAdam, eta, beta, eps),
-    "AdamW": st.builds(fx.AdamW, eta, beta, st.floats(0.0, 0.5), eps, couple=st.booleans()),
-    "AdaBelief": st.builds(fx.AdaBelief, eta, beta, st.floats(1e-16, 1e-8)),
-    "Lion": st.builds(fx.Lion, eta, beta),
-    "WeightDecay": st.builds(fx.WeightDecay, unit),
-    "SignDecay": st.builds(fx.SignDecay, unit),
-    "ClipGrad": st.builds(fx.ClipGrad, st.floats(0.0, 10.0)),
-    "ClipNorm": st.builds(fx.ClipNorm, st.floats(0.0, 10.0), st.sampled_from([1, 2, 3, 0.5, 0, np.inf, -np.inf])),
-    "OptimiserChain": st.one_of(
-        st.builds(lambda a, b: fx.OptimiserChain(fx.WeightDecay(a), fx.Adam(b)), unit, eta),
-        st.builds(lambda a, b: fx.OptimiserChain(fx.ClipGrad(a), fx.Momentum(b)), st.floats(0.1, 5.0), eta),
-        st.builds(lambda a: fx.OptimiserChain(fx.ClipNorm(a), fx.OptimiserChain(fx.SignDecay(), fx.Nesterov())),
-                  st.floats(0.1, 5.0)),
-        st.just(fx.OptimiserChain())),
-    "AccumGrad": st.one_of(st.builds(fx.AccumGrad, st.integers(1, 3)),
-                           st.builds(lambda n, e: fx.OptimiserChain(fx.AccumGrad(n), fx.Descent(e)), st.integers(1, 3), eta)),
-    "MixedPrecision": st.builds(lambda e: fx.MixedPrecision(fx.Adam(e)), eta),
-}
-
-# values including zeros and large magnitudes (no subnormals: float32 flushes them
-# differently from float64, which is a property of the dtype, not of a rule)
-small = st.floats(-10.0, 10.0).filter(lambda v: v == 0 or abs(v) > 1e-4)
-large = st.builds(lambda s, v: s * v, st.sampled_from([-1.0, 1.0]), st.floats(1e3, 1e5))
-elem = st.one_of(st.just(0.0), small, small, large)
-shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
+# every rule with valid hyperparameters, and the arrays, from the toolkit users get
+RULES = {name: fxt.rule(name) for name in fxt.RULE_NAMES}
+elem, shapes = fxt.ELEMENTS, fxt.SHAPES
 
 
 @st.composite

@@ -1,5 +1,7 @@
 """The README's Python examples run as written."""
 import re
+
+import numpy as np
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -18,3 +20,9 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "ckpt.safetensors").exists()
     assert ns["opt_state"].layers[0].weight.frozen
     assert len(ns["gs"][ns["ps"][0]].shape) == 2
+    w = ns["model"].layers[0].weight.numpy().copy()
+    exec(blocks[2], ns)  # a rule written in Python, and the property-test toolkit
+    assert not np.array_equal(ns["model"].layers[0].weight.numpy(), w)
+    assert type(ns["opt_state"].layers[0].weight.rule.opts[1]).__name__ == "SignMomentum"
+    ns["test_rules_are_pure"]()
+    ns["test_sign_momentum"]()

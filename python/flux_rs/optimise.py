@@ -48,12 +48,73 @@ def _norm_value(name, default, v):
 
 
 class Rule:
-    """Base of every optimisation rule. Subclasses list ``_fields`` as
-    ``((name, default), ...)`` in Optimisers.jl's constructor order."""
+    """Base of every optimisation rule. Built-in subclasses list ``_fields`` as
+    ``((name, default), ...)`` in Optimisers.jl's constructor order; their steps are
+    computed in Rust.
+
+    A rule of your own is a subclass with ``init(self, x)`` (the state for parameter
+    ``x``; leave it out for a rule without state) and ``apply(self, state, x, dx)``
+    returning ``(state, step)``, where the new parameter is ``x - step`` (a step of None
+    makes no step this time). ``x`` and ``dx`` arrive as ``fx.Tensor``; compute with
+    Tensor operations, or with numpy after ``np.asarray``. The state is made of arrays
+    (Tensors or numpy), numbers, tuples and None, as a built-in rule's, and keeps its
+    form from step to step. Hyperparameters are the public attributes set in
+    ``__init__``: ``fx.adjust_`` changes them and checkpoints store them. Such a rule
+    works wherever a built-in one does: ``fx.setup``, ``update_``/``update``,
+    ``OptimiserChain`` (mixed with built-in rules), ``AccumGrad``, ``MixedPrecision``,
+    ``adjust_``, ``freeze_``/``thaw_``, ``fx.save``/``fx.load`` and the pure
+    ``fx.optimise.init``/``apply``. A checkpoint names the rule by its module and
+    qualified name (``mymodule.MyRule``); ``fx.load`` finds classes defined (or
+    imported) in the loading program and never imports anything itself, and it rebuilds
+    the rule from its public attributes without calling ``__init__``.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> class SignDescent(fx.Rule):
+    ...     def __init__(self, eta=0.1):
+    ...         self.eta = eta
+    ...     def apply(self, state, x, dx):
+    ...         return state, self.eta * np.sign(np.asarray(dx))
+    >>> m = {"w": fx.tensor(np.array([1.0, 1.0]))}
+    >>> st = fx.setup(fx.OptimiserChain(fx.ClipGrad(1.0), SignDescent(0.5)), m)
+    >>> _ = fx.update_(st, m, {"w": np.array([3.0, -0.1])})
+    >>> m["w"].tolist()
+    [0.5, 1.5]
+    """
 
     _fields: ClassVar[tuple[tuple[str, Any], ...]] = ()
     #: other accepted spellings of a keyword (RMSProp's ``centered``, as Optimisers.jl)
     _aliases: ClassVar[dict[str, str]] = {}
+    #: True for rules written in Python (a subclass with its own ``apply``)
+    _user: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.apply is Rule.apply:
+            return  # a built-in rule: its step is in Rust
+        cls._user = True
+        if cls.init is Rule.init:
+            cls.init = _no_state  # type: ignore[method-assign]
+        # a fresh compiled core on each use: it calls back into this very object
+        cls._core = property(_core.RuleCore.python)  # type: ignore[assignment]
+        _USER_RULES[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+    def init(self, x) -> Any:
+        """The initial state for parameter ``x`` (:func:`fx.optimise.init <init>`).
+
+        >>> import flux_rs as fx, numpy as np
+        >>> fx.Momentum().init(np.zeros(2))
+        array([0., 0.])
+        """
+        return init(self, x)
+
+    def apply(self, state, x, dx) -> tuple[Any, Any]:
+        """One step, ``(new_state, step)`` (:func:`fx.optimise.apply <apply>`).
+
+        >>> import flux_rs as fx, numpy as np
+        >>> fx.Descent(0.5).apply(None, np.zeros(1), np.ones(1))
+        (None, array([0.5]))
+        """
+        return apply(self, state, x, dx)
 
     def __init__(self, *args, **kwargs):
         names = [k for k, _ in self._fields]
@@ -72,6 +133,9 @@ class Rule:
         self._init_fields(vals)
 
     def _init_fields(self, vals: dict):
+        if self._user:
+            self.__dict__.update(vals)
+            return
         defaults = dict(self._fields)
         vals = {k: _norm_value(k, defaults[k], v) for k, v in vals.items()}
         for k, v in vals.items():
@@ -85,10 +149,17 @@ class Rule:
         return {_RUST_NAME.get(k, k): v for k, v in vals.items()}
 
     def _values(self) -> dict:
+        if self._user:
+            return {k: v for k, v in vars(self).items() if not k.startswith("_")}
         return {k: getattr(self, k) for k, _ in self._fields}
 
     def _replace(self, **kw) -> "Rule":
         """A copy with some fields changed (what ``adjust`` uses)."""
+        if self._user:
+            new = object.__new__(type(self))
+            new.__dict__.update(vars(self))
+            new.__dict__.update(kw)
+            return new
         new = object.__new__(type(self))
         vals = self._values()
         vals.update(kw)
@@ -96,6 +167,9 @@ class Rule:
         return new
 
     def __setattr__(self, k, v):
+        if self._user:  # a Python rule's __init__ sets its fields
+            object.__setattr__(self, k, v)
+            return
         raise AttributeError(f"{type(self).__name__} is immutable; use fx.adjust_(state, {k}=...) to change a rule")
 
     def __eq__(self, other):
@@ -108,7 +182,18 @@ class Rule:
         return f"{type(self).__name__}(" + ", ".join(f"{k}={v!r}" for k, v in self._values().items()) + ")"
 
     def __reduce__(self):
+        if self._user:
+            return (_rebuild_rule, (type(self), dict(vars(self))))
         return (_rebuild_rule, (type(self), self._values()))
+
+
+#: Rules written in Python, by ``module.qualname``: how ``fx.load`` finds their class.
+_USER_RULES: dict[str, type] = {}
+
+
+def _no_state(self, x) -> None:
+    """A Python rule without ``init`` keeps no state."""
+    return None
 
 
 def _rebuild_rule(cls, vals):
@@ -309,7 +394,7 @@ def setup(rule: Rule, model) -> Any:
     >>> import flux_rs as fx
     >>> st = fx.setup(fx.Momentum(0.1), fx.Dense(2, 1))
     >>> st.weight
-    Leaf(Momentum(eta=0.1, rho=0.9), Tensor([[0. 0.]], dtype=float32))
+    Leaf(Momentum(eta=0.1, rho=0.9), Float32[0.0, 0.0] (1, 2))
     """
     if not isinstance(rule, Rule):
         raise TypeError(f"setup needs a rule such as fx.Adam() first, got {type(rule).__name__}")
@@ -458,7 +543,7 @@ def _accepts(rule: Rule) -> set:
         return set().union(*(_accepts(r) for r in rule.opts))
     if isinstance(rule, MixedPrecision):
         return _accepts(rule.rule)
-    names = {k for k, _ in rule._fields}
+    names = set(rule._values())
     if isinstance(rule, WeightDecay):
         names.add("gamma")  # the old name of lambda, as Optimisers.jl still accepts
     return names
@@ -469,7 +554,7 @@ def _adjust_rule(rule: Rule, eta, kw: dict) -> Rule:
         return rule._replace(opts=tuple(_adjust_rule(r, eta, kw) for r in rule.opts))
     if isinstance(rule, MixedPrecision):
         return rule._replace(rule=_adjust_rule(rule.rule, eta, kw))
-    names = {k for k, _ in rule._fields}
+    names = set(rule._values())
     ch = {}
     if eta is not None and "eta" in names:
         ch["eta"] = eta

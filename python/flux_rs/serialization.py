@@ -227,8 +227,11 @@ class _Enc:
         from .optimise import Rule
         if not isinstance(r, Rule):
             raise TypeError(f"save: the Leaf at {_where(path)} holds {type(r).__name__}, not an fx rule")
-        return {"t": "rule", "name": type(r).__name__,
-                "fields": [[k, self.enc(v, _join(path, k), set())] for k, v in r._values().items()]}
+        d = {"t": "rule", "name": type(r).__name__,
+             "fields": [[k, self.enc(v, _join(path, k), set())] for k, v in r._values().items()]}
+        if r._user:  # a rule written in Python: fx.load finds its class by this name
+            d["class"] = f"{type(r).__module__}.{type(r).__qualname__}"
+        return d
 
     def enc(self, x, path: str, visiting: set):
         from .optimise import Rule
@@ -313,10 +316,19 @@ def save(path, tree) -> None:
 
 # ---- decoding -------------------------------------------------------------------------
 
-def _rule_class(name: str):
+def _rule_class(name: str, qualname: str | None = None):
     from . import optimise
-    from .optimise import Rule
+    from .optimise import Rule, _USER_RULES
     import flux_rs
+    if qualname is not None:
+        # a rule written in Python: its class must be defined in this program already
+        # (a checkpoint never makes fx.load import or run anything)
+        cls = _USER_RULES.get(qualname)
+        if cls is None:
+            mod = qualname.rsplit(".", 1)[0] if "." in qualname else qualname
+            raise CheckpointError(f"the checkpoint uses the optimisation rule {qualname}, written in Python; "
+                                  f"define it or import its module ({mod}) before fx.load")
+        return cls
     for ns in (optimise, flux_rs):
         cls = getattr(ns, name, None)
         if isinstance(cls, type) and issubclass(cls, Rule):
@@ -331,7 +343,7 @@ class _Dec:
 
     def rule(self, d):
         from .optimise import _rebuild_rule
-        cls = _rule_class(d["name"])
+        cls = _rule_class(d["name"], d.get("class"))
         vals = {k: self.dec(v) for k, v in d["fields"]}
         return _rebuild_rule(cls, vals)
 
