@@ -154,6 +154,8 @@ pub struct PyLeaf {
     /// The Tensors `leaf.state` hands out, one per array of `state` in walking order,
     /// made on its first access and kept: `update_` steps their buffers in place, so a
     /// handle taken before a step sees it (Optimisers.jl mutates state arrays in place).
+    /// While they exist they hold the arrays and `state` holds empty placeholders in
+    /// their places; the two are swapped for a step (see [`PyLeaf::swap_views`]).
     views: Option<Vec<Py<PyTensor>>>,
     #[pyo3(get, set)]
     frozen: bool,
@@ -279,7 +281,12 @@ impl PyLeaf {
         if self.views.is_none() {
             let mut ts = Vec::new();
             state_tensors_mut(&mut self.state, &mut ts);
-            self.views = Some(ts.into_iter().map(|t| Py::new(py, PyTensor::new(t.clone()))).collect::<PyResult<_>>()?);
+            let mut views = Vec::with_capacity(ts.len());
+            for t in ts {
+                let placeholder = Tensor::zeros(&[0], t.dtype());
+                views.push(Py::new(py, PyTensor::new(std::mem::replace(t, placeholder)))?);
+            }
+            self.views = Some(views);
         }
         state_to_py_with(py, &self.state, &mut self.views.as_ref().expect("made above").iter())
     }
@@ -290,57 +297,47 @@ impl PyLeaf {
         Ok(())
     }
     /// A copy whose state arrays are independent of this leaf's.
-    fn _copy(&mut self, py: Python<'_>) -> PyLeaf {
-        self.adopt_views(py);
-        PyLeaf { rule: self.rule.clone_ref(py), core: self.core.clone(), state: self.state.deep_clone(), views: None, frozen: self.frozen }
+    fn _copy(&mut self, py: Python<'_>) -> PyResult<PyLeaf> {
+        let state = self.with_arrays(py, |s| s.deep_clone())?;
+        Ok(PyLeaf { rule: self.rule.clone_ref(py), core: self.core.clone(), state, views: None, frozen: self.frozen })
     }
     /// `Leaf(Adam(eta=0.001, …), (Float32[0.0, 0.0 … 0.0] (3, 4), …, (0.9, 0.999)))`:
     /// the rule, and the state with its arrays summarised and its numbers printed in
     /// the parameter's precision.
     fn __repr__(&mut self, py: Python<'_>) -> PyResult<String> {
-        self.adopt_views(py);
         let r = self.rule.bind(py).repr()?.to_string();
-        let s = state_repr(py, &self.state, state_dtype(&self.state))?;
+        let s = self.with_arrays(py, |s| state_repr(py, s, state_dtype(s)))??;
         Ok(if self.frozen { format!("Leaf({r}, {s}, frozen=True)") } else { format!("Leaf({r}, {s})") })
     }
 }
 
 impl PyLeaf {
-    /// Make `state` hold the arrays its views hold (a view written to since the last
-    /// step, e.g. by `fx.loadmodel_`, has its own buffer by copy-on-write).
-    fn adopt_views(&mut self, py: Python<'_>) {
-        let Some(views) = &self.views else { return };
+    /// The views, borrowed for writing: all of them, or an error when one is in use
+    /// elsewhere (another thread).
+    fn borrow_views<'py>(&self, py: Python<'py>) -> PyResult<Vec<PyRefMut<'py, PyTensor>>> {
+        let Some(views) = &self.views else { return Ok(Vec::new()) };
+        views
+            .iter()
+            .map(|v| v.bind(py).try_borrow_mut())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| PyValueError::new_err("an optimiser state array is in use elsewhere (another thread?)"))
+    }
+    /// Exchange the arrays of `state` with those its views hold: once before a step
+    /// (so the step owns each buffer alone and writes it in place) and once after.
+    fn swap_views(&mut self, vs: &mut [PyRefMut<'_, PyTensor>]) {
         let mut ts = Vec::new();
         state_tensors_mut(&mut self.state, &mut ts);
-        for (t, v) in ts.into_iter().zip(views) {
-            if let Ok(v) = v.bind(py).try_borrow() {
-                *t = v.t.clone();
-            }
+        for (t, v) in ts.into_iter().zip(vs.iter_mut()) {
+            std::mem::swap(t, &mut v.t);
         }
     }
-    /// Before a step: the state takes the views' arrays and the views let go of them,
-    /// so that the step owns each buffer alone and writes it in place.
-    fn lend_views(&mut self, py: Python<'_>) -> PyResult<()> {
-        let Some(views) = &self.views else { return Ok(()) };
-        let mut ts = Vec::new();
-        state_tensors_mut(&mut self.state, &mut ts);
-        for (t, v) in ts.into_iter().zip(views) {
-            let mut v = v.bind(py).try_borrow_mut().map_err(|_| PyValueError::new_err("an optimiser state array is in use elsewhere (another thread?)"))?;
-            let empty = Tensor::zeros(&[0], t.dtype());
-            *t = std::mem::replace(&mut v.t, empty);
-        }
-        Ok(())
-    }
-    /// After a step (whether it succeeded or not): the views see the stepped arrays.
-    fn return_views(&mut self, py: Python<'_>) {
-        let Some(views) = &self.views else { return };
-        let mut ts = Vec::new();
-        state_tensors_mut(&mut self.state, &mut ts);
-        for (t, v) in ts.into_iter().zip(views) {
-            if let Ok(mut v) = v.bind(py).try_borrow_mut() {
-                v.t = t.clone();
-            }
-        }
+    /// `f` of the state with its arrays in place.
+    fn with_arrays<R>(&mut self, py: Python<'_>, f: impl FnOnce(&State) -> R) -> PyResult<R> {
+        let mut vs = self.borrow_views(py)?;
+        self.swap_views(&mut vs);
+        let r = f(&self.state);
+        self.swap_views(&mut vs);
+        Ok(r)
     }
 }
 
@@ -379,17 +376,16 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
             )));
         }
     }
-    // leaves whose state the user holds (leaf.state was read) lend it for the step
+    // leaves whose state was read (leaf.state) keep their arrays in its Tensors: those
+    // are swapped in for the step, and held so that no other thread sees them meanwhile
     let mut lent = Vec::new();
-    for (i, l) in lrefs.iter_mut().enumerate() {
+    for (i, l) in lrefs.iter().enumerate() {
         if l.views.is_some() && !l.frozen {
-            let r = l.lend_views(py);
-            lent.push(i);
-            if let Err(e) = r {
-                lent.iter().for_each(|&j| lrefs[j].return_views(py));
-                return Err(e);
-            }
+            lent.push((i, l.borrow_views(py)?));
         }
+    }
+    for (i, vs) in lent.iter_mut() {
+        lrefs[*i].swap_views(vs);
     }
     let mut work = Vec::with_capacity(lrefs.len());
     let mut total = 0;
@@ -410,7 +406,9 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
         }
         Ok(())
     });
-    lent.iter().for_each(|&j| lrefs[j].return_views(py));
+    for (i, vs) in lent.iter_mut() {
+        lrefs[*i].swap_views(vs);
+    }
     r.py()
 }
 
