@@ -422,8 +422,11 @@ fn rule_init<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, x: &Bound<'py, PyAn
 
 /// The pure rule interface: `(new_state, dx)` for state, parameter `x` and gradient `g`;
 /// the inputs are not modified. `dx` is None when the rule makes no step (AccumGrad).
+/// `check_form`: compare the state's form with `init`'s first (off for rules written in
+/// Python, whose state may change form from step to step).
 #[pyfunction]
-fn rule_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, state: &Bound<'py, PyAny>, x: &Bound<'py, PyAny>, g: &Bound<'py, PyAny>) -> PyResult<(Bound<'py, PyAny>, Option<PyTensor>)> {
+#[pyo3(signature = (rule, state, x, g, check_form=true))]
+fn rule_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, state: &Bound<'py, PyAny>, x: &Bound<'py, PyAny>, g: &Bound<'py, PyAny>, check_form: bool) -> PyResult<(Bound<'py, PyAny>, Option<PyTensor>)> {
     let r = core_of(rule)?;
     let x = to_tensor(x, None)?;
     let mut g = to_tensor(g, Some(x.dtype()))?.cast(x.dtype()).py()?.detach_copy();
@@ -432,8 +435,8 @@ fn rule_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, state: &Bound<'py,
     }
     let mut s = state_from_py(state)?.deep_clone();
     // a state of another form would fail deep inside the rule with the rule's own words
-    let want = r.init(&x).py()?;
-    if !s.same_form(&want) {
+    let want = if check_form { Some(r.init(&x).py()?) } else { None };
+    if let Some(want) = want.filter(|w| !s.same_form(w)) {
         return Err(PyValueError::new_err(format!(
             "{}: this state does not fit the rule and a parameter of shape {:?}: expected {}, got {}; \
              pass the state from fx.optimise.init(rule, x) or from the previous apply",

@@ -289,3 +289,44 @@ def test_the_checks_catch_a_rule_that_breaks_them():
 
     with pytest.raises(AssertionError, match="different steps"):
         fxt.check_pure(Drifting())
+
+
+def test_a_rule_saved_from_another_module_loads_when_its_name_is_unique(monkeypatch):
+    """A checkpoint written by a script (the rule in __main__) loads where the class
+    lives in a module, when one class of that name is defined."""
+    p = os.path.join(tempfile.mkdtemp(), "user.safetensors")
+    fx.save(p, fx.setup(PyMomentum(0.2), {"w": fx.tensor(X)}))
+    key = f"{PyMomentum.__module__}.PyMomentum"
+    monkeypatch.delitem(fx.optimise._USER_RULES, key)
+    monkeypatch.setitem(fx.optimise._USER_RULES, "some_other_module.PyMomentum", PyMomentum)
+    assert fx.load(p)["w"].rule == PyMomentum(0.2)
+
+    # a second class of that name, in a third module: which one is meant is ambiguous
+    other = type("PyMomentum", (PyMomentum,), {})
+    assert fx.optimise._USER_RULES[key] is other  # defining it registered it
+    monkeypatch.delitem(fx.optimise._USER_RULES, key)  # (monkeypatch puts the first one back)
+    monkeypatch.setitem(fx.optimise._USER_RULES, "third_module.PyMomentum", other)
+    with pytest.raises(fx.CheckpointError, match="define it or import its module"):
+        fx.load(p)
+
+
+def test_a_python_rule_may_change_the_form_of_its_state():
+    class LazyMomentum(fx.Rule):
+        """No state until the first gradient (as some published rules do)."""
+
+        def apply(self, state, x, dx):
+            v = np.asarray(dx) if state is None else 0.5 * np.asarray(state) + np.asarray(dx)
+            return v, 0.1 * v
+
+    r = LazyMomentum()
+    s = fx.optimise.init(r, X)
+    assert s is None
+    for g in GS[:3]:
+        s, dx = fx.optimise.apply(r, s, X, g)
+    np.testing.assert_allclose(s, 0.25 * GS[0] + 0.5 * GS[1] + GS[2], rtol=1e-12)
+    got, _ = steps(r, X, GS[:2])
+    np.testing.assert_allclose(got, X - 0.1 * GS[0] - 0.1 * (0.5 * GS[0] + GS[1]), rtol=1e-12)
+    fxt.check_pure(r)
+    # built-in rules still check the state's form
+    with pytest.raises(ValueError, match="does not fit the rule"):
+        fx.optimise.apply(fx.Momentum(), None, X, GS[0])

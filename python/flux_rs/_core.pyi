@@ -196,7 +196,7 @@ def pool(x: TensorLike, mode: Any, window: Any, stride: Any, pad_lo: Any, pad_hi
     """Max (`mode="max"`) or mean pooling of `x` (N, C, spatial...)."""
     ...
 
-def rule_apply(rule: Any, state: Any, x: TensorLike, g: Any) -> tuple[Any, Tensor | None]:
+def rule_apply(rule: Any, state: Any, x: TensorLike, g: Any, check_form: Any = ...) -> tuple[Any, Tensor | None]:
     """The pure rule interface: `(new_state, dx)` for state, parameter `x` and gradient `g`;"""
     ...
 

@@ -57,16 +57,20 @@ class Rule:
     returning ``(state, step)``, where the new parameter is ``x - step`` (a step of None
     makes no step this time). ``x`` and ``dx`` arrive as ``fx.Tensor``; compute with
     Tensor operations, or with numpy after ``np.asarray``. The state is made of arrays
-    (Tensors or numpy), numbers, tuples and None, as a built-in rule's, and keeps its
-    form from step to step. Hyperparameters are the public attributes set in
-    ``__init__``: ``fx.adjust_`` changes them and checkpoints store them. Such a rule
-    works wherever a built-in one does: ``fx.setup``, ``update_``/``update``,
-    ``OptimiserChain`` (mixed with built-in rules), ``AccumGrad``, ``MixedPrecision``,
-    ``adjust_``, ``freeze_``/``thaw_``, ``fx.save``/``fx.load`` and the pure
-    ``fx.optimise.init``/``apply``. A checkpoint names the rule by its module and
-    qualified name (``mymodule.MyRule``); ``fx.load`` finds classes defined (or
-    imported) in the loading program and never imports anything itself, and it rebuilds
-    the rule from its public attributes without calling ``__init__``.
+    (Tensors or numpy), numbers, tuples and None, as a built-in rule's. Hyperparameters
+    are the public attributes set in ``__init__``: ``fx.adjust_`` changes them and
+    checkpoints store them. Such a rule works wherever a built-in one does:
+    ``fx.setup``, ``update_``/``update``, ``OptimiserChain`` (mixed with built-in
+    rules), ``AccumGrad``, ``MixedPrecision``, ``adjust_``, ``freeze_``/``thaw_``,
+    ``fx.save``/``fx.load`` and the pure ``fx.optimise.init``/``apply``.
+
+    A checkpoint names the rule by its module and qualified name
+    (``mymodule.MyRule``). ``fx.load`` looks it up among the rule classes defined so far
+    in the loading program (defining a subclass registers it), so import the module that
+    defines it first; a class of the same qualified name in another module is taken
+    when it is the only one (a rule saved from a script's ``__main__``, loaded in a
+    notebook). ``fx.load`` never imports anything itself, and it rebuilds the rule from
+    its public attributes without calling ``__init__``.
 
     >>> import flux_rs as fx, numpy as np
     >>> class SignDescent(fx.Rule):
@@ -495,6 +499,14 @@ def init(rule: Rule, x) -> Any:
     return _to_numpy_tree(_core.rule_init(rule, x))
 
 
+def _has_python_rule(rule) -> bool:
+    """Is ``rule``, or a rule inside it, written in Python?"""
+    if getattr(rule, "_user", False):
+        return True
+    inner = rule.opts if isinstance(rule, OptimiserChain) else (rule.rule,) if isinstance(rule, MixedPrecision) else ()
+    return any(_has_python_rule(r) for r in inner)
+
+
 def apply(rule: Rule, state, x, dx):
     """One step of the pure interface: ``(new_state, step)``, where the new parameter is
     ``x - step``. Nothing passed in is modified. ``step`` is None when the rule makes
@@ -505,7 +517,7 @@ def apply(rule: Rule, state, x, dx):
     >>> s.tolist()
     [2.5, 3.3000000000000003]
     """
-    s, d = _core.rule_apply(rule, state, x, dx)
+    s, d = _core.rule_apply(rule, state, x, dx, not _has_python_rule(rule))
     return _to_numpy_tree(s), (None if d is None else d.numpy())
 
 

@@ -324,6 +324,9 @@ def _rule_class(name: str, qualname: str | None = None):
         # a rule written in Python: its class must be defined in this program already
         # (a checkpoint never makes fx.load import or run anything)
         cls = _USER_RULES.get(qualname)
+        if cls is None:  # saved from another module (a script's __main__): one class of that name
+            same = {c for c in _USER_RULES.values() if qualname.endswith("." + c.__qualname__)}
+            cls = same.pop() if len(same) == 1 else None
         if cls is None:
             mod = qualname.rsplit(".", 1)[0] if "." in qualname else qualname
             raise CheckpointError(f"the checkpoint uses the optimisation rule {qualname}, written in Python; "
