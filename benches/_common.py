@@ -76,6 +76,20 @@ def lenet_weights(seed=0):
     }
 
 
+def transformer_weights(d=128, ff=512, classes=10, seed=0):
+    """W7's pre-LayerNorm encoder block and head: attention projections wq..wo (d, d)
+    with biases, LayerNorms ln1/ln2 (γ ones, β zeros), the GELU MLP w1 (ff, d), w2 (d,
+    ff), the head wh (classes, d); biases zero."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    z = lambda n: np.zeros(n, np.float32)  # noqa: E731
+    p = {k: glorot(rng, d, d) for k in ("wq", "wk", "wv", "wo")}
+    p.update({k: z(d) for k in ("bq", "bk", "bv", "bo", "ln1_b", "ln2_b", "b2")})
+    p.update(ln1_g=np.ones(d, np.float32), ln2_g=np.ones(d, np.float32), w1=glorot(rng, ff, d), b1=z(ff),
+             w2=glorot(rng, d, ff), wh=glorot(rng, classes, d), bh=z(classes))
+    return p
+
+
 # ---- timing --------------------------------------------------------------------------
 
 # Seconds of untimed calls an engine gets after a pause before it is timed: on this VM a

@@ -88,6 +88,40 @@ def w5(d, variant, n=1024):
     return lambda: a @ b
 
 
+def w5b(d, variant):
+    return w5(d, variant, n=2048)
+
+
+def w7(d, variant):
+    import flux_rs as fx
+    p = d["w7_weights"]
+    dense = lambda w, σ=fx.identity: fx.Dense(w.shape[1], w.shape[0], σ, init=_const(w))  # noqa: E731
+    proj = iter([p["wq"], p["wk"], p["wv"], p["wo"]])
+
+    class Block:
+        def __init__(self):
+            self.ln1 = fx.LayerNorm(128)
+            self.attn = fx.MultiHeadAttention(128, nheads=4, bias=True, init=lambda *s: next(proj).copy())
+            self.ln2 = fx.LayerNorm(128)
+            self.ff = fx.Chain(dense(p["w1"], fx.gelu), dense(p["w2"]))
+            self.head = dense(p["wh"])
+
+        def __call__(self, x):
+            h = x + self.attn(self.ln1(x))[0]
+            h = h + self.ff(self.ln2(h))
+            return self.head(h.mean(dims=1))
+
+    x, y = fx.tensor(d["w7_x"]), fx.tensor(d["w7_y"])
+    return _trainer(Block(), fx.Adam(), lambda m: fx.losses.logitcrossentropy(m(x), y))
+
+
+def w10(d, variant):
+    import flux_rs as fx
+    model = _mlp(d["w10_weights"], fx.relu)
+    x, y = fx.tensor(d["w10_x"]), fx.tensor(d["w10_y"])
+    return _trainer(model, fx.Adam(), lambda m: fx.losses.logitcrossentropy(m(x), y))
+
+
 def w6(d, variant, parallel=False):
     import flux_rs as fx
     model = _mlp(d["w1_weights"], fx.relu)
@@ -106,4 +140,4 @@ def w6p(d, variant):
     return w6(d, variant, parallel=True)
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W6p": w6p}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W6p": w6p, "W7": w7, "W10": w10}

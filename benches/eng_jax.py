@@ -126,6 +126,49 @@ def w5(d, variant, n=1024):
     return lambda: mm(a, b).block_until_ready()
 
 
+def w5b(d, variant):
+    return w5(d, variant, n=2048)
+
+
+def w7(d, variant):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    p = {k: jnp.asarray(v) for k, v in d["w7_weights"].items()}
+
+    def ln(x, g, b):
+        m = x.mean(-1, keepdims=True)
+        v = ((x - m) ** 2).mean(-1, keepdims=True)
+        return (x - m) / jnp.sqrt(v + 1e-5) * g + b
+
+    def heads(t, B, L):
+        return t.reshape(B, L, 4, 32).transpose(0, 2, 1, 3)
+
+    def lossf(p, x, y):
+        B, L, D = x.shape
+        h = ln(x, p["ln1_g"], p["ln1_b"])
+        q, k, v = (heads(h @ p["w" + c].T + p["b" + c], B, L) for c in "qkv")
+        a = jax.nn.softmax(q @ k.transpose(0, 1, 3, 2) / jnp.sqrt(32.0), axis=-1)
+        x = x + (a @ v).transpose(0, 2, 1, 3).reshape(B, L, D) @ p["wo"].T + p["bo"]
+        h = ln(x, p["ln2_g"], p["ln2_b"])
+        x = x + jax.nn.gelu(h @ p["w1"].T + p["b1"], approximate=True) @ p["w2"].T + p["b2"]
+        return optax.softmax_cross_entropy(x.mean(1) @ p["wh"].T + p["bh"], y).mean()
+
+    run = _trainer(p, optax.adam(1e-3), lossf)
+    x, y = jnp.asarray(d["w7_x"]), jnp.asarray(d["w7_y"])
+    return lambda: run(x, y)
+
+
+def w10(d, variant):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    lossf = lambda p, x, y: optax.softmax_cross_entropy(_mlp_apply(p, x, jax.nn.relu), y).mean()  # noqa: E731
+    run = _trainer(_mlp_params(d["w10_weights"]), optax.adam(1e-3), lossf)
+    x, y = jnp.asarray(d["w10_x"]), jnp.asarray(d["w10_y"])
+    return lambda: run(x, y)
+
+
 def w6(d, variant):
     import jax
     import numpy as np
@@ -144,4 +187,4 @@ def w6(d, variant):
     return epoch
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W10": w10}

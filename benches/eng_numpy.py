@@ -131,6 +131,10 @@ def w5(d, variant, n=1024):
     return lambda: a @ b
 
 
+def w5b(d, variant):
+    return w5(d, variant, n=2048)
+
+
 def w6(d, variant):
     step = _w1_stepper(d["w1_weights"])
     X, Y = d["w6_x"], d["w6_y"]
@@ -145,4 +149,4 @@ def w6(d, variant):
     return epoch
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W4": w4, "W5": w5, "W6": w6, "W3": w3}
+WORKLOADS = {"W1": w1, "W2": w2, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W3": w3}

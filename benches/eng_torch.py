@@ -6,7 +6,7 @@ from __future__ import annotations
 
 NAME = "torch"
 VARIANTS = ("torch", "torch-fused")
-_ADAM_WORKLOADS = {"W1", "W3", "W4", "W6"}
+_ADAM_WORKLOADS = {"W1", "W3", "W4", "W6", "W7", "W10"}
 
 
 class NotAvailable(Exception):
@@ -110,6 +110,58 @@ def w5(d, variant, n=1024):
     return lambda: torch.mm(a, b)
 
 
+def w5b(d, variant):
+    return w5(d, variant, n=2048)
+
+
+def w7(d, variant):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    _check("W7", variant)
+    p = {k: torch.from_numpy(v) for k, v in d["w7_weights"].items()}
+
+    def lin(i, o, w, b):
+        m = nn.Linear(i, o)
+        with torch.no_grad():
+            m.weight.copy_(p[w])
+            m.bias.copy_(p[b])
+        return m
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln1, self.ln2 = nn.LayerNorm(128), nn.LayerNorm(128)
+            self.attn = nn.MultiheadAttention(128, 4, bias=True, batch_first=True)
+            with torch.no_grad():
+                self.attn.in_proj_weight.copy_(torch.cat([p["wq"], p["wk"], p["wv"]]))
+                self.attn.in_proj_bias.copy_(torch.cat([p["bq"], p["bk"], p["bv"]]))
+                self.attn.out_proj.weight.copy_(p["wo"])
+                self.attn.out_proj.bias.copy_(p["bo"])
+            self.ff = nn.Sequential(lin(128, 512, "w1", "b1"), nn.GELU(approximate="tanh"), lin(512, 128, "w2", "b2"))
+            self.head = lin(128, 10, "wh", "bh")
+
+        def forward(self, x):
+            h = self.ln1(x)
+            # need_weights=False: the fused SDPA path, as nn.TransformerEncoderLayer calls it
+            h = x + self.attn(h, h, h, need_weights=False)[0]
+            h = h + self.ff(self.ln2(h))
+            return self.head(h.mean(1))
+
+    model = Block()
+    x, t = torch.from_numpy(d["w7_x"]), torch.from_numpy(d["w7_y"].argmax(1))
+    return _train_step(model, _adam(model.parameters(), variant), F.cross_entropy, x, t)
+
+
+def w10(d, variant):
+    import torch
+    import torch.nn.functional as F
+    _check("W10", variant)
+    model = _mlp(d["w10_weights"], torch.nn.ReLU)
+    x, t = torch.from_numpy(d["w10_x"]), torch.from_numpy(d["w10_y"].argmax(1))
+    return _train_step(model, _adam(model.parameters(), variant), F.cross_entropy, x, t)
+
+
 def w6(d, variant):
     import torch
     import torch.nn.functional as F
@@ -131,4 +183,4 @@ def w6(d, variant):
     return epoch
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W10": w10}

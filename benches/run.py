@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """flux_rs against PyTorch, JAX (jit + optax) and numpy on the CPU: the workloads
-W1–W6 of BENCHMARKS.md, side by side in one process.
+W1–W7, W10 of BENCHMARKS.md, side by side in one process.
 
     python benches/run.py                 # full run, 2 threads, every installed peer
     python benches/run.py --quick         # reduced, under a minute
@@ -30,7 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="threads for every engine (default 2)")
     p.add_argument("--only-flux", action="store_true", help="run flux_rs alone, no peers")
     p.add_argument("--peers", default="torch,jax,numpy", help="comma-separated peers to try (default torch,jax,numpy)")
-    p.add_argument("--only", default="", help="comma-separated workloads (W1,W2,W3,W4,W5,W6,W6p,sweep,probes)")
+    p.add_argument("--only", default="", help="comma-separated workloads (W1,W2,W3,W4,W5,W5b,W6,W6p,W7,W10,sweep,probes)")
     p.add_argument("--rounds", type=int, default=0, help="timed rounds per workload (default 7, quick 3)")
     p.add_argument("--markdown", default="", help="also write the report to this file")
     p.add_argument("--wheel", default="", help="the flux_rs wheel whose size to report (default: newest found)")
@@ -56,7 +56,7 @@ import numpy as np  # noqa: E402
 
 import floor  # noqa: E402
 from _common import (cell, classification_data, lenet_weights, markdown_table, mlp_weights,  # noqa: E402
-                     rewarm, summary, time_call)
+                     rewarm, summary, time_call, transformer_weights)
 
 # name, what, unit, calls per sample, warm-up calls
 SPECS = [
@@ -67,6 +67,10 @@ SPECS = [
     ("W5", "f32 matmul 1024³", "ms", 3, 2),
     ("W6", "one epoch of W1 over 60000×784 including batching", "s", 1, 1),
     ("W6p", "W6 with fx.DataLoader(parallel=True) (flux_rs only)", "s", 1, 1),
+    ("W7", "transformer encoder block (batch 32, seq 64, d 128, 4 heads with bias, pre-LayerNorm, GELU MLP 512), "
+           "mean pool, Dense(128,10), logitcrossentropy, Adam: one step", "ms", 2, 3),
+    ("W10", "MLP 1024-2048-2048-10 relu, logitcrossentropy, Adam, batch 512: one step", "ms", 1, 2),
+    ("W5b", "f32 matmul 2048³, the result allocated per call (`a @ b`)", "ms", 1, 2),
 ]
 SWEEP = [64, 96, 127, 128, 200, 255, 256, 384, 511, 512, 513, 768, 1023, 1024]
 SWEEP_QUICK = [64, 127, 256, 513]
@@ -130,9 +134,15 @@ def make_data(quick: bool):
     d["w3_x"] = x3.reshape(64, 1, 28, 28)
     d["w4_x"] = rng.standard_normal(10_000_000, dtype=np.float32)
     d["w4_g"] = rng.standard_normal(10_000_000, dtype=np.float32)
-    d["w5_a"] = rng.standard_normal((1024, 1024), dtype=np.float32)
-    d["w5_b"] = rng.standard_normal((1024, 1024), dtype=np.float32)
+    # W5 multiplies the leading 1024×1024 blocks, W5b the whole 2048×2048 matrices
+    d["w5_a"] = rng.standard_normal((2048, 2048), dtype=np.float32)
+    d["w5_b"] = rng.standard_normal((2048, 2048), dtype=np.float32)
     d["w6_x"], d["w6_y"] = classification_data(6000 if quick else 60000, 784, 10, seed=6)
+    d["w7_weights"] = transformer_weights(seed=7)
+    x7, d["w7_y"] = classification_data(32, 64 * 128, 10, seed=8)
+    d["w7_x"] = x7.reshape(32, 64, 128)
+    d["w10_weights"] = mlp_weights([1024, 2048, 2048, 10], seed=10)
+    d["w10_x"], d["w10_y"] = classification_data(512, 1024, 10, seed=11)
     return d
 
 
@@ -489,6 +499,10 @@ def targets(results, sw, probes, peers):
         if named and med(w, named) is not None:
             extra = f"; against {named}: {f / med(w, named):.2f}"
         out.append(f"{w} ratio ≤ 0.9 against the best peer: {mark(f / b <= 0.9)} — {f / b:.2f} against {bp}{extra}")
+    for w, target in (("W7", 0.9), ("W10", 1.0), ("W5b", 1.0)):
+        f, (b, bp) = med(w, "flux_rs"), best_peer(w)
+        if w in results and f is not None and b is not None:
+            out.append(f"{w} ratio ≤ {target} against the best peer: {mark(f / b <= target)} — {f / b:.2f} against {bp}")
     if "W2" in results and med("W2", "flux_rs") is not None:
         f = med("W2", "flux_rs")
         out.append(f"W2 at most 10 µs per step: {mark(f <= 10e-6)} — {f * 1e6:.1f} µs")

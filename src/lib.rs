@@ -8,6 +8,7 @@ mod alloc;
 #[global_allocator]
 static GLOBAL: alloc::SplitAlloc = alloc::SplitAlloc;
 
+mod attention;
 mod autodiff;
 mod convert;
 mod data;
@@ -32,6 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     flux_core::tensor::matmul::prepare();
     tensor::register(m)?;
     autodiff::register(m)?;
+    attention::register(m)?;
     nn::register(m)?;
     optim::register(m)?;
     data::register(m)?;

@@ -1,15 +1,13 @@
 """Multi-head attention, batch first: queries (batch, q_len, dim), keys and values
-(batch, kv_len, dim). The projections are Dense layers; the attention itself is
-batched matmuls and a softmax in Rust."""
+(batch, kv_len, dim). Shells over Rust: the layer's whole forward pass (projections,
+masked softmax attention, dropout) is one call into flux-core, whose attention is one
+fused tape node."""
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
 from . import _core
 from ._core import Tensor
-from .activations import softmax
 from .init import glorot_uniform
 from .layers import Dense, as_input
 
@@ -28,11 +26,6 @@ def make_causal_mask(x, dims: int = 1) -> np.ndarray:
     return np.tril(np.ones((n, n), dtype=bool))
 
 
-def _additive_mask(mask, dtype) -> Tensor:
-    m = np.asarray(mask, dtype=bool)
-    return _core.tensor(np.where(m, 0.0, -np.inf), dtype.name)
-
-
 def _check_nheads(nheads):
     if isinstance(nheads, bool) or not isinstance(nheads, (int, np.integer)):
         raise TypeError(f"nheads must be an integer, got {nheads!r}")
@@ -43,32 +36,29 @@ def _check_nheads(nheads):
 def dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias=None, *, mask=None, nheads: int = 1, fdrop=None):
     """Scaled dot-product attention over ``nheads`` heads. Inputs (batch, len, dim);
     returns ``(y, α)`` with y (batch, q_len, v_dim) and α (batch, nheads, q_len, kv_len).
-    ``fdrop``, when given, is applied to the attention weights before they weigh the
-    values (α itself is returned without it), as NNlib does.
+    ``fdrop``, an ``fx.Dropout`` or None, drops attention weights before they weigh the
+    values (α itself is returned without it), as NNlib does. One fused Rust op; ``mask``
+    is true where a query may attend, ``bias`` is added to the scaled scores.
 
     >>> import flux_rs as fx
     >>> y, a = fx.dot_product_attention(fx.ones32(1, 2, 4), fx.ones32(1, 3, 4), fx.ones32(1, 3, 4), nheads=2)
     >>> y.shape, a.shape
     ((1, 2, 4), (1, 2, 2, 3))
     """
-    B, Lq, dqk = q.shape
-    Lk = k.shape[1]
-    dv = v.shape[2]
     _check_nheads(nheads)
-    if dqk % nheads or dv % nheads:
-        raise ValueError(f"query/key dimension {dqk} and value dimension {dv} must be divisible by nheads={nheads}")
-    hq, hv = dqk // nheads, dv // nheads
-    qh = q.reshape(B, Lq, nheads, hq).permute(0, 2, 1, 3)
-    kh = k.reshape(B, Lk, nheads, hq).permute(0, 2, 3, 1)
-    vh = v.reshape(B, Lk, nheads, hv).permute(0, 2, 1, 3)
-    scores = (qh @ kh) * (1.0 / math.sqrt(hq))  # (B, H, Lq, Lk)
-    if bias is not None:
-        scores = scores + bias
-    if mask is not None:
-        scores = scores + _additive_mask(mask, scores.dtype)
-    α = softmax(scores, -1)
-    y = ((α if fdrop is None else fdrop(α)) @ vh).permute(0, 2, 1, 3).reshape(B, Lq, dv)
-    return y, α
+    return _core.dot_product_attention(q, k, v, int(nheads), bias, mask, *_drop_args(fdrop))
+
+
+def _drop_args(fdrop):
+    """(p, active, rng) of the dropout the fused op applies to the weights, from an
+    ``fx.Dropout`` or None; ``active`` None is Flux's automatic mode, which Rust
+    resolves (training iff a gradient is being taken)."""
+    from .normalise import Dropout
+    if fdrop is None:
+        return 0.0, False, None
+    if not isinstance(fdrop, Dropout):
+        raise TypeError(f"fdrop must be an fx.Dropout or None (attention draws its mask in Rust), got {type(fdrop).__name__}")
+    return fdrop.p, fdrop.active, fdrop.rng
 
 
 class MultiHeadAttention:
@@ -108,18 +98,17 @@ class MultiHeadAttention:
         v = k if v is None else v
         dt = self.q_proj.weight.dtype
         q, k, v = (as_input(t, dt) for t in (q, k, v))
-        for name, t in (("query", q), ("key", k), ("value", v)):
-            if t.ndim != 3:
-                raise ValueError(f"MultiHeadAttention expects {name} of shape (batch, len, dim), got {t.shape}")
-        if k.shape[:2] != v.shape[:2] or q.shape[0] != k.shape[0]:
-            raise ValueError(f"MultiHeadAttention: query {q.shape}, key {k.shape} and value {v.shape} do not fit")
-        y, α = dot_product_attention(self.q_proj(q), self.k_proj(k), self.v_proj(v), bias, mask=mask, nheads=self.nheads,
-                                     fdrop=self.attn_drop if self.attn_drop.p > 0 else None)
-        return self.out_proj(y), α
+        return _core.multihead_attention(q, k, v, self.nheads, *_proj(self.q_proj), *_proj(self.k_proj),
+                                         *_proj(self.v_proj), *_proj(self.out_proj), bias, mask,
+                                         *_drop_args(self.attn_drop))
 
     def __repr__(self):
         return (f"MultiHeadAttention({self.q_proj.weight.shape[1]} => {self.q_proj.weight.shape[0]} => "
                 f"{self.out_proj.weight.shape[0]}; nheads={self.nheads})")
+
+
+def _proj(d: Dense):
+    return d.weight, (d.bias if type(d.bias) is Tensor else None)
 
 
 def _parse_dims(dims):

@@ -2,6 +2,7 @@
 //!
 //! Layouts follow PyTorch: batch first, `Dense` weight `(out, in)`, `y = σ(x·Wᵀ + b)`.
 pub mod activation;
+pub mod attention;
 pub mod conv;
 pub mod dense;
 pub mod init;

@@ -35,6 +35,8 @@
 //! let (_, g) = autodiff::value_and_grad(&[&x], || apply(&Double, &[&x])?.sum_all()).unwrap();
 //! assert_eq!(g[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![2.0, 2.0]);
 //! ```
+pub mod attention;
+
 use std::fmt::Debug;
 
 use crate::autodiff::{record, Backward, Op};

@@ -54,9 +54,16 @@ pub fn prepare() {
 /// `C[m,n] (+)= A[m,k] · B[k,n]` into a contiguous row-major `c`; with `accumulate` the
 /// product is added to what `c` holds (a bias written there first, say).
 pub(crate) fn gemm_into<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], accumulate: bool) {
-    assert!(c.len() >= m * n, "gemm_into: output too small");
-    // SAFETY: `c` is an exclusive borrow of at least m×n initialised elements.
-    unsafe { gemm_ptr(m, n, k, a, b, c.as_mut_ptr(), accumulate) }
+    gemm_into_ld(m, n, k, a, b, c, n, accumulate)
+}
+
+/// [`gemm_into`] with rows of `c` `ldc` elements apart: the product lands in a column
+/// block of a wider row-major matrix (one head's slice of attention's output, say).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_into_ld<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], ldc: usize, accumulate: bool) {
+    assert!(ldc >= n && (m == 0 || c.len() >= (m - 1) * ldc + n), "gemm_into: output too small");
+    // SAFETY: `c` is an exclusive borrow that holds every element (i, j) < (m, n) at i·ldc + j.
+    unsafe { gemm_ptr(m, n, k, a, b, c.as_mut_ptr(), ldc, accumulate) }
 }
 
 /// `A[m,k] · B[k,n]` as a new row-major vector, written once (no zero-fill first).
@@ -65,21 +72,22 @@ pub(crate) fn gemm_new<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b:
     // SAFETY: the capacity holds m×n elements; without `accumulate` every one of them is
     // written and none is read, so the vector is initialised when its length is set.
     unsafe {
-        gemm_ptr(m, n, k, a, b, out.as_mut_ptr(), false);
+        gemm_ptr(m, n, k, a, b, out.as_mut_ptr(), n, false);
         out.set_len(m * n);
     }
     out
 }
 
-/// The product into `c`, which must point at m×n writable elements (initialised when
-/// `accumulate`, since they are then read).
-unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: *mut T, accumulate: bool) {
+/// The product into `c`, whose element (i, j) is at `c + i·ldc + j` and writable
+/// (initialised when `accumulate`, since it is then read).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: *mut T, ldc: usize, accumulate: bool) {
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            (0..m * n).for_each(|i| c.add(i).write(T::zero()));
+            (0..m).for_each(|i| (0..n).for_each(|j| c.add(i * ldc + j).write(T::zero())));
         }
         return;
     }
@@ -91,14 +99,14 @@ unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat
     if m * n * k <= SMALL_FLOPS {
         for i in 0..m {
             for j in 0..n {
-                let mut acc = if accumulate { *c.add(i * n + j) } else { T::zero() };
+                let mut acc = if accumulate { *c.add(i * ldc + j) } else { T::zero() };
                 let (mut ia, mut ib) = (a.off as isize + i as isize * a.rs, b.off as isize + j as isize * b.cs);
                 for _ in 0..k {
                     acc += a.data[ia as usize] * b.data[ib as usize];
                     ia += a.cs;
                     ib += b.rs;
                 }
-                c.add(i * n + j).write(acc);
+                c.add(i * ldc + j).write(acc);
             }
         }
         return;
@@ -111,7 +119,7 @@ unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat
     };
     gemm::gemm(
         m, n, k,
-        c, 1, n as isize, accumulate,
+        c, 1, ldc as isize, accumulate,
         a.data.as_ptr().add(a.off), a.cs, a.rs,
         b.data.as_ptr().add(b.off), b.cs, b.rs,
         T::one(), T::one(),

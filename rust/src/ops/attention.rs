@@ -1,0 +1,467 @@
+//! Scaled dot-product attention as one fused op.
+//!
+//! `y = dropout(softmax(q·kᵀ/√d + bias, masked)) · v`, over `nheads` heads that split the
+//! feature dimension, batch first: queries (batch, q_len, qk_dim), keys (batch, kv_len,
+//! qk_dim), values (batch, kv_len, v_dim). Each (batch, head) pair is three small GEMMs
+//! that read their head's columns in place through strides (no permuted copies), with the
+//! scale, bias, mask and softmax in one pass over the scores between them. The backward
+//! is written by hand: four GEMMs per pair and one pass for the softmax's Jacobian.
+//!
+//! The attention weights α (batch, nheads, q_len, kv_len) come back too, as Flux's
+//! `MultiHeadAttention` returns them; they are a second tape node sharing the forward's
+//! saved tensors, so a loss may use α as well as `y`.
+//!
+//! ```
+//! use flux_core::ops::attention::{Mask, Sdpa};
+//! use flux_core::{autodiff, DType, Tensor};
+//! let q = Tensor::ones(&[2, 3, 8], DType::F32);
+//! let kv = Tensor::ones(&[2, 5, 8], DType::F32);
+//! let (y, a) = Sdpa::new(2).mask(Mask::Causal).forward(&q, &kv, &kv).unwrap();
+//! assert_eq!((y.shape(), a.shape()), (&[2, 3, 8][..], &[2, 2, 3, 5][..]));
+//! // query 0 sees key 0 alone
+//! assert_eq!(a.to_vec_f64().unwrap()[..5], [1.0, 0.0, 0.0, 0.0, 0.0]);
+//! let (_, g) = autodiff::value_and_grad(&[&q], || Sdpa::new(2).forward(&q, &kv, &kv)?.0.sum_all()).unwrap();
+//! assert_eq!(g[0].as_ref().unwrap().shape(), &[2, 3, 8]);
+//! ```
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+
+use super::{apply, FusedOp};
+use crate::autodiff::{record, Backward, Op};
+use crate::error::{shape_err, value_err, Error, Result};
+use crate::tensor::dropout::dropout_mask;
+use crate::tensor::layout::broadcast_shapes;
+use crate::tensor::matmul::{gemm_into, gemm_into_ld, Mat};
+use crate::tensor::random::{self, Rng};
+use crate::tensor::{DType, Float, Tensor};
+
+/// Which keys each query may attend to.
+#[derive(Clone, Debug, Default)]
+pub enum Mask {
+    /// Every query sees every key.
+    #[default]
+    None,
+    /// Query `i` sees keys `j ≤ i` (NNlib's `make_causal_mask`, `tril` of q_len × kv_len).
+    Causal,
+    /// Non-zero where a query may attend; broadcast to (batch, nheads, q_len, kv_len).
+    Keep(Tensor),
+}
+
+/// Scaled dot-product attention, configured builder-style and applied with
+/// [`Sdpa::forward`] (or [`Sdpa::forward_with_rng`] for reproducible dropout).
+///
+/// ```
+/// use flux_core::ops::attention::Sdpa;
+/// use flux_core::{DType, Tensor};
+/// let x = Tensor::ones(&[1, 4, 6], DType::F64);
+/// let bias = Tensor::zeros(&[4, 4], DType::F64); // additive, broadcast to (1, 3, 4, 4)
+/// let (y, a) = Sdpa::new(3).bias(bias).forward(&x, &x, &x).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![1.0; 24]);
+/// assert_eq!(a.to_vec_f64().unwrap(), vec![0.25; 48]);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Sdpa {
+    nheads: usize,
+    mask: Mask,
+    bias: Option<Tensor>,
+    dropout: f64,
+}
+
+impl Default for Sdpa {
+    /// One head, no mask, no bias, no dropout.
+    fn default() -> Self { Sdpa::new(1) }
+}
+
+impl Sdpa {
+    /// Attention over `nheads` heads, no mask, bias or dropout.
+    ///
+    /// ```
+    /// let a = flux_core::ops::attention::Sdpa::new(4);
+    /// ```
+    pub fn new(nheads: usize) -> Sdpa { Sdpa { nheads, mask: Mask::None, bias: None, dropout: 0.0 } }
+    /// Restrict which keys each query sees.
+    ///
+    /// ```
+    /// use flux_core::ops::attention::{Mask, Sdpa};
+    /// let a = Sdpa::new(2).mask(Mask::Causal);
+    /// ```
+    pub fn mask(mut self, mask: Mask) -> Sdpa {
+        self.mask = mask;
+        self
+    }
+    /// Add `bias` (broadcast to (batch, nheads, q_len, kv_len)) to the scaled scores
+    /// before the softmax; it is differentiated like the other inputs.
+    ///
+    /// ```
+    /// use flux_core::{ops::attention::Sdpa, DType, Tensor};
+    /// let a = Sdpa::new(2).bias(Tensor::zeros(&[3, 3], DType::F32));
+    /// ```
+    pub fn bias(mut self, bias: Tensor) -> Sdpa {
+        self.bias = Some(bias);
+        self
+    }
+    /// Drop attention weights with probability `p` (scaling the rest by 1/(1−p)) before
+    /// they weigh the values; the returned α is without dropout, as in NNlib.
+    ///
+    /// ```
+    /// let a = flux_core::ops::attention::Sdpa::new(2).dropout(0.1);
+    /// ```
+    pub fn dropout(mut self, p: f64) -> Sdpa {
+        self.dropout = p;
+        self
+    }
+    /// `(y, α)`: y (batch, q_len, v_dim) and the weights α (batch, nheads, q_len,
+    /// kv_len). Dropout, if any, draws from the global generator.
+    ///
+    /// ```
+    /// use flux_core::{ops::attention::Sdpa, DType, Tensor};
+    /// let x = Tensor::ones(&[2, 3, 4], DType::F32);
+    /// let (y, a) = Sdpa::new(2).forward(&x, &x, &x).unwrap();
+    /// assert_eq!(a.shape(), &[2, 2, 3, 3]);
+    /// ```
+    pub fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        self.run(q, k, v, |shape, p, dt| random::with_global(|r| dropout_mask(shape, p, dt, r)))
+    }
+    /// [`Sdpa::forward`] with dropout's mask drawn from `rng`.
+    ///
+    /// ```
+    /// use flux_core::{ops::attention::Sdpa, tensor::random::Rng, DType, Tensor};
+    /// let x = Tensor::ones(&[1, 2, 2], DType::F32);
+    /// let (y, _) = Sdpa::new(1).dropout(1.0).forward_with_rng(&x, &x, &x, &mut Rng::seed(0)).unwrap();
+    /// assert_eq!(y.to_vec_f64().unwrap(), vec![0.0; 4]);
+    /// ```
+    pub fn forward_with_rng(&self, q: &Tensor, k: &Tensor, v: &Tensor, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
+        self.run(q, k, v, |shape, p, dt| dropout_mask(shape, p, dt, rng))
+    }
+    /// The checks, dropout's mask (drawn by `draw` only when needed), the fused op and α's node.
+    fn run(&self, q: &Tensor, k: &Tensor, v: &Tensor, draw: impl FnOnce(&[usize], f64, DType) -> Result<Tensor>) -> Result<(Tensor, Tensor)> {
+        let d = Dims::check(q, k, v, self.nheads)?;
+        let full = [d.b, d.h, d.lq, d.lk];
+        let fits = |t: &Tensor| broadcast_shapes(t.shape(), &full).ok().as_deref() == Some(&full[..]);
+        if let Some(b) = &self.bias {
+            if !fits(b) {
+                return Err(shape_err!("attention: bias of shape {:?} does not broadcast to the scores' shape {:?} (batch, nheads, q_len, kv_len)", b.shape(), full));
+            }
+        }
+        if let Mask::Keep(m) = &self.mask {
+            if !fits(m) {
+                return Err(shape_err!("attention: mask of shape {:?} does not broadcast to the scores' shape {:?} (batch, nheads, q_len, kv_len)", m.shape(), full));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.dropout) {
+            return Err(value_err!("attention: dropout probability must be in [0, 1], got {}", self.dropout));
+        }
+        let dt = q.dtype();
+        for (name, t) in [("key", Some(k)), ("value", Some(v)), ("bias", self.bias.as_ref())] {
+            if let Some(t) = t {
+                if t.dtype() != dt {
+                    return Err(Error::DType(format!("attention: query is {} but {name} is {}", dt.name(), t.dtype().name())));
+                }
+            }
+        }
+        let keep = match &self.mask {
+            Mask::Keep(m) => Some(m.cast(dt)?),
+            _ => None,
+        };
+        let drop = (self.dropout > 0.0).then(|| draw(&full, self.dropout, dt)).transpose()?;
+        let op = SdpaOp { d, causal: matches!(self.mask, Mask::Causal), keep, drop, weights: Mutex::new(None) };
+        let mut ins = vec![q, k, v];
+        if let Some(b) = &self.bias {
+            ins.push(b);
+        }
+        let y = apply(&op, &ins)?;
+        let (alpha, saved) = op.weights.into_inner().unwrap_or_else(|e| e.into_inner()).expect("the forward saved α");
+        record(&ins, &alpha, || Op::Custom(Box::new(SdpaBackward { s: saved, of_weights: true })));
+        Ok((y, alpha))
+    }
+}
+
+/// The sizes of one call: batch, heads, query and key lengths, per-head qk and v widths.
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    b: usize,
+    h: usize,
+    lq: usize,
+    lk: usize,
+    hq: usize,
+    hv: usize,
+}
+
+impl Dims {
+    fn check(q: &Tensor, k: &Tensor, v: &Tensor, h: usize) -> Result<Dims> {
+        for (name, t) in [("query", q), ("key", k), ("value", v)] {
+            if t.ndim() != 3 {
+                return Err(shape_err!("attention expects {name} of shape (batch, len, dim), got {:?}", t.shape()));
+            }
+        }
+        let (sq, sk, sv) = (q.shape(), k.shape(), v.shape());
+        if sq[0] != sk[0] || sk[0] != sv[0] || sk[1] != sv[1] || sq[2] != sk[2] {
+            return Err(shape_err!("attention: query {:?}, key {:?} and value {:?} do not fit (same batch; keys and values of one length; queries and keys of one width)", sq, sk, sv));
+        }
+        if h == 0 {
+            return Err(value_err!("attention: nheads must be at least 1, got 0"));
+        }
+        if sq[2] % h != 0 || sv[2] % h != 0 {
+            return Err(shape_err!("attention: query/key dimension {} and value dimension {} must be divisible by nheads={h}", sq[2], sv[2]));
+        }
+        let d = Dims { b: sq[0], h, lq: sq[1], lk: sk[1], hq: sq[2] / h, hv: sv[2] / h };
+        crate::tensor::alloc::reserve(&[d.b, d.h, d.lq, d.lk], q.dtype())?;
+        Ok(d)
+    }
+    fn dq(&self) -> usize { self.h * self.hq }
+    fn dv(&self) -> usize { self.h * self.hv }
+    fn scale(&self) -> f64 { 1.0 / (self.hq as f64).sqrt() }
+    /// Whether to spread the batch over rayon's threads: enough work and more than one entry.
+    fn par(&self) -> bool {
+        let flops = self.b * self.h * self.lq * self.lk * (self.hq + self.hv);
+        self.b > 1 && flops >= 1 << 16 && rayon::current_num_threads() > 1
+    }
+}
+
+/// A tensor broadcast to (batch, nheads, q_len, kv_len), read in place.
+struct Bcast<'a, T> {
+    data: &'a [T],
+    off: usize,
+    st: [usize; 4],
+}
+
+impl<'a, T: Float> Bcast<'a, T> {
+    fn of(t: &'a Tensor, d: &Dims) -> Result<Bcast<'a, T>> {
+        let l = t.layout().broadcast_to(&[d.b, d.h, d.lq, d.lk])?;
+        Ok(Bcast { data: t.raw::<T>()?, off: l.offset, st: [l.strides[0], l.strides[1], l.strides[2], l.strides[3]] })
+    }
+    /// The offset of row (b, h, i) and the stride along kv_len.
+    #[inline]
+    fn row(&self, b: usize, h: usize, i: usize) -> (usize, usize) {
+        (self.off + b * self.st[0] + h * self.st[1] + i * self.st[2], self.st[3])
+    }
+}
+
+/// `buf` cut into `parts` equal consecutive pieces (empty pieces when `buf` is empty).
+fn split<T>(mut buf: &mut [T], parts: usize) -> Vec<&mut [T]> {
+    let n = if parts == 0 { 0 } else { buf.len() / parts };
+    let mut out = Vec::with_capacity(parts);
+    for _ in 0..parts {
+        let (a, rest) = std::mem::take(&mut buf).split_at_mut(n);
+        out.push(a);
+        buf = rest;
+    }
+    out
+}
+
+/// Run `f` on each item, on rayon's threads when `par`.
+fn run_each<I: Send>(items: Vec<I>, par: bool, f: impl Fn(I) + Sync + Send) {
+    if par {
+        crate::parallel::warm();
+        items.into_par_iter().for_each(f);
+    } else {
+        items.into_iter().for_each(f);
+    }
+}
+
+/// One head's columns of a (batch, len, width) buffer as a len × per-head matrix.
+fn head<T>(data: &[T], b: usize, h: usize, len: usize, per: usize, heads: usize) -> Mat<'_, T> {
+    let w = per * heads;
+    Mat { data, off: b * len * w + h * per, rs: w as isize, cs: 1 }
+}
+
+/// What the forward keeps for both backward rules.
+#[derive(Debug)]
+struct Saved {
+    d: Dims,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    alpha: Tensor,
+    drop: Option<Tensor>,
+    bias_shape: Option<Vec<usize>>,
+}
+
+#[derive(Debug)]
+struct SdpaOp {
+    d: Dims,
+    causal: bool,
+    keep: Option<Tensor>,
+    drop: Option<Tensor>,
+    /// α and the saved tensors, handed back to [`Sdpa::forward_with_rng`] for α's own node.
+    weights: Mutex<Option<(Tensor, Arc<Saved>)>>,
+}
+
+impl FusedOp for SdpaOp {
+    fn name(&self) -> &'static str { "scaled_dot_product_attention" }
+    fn cpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        crate::dispatch!(xs[0].dtype(), T => self.cpu::<T>(xs))
+    }
+}
+
+impl SdpaOp {
+    fn cpu<T: Float>(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let d = self.d;
+        let (q, k, v) = (xs[0].as_contiguous::<T>()?, xs[1].as_contiguous::<T>()?, xs[2].as_contiguous::<T>()?);
+        let (qs, ks, vs) = (q.as_slice::<T>()?, k.as_slice::<T>()?, v.as_slice::<T>()?);
+        let bias = xs.get(3).map(|b| Bcast::<T>::of(b, &d)).transpose()?;
+        let keep = self.keep.as_ref().map(|m| Bcast::<T>::of(m, &d)).transpose()?;
+        let drop = self.drop.as_ref().map(|m| m.as_slice::<T>()).transpose()?;
+        let (scale, dv, ll) = (T::f(d.scale()), d.dv(), d.lq * d.lk);
+        let mut y = vec![T::zero(); d.b * d.lq * dv];
+        let mut alpha = vec![T::zero(); d.b * d.h * ll];
+        let items: Vec<_> = split(&mut y, d.b).into_iter().zip(split(&mut alpha, d.b)).enumerate().collect();
+        run_each(items, d.par(), |(b, (yb, ab))| {
+            let mut p = if drop.is_some() { vec![T::zero(); ll] } else { Vec::new() };
+            for h in 0..d.h {
+                let s = &mut ab[h * ll..(h + 1) * ll];
+                // scores = q·kᵀ, then scale, bias, mask and softmax row by row
+                gemm_into(d.lq, d.lk, d.hq, head(qs, b, h, d.lq, d.hq, d.h), head(ks, b, h, d.lk, d.hq, d.h).t(), s, false);
+                for (i, row) in s.chunks_exact_mut(d.lk.max(1)).enumerate() {
+                    let br = bias.as_ref().map(|x| x.row(b, h, i));
+                    let kr = keep.as_ref().map(|x| x.row(b, h, i));
+                    for (j, x) in row.iter_mut().enumerate() {
+                        let mut z = *x * scale;
+                        if let (Some(bias), Some((o, st))) = (&bias, br) {
+                            z += bias.data[o + j * st];
+                        }
+                        let masked = (self.causal && j > i) || matches!((&keep, kr), (Some(m), Some((o, st))) if m.data[o + j * st] == T::zero());
+                        *x = if masked { T::neg_infinity() } else { z };
+                    }
+                    softmax_row(row);
+                }
+                // y_h = dropout(α_h) · v_h, into this head's columns of y
+                let pa: &[T] = match drop {
+                    Some(m) => {
+                        let mh = &m[(b * d.h + h) * ll..][..ll];
+                        p.iter_mut().zip(s.iter().zip(mh)).for_each(|(o, (&a, &k))| *o = a * k);
+                        &p
+                    }
+                    None => s,
+                };
+                let pm = Mat { data: pa, off: 0, rs: d.lk as isize, cs: 1 };
+                if d.lq > 0 {
+                    gemm_into_ld(d.lq, d.hv, d.lk, pm, head(vs, b, h, d.lk, d.hv, d.h), &mut yb[h * d.hv..], dv, false);
+                }
+            }
+        });
+        let alpha = Tensor::from_vec(alpha, &[d.b, d.h, d.lq, d.lk])?;
+        let saved = Arc::new(Saved {
+            d,
+            q: q.into_owned(),
+            k: k.into_owned(),
+            v: v.into_owned(),
+            alpha: alpha.clone(),
+            drop: self.drop.clone(),
+            bias_shape: xs.get(3).map(|b| b.shape().to_vec()),
+        });
+        *self.weights.lock().unwrap_or_else(|e| e.into_inner()) = Some((alpha, saved.clone()));
+        Ok((Tensor::from_vec(y, &[d.b, d.lq, dv])?, Box::new(SdpaBackward { s: saved, of_weights: false })))
+    }
+}
+
+/// Softmax of one row in place, as [`Tensor::softmax`] computes it (a row that is all
+/// −∞, every key masked, becomes NaN as there).
+fn softmax_row<T: Float>(row: &mut [T]) {
+    let mut mx = row.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
+    if !mx.is_finite() {
+        mx = T::zero();
+    }
+    let mut s = T::zero();
+    for x in row.iter_mut() {
+        *x = (*x - mx).exp();
+        s += *x;
+    }
+    row.iter_mut().for_each(|x| *x = *x / s);
+}
+
+/// The gradients of q, k, v and bias, from the output's gradient (`of_weights` false)
+/// or from α's (true).
+#[derive(Debug)]
+struct SdpaBackward {
+    s: Arc<Saved>,
+    of_weights: bool,
+}
+
+impl Backward for SdpaBackward {
+    fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        crate::dispatch!(self.s.q.dtype(), T => self.run::<T>(g, needs))
+    }
+}
+
+impl SdpaBackward {
+    fn run<T: Float>(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let s = &*self.s;
+        let d = s.d;
+        let g = g.as_contiguous::<T>()?;
+        let gs = g.as_slice::<T>()?;
+        let (qs, ks, vs, al) = (s.q.as_slice::<T>()?, s.k.as_slice::<T>()?, s.v.as_slice::<T>()?, s.alpha.as_slice::<T>()?);
+        let drop = s.drop.as_ref().map(|m| m.as_slice::<T>()).transpose()?;
+        let (dq, dv, ll, scale) = (d.dq(), d.dv(), d.lq * d.lk, T::f(d.scale()));
+        let need = |i: usize| needs.get(i).copied().unwrap_or(false);
+        let need_v = need(2) && !self.of_weights;
+        let need_bias = s.bias_shape.is_some() && need(3);
+        let mut gq = vec![T::zero(); if need(0) { d.b * d.lq * dq } else { 0 }];
+        let mut gk = vec![T::zero(); if need(1) { d.b * d.lk * dq } else { 0 }];
+        let mut gv = vec![T::zero(); if need_v { d.b * d.lk * dv } else { 0 }];
+        let mut gb = vec![T::zero(); if need_bias { d.b * d.h * ll } else { 0 }];
+        let items: Vec<_> = split(&mut gq, d.b)
+            .into_iter()
+            .zip(split(&mut gk, d.b))
+            .zip(split(&mut gv, d.b).into_iter().zip(split(&mut gb, d.b)))
+            .enumerate()
+            .collect();
+        run_each(items, d.par(), |(b, ((gqb, gkb), (gvb, gbb)))| {
+            let mut ds = vec![T::zero(); ll];
+            let mut p = if drop.is_some() && need_v { vec![T::zero(); ll] } else { Vec::new() };
+            for h in 0..d.h {
+                let a = &al[(b * d.h + h) * ll..][..ll];
+                let mh = drop.map(|m| &m[(b * d.h + h) * ll..][..ll]);
+                // dα: from α's own gradient, or g_y·vᵀ (through the dropout mask)
+                if self.of_weights {
+                    ds.copy_from_slice(&gs[(b * d.h + h) * ll..][..ll]);
+                } else {
+                    let gy = head(gs, b, h, d.lq, d.hv, d.h);
+                    gemm_into(d.lq, d.lk, d.hv, gy, head(vs, b, h, d.lk, d.hv, d.h).t(), &mut ds, false);
+                    if let Some(mh) = mh {
+                        ds.iter_mut().zip(mh).for_each(|(x, &k)| *x *= k);
+                    }
+                    if need_v && d.lk > 0 {
+                        // g_v = dropout(α)ᵀ · g_y
+                        let pa: &[T] = match mh {
+                            Some(mh) => {
+                                p.iter_mut().zip(a.iter().zip(mh)).for_each(|(o, (&x, &k))| *o = x * k);
+                                &p
+                            }
+                            None => a,
+                        };
+                        let pm = Mat { data: pa, off: 0, rs: d.lk as isize, cs: 1 };
+                        gemm_into_ld(d.lk, d.hv, d.lq, pm.t(), gy, &mut gvb[h * d.hv..], dv, false);
+                    }
+                }
+                // through the softmax: dS = α ⊙ (dα − Σ_j dα⊙α)
+                for (dr, ar) in ds.chunks_exact_mut(d.lk.max(1)).zip(a.chunks_exact(d.lk.max(1))) {
+                    let dot = dr.iter().zip(ar).fold(T::zero(), |acc, (&x, &y)| acc + x * y);
+                    dr.iter_mut().zip(ar).for_each(|(x, &y)| *x = y * (*x - dot));
+                }
+                if need_bias {
+                    gbb[h * ll..(h + 1) * ll].copy_from_slice(&ds);
+                }
+                // through the scaled product: g_q = s·dS·k, g_k = s·dSᵀ·q
+                ds.iter_mut().for_each(|x| *x *= scale);
+                let dsm = Mat { data: &ds[..], off: 0, rs: d.lk as isize, cs: 1 };
+                if need(0) && d.lq > 0 {
+                    gemm_into_ld(d.lq, d.hq, d.lk, dsm, head(ks, b, h, d.lk, d.hq, d.h), &mut gqb[h * d.hq..], dq, false);
+                }
+                if need(1) && d.lk > 0 {
+                    gemm_into_ld(d.lk, d.hq, d.lq, dsm.t(), head(qs, b, h, d.lq, d.hq, d.h), &mut gkb[h * d.hq..], dq, false);
+                }
+            }
+        });
+        let mut out = vec![
+            need(0).then(|| Tensor::from_vec(gq, &[d.b, d.lq, dq])).transpose()?,
+            need(1).then(|| Tensor::from_vec(gk, &[d.b, d.lk, dq])).transpose()?,
+            need_v.then(|| Tensor::from_vec(gv, &[d.b, d.lk, dv])).transpose()?,
+        ];
+        if let Some(bs) = &s.bias_shape {
+            out.push(need_bias.then(|| Tensor::from_vec(gb, &[d.b, d.h, d.lq, d.lk])?.sum_to_shape(bs)).transpose()?);
+        }
+        Ok(out)
+    }
+}
