@@ -132,6 +132,10 @@ def dense(x: TensorLike, w: Tensor, b: TensorLike, act: Any, param: Any = ...) -
     """The Dense kernel: `act(x @ w.T + b)` in one call. An `x` that is not a Tensor of the"""
     ...
 
+def dot_product_attention(q: Any, k: Any, v: Any, nheads: Any, bias: Any = ..., mask: Any = ..., dropout: Any = ..., train: Any = ..., rng: Rng | None = ...) -> Any:
+    """`(y, α)` of scaled dot-product attention over `nheads` heads (one fused op)."""
+    ...
+
 def dropout(x: TensorLike, p: float, mask_shape: Any, rng: Rng | None = ...) -> Tensor:
     """`x ⊙ mask`, the mask of `mask_shape` drawn from `rng` (or the global generator)."""
     ...
@@ -178,6 +182,10 @@ def maximum(a: TensorLike, b: TensorLike) -> Tensor:
 
 def minimum(a: TensorLike, b: TensorLike) -> Tensor:
     """Elementwise minimum with broadcasting (NaN propagates)."""
+    ...
+
+def multihead_attention(q: Any, k: Any, v: Any, nheads: Any, wq: Any, bq: Any, wk: Any, bk: Any, wv: Any, bv: Any, wo: Any, bo: Any, bias: Any = ..., mask: Any = ..., dropout: Any = ..., train: Any = ..., rng: Rng | None = ...) -> Any:
+    """The multi-head attention layer's whole forward pass, `(y, α)`: the four projections"""
     ...
 
 def normalize(x: TensorLike, p: float, c: Any, q: Any, eps: Any) -> Tensor:
