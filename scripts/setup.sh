@@ -13,5 +13,7 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q "maturin>=1.7,<2" "numpy>=1.24" "tqdm>=4.60" "pytest>=7" "hypothesis>=6.80"
+# flux_rs.distributed and its tests (ranks under mpiexec): mpi4py and an MPI, both from PyPI
+python -m pip install -q "mpi4py>=4" "mpich>=4"
 maturin develop --release -q 2>&1 | grep -vE "^(📦|🍹|✏️|🛠|🔗|🐍|⚠️)" || true
 python -c "import flux_rs" || { echo "setup: flux_rs failed to build or import" >&2; exit 1; }

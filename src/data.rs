@@ -26,7 +26,15 @@ fn gather_tensor(py: Python<'_>, t: PyRef<'_, PyTensor>, idx: Vec<usize>) -> PyR
     Ok(PyTensor::new(py.detach(|| x.index_select(0, &idx)).py()?))
 }
 
+/// Rank `rank`'s batches (lists of observation indices) of one epoch of `order` in a
+/// `size`-way data-parallel run with per-rank `batchsize` (see `flux_core::data::shard_batches`).
+#[pyfunction]
+fn shard_batches(order: Vec<usize>, batchsize: usize, partial: bool, rank: usize, size: usize) -> PyResult<Vec<Vec<usize>>> {
+    flux_core::data::shard_batches(&order, batchsize, partial, rank, size).py()
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(shard_batches, m)?)?;
     m.add_function(wrap_pyfunction!(gather_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(gather_tensor, m)?)?;
     Ok(())

@@ -12,6 +12,7 @@ mod attention;
 mod autodiff;
 mod convert;
 mod data;
+mod distributed;
 mod errors;
 mod io;
 mod layers;
@@ -37,6 +38,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nn::register(m)?;
     optim::register(m)?;
     data::register(m)?;
+    distributed::register(m)?;
     io::register(m)?;
     layers::register(m)?;
     tree::register(m)?;

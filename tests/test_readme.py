@@ -26,3 +26,5 @@ def test_readme_examples_run(tmp_path, monkeypatch):
     assert type(ns["opt_state"].layers[0].weight.rule.opts[1]).__name__ == "SignMomentum"
     ns["test_rules_are_pure"]()
     ns["test_sign_momentum"]()
+    exec(blocks[3], ns)  # data-parallel training (flux_rs.distributed), here a job of one rank
+    assert len(ns["losses"]) == len(ns["loader"]) == 1 and (tmp_path / "model.safetensors").exists()  # 32 rows, batch 64

@@ -87,14 +87,27 @@ class DataLoader:
     of the list of observations); ``parallel=True`` gathers the next batch ahead on a
     background thread.
 
+    ``shard=(rank, size)`` gives this process its part of every epoch in a
+    data-parallel run (``flux_rs.distributed``): each epoch's permutation (the same on
+    every rank when ``rng`` is, as after ``dist.init()`` or ``fx.seed(n)`` on every
+    rank) is cut into global batches of ``batchsize * size`` observations and rank
+    ``r`` gets the ``r``-th slice of ``batchsize`` of each, so the ranks' parts are
+    disjoint and together are what one process sees with batch ``batchsize * size``.
+    Every rank gets the same number of batches; a last incomplete global batch is
+    shared out in equal slices, padded from the start of the epoch when ``size`` does
+    not divide it (every observation is seen exactly once when ``size`` divides the
+    number of observations).
+
     >>> import flux_rs as fx, numpy as np
     >>> X = np.arange(10.0).reshape(5, 2)
     >>> [x.shape for x in fx.DataLoader(X, batchsize=2)]
     [(2, 2), (2, 2), (1, 2)]
+    >>> [x[:, 0].tolist() for x in fx.DataLoader(X, batchsize=1, shard=(1, 2))]
+    [[2.0], [6.0], [0.0]]
     """
 
     def __init__(self, data, batchsize: int = 1, shuffle: bool = False, partial: bool = True, rng=None,
-                 collate=None, parallel: bool = False):
+                 collate=None, parallel: bool = False, shard=None):
         self.data = data
         self.n = numobs(data)
         if isinstance(batchsize, bool) or not isinstance(batchsize, (int, np.integer)):
@@ -115,8 +128,12 @@ class DataLoader:
         elif not isinstance(rng, _core.Rng):
             raise TypeError(f"rng must be an fx.Rng or an int seed, got {type(rng).__name__}")
         self.rng = rng
+        self.shard = _shard_arg(shard)
 
     def __len__(self) -> int:
+        if self.shard is not None:
+            full, rest = divmod(self.n, max(self.batchsize, 1) * self.shard[1])
+            return full + (1 if rest and (self.partial or self.batchsize <= 0) else 0)
         if self.batchsize <= 0:
             return self.n
         if self.n == 0:
@@ -126,6 +143,11 @@ class DataLoader:
 
     def _batches(self) -> list:
         order = self.rng.permutation(self.n) if self.shuffle else list(range(self.n))
+        if self.shard is not None:
+            # single observations (batchsize <= 0) are batches of one, unwrapped
+            bs = max(self.batchsize, 1)
+            b = _core.shard_batches(order, bs, self.partial or self.batchsize <= 0, *self.shard)
+            return b if self.batchsize > 0 else [i[0] for i in b]
         if self.batchsize <= 0:
             return order
         bs = self.batchsize
@@ -186,4 +208,19 @@ class DataLoader:
             t.join(timeout=1.0)
 
     def __repr__(self):
-        return f"DataLoader(<{numobs(self.data)} observations>, batchsize={self.batchsize}, shuffle={self.shuffle}, partial={self.partial})"
+        shard = "" if self.shard is None else f", shard={self.shard}"
+        return (f"DataLoader(<{numobs(self.data)} observations>, batchsize={self.batchsize}, shuffle={self.shuffle}, "
+                f"partial={self.partial}{shard})")
+
+
+def _shard_arg(shard):
+    """None, or ``(rank, size)`` as two ints with ``0 <= rank < size``."""
+    if shard is None:
+        return None
+    if not isinstance(shard, (tuple, list)) or len(shard) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in shard):
+        raise TypeError(f"shard must be a pair of ints (rank, size), got {shard!r}")
+    r, n = int(shard[0]), int(shard[1])
+    if not 0 <= r < n:
+        raise ValueError(f"shard=(rank, size) needs 0 <= rank < size, got ({r}, {n})")
+    return (r, n)

@@ -17,9 +17,10 @@ class NonFiniteLossError(FloatingPointError):
     """The loss was Inf or NaN; ``loss`` holds the value and ``index`` the 0-based batch.
     The update of that batch was not applied; all earlier ones were."""
 
-    def __init__(self, loss: float, index: int):
-        super().__init__(f"loss is {loss} on batch {index}, stopping training")
-        self.loss, self.index = loss, index
+    def __init__(self, loss: float, index: int, rank: int | None = None):
+        where = "" if rank is None else f" (on rank {rank})"
+        super().__init__(f"loss is {loss} on batch {index}{where}, stopping training")
+        self.loss, self.index, self.rank = loss, index, rank
 
 
 class NonFiniteGradientError(FloatingPointError):
@@ -64,7 +65,7 @@ def _scalar(val) -> float:
     return float(v.item() if hasattr(v, "item") else v)
 
 
-def train_(loss, model, data, opt_state, *, progress=None, cb=None, check_grads=False):
+def train_(loss, model, data, opt_state, *, progress=None, cb=None, check_grads=False, distributed=False):
     """One pass over ``data``: for each item ``d``, the gradient of ``loss(model, *d)``
     (``loss(model, d)`` when ``d`` is not a tuple) and one ``update_``. Returns the
     list of per-batch losses. A non-finite loss raises :class:`NonFiniteLossError`
@@ -74,6 +75,12 @@ def train_(loss, model, data, opt_state, *, progress=None, cb=None, check_grads=
     terminal). Layers in automatic mode act as in training inside the gradient only;
     ``train_`` does not change their mode.
 
+    ``distributed=True`` trains data-parallel on MPI (``flux_rs.distributed``, extra
+    ``flux_rs[mpi]``): the gradients are averaged across ranks between gradient and
+    update, a non-finite loss on any rank raises :class:`NonFiniteLossError` on every
+    rank at the same batch (``rank`` names where), and the returned losses are the
+    means over ranks. Give each rank its part with ``DataLoader(..., shard=(rank, size))``.
+
     >>> import flux_rs as fx, numpy as np
     >>> m = fx.Dense(1, 1, init=fx.zeros)
     >>> st = fx.setup(fx.Descent(0.1), m)
@@ -81,6 +88,8 @@ def train_(loss, model, data, opt_state, *, progress=None, cb=None, check_grads=
     [0.0]
     """
     if type(model).__name__ == "Params" and hasattr(model, "_implicit_train"):
+        if distributed:
+            raise TypeError("train_(..., distributed=True) takes the explicit style: train_(loss, model, data, opt_state)")
         return model._implicit_train(loss, data, opt_state, cb=cb, progress=progress)
     if cb is not None:
         raise TypeError("train_ does not take callbacks in the explicit style; write a loop with "
@@ -91,8 +100,17 @@ def train_(loss, model, data, opt_state, *, progress=None, cb=None, check_grads=
                         f"make it once with `opt_state = {fix}` and pass it to every epoch")
 
     gradient_of = lambda args: withgradient(lambda m: loss(m, *args), model)  # noqa: E731
+    reduce = lambda grads: None  # noqa: E731
+    if distributed:
+        from .distributed import _data_parallel, rank  # an ImportError here says what to install
+        gradient_of, reduce = _data_parallel(gradient_of)
+        if progress is None and rank() != 0:
+            progress = False  # one bar per job, not one per rank
     if not check_grads:
-        return run_epoch(data, gradient_of, lambda grads: update_(opt_state, model, grads[0]), progress=progress)
+        def step(grads):
+            reduce(grads)
+            update_(opt_state, model, grads[0])
+        return run_epoch(data, gradient_of, step, progress=progress)
     seen = {"batch": 0, "loss": None}  # apply runs once per batch with a finite loss
 
     def checked_gradient_of(args):
@@ -101,6 +119,7 @@ def train_(loss, model, data, opt_state, *, progress=None, cb=None, check_grads=
         return val, grads
 
     def checked_apply(grads):
+        reduce(grads)  # the same gradient on every rank, so every rank raises alike
         bad = _nonfinite_path(grads[0])
         if bad is not None:
             raise NonFiniteGradientError(_path_str(bad), seen["batch"], seen["loss"])

@@ -17,6 +17,45 @@ pub fn batches(order: &[usize], batchsize: usize, partial: bool) -> Vec<&[usize]
     order.chunks(bs).filter(|c| partial || c.len() == bs).collect()
 }
 
+/// Rank `rank`'s batches of one epoch when `size` ranks train one model on `order`
+/// (the epoch's permutation, the same on every rank), each with batches of
+/// `batchsize`. The epoch is cut into global batches of `batchsize × size`
+/// observations and rank `r` takes the `r`-th slice of each, so the ranks together see
+/// what one process with batch `batchsize × size` sees, split without overlap. A last
+/// incomplete global batch (kept when `partial`) is shared out in equal slices of
+/// `⌈rest / size⌉`, wrapping around to the start of `order` for the few missing ones
+/// (as PyTorch's `DistributedSampler` pads): every rank gets the same number of
+/// batches, so none waits for good in a collective, and every observation is seen
+/// exactly once whenever `size` divides the number of observations.
+///
+/// ```
+/// use flux_core::data::shard_batches;
+/// let order: Vec<usize> = (0..10).collect();
+/// assert_eq!(shard_batches(&order, 2, true, 0, 2).unwrap(), vec![vec![0, 1], vec![4, 5], vec![8]]);
+/// assert_eq!(shard_batches(&order, 2, true, 1, 2).unwrap(), vec![vec![2, 3], vec![6, 7], vec![9]]);
+/// assert_eq!(shard_batches(&order, 2, false, 1, 2).unwrap(), vec![vec![2, 3], vec![6, 7]]);
+/// ```
+pub fn shard_batches(order: &[usize], batchsize: usize, partial: bool, rank: usize, size: usize) -> Result<Vec<Vec<usize>>> {
+    if size == 0 || rank >= size {
+        return Err(value_err!("shard=(rank, size) needs 0 <= rank < size, got ({rank}, {size})"));
+    }
+    if batchsize == 0 {
+        return Err(value_err!("a sharded batch size must be positive, got 0"));
+    }
+    let n = order.len();
+    let global = batchsize.checked_mul(size).ok_or_else(|| value_err!("batchsize × size overflows: {batchsize} × {size}"))?;
+    let full = n / global;
+    let mut out: Vec<Vec<usize>> = (0..full).map(|j| order[j * global + rank * batchsize..][..batchsize].to_vec()).collect();
+    let rest = n - full * global;
+    if rest > 0 && partial {
+        let per = rest.div_ceil(size);
+        let start = full * global + rank * per;
+        // positions past the end wrap to the start of the epoch
+        out.push((start..start + per).map(|k| order[k % n]).collect());
+    }
+    Ok(out)
+}
+
 /// Copy rows `idx` of a row-major buffer with `row_bytes` bytes per row into `dst`
 /// (which holds `idx.len()` rows). Parallel when there is enough to copy.
 pub fn gather_rows(src: &[u8], row_bytes: usize, idx: &[usize], dst: &mut [u8]) -> Result<()> {
@@ -90,5 +129,33 @@ impl DataLoader {
         let order = if self.shuffle { self.rng.permutation(n) } else { (0..n).collect() };
         let idx: Vec<Vec<usize>> = batches(&order, self.batchsize, self.partial).into_iter().map(<[usize]>::to_vec).collect();
         idx.into_iter().map(move |b| Ok((self.x.index_select(0, &b)?, self.y.index_select(0, &b)?)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cover_each_epoch_once_with_equal_batch_counts() {
+        for (n, b, size) in [(12, 2, 2), (12, 5, 3), (7, 3, 7), (100, 8, 4), (1, 4, 1)] {
+            let order: Vec<usize> = (0..n).rev().collect();
+            let parts: Vec<Vec<Vec<usize>>> = (0..size).map(|r| shard_batches(&order, b, true, r, size).unwrap()).collect();
+            assert!(parts.iter().all(|p| p.len() == parts[0].len()), "n={n} b={b} size={size}");
+            let mut seen: Vec<usize> = parts.iter().flatten().flatten().copied().collect();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..n).collect::<Vec<_>>(), "n={n} b={b} size={size}");
+        }
+    }
+
+    #[test]
+    fn uneven_tails_pad_from_the_start_and_bad_ranks_fail() {
+        let order: Vec<usize> = (0..5).collect();
+        let parts: Vec<Vec<Vec<usize>>> = (0..2).map(|r| shard_batches(&order, 2, true, r, 2).unwrap()).collect();
+        assert_eq!(parts[0], vec![vec![0, 1], vec![4]]);
+        assert_eq!(parts[1], vec![vec![2, 3], vec![0]]);
+        assert!(shard_batches(&order, 2, true, 2, 2).is_err());
+        assert!(shard_batches(&order, 0, true, 0, 2).is_err());
+        assert!(shard_batches(&[], 2, true, 0, 2).unwrap().is_empty());
     }
 }

@@ -16,6 +16,7 @@
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 pub mod autodiff;
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod io;
 pub mod nn;
