@@ -16,7 +16,7 @@ PARAM_TYPES = {
     "rng": "Rng | None", "params": "Sequence[Tensor]", "ts": "Sequence[TensorLike]", "seed": "int", "n": "int",
     "idx": "Sequence[int]", "path": "str", "dim": "int", "p": "float",
 }
-RETURNS = {"tape_finish": "list[Tensor | None]", "is_recording": "bool", "rule_apply": "tuple[Any, Tensor | None]",
+RETURNS = {"tape_finish": "list[Tensor | None]", "rule_defaults": "dict[str, dict[str, Any]]", "is_recording": "bool", "rule_apply": "tuple[Any, Tensor | None]",
            "seed": "None", "tape_start": "None", "tape_abort": "None", "update_many": "None", "assign_": "None",
            "gather_bytes": "None", "save_safetensors": "None", "clip_global_norm_": "float"}
 TENSOR_RETURNING = {"tensor", "cat", "stack", "maximum", "minimum", "full", "unary", "softmax", "dense", "loss", "init",

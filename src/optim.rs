@@ -592,6 +592,27 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
     Ok(n)
 }
 
+/// Every rule's default hyperparameters, `{rule name: {field: default}}` in constructor
+/// order, as Rust's `optim::defaults` gives them (the Python rules' signatures are built
+/// from this; fields without a default are absent). MixedPrecision's `master` is the
+/// dtype name of its master copy.
+#[pyfunction]
+fn rule_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let out = PyDict::new(py);
+    for &name in optim::RULES {
+        let d = PyDict::new(py);
+        for (k, v) in optim::defaults(name).py()? {
+            d.set_item(k, hyper_to_py(py, &v)?)?;
+        }
+        if name == "MixedPrecision" {
+            let m = optim::MixedPrecision::new(Box::new(optim::Descent::new(0.0))).py()?;
+            d.set_item("master", m.master.name())?;
+        }
+        out.set_item(name, d)?;
+    }
+    Ok(out)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(clip_global_norm_, m)?)?;
     m.add_class::<RuleCore>()?;
@@ -599,6 +620,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(update_many, m)?)?;
     m.add_function(wrap_pyfunction!(rule_init, m)?)?;
     m.add_function(wrap_pyfunction!(rule_apply, m)?)?;
+    m.add_function(wrap_pyfunction!(rule_defaults, m)?)?;
     let _ = std::marker::PhantomData::<Tensor>;
     Ok(())
 }

@@ -221,6 +221,10 @@ def rule_apply(rule: Any, state: Any, x: TensorLike, g: Any, check_form: Any = .
     """The pure rule interface: `(new_state, dx)` for state, parameter `x` and gradient `g`;"""
     ...
 
+def rule_defaults() -> dict[str, dict[str, Any]]:
+    """Every rule's default hyperparameters, `{rule name: {field: default}}` in constructor"""
+    ...
+
 def rule_init(rule: Any, x: TensorLike) -> Any:
     """The pure rule interface: the initial state for parameter `x`."""
     ...

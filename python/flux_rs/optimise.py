@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Sequence, Union
 
 import numpy as np
 
@@ -23,7 +23,11 @@ __all__ = ["Rule", "Leaf", "setup", "update_", "update", "init", "apply",
            "SignDecay", "ClipGrad", "ClipNorm", "OptimiserChain", "AccumGrad", "MixedPrecision",
            "adjust_", "adjust", "freeze_", "thaw_", "clip_norm_"]
 
+#: what names a float dtype: "float32", np.float64, np.dtype("float32")
+DTypeLike = Union[str, type, np.dtype]
+
 _RUST_NAME = {"lambda_": "lambda"}
+_PY_NAME = {v: k for k, v in _RUST_NAME.items()}
 
 
 def _norm_value(name, default, v):
@@ -206,65 +210,503 @@ def _rebuild_rule(cls, vals):
     return r
 
 
-def _rule(name: str, fields: tuple, doc: str):
-    cls = type(name, (Rule,), {"_fields": fields, "__doc__": doc, "__module__": __name__})
-    return cls
+#: Every rule's default hyperparameters, read from Rust (``flux_core::optim::defaults``,
+#: where they are written once); each constructor's signature below is built from them.
+_RUST_DEFAULTS: dict[str, dict[str, Any]] = _core.rule_defaults()
+
+
+def _defaults(name: str) -> dict[str, Any]:
+    """``name``'s defaults from Rust, with Python's spelling of the field names."""
+    return {_PY_NAME.get(k, k): v for k, v in _RUST_DEFAULTS[name].items()}
 
 
 class Descent(Rule):
-    """Plain gradient descent: ``x ← x − η·g``.
+    """Plain gradient descent (Optimisers.jl's ``Descent``).
+
+    Step: ``dx′ = η·g``; the parameter becomes ``x − dx′``. State: none.
+
+    Fields:
+        eta: the learning rate η (not checked: a negative η is accepted, as in Julia).
 
     >>> import flux_rs as fx, numpy as np
     >>> st, dx = fx.optimise.apply(fx.Descent(0.1), None, np.array([1.0]), np.array([2.0]))
     >>> dx.tolist()
     [0.2]
     """
-    _fields = (("eta", 0.1),)
+    _d = _defaults("Descent")
+    _fields = tuple(_d.items())
 
-    def __repr__(self):
+    def __init__(self, eta: float = _d["eta"]) -> None:
+        self._init_fields({"eta": eta})
+
+    def __repr__(self) -> str:
         return f"Descent({self.eta!r})"
 
 
-Momentum = _rule("Momentum", (("eta", 0.01), ("rho", 0.9)),
-                 "Heavy-ball momentum: ``v ← ρ·v + η·g; x ← x − v``.\n\n>>> import flux_rs as fx\n>>> fx.Momentum(0.1)\nMomentum(eta=0.1, rho=0.9)\n")
-Nesterov = _rule("Nesterov", (("eta", 0.001), ("rho", 0.9)),
-                 "Nesterov momentum.\n\n>>> import flux_rs as fx\n>>> fx.Nesterov().rho\n0.9\n")
-Rprop = _rule("Rprop", (("eta", 1e-3), ("ell", (0.5, 1.2)), ("gamma", (1e-6, 50.0))),
-              "Resilient propagation.\n\n>>> import flux_rs as fx\n>>> fx.Rprop().ell\n(0.5, 1.2)\n")
-RMSProp = _rule("RMSProp", (("eta", 0.001), ("rho", 0.9), ("epsilon", 1e-8), ("centred", False)),
-                "RMSProp, optionally centred (``centered=`` is accepted too).\n\n>>> import flux_rs as fx\n"
-                ">>> fx.RMSProp(centred=True).centred, fx.RMSProp(centered=True).centred\n(True, True)\n")
-RMSProp._aliases = {"centered": "centred"}
-Adam = _rule("Adam", (("eta", 0.001), ("beta", (0.9, 0.999)), ("epsilon", 1e-8)),
-             "Adam.\n\n>>> import flux_rs as fx\n>>> fx.Adam(0.01)\nAdam(eta=0.01, beta=(0.9, 0.999), epsilon=1e-08)\n")
-RAdam = _rule("RAdam", (("eta", 0.001), ("beta", (0.9, 0.999)), ("epsilon", 1e-8)),
-              "Rectified Adam.\n\n>>> import flux_rs as fx\n>>> fx.RAdam().eta\n0.001\n")
-AdaMax = _rule("AdaMax", (("eta", 0.001), ("beta", (0.9, 0.999)), ("epsilon", 1e-8)),
-               "AdaMax (infinity-norm Adam).\n\n>>> import flux_rs as fx\n>>> fx.AdaMax().eta\n0.001\n")
-OAdam = _rule("OAdam", (("eta", 0.001), ("beta", (0.5, 0.9)), ("epsilon", 1e-8)),
-              "Optimistic Adam.\n\n>>> import flux_rs as fx\n>>> fx.OAdam().beta\n(0.5, 0.9)\n")
-AdaGrad = _rule("AdaGrad", (("eta", 0.1), ("epsilon", 1e-8)),
-                "AdaGrad.\n\n>>> import flux_rs as fx\n>>> fx.AdaGrad().eta\n0.1\n")
-AdaDelta = _rule("AdaDelta", (("rho", 0.9), ("epsilon", 1e-8)),
-                 "AdaDelta (no learning rate).\n\n>>> import flux_rs as fx\n>>> fx.AdaDelta().rho\n0.9\n")
-AMSGrad = _rule("AMSGrad", (("eta", 0.001), ("beta", (0.9, 0.999)), ("epsilon", 1e-8)),
-                "AMSGrad.\n\n>>> import flux_rs as fx\n>>> fx.AMSGrad().eta\n0.001\n")
-NAdam = _rule("NAdam", (("eta", 0.001), ("beta", (0.9, 0.999)), ("epsilon", 1e-8)),
-              "Nesterov Adam.\n\n>>> import flux_rs as fx\n>>> fx.NAdam().eta\n0.001\n")
-AdamW = _rule("AdamW", (("eta", 0.001), ("beta", (0.9, 0.999)), ("lambda_", 0.0), ("epsilon", 1e-8), ("couple", True)),
-              "Adam with weight decay (coupled to η by default, as PyTorch).\n\n>>> import flux_rs as fx\n>>> fx.AdamW(lambda_=0.1).lambda_\n0.1\n")
-AdaBelief = _rule("AdaBelief", (("eta", 0.001), ("beta", (0.9, 0.999)), ("epsilon", 1e-16)),
-                  "AdaBelief.\n\n>>> import flux_rs as fx\n>>> fx.AdaBelief().epsilon\n1e-16\n")
-Lion = _rule("Lion", (("eta", 0.001), ("beta", (0.9, 0.999))),
-             "Lion (as implemented in Optimisers.jl).\n\n>>> import flux_rs as fx\n>>> fx.Lion().eta\n0.001\n")
-WeightDecay = _rule("WeightDecay", (("lambda_", 5e-4),),
-                    "L2 penalty added to the gradient: ``g + λ·x``.\n\n>>> import flux_rs as fx\n>>> fx.WeightDecay(0.1).lambda_\n0.1\n")
-SignDecay = _rule("SignDecay", (("lambda_", 1e-3),),
-                  "L1 penalty added to the gradient: ``g + λ·sign(x)``.\n\n>>> import flux_rs as fx\n>>> fx.SignDecay().lambda_\n0.001\n")
-ClipGrad = _rule("ClipGrad", (("delta", 10.0),),
-                 "Clip each gradient entry to [−δ, δ].\n\n>>> import flux_rs as fx\n>>> fx.ClipGrad(2).delta\n2.0\n")
-ClipNorm = _rule("ClipNorm", (("omega", 10.0), ("p", 2.0), ("throw", True)),
-                 "Rescale each gradient array to p-norm at most ω.\n\n>>> import flux_rs as fx\n>>> fx.ClipNorm(5, 1).p\n1.0\n")
+class Momentum(Rule):
+    """Heavy-ball momentum, with the learning rate inside the velocity (PyTorch's
+    ``SGD(momentum=ρ, dampening=0)``).
+
+    Step: ``v ← ρ·v + η·g``; ``dx′ = v``. State: ``v`` (zeros like x).
+
+    Fields:
+        eta: the learning rate η.
+        rho: the momentum ρ.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> v, dx = fx.optimise.apply(fx.Momentum(0.1), np.array([1.0]), np.zeros(1), np.array([2.0]))
+    >>> v.tolist(), dx.tolist()
+    ([1.1], [1.1])
+    """
+    _d = _defaults("Momentum")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], rho: float = _d["rho"]) -> None:
+        self._init_fields({"eta": eta, "rho": rho})
+
+
+class Nesterov(Rule):
+    """Nesterov accelerated momentum.
+
+    Step (with the old ``v``): ``dx′ = −ρ²·v + (1 + ρ)·η·g``; then ``v ← ρ·v − η·g``
+    (``v`` holds the negative of a descent direction). State: ``v`` (zeros like x).
+
+    Fields:
+        eta: the learning rate η.
+        rho: the momentum ρ.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> v, dx = fx.optimise.apply(fx.Nesterov(), np.zeros(2), np.zeros(2), np.array([16.0, 88.0]))
+    >>> v.round(6).tolist(), dx.round(6).tolist()
+    ([-0.016, -0.088], [0.0304, 0.1672])
+    """
+    _d = _defaults("Nesterov")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], rho: float = _d["rho"]) -> None:
+        self._init_fields({"eta": eta, "rho": rho})
+
+
+class Rprop(Rule):
+    """Resilient propagation: a per-entry step size that grows while the gradient keeps
+    its sign and shrinks when it flips.
+
+    Step, with ``p = g_prev·g``: ``step ← min(step·ℓ₂, Γ₂)`` if p > 0,
+    ``max(step·ℓ₁, Γ₁)`` if p < 0; ``g_prev ← 0`` where p < 0, else ``g``;
+    ``dx′ = step·sign(g_prev)``. State: ``(g_prev, step)``, zeros and η.
+
+    Fields:
+        eta: the initial step size η.
+        ell: ``(decrease, increase)`` factors ℓ.
+        gamma: ``(min step, max step)`` bounds Γ.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.Rprop(0.1)
+    >>> st, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(2)), np.zeros(2), np.array([3.0, -0.5]))
+    >>> dx.tolist()
+    [0.1, -0.1]
+    """
+    _d = _defaults("Rprop")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], ell: tuple[float, float] = _d["ell"],
+                 gamma: tuple[float, float] = _d["gamma"]) -> None:
+        self._init_fields({"eta": eta, "ell": ell, "gamma": gamma})
+
+
+class RMSProp(Rule):
+    """RMSProp, optionally centred.
+
+    Step: ``s ← ρ·s + (1 − ρ)·g²``; centred also ``c ← ρ·c + (1 − ρ)·g``;
+    ``dx′ = η·g / (√(s − c²) + ϵ)`` (``c = 0`` when not centred; ϵ outside the root).
+    State: ``(s, c)``, with ``c`` None when not centred.
+
+    Fields:
+        eta: the learning rate η.
+        rho: the decay ρ of the running mean of g².
+        epsilon: ϵ, for numerical stability.
+        centred: subtract the square of the running mean of g (``centered=`` is
+            accepted too, as in Optimisers.jl). ``fx.adjust`` cannot change it.
+
+    >>> import flux_rs as fx
+    >>> fx.RMSProp(centred=True).centred, fx.RMSProp(centered=True).centred
+    (True, True)
+    >>> fx.RMSProp(0.01)
+    RMSProp(eta=0.01, rho=0.9, epsilon=1e-08, centred=False)
+    """
+    _d = _defaults("RMSProp")
+    _fields = tuple(_d.items())
+    _aliases = {"centered": "centred"}
+
+    def __init__(self, eta: float = _d["eta"], rho: float = _d["rho"], epsilon: float = _d["epsilon"],
+                 centred: bool = _d["centred"], *, centered: bool | None = None) -> None:
+        if centered is not None:  # either spelling; the flag is ``centred or centered`` as in Julia
+            centred = _norm_value("centered", False, centered) or centred
+        self._init_fields({"eta": eta, "rho": rho, "epsilon": epsilon, "centred": centred})
+
+
+class Adam(Rule):
+    """Adam: bias-corrected first and second moment estimates.
+
+    Step t: ``m ← β₁·m + (1 − β₁)·g``; ``v ← β₂·v + (1 − β₂)·g²``;
+    ``dx′ = η·(m/(1 − β₁ᵗ)) / (√(v/(1 − β₂ᵗ)) + ϵ)`` (ϵ after the root, as PyTorch);
+    ``βt ← βt·β``. State: ``(m, v, βt)``.
+
+    Fields:
+        eta: the learning rate η.
+        beta: ``(β₁, β₂)``, the decays of the first and second moments.
+        epsilon: ϵ, for numerical stability.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.Adam(0.1)
+    >>> o
+    Adam(eta=0.1, beta=(0.9, 0.999), epsilon=1e-08)
+    >>> (m, v, bt), dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(2)), np.zeros(2), np.ones(2))
+    >>> m.round(6).tolist(), dx.round(6).tolist()
+    ([0.1, 0.1], [0.1, 0.1])
+    """
+    _d = _defaults("Adam")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], beta: tuple[float, float] = _d["beta"],
+                 epsilon: float = _d["epsilon"]) -> None:
+        self._init_fields({"eta": eta, "beta": beta, "epsilon": epsilon})
+
+
+class RAdam(Rule):
+    """Rectified Adam: Adam whose adaptive step is scaled by ``r`` once the variance of
+    its estimate is tractable (``ρt > 4``), and plain bias-corrected momentum before.
+
+    Step t: m, v as Adam; ``ρ∞ = 2/(1 − β₂) − 1``, ``ρt = ρ∞ − 2t·β₂ᵗ/(1 − β₂ᵗ)``;
+    if ``ρt > 4``: ``r = √((ρt−4)(ρt−2)ρ∞ / ((ρ∞−4)(ρ∞−2)ρt))`` and
+    ``dx′ = η·r·(m/(1 − β₁ᵗ)) / (√(v/(1 − β₂ᵗ)) + ϵ)``, else ``dx′ = η·m/(1 − β₁ᵗ)``.
+    State: ``(m, v, βt, t)``.
+
+    Fields:
+        eta: the learning rate η.
+        beta: ``(β₁, β₂)``, the decays of the moments.
+        epsilon: ϵ, for numerical stability.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.RAdam(0.1)
+    >>> st, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(1)), np.zeros(1), np.array([2.0]))
+    >>> dx.round(6).tolist(), st[3]
+    ([0.2], 2)
+    """
+    _d = _defaults("RAdam")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], beta: tuple[float, float] = _d["beta"],
+                 epsilon: float = _d["epsilon"]) -> None:
+        self._init_fields({"eta": eta, "beta": beta, "epsilon": epsilon})
+
+
+class AdaMax(Rule):
+    """AdaMax: Adam with the infinity norm in place of the second moment.
+
+    Step t: ``m ← β₁·m + (1 − β₁)·g``; ``u ← max(β₂·u, |g|)``;
+    ``dx′ = (η/(1 − β₁ᵗ))·m/(u + ϵ)``; ``βt ← βt·β``. State: ``(m, u, βt)``.
+
+    Fields:
+        eta: the learning rate η.
+        beta: ``(β₁, β₂)``, the decays of m and u.
+        epsilon: ϵ, for numerical stability.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.AdaMax(0.1)
+    >>> st, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(1)), np.zeros(1), np.array([-3.0]))
+    >>> dx.round(6).tolist()
+    [-0.1]
+    """
+    _d = _defaults("AdaMax")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], beta: tuple[float, float] = _d["beta"],
+                 epsilon: float = _d["epsilon"]) -> None:
+        self._init_fields({"eta": eta, "beta": beta, "epsilon": epsilon})
+
+
+class OAdam(Rule):
+    """Optimistic Adam: twice this step's Adam term minus the last one.
+
+    Step t: m, v as Adam; ``term ← η·(m/(1 − β₁ᵗ)) / (√(v/(1 − β₂ᵗ)) + ϵ)``;
+    ``dx′ = 2·term − term_old``; ``βt ← βt·β``. State: ``(m, v, βt, term)``.
+
+    Fields:
+        eta: the learning rate η.
+        beta: ``(β₁, β₂)``, the decays of the moments (default (0.5, 0.9)).
+        epsilon: ϵ, for numerical stability.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.OAdam(0.1)
+    >>> st, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(1)), np.zeros(1), np.array([1.0]))
+    >>> dx.round(6).tolist()
+    [0.2]
+    """
+    _d = _defaults("OAdam")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], beta: tuple[float, float] = _d["beta"],
+                 epsilon: float = _d["epsilon"]) -> None:
+        self._init_fields({"eta": eta, "beta": beta, "epsilon": epsilon})
+
+
+class AdaGrad(Rule):
+    """AdaGrad: each entry's step scaled by the root of its summed squared gradients.
+
+    Step: ``acc ← acc + g²``; ``dx′ = η·g / (√acc + ϵ)``. State: ``acc``, filled with ϵ.
+
+    Fields:
+        eta: the learning rate η.
+        epsilon: ϵ, the initial accumulator and the stabiliser.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.AdaGrad(0.5)
+    >>> acc, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(1)), np.zeros(1), np.array([4.0]))
+    >>> dx.round(6).tolist()
+    [0.5]
+    """
+    _d = _defaults("AdaGrad")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], epsilon: float = _d["epsilon"]) -> None:
+        self._init_fields({"eta": eta, "epsilon": epsilon})
+
+
+class AdaDelta(Rule):
+    """AdaDelta: no learning rate; the step is scaled by the ratio of the running RMS of
+    past steps to that of the gradients (``fx.adjust_(state, η)`` leaves it alone).
+
+    Step: ``acc ← ρ·acc + (1 − ρ)·g²``; ``dx′ = g·√(Δacc + ϵ)/√(acc + ϵ)`` (the old Δacc);
+    ``Δacc ← ρ·Δacc + (1 − ρ)·dx′²``. State: ``(acc, Δacc)``, zeros.
+
+    Fields:
+        rho: the decay ρ of both running means.
+        epsilon: ϵ, inside both roots.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.AdaDelta()
+    >>> st, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(1)), np.zeros(1), np.array([1.0]))
+    >>> float(dx[0]) < 1e-3
+    True
+    """
+    _d = _defaults("AdaDelta")
+    _fields = tuple(_d.items())
+
+    def __init__(self, rho: float = _d["rho"], epsilon: float = _d["epsilon"]) -> None:
+        self._init_fields({"rho": rho, "epsilon": epsilon})
+
+
+class AMSGrad(Rule):
+    """AMSGrad: Adam without bias correction whose second moment never decreases.
+
+    Step: ``m ← β₁·m + (1 − β₁)·g``; ``v ← β₂·v + (1 − β₂)·g²``; ``v̂ ← max(v̂, v)``;
+    ``dx′ = η·m/(√v̂ + ϵ)``. State: ``(m, v, v̂)``, each filled with ϵ.
+
+    Fields:
+        eta: the learning rate η.
+        beta: ``(β₁, β₂)``, the decays of the moments.
+        epsilon: ϵ, the initial state and the stabiliser.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.AMSGrad(0.1)
+    >>> st, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(1)), np.zeros(1), np.array([1.0]))
+    >>> dx.round(4).tolist()
+    [0.3162]
+    """
+    _d = _defaults("AMSGrad")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], beta: tuple[float, float] = _d["beta"],
+                 epsilon: float = _d["epsilon"]) -> None:
+        self._init_fields({"eta": eta, "beta": beta, "epsilon": epsilon})
+
+
+class NAdam(Rule):
+    """Nesterov-accelerated Adam (Optimisers.jl's form, with its extra β₂ on v).
+
+    Step t: m, v as Adam;
+    ``dx′ = η·(β₁·m/(1 − β₁·β₁ᵗ) + (1 − β₁)·g/(1 − β₁ᵗ)) / (√(β₂·v/(1 − β₂ᵗ)) + ϵ)``;
+    ``βt ← βt·β``. State: ``(m, v, βt)``.
+
+    Fields:
+        eta: the learning rate η.
+        beta: ``(β₁, β₂)``, the decays of the moments.
+        epsilon: ϵ, for numerical stability.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.NAdam(0.1)
+    >>> st, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(1)), np.zeros(1), np.array([1.0]))
+    >>> dx.round(4).tolist()
+    [0.1474]
+    """
+    _d = _defaults("NAdam")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], beta: tuple[float, float] = _d["beta"],
+                 epsilon: float = _d["epsilon"]) -> None:
+        self._init_fields({"eta": eta, "beta": beta, "epsilon": epsilon})
+
+
+class AdamW(Rule):
+    """Adam with weight decay, coupled to η by default (PyTorch's ``AdamW``).
+
+    Step t: with Adam's direction ``a = (m/(1 − β₁ᵗ)) / (√(v/(1 − β₂ᵗ)) + ϵ)``,
+    ``dx′ = η·(a + λ·x)`` when ``couple``, else ``dx′ = η·a + λ·x``. State: ``(m, v, βt)``.
+
+    Fields:
+        eta: the learning rate η.
+        beta: ``(β₁, β₂)``, the decays of the moments.
+        lambda_: the weight decay λ (Optimisers.jl's ``lambda``).
+        epsilon: ϵ, for numerical stability.
+        couple: scale the decay by η (True, PyTorch) or not (the paper's form).
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.AdamW(0.1, lambda_=0.5)
+    >>> st, dx = fx.optimise.apply(o, fx.optimise.init(o, np.ones(1)), np.ones(1), np.ones(1))
+    >>> dx.round(6).tolist()
+    [0.15]
+    """
+    _d = _defaults("AdamW")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], beta: tuple[float, float] = _d["beta"],
+                 lambda_: float = _d["lambda_"], epsilon: float = _d["epsilon"], couple: bool = _d["couple"]) -> None:
+        self._init_fields({"eta": eta, "beta": beta, "lambda_": lambda_, "epsilon": epsilon, "couple": couple})
+
+
+class AdaBelief(Rule):
+    """AdaBelief: Adam whose second moment tracks the gradient's deviation from m.
+
+    Step t: ``m ← β₁·m + (1 − β₁)·g``; ``s ← β₂·s + (1 − β₂)·(g − m)² + ϵ``;
+    ``dx′ = η·(m/(1 − β₁ᵗ)) / (√(s/(1 − β₂ᵗ)) + ϵ)``; ``βt ← βt·β``. State: ``(m, s, βt)``.
+
+    Fields:
+        eta: the learning rate η.
+        beta: ``(β₁, β₂)``, the decays of m and s.
+        epsilon: ϵ, added to s every step and after the root (default 1e-16).
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.AdaBelief(0.1)
+    >>> st, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(1)), np.zeros(1), np.array([1.0]))
+    >>> dx.round(4).tolist()
+    [0.1111]
+    """
+    _d = _defaults("AdaBelief")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], beta: tuple[float, float] = _d["beta"],
+                 epsilon: float = _d["epsilon"]) -> None:
+        self._init_fields({"eta": eta, "beta": beta, "epsilon": epsilon})
+
+
+class Lion(Rule):
+    """Lion, exactly as Optimisers.jl implements it (the momentum's weights are swapped
+    relative to the paper, so with the defaults the step is close to ``η·sign(g)``).
+
+    Step: ``m ← β₂·g + (1 − β₂)·m``; ``dx′ = η·sign((β₂ − β₁)·g + β₁·m)``. State: ``m``.
+
+    Fields:
+        eta: the learning rate η.
+        beta: ``(β₁, β₂)``.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> o = fx.Lion(0.1)
+    >>> m, dx = fx.optimise.apply(o, fx.optimise.init(o, np.zeros(2)), np.zeros(2), np.array([3.0, -0.01]))
+    >>> dx.tolist()
+    [0.1, -0.1]
+    """
+    _d = _defaults("Lion")
+    _fields = tuple(_d.items())
+
+    def __init__(self, eta: float = _d["eta"], beta: tuple[float, float] = _d["beta"]) -> None:
+        self._init_fields({"eta": eta, "beta": beta})
+
+
+class WeightDecay(Rule):
+    """L2 penalty added to the gradient, as if ``λ/2·‖x‖²`` were added to the loss; put it
+    before the main rule in an ``OptimiserChain``.
+
+    Step: ``dx′ = g + λ·x``. State: none.
+
+    Fields:
+        lambda_: the decay λ (Optimisers.jl's ``lambda``; ``fx.adjust`` also accepts the
+            old name ``gamma``, with a DeprecationWarning).
+
+    >>> import flux_rs as fx, numpy as np
+    >>> _, dx = fx.optimise.apply(fx.WeightDecay(0.1), None, np.array([2.0]), np.array([1.0]))
+    >>> dx.tolist()
+    [1.2]
+    """
+    _d = _defaults("WeightDecay")
+    _fields = tuple(_d.items())
+
+    def __init__(self, lambda_: float = _d["lambda_"]) -> None:
+        self._init_fields({"lambda_": lambda_})
+
+
+class SignDecay(Rule):
+    """L1 penalty added to the gradient, as if ``λ·‖x‖₁`` were added to the loss.
+
+    Step: ``dx′ = g + λ·sign(x)`` (sign(0) = 0). State: none.
+
+    Fields:
+        lambda_: the decay λ (Optimisers.jl's ``lambda``).
+
+    >>> import flux_rs as fx, numpy as np
+    >>> _, dx = fx.optimise.apply(fx.SignDecay(0.5), None, np.array([-2.0, 0.0]), np.array([1.0, 1.0]))
+    >>> dx.tolist()
+    [0.5, 1.0]
+    """
+    _d = _defaults("SignDecay")
+    _fields = tuple(_d.items())
+
+    def __init__(self, lambda_: float = _d["lambda_"]) -> None:
+        self._init_fields({"lambda_": lambda_})
+
+
+class ClipGrad(Rule):
+    """Clip each gradient entry to ``[−δ, δ]``.
+
+    Step: ``dx′ = clamp(g, −δ, δ)``. State: none.
+
+    Fields:
+        delta: the bound δ (stored as a float: ``ClipGrad(2).delta == 2.0``).
+
+    >>> import flux_rs as fx, numpy as np
+    >>> _, dx = fx.optimise.apply(fx.ClipGrad(2), None, np.zeros(3), np.array([-5.0, 1.0, 3.0]))
+    >>> dx.tolist()
+    [-2.0, 1.0, 2.0]
+    """
+    _d = _defaults("ClipGrad")
+    _fields = tuple(_d.items())
+
+    def __init__(self, delta: float = _d["delta"]) -> None:
+        self._init_fields({"delta": delta})
+
+
+class ClipNorm(Rule):
+    """Rescale each gradient array (not the whole model: see :func:`clip_norm_`) so that
+    its p-norm is at most ω.
+
+    Step: ``n = ‖g‖_p``; ``dx′ = g·min(ω/n, 1)``; a non-finite ``n`` raises ValueError
+    when ``throw``. State: none.
+
+    Fields:
+        omega: the largest norm ω.
+        p: the order of the norm (``float("inf")`` for the max-norm).
+        throw: raise on a non-finite norm.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> _, dx = fx.optimise.apply(fx.ClipNorm(1.0), None, np.zeros(2), np.array([3.0, 4.0]))
+    >>> dx.round(6).tolist()
+    [0.6, 0.8]
+    """
+    _d = _defaults("ClipNorm")
+    _fields = tuple(_d.items())
+
+    def __init__(self, omega: float = _d["omega"], p: float = _d["p"], throw: bool = _d["throw"]) -> None:
+        self._init_fields({"omega": omega, "p": p, "throw": throw})
 
 
 class OptimiserChain(Rule):
@@ -272,6 +714,12 @@ class OptimiserChain(Rule):
     ``OptimiserChain(ClipGrad(1.0), Descent(0.1))`` clips, then scales. A member that
     makes no step (AccumGrad before its n-th gradient) stops the chain for that call.
     ``OptimiserChain()`` is the identity (a step of the plain gradient).
+
+    Step: ``g₀ = g``; ``gₖ = apply(optsₖ, stateₖ, x, gₖ₋₁)``; ``dx′ = g_last``.
+    State: a tuple of each member's state, in order.
+
+    Fields:
+        opts: the member rules, a tuple (given positionally, or as ``opts=[...]``).
 
     >>> import flux_rs as fx, numpy as np
     >>> o = fx.OptimiserChain(fx.ClipGrad(1.0), fx.Descent(0.1))
@@ -283,7 +731,8 @@ class OptimiserChain(Rule):
     """
     _fields = (("opts", ()),)
 
-    def __init__(self, *opts, **kwargs):
+    def __init__(self, *opts: Rule, **kwargs: Sequence[Rule]) -> None:
+        # ``opts=[...]`` (Optimisers.jl's field name) is the one keyword accepted
         if "opts" in kwargs:
             if opts:
                 raise TypeError("OptimiserChain takes its rules positionally or as opts=, not both")
@@ -309,6 +758,12 @@ class AccumGrad(Rule):
     in between make no step (and the rules after it in a chain do not run). Use it
     first in a chain: ``OptimiserChain(AccumGrad(4), Adam())``.
 
+    Step: ``acc ← g/n`` on the first call of a cycle, else ``acc ← acc + g/n``; on the
+    n-th call ``dx′ = acc`` (the mean), otherwise no step. State: ``(acc, counter)``.
+
+    Fields:
+        n: how many gradients to accumulate, an int ≥ 1 (required).
+
     >>> import flux_rs as fx, numpy as np
     >>> o, x = fx.AccumGrad(2), np.zeros(1)
     >>> s = fx.optimise.init(o, x)
@@ -319,12 +774,10 @@ class AccumGrad(Rule):
     >>> dx.tolist()
     [2.0]
     """
-    _fields = (("n", 1),)
+    _fields = (("n", 1),)  # no default (n is required); the 1 says that n is an int
 
-    def __init__(self, *args, **kwargs):
-        if not args and "n" not in kwargs:
-            raise TypeError("AccumGrad needs n, the number of gradients to accumulate")
-        super().__init__(*args, **kwargs)
+    def __init__(self, n: int) -> None:
+        self._init_fields({"n": n})
 
 
 def _dtype_name(d) -> str | None:
@@ -352,6 +805,13 @@ class MixedPrecision(Rule):
     (dtype first, as in Julia) is accepted too. It must wrap the whole rule, not sit
     inside an OptimiserChain.
 
+    Step: ``(inner, d) = apply(rule, inner, xT, g)``; ``xT ← xT − d``; the parameter
+    becomes ``xT`` rounded to its dtype. State: ``(xT, inner)``.
+
+    Fields:
+        rule: the wrapped rule.
+        master: the dtype of the master copy, ``"float32"`` or ``"float64"``.
+
     >>> import flux_rs as fx, numpy as np
     >>> o = fx.MixedPrecision(fx.Descent(1e-9))
     >>> o
@@ -361,17 +821,13 @@ class MixedPrecision(Rule):
     >>> s[0].dtype
     dtype('float64')
     """
-    _fields = (("rule", None), ("master", "float64"))
+    _d = _defaults("MixedPrecision")
+    _fields = (("rule", None),) + tuple(_d.items())
 
-    def __init__(self, *args, **kwargs):
-        args = list(args)
-        if args and _dtype_name(args[0]) is not None:  # Julia's order: MixedPrecision(T, rule)
-            if "master" in kwargs:
-                raise TypeError("MixedPrecision got master both positionally and as a keyword")
-            kwargs["master"] = args.pop(0)
-        if "rule" not in kwargs and not args:
-            raise TypeError("MixedPrecision needs rule, the rule to wrap, e.g. MixedPrecision(fx.Adam())")
-        super().__init__(*args, **kwargs)
+    def __init__(self, rule: Rule | DTypeLike, master: DTypeLike | Rule = _d["master"]) -> None:
+        if isinstance(master, Rule) and not isinstance(rule, Rule):  # Julia's order: MixedPrecision(T, rule)
+            rule, master = master, rule
+        self._init_fields({"rule": rule, "master": master})
 
     def _init_fields(self, vals: dict):
         rule, master = vals["rule"], vals.get("master", "float64")

@@ -266,6 +266,25 @@ pub fn build(name: &str, fields: &[(String, Hyper)]) -> Result<Box<dyn Rule>> {
     Ok(rule)
 }
 
+/// The default hyperparameters of the rule `name`, in constructor order: what [`build`]
+/// fills in when it is given nothing. This is where the defaults are written; the Python
+/// constructors' signatures are built from it. Fields without a default (AccumGrad's `n`,
+/// MixedPrecision's `rule`) are left out.
+///
+/// ```
+/// use flux_core::optim::{defaults, Hyper};
+/// let d = defaults("Adam").unwrap();
+/// assert_eq!(d.iter().map(|(k, _)| *k).collect::<Vec<_>>(), ["eta", "beta", "epsilon"]);
+/// assert!(matches!(d[1].1, Hyper::Pair(b1, b2) if (b1, b2) == (0.9, 0.999)));
+/// assert!(defaults("AccumGrad").unwrap().is_empty());
+/// ```
+pub fn defaults(name: &str) -> Result<Vec<(&'static str, Hyper)>> {
+    match name {
+        "AccumGrad" | "MixedPrecision" => Ok(vec![]),
+        _ => Ok(build(name, &[])?.fields()),
+    }
+}
+
 /// The checks every rule's hyperparameters pass, the same for all rules: no NaN
 /// anywhere, no infinity except in the clipping thresholds and norm order (where
 /// `Inf` means "no clipping" or the max-norm), and a learning rate that is not negative.
