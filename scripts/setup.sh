@@ -12,7 +12,7 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >/dev/null
-python -m pip install -q "maturin>=1.7,<2" "numpy>=1.24" "tqdm>=4.60" "pytest>=7" "hypothesis>=6.80"
+python -m pip install -q "maturin>=1.7,<2" "numpy>=1.24" "tqdm>=4.60" "pytest>=7" "hypothesis>=6.80" "mypy>=1.11"
 # flux_rs.distributed and its tests (ranks under mpiexec): mpi4py and an MPI, both from PyPI
 python -m pip install -q "mpi4py>=4" "mpich>=4"
 maturin develop --release -q 2>&1 | grep -vE "^(📦|🍹|✏️|🛠|🔗|🐍|⚠️)" || true
