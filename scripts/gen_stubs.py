@@ -32,7 +32,8 @@ PARAM_TYPES = {
     "metadata": "dict[str, str]", "labels": "Any", "cond": "_TensorLike", "f": "Callable[..., Any]",
     "args": "tuple[Any, ...]", "grads": "Any", "tree": "Any", "model": "Any", "leaves": "Sequence[Leaf]",
     "xs": "Sequence[Tensor]", "gs": "Sequence[Any]", "bias": "_TensorLike", "mask": "_TensorLike",
-    "mod": "Any", "copy": "bool", "_memo": "Any", "c": "int",
+    "mod": "Any", "copy": "bool", "_memo": "Any", "c": "int", "cap_bytes": "int", "i": "int", "out": "Any",
+    "scale": "float",
 }
 for _w in ("wq", "wk", "wv", "wo", "bq", "bk", "bv", "bo"):
     PARAM_TYPES[_w] = "Tensor"
@@ -52,6 +53,8 @@ RETURNS = {
     "split": "list[Tensor]", "stack": T, "tape_abort": "None", "tape_finish": "list[Tensor | None]",
     "tape_start": "None", "tensor": T, "unary": T, "update_many": "None", "update_tree": "None",
     "upsample": T, "value_and_grad": "tuple[Any, tuple[Any, ...]]", "where_": T,
+    "Buckets.dtypes": "list[str]", "Buckets.sizes": "list[int]", "Buckets.members": "list[list[int]]",
+    "Buckets.pack": "None", "Buckets.unpack": "None",
     "Leaf._copy": "Leaf", "Leaf.frozen": "bool", "Leaf.rule": "Any", "Leaf.state": "Any",
     "Node.__dir__": "list[str]", "Node.__getitem__": "Any", "Node.__iter__": "Iterator[Any]",
     "Node.__reduce__": "tuple[Any, ...]", "Node._asdict": "dict[str, Any]", "Node._fields": "tuple[str, ...]",

@@ -6,7 +6,39 @@ import numpy as np
 _TensorLike = Tensor | np.ndarray[Any, Any] | float | int | Sequence[Any]
 
 __version__: str
-__all__ = ['Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_panic_for_test', 'alpha_dropout', 'assign_', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'init', 'is_recording', 'label_smoothing', 'load_safetensors', 'loss', 'maximum', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scatter_add', 'seed', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
+__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_panic_for_test', 'alpha_dropout', 'assign_', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'init', 'is_recording', 'label_smoothing', 'load_safetensors', 'loss', 'maximum', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
+
+@final
+class Buckets:
+    """The tensors of a tree, in tree order, grouped into buckets of one dtype and at most
+    `cap_bytes` each (`0`: one bucket per dtype). `pack(i, buf)` copies bucket `i` into a
+    1-d C-contiguous numpy array of its dtype and `sizes[i]` elements; `unpack(i, buf,
+    scale)` writes it back into the tensors in place, times `scale`.
+
+    >>> import flux_rs as fx, numpy as np
+    >>> a, b = fx.tensor([1.0, 2.0]), fx.tensor([[3.0]])
+    >>> bk = fx._core.Buckets([a, b], 0)
+    >>> buf = np.empty(bk.sizes[0], dtype=bk.dtypes[0]); bk.pack(0, buf); buf.tolist()
+    [1.0, 2.0, 3.0]
+    >>> bk.unpack(0, buf * 2, 0.5); b.tolist()
+    [[3.0]]
+    """
+    def __new__(cls, tensors: Any, cap_bytes: int) -> Buckets: ...
+    def __len__(self, /) -> int: ...
+    def __repr__(self, /) -> str: ...
+    @property
+    def dtypes(self) -> list[str]:
+        """The dtype name of each bucket (`"float32"` or `"float64"`)."""
+    @property
+    def members(self) -> list[list[int]]:
+        """Indices (into the planned list) of the tensors in each bucket."""
+    def pack(self, /, i: int, out: Any) -> None:
+        """Copy bucket `i`'s tensors end to end into `out`."""
+    @property
+    def sizes(self) -> list[int]:
+        """Elements in each bucket."""
+    def unpack(self, /, i: int, src: Any, scale: float = ...) -> None:
+        """Overwrite bucket `i`'s tensors in place with their parts of `src`, times `scale`."""
 
 @final
 class Leaf:
@@ -312,6 +344,11 @@ def scatter_add(src: Any, idx: Any, n: int) -> Tensor:
 
 def seed(n: int) -> None:
     """Reseed the global generator."""
+
+def shard_batches(order: Sequence[int], batchsize: int, partial: bool, rank: int, size: Any) -> list[list[int]]:
+    """Rank `rank`'s batches (lists of observation indices) of one epoch of `order` in a
+    `size`-way data-parallel run with per-rank `batchsize` (see `flux_core::data::shard_batches`).
+    """
 
 def softmax(x: _TensorLike, dim: int = ..., log: bool = ...) -> Tensor:
     """Softmax (or logsoftmax with `log=True`) along `dim`, computed stably."""
