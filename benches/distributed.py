@@ -50,18 +50,29 @@ def w1(rounds):
     x, y = classification_data(128, 784, 10, seed=1 + dist.rank())
     x, y = fx.tensor(x), fx.tensor(y)
     loss = lambda m: fx.losses.logitcrossentropy(m(x), y)  # noqa: E731
-    parts = {"gradient": [], "allreduce_": [], "update_": [], "step": []}
-    for i in range(rounds + 3):
+    parts = {"gradient": [], "allreduce_": [], "update_": [], "step": [], "wait": [], "transfer": []}
+    for i in range(2 * rounds + 6):
+        # even rounds: a step as train_ takes it; odd rounds: a barrier before allreduce_
+        # splits its time into waiting for the slower rank and the reduction itself
+        split = i % 2 == 1
         dist.barrier()
         t0 = time.perf_counter()
         g = fx.gradient(loss, model)
         t1 = time.perf_counter()
+        if split:
+            dist.barrier()
+        tb = time.perf_counter()
         dist.allreduce_(g[0])
         t2 = time.perf_counter()
         fx.update_(st, model, g[0])
         t3 = time.perf_counter()
-        if i >= 3:  # warm-up
-            for k, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+        if i < 6:  # warm-up
+            continue
+        if split:
+            parts["wait"].append(tb - t1)
+            parts["transfer"].append(t2 - tb)
+        else:
+            for k, dt in zip(("gradient", "allreduce_", "update_", "step"), (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
                 parts[k].append(dt)
     return parts
 
@@ -95,6 +106,19 @@ def sweep(rounds):
             if i:
                 ts.append(time.perf_counter() - t0)
         out[cap] = ts
+    # the Rust side alone: pack every bucket and unpack it back (no MPI)
+    flat = [t for pair in tree for t in pair]
+    ts = []
+    for i in range(rounds + 1):
+        t0 = time.perf_counter()
+        bk = fx._core.Buckets(flat, dist.DEFAULT_BUCKET_BYTES)
+        for j, (m, dt) in enumerate(zip(bk.sizes, bk.dtypes)):
+            buf = np.empty(m, dtype=dt)
+            bk.pack(j, buf)
+            bk.unpack(j, buf, 0.5)
+        if i:
+            ts.append(time.perf_counter() - t0)
+    out["pack+unpack"] = ts
     return out
 
 
@@ -111,13 +135,14 @@ def main():
     if a.sweep:
         say(f"allreduce_ of 25.2M float32 parameters (101 MB), {n} ranks, {threads} thread each, ms")
         for cap, ts in sweep(max(3, a.rounds // 4)).items():
-            name = "one per dtype (0)" if cap == 0 else f"{cap >> 10} KiB"
+            name = cap if isinstance(cap, str) else "one per dtype (0)" if cap == 0 else f"{cap >> 10} KiB"
             say(f"| {name} | {cell(ts)} | {101e6 / statistics.median(ts) / 1e9:.2f} GB/s |")
         return
     parts = w1(a.rounds)
     share = statistics.median(np.array(parts["allreduce_"]) / np.array(parts["step"]))
+    tshare = statistics.median(parts["transfer"]) / statistics.median(parts["step"])
     say(f"| {n} | W1 step | {cell(parts['step'])} | {cell(parts['gradient'])} | {cell(parts['allreduce_'])} | "
-        f"{cell(parts['update_'])} | {share:.1%} |")
+        f"{cell(parts['update_'])} | {share:.1%} | {cell(parts['wait'])} | {cell(parts['transfer'])} | {tshare:.1%} |")
     times, steps = w6(a.w6_rounds)
     say(f"| {n} | W6 epoch | {cell(times, 1, '{:.2f}')} s | {steps} steps of 128 per rank | "
         f"{60000 / statistics.median(times):.0f} samples/s |")

@@ -97,6 +97,13 @@ def main(r, n, out):
     except ValueError:
         res["mismatch"] = np.array(1)
 
+    # --- ranks with different numbers of batches are refused on every rank ----------------
+    try:
+        fx.train_(loss, m, [(x[:B], y[:B])] * (3 + r), st, distributed=True, progress=False)
+        res["uneven"] = np.array(0)
+    except ValueError as e:
+        res["uneven"] = np.array(1 if "different numbers of batches [3, 4]" in str(e) else 2)
+
     # --- a NaN on rank 1 raises on both ranks at the same batch, earlier updates kept ------
     fx.seed(3)
     m = mlp(np.float64)

@@ -127,6 +127,22 @@ def test_sharded_loader_covers_every_sample_once_per_epoch(ranks):
     assert not np.array_equal(ranks[0]["shard_epoch_0"], ranks[0]["shard_epoch_1"])
 
 
+def test_different_batch_counts_are_refused_on_every_rank(ranks):
+    assert [int(ranks[r]["uneven"]) for r in range(RANKS)] == [1, 1]
+
+
+def test_without_mpi4py_the_import_error_says_what_to_install():
+    code = ("import sys; sys.modules['mpi4py'] = None\n"  # as if mpi4py were not installed
+            "import flux_rs as fx\n"
+            "for f in (lambda: __import__('flux_rs.distributed'),\n"
+            "          lambda: fx.train_(lambda m: m.sum(), fx.ones(2), [()], fx.setup(fx.Descent(), fx.ones(2)), distributed=True)):\n"
+            "    try:\n        f()\n    except ImportError as e:\n        print(e)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("pip install 'flux_rs[mpi]'" in l and "mpi4py" in l for l in lines), p.stdout
+
+
 def test_checkpoint_saved_on_rank_0_loads_everywhere(ranks):
     np.testing.assert_array_equal(ranks[0]["ckpt_weight"], ranks[1]["ckpt_weight"])
 

@@ -294,14 +294,20 @@ def save(path, tree, root: int = 0) -> None:
         raise OSError(f"rank {root} could not save {path}: {failed}")
 
 
-def _data_parallel(gradient_of):
+def _data_parallel(gradient_of, data):
     """The two hooks ``train_(..., distributed=True)`` puts around its step: a gradient
     function whose loss is agreed across ranks (the mean, or the first non-finite one,
     so that every rank raises at the same batch and none waits in a collective), and
-    the reduction of the gradients before the update."""
+    the reduction of the gradients before the update. First, when ``data`` has a
+    length, every rank must have as many batches (else each would wait for good at
+    the end of the shortest)."""
     from .train import NonFiniteLossError
     c = _joined()
     n = c.Get_size()
+    lens = c.allgather(len(data) if hasattr(data, "__len__") else None)
+    if len(set(lens)) > 1:
+        raise ValueError(f"train_(distributed=True): the ranks have different numbers of batches {lens}; "
+                         "give each rank its part with fx.DataLoader(..., shard=(dist.rank(), dist.size()))")
     count = [0]
 
     def agreed(args):

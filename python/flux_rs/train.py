@@ -103,7 +103,7 @@ def train_(loss, model, data, opt_state, *, progress=None, cb=None, check_grads=
     reduce = lambda grads: None  # noqa: E731
     if distributed:
         from .distributed import _data_parallel, rank  # an ImportError here says what to install
-        gradient_of, reduce = _data_parallel(gradient_of)
+        gradient_of, reduce = _data_parallel(gradient_of, data)
         if progress is None and rank() != 0:
             progress = False  # one bar per job, not one per rank
     if not check_grads:
