@@ -96,16 +96,15 @@ def sweep(rounds):
     rng = np.random.default_rng(dist.rank())
     tree = [(fx.tensor(rng.standard_normal((1024, 1024), dtype=np.float32)),
              fx.tensor(rng.standard_normal(1024, dtype=np.float32))) for _ in range(24)]
-    out = {}
-    for cap in (256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 0):
-        ts = []
-        for i in range(rounds + 1):
+    caps = (256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20, 0)
+    out = {cap: [] for cap in caps}
+    for i in range(rounds + 1):
+        for cap in caps:  # interleaved, so that a change in the machine's load hits every size alike
             dist.barrier()
             t0 = time.perf_counter()
             dist.allreduce_(tree, bucket_bytes=cap)
             if i:
-                ts.append(time.perf_counter() - t0)
-        out[cap] = ts
+                out[cap].append(time.perf_counter() - t0)
     # the Rust side alone: pack every bucket and unpack it back (no MPI)
     flat = [t for pair in tree for t in pair]
     ts = []

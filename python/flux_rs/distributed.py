@@ -52,7 +52,7 @@ __all__ = ["init", "is_initialized", "rank", "size", "barrier", "broadcast_", "a
 DEFAULT_BUCKET_BYTES = 4 << 20
 
 _state: dict = {"comm": None}
-_buffers: dict = {}  # (bucket index, dtype, length) -> numpy buffer, reused across steps
+_buffers: dict = {}  # (slot, dtype) -> numpy buffer, reused across steps
 
 
 def init(comm=None, *, same_seed: bool = True, abort_on_error: bool = True) -> None:
@@ -167,23 +167,34 @@ def _check_same_form(c, fp: int, what: str) -> None:
 def _reduce_buckets(c, ts: list, bucket_bytes: int, scale: float, *, op=None, root=None) -> None:
     """Pack ``ts`` into buckets, reduce (or broadcast from ``root``) each, unpack."""
     bk = _core.Buckets(ts, int(bucket_bytes))
-    bufs = []
-    for i, (n, dt) in enumerate(zip(bk.sizes, bk.dtypes)):
-        buf = _buffers.get((i, dt, n))
-        if buf is None:
-            buf = _buffers[(i, dt, n)] = np.empty(n, dtype=dt)
-        bufs.append(buf)
-    # every bucket is packed and its reduction started before the first is waited for,
-    # so MPI can move one bucket while Rust packs the next
-    reqs = []
-    for i, buf in enumerate(bufs):
-        if root is None or c.Get_rank() == root:
-            bk.pack(i, buf)
-        reqs.append(c.Ibcast(buf, root=root) if root is not None else c.Iallreduce(MPI.IN_PLACE, buf, op=op))
-    for i, (buf, req) in enumerate(zip(bufs, reqs)):
+    me = c.Get_rank()
+
+    def finish(j, buf, req):
         req.Wait()
-        if root is None or c.Get_rank() != root:
-            bk.unpack(i, buf, scale)
+        if root is None or me != root:
+            bk.unpack(j, buf, scale)
+    # two buckets in flight: bucket i is packed and its reduction started before bucket
+    # i-1 is waited for and unpacked, so MPI can move one bucket while Rust packs the
+    # next; two buffers per dtype suffice, whatever the model's size
+    prev = None
+    for i, (n, dt) in enumerate(zip(bk.sizes, bk.dtypes)):
+        buf = _buffer(i % 2, dt, n)
+        if root is None or me == root:
+            bk.pack(i, buf)
+        req = c.Ibcast(buf, root=root) if root is not None else c.Iallreduce(MPI.IN_PLACE, buf, op=op)
+        if prev is not None:
+            finish(*prev)
+        prev = (i, buf, req)
+    if prev is not None:
+        finish(*prev)
+
+
+def _buffer(slot: int, dtype: str, n: int) -> np.ndarray:
+    """``n`` elements of a buffer kept across calls (grown when too small)."""
+    buf = _buffers.get((slot, dtype))
+    if buf is None or buf.size < n:
+        buf = _buffers[(slot, dtype)] = np.empty(n, dtype=dtype)
+    return buf[:n]
 
 
 def allreduce_(grads, op: str = "mean", *, bucket_bytes: int = DEFAULT_BUCKET_BYTES, check: bool = True):
