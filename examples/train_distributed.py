@@ -4,9 +4,9 @@ Each rank takes its shard of every batch; the gradients are averaged across rank
 before every update, so with per-rank batch b on n ranks this trains as one process
 with batch n·b would. Needs `pip install 'flux_rs[mpi]'` (mpi4py and mpich).
 
-    mpiexec -n 2 python examples/train_distributed.py --epochs 3        # one machine
-    mpiexec -f hosts -n 8 python examples/train_distributed.py          # a host file
-    srun -N 4 --ntasks-per-node=2 python examples/train_distributed.py  # Slurm
+    mpiexec -n 2 python examples/train_distributed.py --epochs 3   # one machine
+    mpiexec -f hosts -n 8 python examples/train_distributed.py     # a host file ("node1:4" lines)
+    srun --mpi=pmi2 python examples/train_distributed.py           # in a Slurm job (sbatch, salloc)
 
 The model is saved by rank 0 at the end (`--save`) and loaded back on every rank.
 """

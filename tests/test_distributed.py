@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,16 @@ def mpiexec() -> str:
     return found
 
 
+def mpi_env(timeout: float) -> dict:
+    # one machine, ranks on the loopback interface only; the launcher ends the job (and
+    # its ranks) itself a little before the test gives up on it, leaving no stray ranks
+    return dict(os.environ, OMP_NUM_THREADS="1", RAYON_NUM_THREADS="1", HYDRA_IFACE="lo",
+                MPIEXEC_TIMEOUT=str(int(timeout) - 10))
+
+
 def launch(out: Path, mode: str, timeout: float) -> subprocess.CompletedProcess:
-    # MPICH's launcher, one machine, ranks on the loopback interface only
-    env = dict(os.environ, OMP_NUM_THREADS="1", RAYON_NUM_THREADS="1", HYDRA_IFACE="lo")
     return subprocess.run([mpiexec(), "-n", str(RANKS), sys.executable, str(HERE / "_dist_worker.py"), str(out), mode],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+                          capture_output=True, text=True, timeout=timeout, env=mpi_env(timeout))
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +157,9 @@ def test_checkpoint_saved_on_rank_0_loads_everywhere(ranks):
 def test_a_dying_rank_ends_the_job_instead_of_hanging(tmp_path, how):
     # rank 1 is killed (SIGKILL) or raises an uncaught exception at its third batch, while
     # rank 0 waits for it in a collective: the launcher must end the job, with an error
+    t0 = time.monotonic()
     p = launch(tmp_path, f"die-{how}", timeout=120)  # a hang fails here with TimeoutExpired
+    assert time.monotonic() - t0 < 60, "the job hung until the launcher's own timeout"
     assert p.returncode != 0
     assert not (tmp_path / "finished0").exists() and not (tmp_path / "finished1").exists()
     if how == "raise":
@@ -159,7 +167,7 @@ def test_a_dying_rank_ends_the_job_instead_of_hanging(tmp_path, how):
 
 
 def test_the_example_trains_mnist_on_two_ranks(tmp_path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", RAYON_NUM_THREADS="1", HYDRA_IFACE="lo")
+    env = mpi_env(300)
     ckpt = tmp_path / "m.safetensors"
     p = subprocess.run([mpiexec(), "-n", str(RANKS), sys.executable, str(HERE.parent / "examples" / "train_distributed.py"),
                         "--epochs", "2", "--limit", "4000", "--save", str(ckpt)],
