@@ -155,7 +155,7 @@ pub struct PyLeaf {
     /// made on its first access and kept: `update_` steps their buffers in place, so a
     /// handle taken before a step sees it (Optimisers.jl mutates state arrays in place).
     /// While they exist they hold the arrays and `state` holds empty placeholders in
-    /// their places; the two are swapped for a step (see [`PyLeaf::swap_views`]).
+    /// their places; the two are swapped for a step (see [`swap_arrays`]).
     views: Option<Vec<Py<PyTensor>>>,
     #[pyo3(get, set)]
     frozen: bool,
@@ -311,32 +311,34 @@ impl PyLeaf {
     }
 }
 
+/// A leaf's views, borrowed for writing: all of them (none when it has none), or an
+/// error when one is in use elsewhere (another thread).
+fn borrow_views<'py>(py: Python<'py>, views: &Option<Vec<Py<PyTensor>>>) -> PyResult<Vec<PyRefMut<'py, PyTensor>>> {
+    let Some(views) = views else { return Ok(Vec::new()) };
+    views
+        .iter()
+        .map(|v| v.bind(py).try_borrow_mut())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| PyValueError::new_err("an optimiser state array is in use elsewhere (another thread?)"))
+}
+
+/// Exchange the arrays of a leaf's state with those its views hold: once before a step
+/// (so the step owns each buffer alone and writes it in place) and once after.
+fn swap_arrays(state: &mut State, vs: &mut [PyRefMut<'_, PyTensor>]) {
+    let mut ts = Vec::new();
+    state_tensors_mut(state, &mut ts);
+    for (t, v) in ts.into_iter().zip(vs.iter_mut()) {
+        std::mem::swap(t, &mut v.t);
+    }
+}
+
 impl PyLeaf {
-    /// The views, borrowed for writing: all of them, or an error when one is in use
-    /// elsewhere (another thread).
-    fn borrow_views<'py>(&self, py: Python<'py>) -> PyResult<Vec<PyRefMut<'py, PyTensor>>> {
-        let Some(views) = &self.views else { return Ok(Vec::new()) };
-        views
-            .iter()
-            .map(|v| v.bind(py).try_borrow_mut())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| PyValueError::new_err("an optimiser state array is in use elsewhere (another thread?)"))
-    }
-    /// Exchange the arrays of `state` with those its views hold: once before a step
-    /// (so the step owns each buffer alone and writes it in place) and once after.
-    fn swap_views(&mut self, vs: &mut [PyRefMut<'_, PyTensor>]) {
-        let mut ts = Vec::new();
-        state_tensors_mut(&mut self.state, &mut ts);
-        for (t, v) in ts.into_iter().zip(vs.iter_mut()) {
-            std::mem::swap(t, &mut v.t);
-        }
-    }
     /// `f` of the state with its arrays in place.
     fn with_arrays<R>(&mut self, py: Python<'_>, f: impl FnOnce(&State) -> R) -> PyResult<R> {
-        let mut vs = self.borrow_views(py)?;
-        self.swap_views(&mut vs);
+        let mut vs = borrow_views(py, &self.views)?;
+        swap_arrays(&mut self.state, &mut vs);
         let r = f(&self.state);
-        self.swap_views(&mut vs);
+        swap_arrays(&mut self.state, &mut vs);
         Ok(r)
     }
 }
@@ -367,29 +369,13 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
         .iter()
         .map(|x| x.try_borrow_mut().map_err(|_| PyValueError::new_err("a parameter appears twice in one update")))
         .collect::<PyResult<_>>()?;
-    for (x, g) in xrefs.iter().zip(&gts) {
-        if g.shape() != x.t.shape() {
-            return Err(PyValueError::new_err(format!(
-                "gradient of shape {:?} does not match parameter of shape {:?}",
-                g.shape(),
-                x.t.shape()
-            )));
-        }
-    }
-    // leaves whose state was read (leaf.state) keep their arrays in its Tensors: those
-    // are swapped in for the step, and held so that no other thread sees them meanwhile
-    let mut lent = Vec::new();
-    for (i, l) in lrefs.iter().enumerate() {
-        if l.views.is_some() && !l.frozen {
-            lent.push((i, l.borrow_views(py)?));
-        }
-    }
-    for (i, vs) in lent.iter_mut() {
-        lrefs[*i].swap_views(vs);
+    if lrefs.iter().any(|l| l.views.is_some() && !l.frozen) {
+        return step_leaves_holding_views(py, &mut lrefs, &mut xrefs, gts);
     }
     let mut work = Vec::with_capacity(lrefs.len());
     let mut total = 0;
     for ((l, x), g) in lrefs.iter_mut().zip(xrefs.iter_mut()).zip(gts) {
+        check_shapes(&x.t, &g)?;
         total += g.numel();
         let l: &mut PyLeaf = l;
         if l.frozen {
@@ -397,17 +383,67 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
         }
         work.push((l.core.as_ref(), &mut l.state, &mut x.t, g));
     }
-    let r = maybe_detach(py, total, || -> flux_core::Result<()> {
-        for (rule, state, x, g) in work.iter_mut() {
-            if g.dtype() != x.dtype() {
-                *g = g.cast(x.dtype())?; // a float64 gradient for a float32 parameter
-            }
-            rule.step_(state, x, g)?;
+    maybe_detach(py, total, || step_all(work.iter_mut().map(|(r, s, x, g)| (*r, &mut **s, &mut **x, g)))).py()
+}
+
+fn check_shapes(x: &Tensor, g: &Tensor) -> PyResult<()> {
+    if g.shape() != x.shape() {
+        return Err(PyValueError::new_err(format!("gradient of shape {:?} does not match parameter of shape {:?}", g.shape(), x.shape())));
+    }
+    Ok(())
+}
+
+/// The steps themselves, with no Python in sight (so the GIL may be released).
+fn step_all<'a>(work: impl Iterator<Item = (&'a dyn Rule, &'a mut State, &'a mut Tensor, &'a mut Tensor)>) -> flux_core::Result<()> {
+    for (rule, state, x, g) in work {
+        if g.dtype() != x.dtype() {
+            *g = g.cast(x.dtype())?; // a float64 gradient for a float32 parameter
         }
-        Ok(())
-    });
+        rule.step_(state, x, g)?;
+    }
+    Ok(())
+}
+
+/// [`step_leaves`] when some leaf's state was read (`leaf.state`): such a leaf keeps
+/// its arrays in those Tensors, which are swapped in for the step and held so that no
+/// other thread sees them meanwhile. (A path of its own, so that the common case pays
+/// nothing for it.)
+fn step_leaves_holding_views(
+    py: Python<'_>, lrefs: &mut [PyRefMut<'_, PyLeaf>], xrefs: &mut [PyRefMut<'_, PyTensor>], gts: Vec<Tensor>,
+) -> PyResult<()> {
+    let mut work = Vec::with_capacity(lrefs.len());
+    let mut total = 0;
+    for ((l, x), g) in lrefs.iter_mut().zip(xrefs.iter_mut()).zip(gts) {
+        check_shapes(&x.t, &g)?;
+        total += g.numel();
+        let l: &mut PyLeaf = l;
+        if l.frozen {
+            continue;
+        }
+        let PyLeaf { ref core, ref mut state, ref views, .. } = *l;
+        work.push((core.as_ref(), state, views, &mut x.t, g));
+    }
+    let mut lent = Vec::new();
+    for (i, (_, state, views, _, _)) in work.iter_mut().enumerate() {
+        if views.is_none() {
+            continue;
+        }
+        match borrow_views(py, views) {
+            Ok(mut vs) => {
+                swap_arrays(state, &mut vs);
+                lent.push((i, vs));
+            }
+            Err(e) => {
+                for (j, vs) in lent.iter_mut() {
+                    swap_arrays(work[*j].1, vs);
+                }
+                return Err(e);
+            }
+        }
+    }
+    let r = maybe_detach(py, total, || step_all(work.iter_mut().map(|(r, s, _, x, g)| (*r, &mut **s, &mut **x, g))));
     for (i, vs) in lent.iter_mut() {
-        lrefs[*i].swap_views(vs);
+        swap_arrays(work[*i].1, vs);
     }
     r.py()
 }
