@@ -21,7 +21,7 @@ import flux_rs.distributed as dist
 from train_mnist import accuracy, load  # the single-process example beside this one
 
 
-def main():
+def main() -> float:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "data" / "mnist_subset.npz"))
     ap.add_argument("--epochs", type=int, default=3)
@@ -45,7 +45,10 @@ def main():
     opt_state = fx.setup(fx.Adam(args.eta), model)
     loader = fx.DataLoader((fx.tensor(x_train), fx.onehotbatch(y_train, range(10))),
                            batchsize=args.batchsize, shuffle=True, rng=args.seed, shard=(rank, size))
-    loss = lambda m, x, y: fx.losses.logitcrossentropy(m(x), y)
+
+    def loss(m: fx.Chain, x: fx.Tensor, y: fx.Tensor) -> fx.Tensor:
+        return fx.losses.logitcrossentropy(m(x), y)
+
 
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()

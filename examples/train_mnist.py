@@ -8,23 +8,29 @@ By default it uses the 20,000/5,000-image subset of MNIST that ships in data/; p
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import flux_rs as fx
 
 
-def load(path):
+Array = np.ndarray[Any, Any]
+
+
+def load(path: str) -> tuple[Array, Array, Array, Array]:
     d = np.load(path)
-    prep = lambda x: (x.reshape(len(x), -1) / 255.0).astype(np.float32)
+
+    def prep(x: Array) -> Array:
+        return (x.reshape(len(x), -1) / 255.0).astype(np.float32)
     return prep(d["x_train"]), d["y_train"], prep(d["x_test"]), d["y_test"]
 
 
-def accuracy(model, x, y):
+def accuracy(model: fx.Chain, x: Array, y: Array) -> float:
     return float(np.mean(np.asarray(fx.onecold(model(x))) == y))
 
 
-def main():
+def main() -> float:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "data" / "mnist_subset.npz"))
     ap.add_argument("--epochs", type=int, default=5)
@@ -41,7 +47,10 @@ def main():
     opt_state = fx.setup(fx.Adam(args.eta), model)
     loader = fx.DataLoader((fx.tensor(x_train), fx.onehotbatch(y_train, range(10))),
                            batchsize=args.batchsize, shuffle=True, rng=args.seed)
-    loss = lambda m, x, y: fx.losses.logitcrossentropy(m(x), y)
+
+    def loss(m: fx.Chain, x: fx.Tensor, y: fx.Tensor) -> fx.Tensor:
+        return fx.losses.logitcrossentropy(m(x), y)
+
 
     for epoch in range(1, args.epochs + 1):
         t0 = time.perf_counter()

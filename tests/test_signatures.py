@@ -81,3 +81,119 @@ def test_keyword_spellings():
         fx.Adam(zeta=1)
     with pytest.raises(TypeError, match="centered"):
         fx.RMSProp(centered="yes")
+
+
+# ---- layers and losses -----------------------------------------------------------------
+
+LAYERS = ("Chain Dense Conv ConvTranspose DepthwiseConv MaxPool MeanPool GlobalMaxPool GlobalMeanPool AdaptiveMaxPool "
+          "AdaptiveMeanPool Upsample PixelShuffle BatchNorm LayerNorm GroupNorm InstanceNorm Dropout AlphaDropout "
+          "Embedding Scale Bilinear SkipConnection Parallel Maxout RNN LSTM GRU RNNCell LSTMCell GRUCell "
+          "MultiHeadAttention").split()
+
+
+@pytest.mark.parametrize("name", LAYERS)
+def test_layer_has_signature_and_example(name):
+    o = getattr(fx, name)
+    assert ">>> " in (inspect.getdoc(o) or ""), name
+    sig = inspect.signature(o)
+    assert str(sig) != "(*args, **kwargs)"
+    assert any(p.kind is not p.VAR_KEYWORD for p in sig.parameters.values()) or name.startswith("Global")
+
+
+@pytest.mark.parametrize("name", ["Dense", "BatchNorm", "InstanceNorm", "GroupNorm", "LayerNorm", "Scale"])
+def test_layer_signature_is_typed(name):
+    sig = inspect.signature(getattr(fx, name), eval_str=True)
+    assert sig.return_annotation is None
+    assert all(p.annotation is not inspect.Parameter.empty for p in sig.parameters.values()), sig
+
+
+@pytest.mark.parametrize("name", fx.losses.__all__)
+def test_loss_is_typed_with_example(name):
+    f = getattr(fx.losses, name)
+    assert ">>> " in (inspect.getdoc(f) or "")
+    sig = inspect.signature(f, eval_str=True)
+    assert sig.return_annotation is fx.Tensor
+    assert all(p.annotation is not inspect.Parameter.empty for p in sig.parameters.values()), sig
+
+
+# ---- ASCII spellings of the Unicode keywords -----------------------------------------------
+
+@pytest.mark.parametrize("cls", [fx.BatchNorm, fx.InstanceNorm, lambda c, *a, **k: fx.GroupNorm(c, 1, *a, **k)])
+def test_norm_ascii_keywords(cls):
+    a = cls(2, fx.relu, initβ=fx.ones32, initγ=fx.zeros32, affine=True)
+    b = cls(2, lambda_=fx.relu, init_beta=fx.ones32, init_gamma=fx.zeros32, affine=True)
+    assert a.λ is b.λ is fx.relu
+    assert a.β.tolist() == b.β.tolist() == [1.0, 1.0] and a.γ.tolist() == b.γ.tolist() == [0.0, 0.0]
+    x = fx.randn32(3, 2, 4)
+    assert a(x).tolist() == b(x).tolist()
+    with pytest.raises(TypeError, match="initβ and its ASCII spelling init_beta"):
+        cls(2, initβ=fx.ones32, init_beta=fx.ones32)
+    with pytest.raises(TypeError, match="λ and its ASCII spelling lambda_"):
+        cls(2, fx.relu, lambda_=fx.relu)
+
+
+def test_other_ascii_keywords():
+    assert fx.LayerNorm(3, lambda_=fx.relu).λ is fx.LayerNorm(3, fx.relu).λ is fx.relu
+    x = fx.tensor([-1.0, 2.0])
+    assert fx.elu(x, alpha=0.5).tolist() == fx.elu(x, 0.5).tolist() != fx.elu(x).tolist()
+    y = fx.onehotbatch([1, 0], [0, 1])
+    assert fx.losses.label_smoothing(y, alpha=0.2).tolist() == fx.losses.label_smoothing(y, 0.2).tolist()
+    with pytest.raises(TypeError, match="needs α"):
+        fx.losses.label_smoothing(y)
+    assert fx.Scale(2, sigma=fx.relu).σ is fx.relu
+    assert fx.AdamW(lambda_=0.1).lambda_ == 0.1
+
+
+def test_every_unicode_keyword_has_an_ascii_spelling():
+    """Every public callable whose signature has a non-ASCII keyword (one that can be
+    passed by name) also takes its ASCII spelling, unless Flux accepts and ignores it."""
+    import unicodedata
+    spelling = {"λ": "lambda_", "initβ": "init_beta", "initγ": "init_gamma", "α": "alpha", "σ": "sigma"}
+    nf = lambda s: unicodedata.normalize("NFKC", s)  # Python's identifiers: ϵ is ε
+    ignored = {("tversky_loss", "β"), ("focal_loss", nf("ϵ")), ("focal_loss", "γ")}  # Flux ignores these too
+    positional = {"σ", "ŷ"}  # Flux's positional arguments (Dense(2, 3, relu)), never passed by name
+    missing, checked = [], 0
+    for ns in (fx, fx.losses):
+        for name in ns.__all__:
+            o = getattr(ns, name)
+            if not callable(o) or isinstance(o, type) and issubclass(o, fx.Rule):
+                continue
+            try:
+                ps = inspect.signature(o).parameters
+            except (TypeError, ValueError):
+                continue
+            for p in ps.values():
+                if p.name.isascii() or (name, p.name) in ignored:
+                    continue
+                if p.name in positional and p.kind is p.POSITIONAL_OR_KEYWORD:
+                    continue
+                checked += 1
+                alias = ps.get(spelling.get(p.name, "?"))
+                if alias is None or alias.kind is not alias.KEYWORD_ONLY:
+                    missing.append(f"{name}({p.name})")
+    assert not missing, missing
+    assert checked >= 10  # λ, initβ, initγ of four norms, elu's and label_smoothing's α, Scale's σ
+
+
+# ---- mypy --strict ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_mypy_strict_on_examples_and_a_bad_script(tmp_path):
+    """examples/ pass `mypy --strict` with the package's py.typed; a script with wrong
+    argument types fails it, naming them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "python" / "flux_rs" / "py.typed").exists()
+    bad = tmp_path / "bad_script.py"
+    bad.write_text("import flux_rs as fx\n\n"
+                   "opt = fx.Adam(eta='fast')\n"
+                   "loss = fx.losses.mse([1.0], [2.0], agg=3)\n"
+                   "n: int = fx.losses.mse([1.0], [2.0])\n")
+    r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
+                        str(root / "examples"), str(bad)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    errors = [l for l in r.stdout.splitlines() if ": error:" in l]
+    assert all(l.startswith("bad_script.py:") for l in errors), r.stdout
+    assert [l.split(":")[1] for l in errors] == ["3", "4", "5"], r.stdout
+    assert 'Argument "eta" to "Adam" has incompatible type "str"' in r.stdout

@@ -1,7 +1,14 @@
 """Activation functions (NNlib's), computed in Rust. Each takes a Tensor or array."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import _core
+from ._typing import ascii_alias
+
+if TYPE_CHECKING:
+    from ._core import Tensor
+    from ._typing import TensorLike
 
 __all__ = ["identity", "relu", "leakyrelu", "sigmoid", "σ", "tanh", "elu", "gelu", "swish",
            "softplus", "softmax", "logsoftmax", "KERNELS"]
@@ -55,14 +62,14 @@ def tanh(x):
     return _core.unary(x, "tanh")
 
 
-def elu(x, α: float = 1.0):
-    """``x`` if ``x ≥ 0`` else ``α·(exp(x) − 1)``.
+def elu(x: TensorLike, α: float = 1.0, *, alpha: float | None = None) -> Tensor:
+    """``x`` if ``x ≥ 0`` else ``α·(exp(x) − 1)``; ``alpha=`` is the ASCII spelling of ``α``.
 
     >>> import flux_rs as fx
     >>> round(fx.elu(fx.tensor([-2.0], dtype="float64")).item(), 6)
     -0.864665
     """
-    return _core.unary(x, "elu", α)
+    return _core.unary(x, "elu", ascii_alias("elu", "α", α, "alpha", alpha, default=1.0))
 
 
 def gelu(x):

@@ -3,11 +3,14 @@ functional gather/scatter, where, clamp and split. Every number is computed by a
 op; these classes hold parameters and check shapes."""
 from __future__ import annotations
 
+from typing import Any, Callable, Sequence
+
 import numpy as np
 
 from . import _core
 from ._core import Tensor
 from ._tree import layer
+from ._typing import Activation, TensorLike, ascii_alias
 from .activations import identity
 from .init import glorot_uniform
 from .layers import _fn_name, as_input, make_bias, make_weight
@@ -144,14 +147,17 @@ class Embedding:
 
 class Scale:
     """Elementwise ``σ(scale ⊙ x + bias)`` with ``scale`` and ``bias`` of shape ``size``
-    (broadcast against the trailing dims of ``x``); init ones and zeros.
+    (broadcast against the trailing dims of ``x``); init ones and zeros. ``sigma=`` is the
+    ASCII spelling of ``σ``.
 
     >>> import flux_rs as fx
     >>> fx.Scale(2)(fx.tensor([[1.0, 2.0]])).tolist()
     [[1.0, 2.0]]
     """
 
-    def __init__(self, *size, σ=identity, bias=True, init=None):
+    def __init__(self, *size: int | Sequence[int], σ: Activation = identity, bias: bool | TensorLike = True,
+                 init: Callable[..., Any] | None = None, sigma: Activation | None = None) -> None:
+        σ = ascii_alias("Scale", "σ", σ, "sigma", sigma, default=identity)
         if len(size) == 1 and isinstance(size[0], (tuple, list)):
             size = tuple(size[0])
         if not size or not all(isinstance(s, (int, np.integer)) and s > 0 for s in size):

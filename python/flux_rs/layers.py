@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import types
 import warnings
+from typing import Any, Callable
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from ._core import Tensor
 from ._tree import Node, trainable_children
 from .activations import KERNELS, identity
 from .init import glorot_uniform
+from ._typing import Activation, TensorLike
 
 __all__ = ["Chain", "Dense", "flatten", "as_input", "show"]
 
@@ -77,7 +79,8 @@ class Dense:
     (5, 3)
     """
 
-    def __init__(self, in_: int, out: int, σ=identity, *, bias=True, init=glorot_uniform, rng=None):
+    def __init__(self, in_: int, out: int, σ: Activation = identity, *, bias: bool | TensorLike = True,
+                 init: Callable[..., Any] = glorot_uniform, rng: Any = None) -> None:
         if not (isinstance(in_, int) and isinstance(out, int)) or in_ < 0 or out < 0:
             raise TypeError(f"Dense(in_, out) takes two sizes, got {in_!r}, {out!r}")
         self.weight = make_weight(init, (out, in_), rng)
@@ -109,7 +112,7 @@ class Chain:
     ((3, 2), (8, 4))
     """
 
-    def __init__(self, *layers, **named):
+    def __init__(self, *layers: Any, **named: Any) -> None:
         if layers and named:
             raise TypeError("Chain takes positional layers or named layers, not both")
         if "layers" in named:
@@ -118,7 +121,7 @@ class Chain:
             layers = tuple(layers[0])
         self.layers = Node("", tuple(named), tuple(named.values())) if named else tuple(layers)
 
-    def __call__(self, x):
+    def __call__(self, x: Any) -> Any:
         for l in self.layers:
             try:
                 x = l(x)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numbers
 
 from . import _core
+from ._core import Tensor
+from ._typing import Agg, TensorLike, ascii_alias as _ascii
 
 __all__ = ["mae", "mse", "msle", "huber_loss", "label_smoothing", "crossentropy", "logitcrossentropy",
            "binarycrossentropy", "logitbinarycrossentropy", "kldivergence", "poisson_loss", "hinge_loss",
@@ -40,7 +42,7 @@ def _run(name, yhat, y, agg="mean", **kw):
     return f(out) if f is not None else out
 
 
-def mae(ŷ, y, *, agg="mean"):
+def mae(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean") -> Tensor:
     """Mean absolute error ``agg(|ŷ − y|)``.
 
     >>> import flux_rs as fx, numpy as np
@@ -50,7 +52,7 @@ def mae(ŷ, y, *, agg="mean"):
     return _run("mae", ŷ, y, agg)
 
 
-def mse(ŷ, y, *, agg="mean"):
+def mse(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean") -> Tensor:
     """Mean squared error ``agg(|ŷ − y|²)``.
 
     >>> import flux_rs as fx, numpy as np
@@ -62,7 +64,7 @@ def mse(ŷ, y, *, agg="mean"):
     return _run("mse", ŷ, y, agg)
 
 
-def msle(ŷ, y, *, agg="mean", eps=None):
+def msle(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean", eps: float | None = None) -> Tensor:
     """Mean squared log error ``agg(log((ŷ + ϵ)/(y + ϵ))²)``; ``eps`` defaults to the
     machine epsilon of ŷ's dtype.
 
@@ -73,7 +75,7 @@ def msle(ŷ, y, *, agg="mean", eps=None):
     return _run("msle", ŷ, y, agg, eps=eps)
 
 
-def huber_loss(ŷ, y, *, agg="mean", delta=1.0):
+def huber_loss(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean", delta: float = 1.0) -> Tensor:
     """Huber loss: with ``e = |ŷ − y|``, ``½e²`` where ``e < δ`` and ``δ(e − ½δ)`` elsewhere.
 
     >>> import flux_rs as fx, numpy as np
@@ -83,10 +85,10 @@ def huber_loss(ŷ, y, *, agg="mean", delta=1.0):
     return _run("huber_loss", ŷ, y, agg, param=_num("delta", delta))
 
 
-def label_smoothing(y, α, *, dims: int = -1):
+def label_smoothing(y: TensorLike, α: float | None = None, *, dims: int = -1, alpha: float | None = None) -> Tensor:
     """Smoothed labels ``y·(1 − α) + α/size(y, dims)`` for one-hot ``y`` with classes on
     ``dims`` (last by default); ``dims=0`` means binary labels, ``y·(1 − α) + α/2``, as
-    in Flux. Requires ``0 < α < 1``.
+    in Flux. Requires ``0 < α < 1``; ``alpha=`` is the ASCII spelling of ``α``.
 
     >>> import flux_rs as fx
     >>> fx.losses.label_smoothing(fx.onehotbatch([1], [0, 1]), 0.2).numpy().astype(float).round(6).tolist()
@@ -94,10 +96,11 @@ def label_smoothing(y, α, *, dims: int = -1):
     """
     if isinstance(dims, bool) or not isinstance(dims, int):
         raise TypeError(f"dims must be an integer, got {dims!r}")
-    return _core.label_smoothing(y, _num("α", α), None if dims == 0 else dims)
+    return _core.label_smoothing(y, _num("α", _ascii("label_smoothing", "α", α, "alpha", alpha, required=True)),
+                                 None if dims == 0 else dims)
 
 
-def crossentropy(ŷ, y, *, dims: int = -1, agg="mean", eps=None):
+def crossentropy(ŷ: TensorLike, y: TensorLike, *, dims: int = -1, agg: Agg = "mean", eps: float | None = None) -> Tensor:
     """``agg(−Σ_dims xlogy(y, ŷ + ϵ))`` for probabilities ``ŷ``.
 
     >>> import flux_rs as fx, numpy as np
@@ -109,7 +112,7 @@ def crossentropy(ŷ, y, *, dims: int = -1, agg="mean", eps=None):
     return _run("crossentropy", ŷ, y, agg, dims=dims, eps=eps)
 
 
-def logitcrossentropy(ŷ, y, *, dims: int = -1, agg="mean"):
+def logitcrossentropy(ŷ: TensorLike, y: TensorLike, *, dims: int = -1, agg: Agg = "mean") -> Tensor:
     """``agg(−Σ_dims y·logsoftmax(ŷ))`` for logits ``ŷ`` (stable).
 
     >>> import flux_rs as fx, numpy as np
@@ -122,7 +125,7 @@ def logitcrossentropy(ŷ, y, *, dims: int = -1, agg="mean"):
     return _run("logitcrossentropy", ŷ, y, agg, dims=dims)
 
 
-def binarycrossentropy(ŷ, y, *, agg="mean", eps=None):
+def binarycrossentropy(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean", eps: float | None = None) -> Tensor:
     """``agg(−xlogy(y, ŷ + ϵ) − xlogy(1 − y, 1 − ŷ + ϵ))`` for probabilities ``ŷ``.
 
     >>> import flux_rs as fx, numpy as np
@@ -132,7 +135,7 @@ def binarycrossentropy(ŷ, y, *, agg="mean", eps=None):
     return _run("binarycrossentropy", ŷ, y, agg, eps=eps)
 
 
-def logitbinarycrossentropy(ŷ, y, *, agg="mean"):
+def logitbinarycrossentropy(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean") -> Tensor:
     """``agg((1 − y)·ŷ − logσ(ŷ))`` for logits ``ŷ``: binarycrossentropy of σ(ŷ), stably.
 
     >>> import flux_rs as fx, numpy as np
@@ -142,7 +145,7 @@ def logitbinarycrossentropy(ŷ, y, *, agg="mean"):
     return _run("logitbinarycrossentropy", ŷ, y, agg)
 
 
-def kldivergence(ŷ, y, *, dims: int = -1, agg="mean", eps=None):
+def kldivergence(ŷ: TensorLike, y: TensorLike, *, dims: int = -1, agg: Agg = "mean", eps: float | None = None) -> Tensor:
     """Kullback–Leibler divergence KL(y ‖ ŷ): per sample ``Σ_dims xlogx(y) − Σ_dims
     xlogy(y, ŷ + ϵ)``, then ``agg`` (a function ``agg`` sees the per-sample sums).
 
@@ -154,7 +157,7 @@ def kldivergence(ŷ, y, *, dims: int = -1, agg="mean", eps=None):
     return _run("kldivergence", ŷ, y, agg, dims=dims, eps=eps)
 
 
-def poisson_loss(ŷ, y, *, agg="mean"):
+def poisson_loss(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean") -> Tensor:
     """``agg(ŷ − xlogy(y, ŷ))``.
 
     >>> import flux_rs as fx, numpy as np
@@ -164,7 +167,7 @@ def poisson_loss(ŷ, y, *, agg="mean"):
     return _run("poisson_loss", ŷ, y, agg)
 
 
-def hinge_loss(ŷ, y, *, agg="mean"):
+def hinge_loss(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean") -> Tensor:
     """``agg(max(0, 1 − ŷ·y))`` for labels in {−1, 1}.
 
     >>> import flux_rs as fx, numpy as np
@@ -174,7 +177,7 @@ def hinge_loss(ŷ, y, *, agg="mean"):
     return _run("hinge_loss", ŷ, y, agg)
 
 
-def squared_hinge_loss(ŷ, y, *, agg="mean"):
+def squared_hinge_loss(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean") -> Tensor:
     """``agg(max(0, 1 − ŷ·y)²)``.
 
     >>> import flux_rs as fx, numpy as np
@@ -184,7 +187,7 @@ def squared_hinge_loss(ŷ, y, *, agg="mean"):
     return _run("squared_hinge_loss", ŷ, y, agg)
 
 
-def dice_coeff_loss(ŷ, y, *, smooth=1.0):
+def dice_coeff_loss(ŷ: TensorLike, y: TensorLike, *, smooth: float = 1.0) -> Tensor:
     """``1 − (2Σ(y·ŷ) + s)/(Σy² + Σŷ² + s)`` over all elements (no ``agg``).
 
     >>> import flux_rs as fx, numpy as np
@@ -194,7 +197,7 @@ def dice_coeff_loss(ŷ, y, *, smooth=1.0):
     return _run("dice_coeff_loss", ŷ, y, param=_num("smooth", smooth))
 
 
-def tversky_loss(ŷ, y, *, beta=0.7, β=None):
+def tversky_loss(ŷ: TensorLike, y: TensorLike, *, beta: float = 0.7, β: float | None = None) -> Tensor:
     """``1 − (TP + 1)/(TP + β·FP + (1 − β)·FN + 1)`` with ``TP = Σyŷ``, ``FP = Σ(1−y)ŷ``,
     ``FN = Σy(1−ŷ)`` (no ``agg``; β weighs false positives as in Flux's code; the keyword
     ``β`` is accepted and ignored, as in Flux).
@@ -207,7 +210,8 @@ def tversky_loss(ŷ, y, *, beta=0.7, β=None):
     return _run("tversky_loss", ŷ, y, param=_num("beta", beta))
 
 
-def binary_focal_loss(ŷ, y, *, agg="mean", gamma=2.0, eps=None):
+def binary_focal_loss(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean", gamma: float = 2.0,
+                      eps: float | None = None) -> Tensor:
     """``agg((1 − p_t)^γ·(−log p_t))`` with ``p_t = y·(ŷ + ϵ) + (1 − y)·(1 − ŷ − ϵ)``;
     ``gamma=0`` is binarycrossentropy.
 
@@ -218,7 +222,8 @@ def binary_focal_loss(ŷ, y, *, agg="mean", gamma=2.0, eps=None):
     return _run("binary_focal_loss", ŷ, y, agg, eps=eps, param=_num("gamma", gamma))
 
 
-def focal_loss(ŷ, y, *, dims: int = -1, agg="mean", gamma=2.0, eps=None, ϵ=None, γ=None):
+def focal_loss(ŷ: TensorLike, y: TensorLike, *, dims: int = -1, agg: Agg = "mean", gamma: float = 2.0,
+               eps: float | None = None, ϵ: float | None = None, γ: float | None = None) -> Tensor:
     """Per sample ``Σ_dims −y·(1 − ŷϵ)^γ·log(ŷϵ)`` with ``ŷϵ = ŷ + ϵ``, then ``agg``
     (``gamma=0`` is crossentropy; the keywords ``ϵ`` and ``γ`` are ignored, as in Flux).
 
@@ -230,7 +235,7 @@ def focal_loss(ŷ, y, *, dims: int = -1, agg="mean", gamma=2.0, eps=None, ϵ=Non
     return _run("focal_loss", ŷ, y, agg, dims=dims, eps=eps, param=_num("gamma", gamma))
 
 
-def siamese_contrastive_loss(ŷ, y, *, agg="mean", margin=1.0):
+def siamese_contrastive_loss(ŷ: TensorLike, y: TensorLike, *, agg: Agg = "mean", margin: float = 1.0) -> Tensor:
     """``agg((1 − y)·ŷ² + y·max(0, margin − ŷ)²)`` for distances ``ŷ`` and labels ``y``
     (0 similar, 1 dissimilar). A negative margin is a ValueError.
 
@@ -242,7 +247,7 @@ def siamese_contrastive_loss(ŷ, y, *, agg="mean", margin=1.0):
     return _run("siamese_contrastive_loss", ŷ, y, agg, param=_num("margin", margin))
 
 
-def ctc_loss(ŷ, y):
+def ctc_loss(ŷ: TensorLike, y: TensorLike) -> Tensor:
     """Connectionist temporal classification: the negative log-likelihood of the label
     sequence ``y`` (0-based class indices) under logits ``ŷ`` of shape
     ``(time, classes)``; the **last** class is the blank, and a log-softmax over

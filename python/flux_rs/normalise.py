@@ -12,12 +12,14 @@ running-statistics update are ordinary tensor ops.
 from __future__ import annotations
 
 import copyreg
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import _core
 from ._core import Tensor
 from ._tree import children, layer
+from ._typing import Activation, ascii_alias
 from .activations import identity
 from .layers import _fn_name, as_input
 
@@ -120,6 +122,19 @@ def _update_running(lay, mean: Tensor, var: Tensor, m: int):
     _core.assign_(lay.σ2, new_var)
 
 
+#: a parameter initialiser: ``init(n)`` gives a vector of n values
+Init = Callable[[int], Any]
+
+
+def _ascii_keywords(lay, λ, lambda_, initβ, init_beta, initγ, init_gamma):
+    """Flux's Unicode keywords or their ASCII spellings (``lambda_``, ``init_beta``,
+    ``init_gamma``), whichever was given."""
+    name = type(lay).__name__
+    return (ascii_alias(name, "λ", λ, "lambda_", lambda_, default=identity),
+            ascii_alias(name, "initβ", initβ, "init_beta", init_beta, default=_zeros32),
+            ascii_alias(name, "initγ", initγ, "init_gamma", init_gamma, default=_ones32))
+
+
 class _Norm:
     _has_mode = True
 
@@ -168,15 +183,22 @@ class BatchNorm(_Norm):
     over every other dimension. ``y = λ(γ·(x − μ)/√(σ² + ε) + β)``; in training (or
     without tracked statistics) the batch's mean and uncorrected variance, else the
     running ones, updated with ``momentum`` (the variance unbiased). Trainable: β, γ.
+    ``lambda_``, ``init_beta`` and ``init_gamma`` are the ASCII spellings of ``λ``,
+    ``initβ`` and ``initγ`` (in every norm layer).
 
     >>> import flux_rs as fx
     >>> bn = fx.BatchNorm(3)
     >>> bn.β.shape, bn.μ.shape, bn(fx.ones32(4, 3, 2, 2)).shape
     ((3,), (3,), (4, 3, 2, 2))
+    >>> fx.BatchNorm(2, fx.relu, init_gamma=fx.zeros32).γ.tolist()
+    [0.0, 0.0]
     """
 
-    def __init__(self, chs: int, λ=identity, *, initβ=_zeros32, initγ=_ones32, affine=True, track_stats=True,
-                 active=None, eps=1e-5, momentum=0.1):
+    def __init__(self, chs: int, λ: Activation = identity, *, initβ: Init = _zeros32, initγ: Init = _ones32,
+                 affine: bool = True, track_stats: bool = True, active: bool | None = None, eps: float = 1e-5,
+                 momentum: float = 0.1, lambda_: Activation | None = None,
+                 init_beta: Init | None = None, init_gamma: Init | None = None) -> None:
+        λ, initβ, initγ = _ascii_keywords(self, λ, lambda_, initβ, init_beta, initγ, init_gamma)
         self._with_stats(chs, λ, initβ, initγ, affine, track_stats, active, eps, momentum)
 
     def __call__(self, x):
@@ -210,8 +232,11 @@ class InstanceNorm(_Norm):
     (3, 2, 5)
     """
 
-    def __init__(self, chs: int, λ=identity, *, initβ=_zeros32, initγ=_ones32, affine=False, track_stats=False,
-                 active=None, eps=1e-5, momentum=0.1):
+    def __init__(self, chs: int, λ: Activation = identity, *, initβ: Init = _zeros32, initγ: Init = _ones32,
+                 affine: bool = False, track_stats: bool = False, active: bool | None = None, eps: float = 1e-5,
+                 momentum: float = 0.1, lambda_: Activation | None = None,
+                 init_beta: Init | None = None, init_gamma: Init | None = None) -> None:
+        λ, initβ, initγ = _ascii_keywords(self, λ, lambda_, initβ, init_beta, initγ, init_gamma)
         self._with_stats(chs, λ, initβ, initγ, affine, track_stats, active, eps, momentum)
 
     def __call__(self, x):
@@ -246,8 +271,11 @@ class GroupNorm(_Norm):
     (3, 4, 5, 5)
     """
 
-    def __init__(self, chs: int, G: int, λ=identity, *, initβ=_zeros32, initγ=_ones32, affine=True, active=None,
-                 eps=1e-5, momentum=0.1):
+    def __init__(self, chs: int, G: int, λ: Activation = identity, *, initβ: Init = _zeros32,
+                 initγ: Init = _ones32, affine: bool = True, active: bool | None = None, eps: float = 1e-5,
+                 momentum: float = 0.1, lambda_: Activation | None = None,
+                 init_beta: Init | None = None, init_gamma: Init | None = None) -> None:
+        λ, initβ, initγ = _ascii_keywords(self, λ, lambda_, initβ, init_beta, initγ, init_gamma)
         if G <= 0 or chs % G:
             raise ValueError(f"GroupNorm: the number of channels ({chs}) must be divisible by the number of groups ({G})")
         self.G = int(G)
@@ -282,7 +310,9 @@ class LayerNorm:
     (0.0, (4,))
     """
 
-    def __init__(self, size, λ=identity, *, affine=True, eps=1e-5):
+    def __init__(self, size: int | Sequence[int], λ: Activation = identity, *, affine: bool = True, eps: float = 1e-5,
+                 lambda_: Activation | None = None) -> None:
+        λ = ascii_alias("LayerNorm", "λ", λ, "lambda_", lambda_, default=identity)
         from .basic import Scale
         self.size = (int(size),) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
         self.λ = λ

@@ -98,7 +98,7 @@ def _all_zero(a) -> bool:
     return t.size == 0 or t.abs().max().item() == 0.0
 
 
-def loadmodel_(model, src):
+def loadmodel_(model: Any, src: Any) -> Any:
     """Copy the arrays of ``src`` (a state from :func:`state` or :func:`load`, or another
     model) into ``model`` in place and return ``model``; the model's Tensors stay the
     same objects and keep their dtype. As ``Flux.loadmodel!``: the structures must match
@@ -294,7 +294,7 @@ class _Enc:
                 "fields": list(keys), "items": items}
 
 
-def save(path, tree) -> None:
+def save(path: str | os.PathLike[str], tree: Any) -> None:
     """Write ``tree`` (a model, a state, an optimiser state tree of ``fx.Leaf``, or a
     dict of them, e.g. ``{"model": model, "opt": opt_state, "rng": loader.rng}``) to
     ``path`` in the safetensors format. Tensors are keyed by their path in the tree;
@@ -411,7 +411,7 @@ def _nest(flat: dict) -> dict:
     return out
 
 
-def load(path) -> Any:
+def load(path: str | os.PathLike[str]) -> Any:
     """Read a checkpoint written by :func:`save`: the tree with Tensors in place, objects
     (layers) as ``fx.Node`` named after their class, optimiser state as ``fx.Leaf``
     objects ready for ``fx.update_``, generators as ``fx.Rng``; tied Tensors and shared

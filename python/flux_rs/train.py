@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from ._autodiff import withgradient
 from ._core import Tensor
@@ -65,7 +65,8 @@ def _scalar(val) -> float:
     return float(v.item() if hasattr(v, "item") else v)
 
 
-def train_(loss, model, data, opt_state, *, progress=None, cb=None, check_grads=False, distributed=False):
+def train_(loss: Callable[..., Any], model: Any, data: Iterable[Any], opt_state: Any, *, progress: bool | None = None,
+           cb: Any = None, check_grads: bool = False, distributed: bool = False) -> list[float]:
     """One pass over ``data``: for each item ``d``, the gradient of ``loss(model, *d)``
     (``loss(model, d)`` when ``d`` is not a tuple) and one ``update_``. Returns the
     list of per-batch losses. A non-finite loss raises :class:`NonFiniteLossError`

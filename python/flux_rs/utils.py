@@ -1,6 +1,8 @@
 """One-hot encoding and small tree utilities."""
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import numpy as np
 
 from . import _core
@@ -27,7 +29,7 @@ def onehotbatch(labels, classes) -> Tensor:
     return _core.onehot(idx, len(classes))
 
 
-def onecold(y, classes=None):
+def onecold(y: Any, classes: Sequence[Any] | None = None) -> Any:
     """The class of the largest entry along the last dimension (inverse of onehotbatch).
 
     >>> import flux_rs as fx

@@ -1,0 +1,34 @@
+"""Type aliases of the public signatures (what ``inspect.signature`` and mypy show)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence, Union
+
+import numpy as np
+
+from ._core import Tensor
+
+#: what an operation accepts as an array: a Tensor, a numpy array, a number or nested lists
+TensorLike = Union[Tensor, "np.ndarray[Any, Any]", float, int, Sequence[Any]]
+#: an elementwise activation such as ``fx.relu``
+Activation = Callable[[Any], Any]
+#: a loss's reduction: "mean", "sum", "none" or a function of the unreduced Tensor
+Agg = Union[str, Callable[[Tensor], Any]]
+
+
+def ascii_alias(fname: str, uname: str, uval: Any, aname: str, aval: Any, *, default: Any = None,
+                required: bool = False) -> Any:
+    """The value of a keyword that has a Unicode name (Flux's ``initβ``) and an ASCII
+    alias (``init_beta``): whichever was given (``default`` is the Unicode keyword's
+    default, None for the alias); both at once is a TypeError.
+
+    >>> from flux_rs._typing import ascii_alias
+    >>> ascii_alias("BatchNorm", "λ", None, "lambda_", abs)
+    <built-in function abs>
+    """
+    if aval is not None:
+        if uval is not default:
+            raise TypeError(f"{fname} got both {uname} and its ASCII spelling {aname}; give one")
+        return aval
+    if required and uval is None:
+        raise TypeError(f"{fname} needs {uname} (or {aname})")
+    return uval
