@@ -100,7 +100,12 @@ def test_layer_has_signature_and_example(name):
     assert any(p.kind is not p.VAR_KEYWORD for p in sig.parameters.values()) or name.startswith("Global")
 
 
-@pytest.mark.parametrize("name", ["Dense", "BatchNorm", "InstanceNorm", "GroupNorm", "LayerNorm", "Scale"])
+TYPED_LAYERS = ("Dense Conv ConvTranspose MaxPool MeanPool AdaptiveMaxPool AdaptiveMeanPool Upsample PixelShuffle "
+                "BatchNorm InstanceNorm GroupNorm LayerNorm Dropout AlphaDropout Embedding Scale Bilinear "
+                "SkipConnection Parallel Maxout MultiHeadAttention").split()
+
+
+@pytest.mark.parametrize("name", TYPED_LAYERS)
 def test_layer_signature_is_typed(name):
     sig = inspect.signature(getattr(fx, name), eval_str=True)
     assert sig.return_annotation is None

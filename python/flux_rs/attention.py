@@ -4,6 +4,8 @@ masked softmax attention, dropout) is one call into flux-core, whose attention i
 fused tape node."""
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 
 from . import _core
@@ -77,8 +79,8 @@ class MultiHeadAttention:
     ((3, 5, 8), (3, 2, 5, 5))
     """
 
-    def __init__(self, dims, nheads: int = 8, *, bias: bool = False, init=glorot_uniform, dropout_prob: float = 0.0,
-                 rng=None):
+    def __init__(self, dims: int | tuple[Any, ...], nheads: int = 8, *, bias: bool = False,
+                 init: Callable[..., Any] = glorot_uniform, dropout_prob: float = 0.0, rng: Any = None) -> None:
         (qi, ki, vi), (qk, vd), out = _parse_dims(dims)
         _check_nheads(nheads)
         if qk % nheads or vd % nheads:

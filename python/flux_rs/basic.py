@@ -108,7 +108,8 @@ class Embedding:
     (2, 2, 3)
     """
 
-    def __init__(self, n: int, d: int, *, init=None, padding_idx=None, rng=None):
+    def __init__(self, n: int, d: int, *, init: Callable[..., Any] | None = None, padding_idx: int | None = None,
+                 rng: Any = None) -> None:
         if init is None:
             from .init import randn32
             init = randn32
@@ -196,7 +197,8 @@ class Bilinear:
     (5, 2)
     """
 
-    def __init__(self, in_, out: int, σ=identity, *, bias=True, init=glorot_uniform, rng=None):
+    def __init__(self, in_: int | tuple[int, int], out: int, σ: Activation = identity, *,
+                 bias: bool | TensorLike = True, init: Callable[..., Any] = glorot_uniform, rng: Any = None) -> None:
         in1, in2 = (in_, in_) if isinstance(in_, (int, np.integer)) else tuple(in_)
         self.weight = make_weight(init, (out, in1, in2), rng)
         self.bias = make_bias(bias, out, self.weight.dtype)
@@ -235,7 +237,7 @@ class SkipConnection:
     (1, 2)
     """
 
-    def __init__(self, layers, connection):
+    def __init__(self, layers: Callable[..., Any], connection: Callable[..., Any]) -> None:
         self.layers = layers
         self.connection = connection
 
@@ -257,7 +259,7 @@ class Parallel:
     (4, 4)
     """
 
-    def __init__(self, connection, *layers, **named):
+    def __init__(self, connection: Callable[..., Any], *layers: Callable[..., Any], **named: Callable[..., Any]) -> None:
         from ._tree import Node
         if layers and named:
             raise TypeError("Parallel takes positional layers or named layers, not both")
@@ -294,7 +296,7 @@ class Maxout:
     (5, 2)
     """
 
-    def __init__(self, *layers):
+    def __init__(self, *layers: Callable[..., Any]) -> None:
         if len(layers) == 2 and callable(layers[0]) and isinstance(layers[1], (int, np.integer)):
             f, n = layers
             layers = tuple(f() for _ in range(int(n)))

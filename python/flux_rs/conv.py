@@ -5,10 +5,13 @@ only hold parameters, normalise arguments and name shapes in error messages.
 """
 from __future__ import annotations
 
+from typing import Any, Callable, Sequence
+
 import numpy as np
 
 from . import _core
 from ._core import Tensor
+from ._typing import Activation, TensorLike
 from .activations import identity
 from .init import glorot_uniform
 from .layers import _fn_name, as_input, make_bias, make_weight
@@ -138,8 +141,9 @@ class Conv:
     ((6, 1, 5, 5), (2, 6, 24, 24))
     """
 
-    def __init__(self, k, in_: int, out: int, σ=identity, *, stride=1, pad=0, dilation=1, groups=1, bias=True,
-                 init=glorot_uniform, rng=None):
+    def __init__(self, k: int | Sequence[int], in_: int, out: int, σ: Activation = identity, *, stride: int | Sequence[int] = 1, pad: Any = 0,
+                 dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool | TensorLike = True, init: Callable[..., Any] = glorot_uniform,
+                 rng: Any = None) -> None:
         k = _kernel(k)
         if not (isinstance(in_, int) and isinstance(out, int)) or in_ <= 0 or out <= 0:
             raise TypeError(f"Conv(k, in_, out) takes two positive sizes, got {in_!r}, {out!r}")
@@ -205,8 +209,9 @@ class ConvTranspose:
     (1, 1, 8, 8)
     """
 
-    def __init__(self, k, in_: int, out: int, σ=identity, *, stride=1, pad=0, outpad=0, dilation=1, groups=1,
-                 bias=True, init=glorot_uniform, rng=None):
+    def __init__(self, k: int | Sequence[int], in_: int, out: int, σ: Activation = identity, *, stride: int | Sequence[int] = 1, pad: Any = 0,
+                 outpad: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1, groups: int = 1, bias: bool | TensorLike = True,
+                 init: Callable[..., Any] = glorot_uniform, rng: Any = None) -> None:
         k = _kernel(k)
         if groups <= 0 or in_ % groups or out % groups:
             raise ValueError(f"in_ ({in_}) and out ({out}) must both be divisible by groups ({groups})")
@@ -279,7 +284,7 @@ def meanpool(x, window, *, pad=0, stride=None):
 class _Pool:
     _mode = "max"
 
-    def __init__(self, window, *, pad=0, stride=None):
+    def __init__(self, window: int | Sequence[int], *, pad: Any = 0, stride: int | Sequence[int] | None = None) -> None:
         self.k, self.stride, self.lo, self.hi = _pool_args(window, pad, stride)
         self.pad = pad
 
@@ -359,7 +364,7 @@ class AdaptiveMaxPool:
     """
     _mode = "max"
 
-    def __init__(self, out):
+    def __init__(self, out: int | Sequence[int]) -> None:
         self.out = _kernel(out)
 
     def __call__(self, x):
@@ -447,7 +452,8 @@ class Upsample:
     (1, 1, 6, 6)
     """
 
-    def __init__(self, mode="nearest", *, scale=None, size=None, align_corners=True):
+    def __init__(self, mode: str = "nearest", *, scale: float | Sequence[float] | None = None,
+                 size: int | Sequence[int] | None = None, align_corners: bool = True) -> None:
         if not isinstance(mode, str):
             mode, scale = "nearest", mode
         mode = mode.lstrip(":")
@@ -489,7 +495,7 @@ class PixelShuffle:
     (1, 1, 6, 6)
     """
 
-    def __init__(self, r: int):
+    def __init__(self, r: int) -> None:
         self.r = int(r)
 
     def __call__(self, x):

@@ -407,7 +407,8 @@ class Dropout:
     """
     _has_mode = True
 
-    def __init__(self, p: float, *, dims=None, rng=None, active=None):
+    def __init__(self, p: float, *, dims: int | Sequence[int] | None = None, rng: Any = None,
+                 active: bool | None = None) -> None:
         self.p = _check_p(p)
         self.dims = dims
         self.active = _check_active(active)
@@ -438,7 +439,7 @@ class AlphaDropout:
     """
     _has_mode = True
 
-    def __init__(self, p: float, *, rng=None, active=None):
+    def __init__(self, p: float, *, rng: Any = None, active: bool | None = None) -> None:
         self.p = _check_p(p)
         self.active = _check_active(active)
         self.rng = _rng_arg(rng)
