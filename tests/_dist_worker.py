@@ -70,6 +70,19 @@ def main(r, n, out):
             for i, p in enumerate(params(m)):
                 res[f"final_{tag}_{rule_name}_{i}"] = p
 
+    # --- the same by hand: withgradient, allreduce_, update_ -------------------------------
+    fx.seed(100 + r)
+    m = mlp(np.float64)
+    dist.broadcast_(m)
+    st = fx.setup(fx.Momentum(0.05, 0.9), m)
+    x, y = data(np.float64)
+    for xb, yb in fx.DataLoader((x, y), batchsize=B, shuffle=True, rng=7, shard=(r, n)):
+        _, grads = fx.withgradient(lambda m: loss(m, xb, yb), m)
+        dist.allreduce_(grads[0])
+        fx.update_(st, m, grads[0])
+    for i, p in enumerate(params(m)):
+        res[f"manual_f64_momentum_{i}"] = p
+
     # --- broadcast_ of an optimiser state (arrays and step counts) -------------------------
     fx.seed(5)
     m = mlp(np.float64)
@@ -148,6 +161,7 @@ def die(r, n, how, out):
     def dying_loss(m, x, y):
         dying_loss.calls += 1
         if r == 1 and dying_loss.calls == 3:
+            open(os.path.join(out, "dying1"), "w").close()  # the test checks it got this far
             if how == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
             raise RuntimeError("rank 1 fails on purpose")

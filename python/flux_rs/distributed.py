@@ -20,6 +20,10 @@ into contiguous buckets of at most ``bucket_bytes`` (one copy in, one copy out),
 buckets go to MPI's Allreduce as numpy buffers (no copy: mpi4py passes the memory
 through the buffer protocol), and the result is written back into the same tensors.
 
+Layers with running statistics (BatchNorm) keep each rank's own: ``allreduce_(model)``
+averages them (the weights, equal on every rank, stay as they are) and
+``broadcast_(model)`` makes them rank 0's, before evaluating or saving.
+
 A rank that dies takes the others down rather than leaving them waiting in a
 collective: MPI's launcher ends the job when a process is killed, and ``init()`` makes
 an uncaught Python exception on any rank call ``MPI.Abort`` (as ``python -m mpi4py``
