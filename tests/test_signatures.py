@@ -71,7 +71,7 @@ def test_help_shows_signature_and_doc():
     assert "√(v/(1 − β₂ᵗ))" in text
     import pydoc
     page = pydoc.render_doc(fx.Adam, renderer=pydoc.plaintext)
-    assert "eta: 'float' = 0.001" in page or "eta: float = 0.001" in page
+    assert "Adam(eta: float = 0.001, beta: tuple[float, float] = (0.9, 0.999), epsilon: float = 1e-08)" in page
 
 
 def test_keyword_spellings():

@@ -5,8 +5,8 @@ its Rust rule (``rust/src/optim/<rule>.rs``); every step is computed there.
 Python conventions: the field ``lambda`` is spelled ``lambda_``; positional and keyword
 arguments may be mixed; a rule is an immutable value (``fx.adjust`` makes new ones).
 """
-from __future__ import annotations
-
+# (no ``from __future__ import annotations`` here: help() and inspect.signature show the
+# rules' annotations as types, not strings)
 import copy
 import warnings
 from typing import Any, ClassVar, Sequence, Union
