@@ -1,18 +1,45 @@
 #!/usr/bin/env bash
-# Install everything and run every test: the Rust core's tests (release build, shared
-# with the extension) and the Python suite with the package's doctests, slow training
-# tests included. Extra arguments go to pytest.
+# Install everything and run the tests: the Rust core's tests (release build, sharing the
+# extension build's artefacts), its API docs, and the Python suite with the package's
+# doctests. The slow training tests run with --all (as CI does); without it they are
+# left out. Other arguments go to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+slow=(-m "not slow")
+if [ "${1:-}" = "--all" ]; then
+    slow=()
+    shift
+fi
 . scripts/setup.sh
+if [ ${#slow[@]} -eq 0 ] && ! python -c "import ziglang" 2>/dev/null; then
+    say "installing ziglang (for the manylinux wheel test)"
+    quiet python -m pip install -q ziglang
+fi
 log="$(mktemp)"
-if ! cargo test --release -p flux-core >"$log" 2>&1; then
+trap 'rm -f "$log"' EXIT
+# Naming the extension crate too makes cargo unify features as in the extension build
+# (whose crate is test = false), so the release artefacts setup.sh built are reused.
+cargo_test=(cargo test --release -p flux-core -p flux-rs-py --features pyo3/extension-module)
+say "Rust core tests: ${cargo_test[*]}"
+"${cargo_test[@]}" --no-run --message-format json-render-diagnostics >"$log"
+python - "$log" <<'PY'
+import json, sys
+# setup.sh has just built flux-core for the extension: compiling its library again means
+# some dependency's features differ between the two builds
+if any(m.get("reason") == "compiler-artifact" and m["target"]["name"] == "flux_core" and not m["profile"]["test"]
+       and not m["fresh"] for m in map(json.loads, open(sys.argv[1]))):
+    sys.exit("cargo test compiled flux-core again instead of reusing the extension build's: a dependency's "
+             "features differ between the two builds; add it to the feature pins in Cargo.toml")
+PY
+if ! "${cargo_test[@]}" >"$log"; then
     tail -80 "$log"
     echo "Rust tests failed" >&2
     exit 1
 fi
+awk '/^test result:/ {p+=$4; f+=$6} END {printf "flux-core (cargo test): %d passed, %d failed\n", p, f}' "$log"
+say "Rust API docs: cargo doc -p flux-core (no warnings allowed)"
 # the Rust API docs must build without warnings (broken or private links)
 RUSTDOCFLAGS="-D warnings" cargo doc -p flux-core --no-deps -q
-awk '/^test result:/ {p+=$4; f+=$6} END {printf "flux-core (cargo test): %d passed, %d failed\n", p, f}' "$log"
-python -m pytest -q tests python/flux_rs --doctest-modules "$@"
+say "Python tests: pytest tests python/flux_rs --doctest-modules ${slow[*]}"
+python -m pytest -q tests python/flux_rs --doctest-modules ${slow[@]+"${slow[@]}"} "$@"

@@ -1,11 +1,12 @@
-"""LeNet-5 on the full MNIST: ≥ 98.5% test accuracy after 3 epochs (slow)."""
+"""LeNet-5 on MNIST after 3 epochs (slow): ≥ 98.5% test accuracy on the full set,
+LENET_SUBSET_ACC on the shipped subset."""
 import time
 
 import numpy as np
 import pytest
 
 import flux_rs as fx
-from conftest import mnist_path
+from conftest import load_mnist
 
 
 def lenet():
@@ -23,16 +24,16 @@ def test_lenet_shapes_and_parameter_count():
     assert n == (6 * 25 + 6) + (16 * 6 * 25 + 16) + (256 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
 
 
+LENET_SUBSET_ACC = 0.975  # seeds 0 and 1 reach 98.44 and 98.16% on the 20,000/5,000 subset
+
+
 @pytest.mark.slow
 def test_lenet_mnist_3_epochs():
-    d = np.load(mnist_path())
-    xtr = (d["x_train"][:, None] / 255.0).astype(np.float32)
-    xte = (d["x_test"][:, None] / 255.0).astype(np.float32)
+    xtr, ytr, xte, yte, src = load_mnist("images")
     fx.seed(0)
     model = lenet()
     opt = fx.setup(fx.Adam(3e-3), model)
-    loader = fx.DataLoader((fx.tensor(xtr), fx.onehotbatch(d["y_train"], range(10))), batchsize=128, shuffle=True,
-                           rng=0)
+    loader = fx.DataLoader((fx.tensor(xtr), fx.onehotbatch(ytr, range(10))), batchsize=128, shuffle=True, rng=0)
     loss = lambda m, x, y: fx.losses.logitcrossentropy(m(x), y)
     t0 = time.perf_counter()
     for epoch in range(3):
@@ -41,6 +42,7 @@ def test_lenet_mnist_3_epochs():
         losses = fx.train_(loss, model, loader, opt, progress=False)
     elapsed = time.perf_counter() - t0
     pred = np.concatenate([np.asarray(model(fx.tensor(xte[i:i + 2000]))).argmax(1) for i in range(0, len(xte), 2000)])
-    acc = float((pred == d["y_test"]).mean())
-    print(f"LeNet-5: 3 epochs in {elapsed:.1f} s, final mean loss {np.mean(losses):.4f}, test accuracy {acc:.4f}")
-    assert acc >= 0.985
+    acc = float((pred == yte).mean())
+    print(f"LeNet-5 on {src.path.name}: 3 epochs in {elapsed:.1f} s, final mean loss {np.mean(losses):.4f}, "
+          f"test accuracy {acc:.4f}")
+    assert acc >= (0.985 if src.full else LENET_SUBSET_ACC), (acc, src)

@@ -84,8 +84,9 @@ def test_train_accepts_a_rule_and_returns_losses():
 
 
 @pytest.mark.slow
-def test_mnist_mlp_reaches_97_percent_in_3_epochs(mnist):
-    x_train, y_train, x_test, y_test = mnist
+def test_mnist_mlp_accuracy_after_3_epochs(mnist):
+    # 97% on the full set; 94% on the shipped subset (seeds 0, 1, 2 give 94.9, 95.0, 95.2%)
+    x_train, y_train, x_test, y_test, src = mnist
     fx.seed(0)
     model = fx.Chain(fx.Dense(784, 256, fx.relu), fx.Dense(256, 10))
     st = fx.setup(fx.Adam(1e-3), model)
@@ -93,4 +94,4 @@ def test_mnist_mlp_reaches_97_percent_in_3_epochs(mnist):
     for _ in range(3):
         fx.train_(lambda m, x, y: fx.losses.logitcrossentropy(m(x), y), model, loader, st, progress=False)
     acc = np.mean(np.asarray(fx.onecold(model(x_test))) == y_test)
-    assert acc >= 0.97, acc
+    assert acc >= (0.97 if src.full else 0.94), (acc, src)

@@ -365,12 +365,13 @@ def throttle(f: Callable, timeout: float, *, leading: bool = True, trailing: boo
 
 
 def _callbacks(cb) -> list[Callable]:
+    # Flux's implicit-style callbacks take no arguments; run_epoch passes (step, loss)
     if cb is None:
         return []
     if callable(cb):
-        return [cb]
+        cb = [cb]
     if isinstance(cb, (list, tuple)) and all(callable(f) for f in cb):
-        return list(cb)
+        return [lambda i, l, f=f: f() for f in cb]
     raise TypeError(f"cb must be a function or a list of functions, got {type(cb).__name__}")
 
 

@@ -182,20 +182,28 @@ class RNN(_Recurrence):
 
 class LSTM(_Recurrence):
     """An LSTM over a sequence (Flux's gate order); the state is ``(h, c)``.
+    ``lstm(x, (h0, c0))`` starts from that state, each part (batch, out) (or (out,)
+    for one unbatched sequence); without it the state starts at zeros.
 
     >>> import flux_rs as fx
-    >>> y, (h, c) = fx.LSTM(3, 4, return_state=True)(fx.ones32(2, 5, 3))
+    >>> lstm = fx.LSTM(3, 4, return_state=True)
+    >>> y, (h, c) = lstm(fx.ones32(2, 5, 3))
     >>> y.shape, h.shape
     ((2, 5, 4), (2, 4))
+    >>> y, (h, c) = lstm(fx.ones32(2, 5, 3), (h, c))   # carry on from the last state
+    >>> y, (h, c) = lstm(fx.ones32(2, 5, 3), (fx.ones32(2, 4), fx.zeros32(2, 4)))   # a chosen (h0, c0)
     """
     cell_type = LSTMCell
 
 
 class GRU(_Recurrence):
-    """A GRU over a sequence (Flux's v1 variant).
+    """A GRU over a sequence (Flux's v1 variant). ``gru(x, h0)`` starts from the state
+    ``h0`` (batch, out) (or (out,) for one unbatched sequence); without it, from zeros.
 
     >>> import flux_rs as fx
     >>> fx.GRU(3, 4)(fx.ones32(6, 3)).shape
     (6, 4)
+    >>> fx.GRU(3, 4)(fx.ones32(2, 6, 3), fx.ones32(2, 4)).shape   # from h0 = ones
+    (2, 6, 4)
     """
     cell_type = GRUCell

@@ -1,8 +1,10 @@
 """``train_``: one epoch of the explicit training loop, and its error."""
 from __future__ import annotations
 
+import inspect
 import math
 import sys
+import types
 from typing import Any, Callable, Iterable
 
 from ._autodiff import withgradient
@@ -82,19 +84,28 @@ def train_(loss: Callable[..., Any], model: Any, data: Iterable[Any], opt_state:
     rank at the same batch (``rank`` names where), and the returned losses are the
     means over ranks. Give each rank its part with ``DataLoader(..., shard=(rank, size))``.
 
+    ``cb``, a function or a list of them, is called as ``cb(step, loss)`` after each
+    update, with the 0-based index of the batch in this epoch and its loss (a float):
+    a learning-rate schedule or a log needs no hand-written loop (over several epochs,
+    add ``epoch * len(loader)`` for a global step), and ``fx.stop()`` inside it ends the
+    epoch after that step.
+
     >>> import flux_rs as fx, numpy as np
     >>> m = fx.Dense(1, 1, init=fx.zeros)
     >>> st = fx.setup(fx.Descent(0.1), m)
     >>> fx.train_(lambda m, x: m(x).sum(), m, [(np.ones((1, 1)),)], st, progress=False)
     [0.0]
+    >>> sched = fx.schedules.step(0.1, 2, gamma=0.5)   # halve eta every 2 steps
+    >>> _ = fx.train_(lambda m, x: m(x).sum(), m, [(np.ones((1, 1)),)] * 4, st, progress=False,
+    ...               cb=lambda step, loss: fx.adjust_(st, sched(step + 1)))   # eta for the next step
+    >>> st.weight.rule.eta
+    0.025
     """
     if type(model).__name__ == "Params" and hasattr(model, "_implicit_train"):
         if distributed:
             raise TypeError("train_(..., distributed=True) takes the explicit style: train_(loss, model, data, opt_state)")
         return model._implicit_train(loss, data, opt_state, cb=cb, progress=progress)
-    if cb is not None:
-        raise TypeError("train_ does not take callbacks in the explicit style; write a loop with "
-                        "fx.withgradient and fx.update_ for more control")
+    callbacks = _step_callbacks(cb)
     if opt_state is None or isinstance(opt_state, Rule):
         fix = f"fx.setup({opt_state!r}, model)" if isinstance(opt_state, Rule) else "fx.setup(fx.Adam(), model)"
         raise TypeError(f"train_(loss, model, data, opt_state) needs the optimiser state, got {opt_state!r}: "
@@ -111,7 +122,7 @@ def train_(loss: Callable[..., Any], model: Any, data: Iterable[Any], opt_state:
         def step(grads):
             reduce(grads)
             update_(opt_state, model, grads[0])
-        return run_epoch(data, gradient_of, step, progress=progress)
+        return run_epoch(data, gradient_of, step, progress=progress, callbacks=callbacks, stop=_stop_training())
     seen = {"batch": 0, "loss": None}  # apply runs once per batch with a finite loss
 
     def checked_gradient_of(args):
@@ -126,14 +137,38 @@ def train_(loss: Callable[..., Any], model: Any, data: Iterable[Any], opt_state:
             raise NonFiniteGradientError(_path_str(bad), seen["batch"], seen["loss"])
         update_(opt_state, model, grads[0])
         seen["batch"] += 1
-    return run_epoch(data, checked_gradient_of, checked_apply, progress=progress)
+    return run_epoch(data, checked_gradient_of, checked_apply, progress=progress, callbacks=callbacks,
+                     stop=_stop_training())
+
+
+def _step_callbacks(cb) -> list[Callable]:
+    """``cb`` as a list of ``f(step, loss)``, checked before the first step: a function
+    that cannot take two arguments fails here, not after an update."""
+    fs = [] if cb is None else [cb] if callable(cb) else list(cb) if isinstance(cb, (list, tuple)) else None
+    if fs is None or not all(callable(f) for f in fs):
+        raise TypeError(f"cb must be a function f(step, loss) or a list of them, got {cb!r}")
+    for f in fs:
+        try:
+            inspect.signature(f).bind(0, 0.0)
+        except TypeError:
+            raise TypeError(f"the callback cb is called as cb(step, loss) after every step, but {f!r} cannot take "
+                            "those two arguments (write `lambda step, loss: ...`)") from None
+        except ValueError:  # a builtin without a signature: trust it
+            pass
+    return fs
+
+
+def _stop_training() -> type:
+    from .implicit import StopTraining  # implicit.py builds on this module
+    return StopTraining
 
 
 def run_epoch(data, gradient_of: Callable, apply: Callable, *, progress=None, callbacks=(), stop=()) -> list[float]:
     """The loop behind both styles of ``train_``: for each item, ``gradient_of(args)``
     gives ``(value, grads)``; a finite loss is followed by ``apply(grads)`` and then the
-    callbacks; an exception of a type in ``stop`` ends the epoch quietly. Returns the
-    per-item losses; shows a tqdm bar when ``progress`` (default: stderr is a terminal)."""
+    callbacks, each called as ``f(index, loss)``; an exception of a type in ``stop``
+    ends the epoch quietly. Returns the per-item losses; shows a tqdm bar when
+    ``progress`` (default: stderr is a terminal)."""
     if progress is None:
         progress = sys.stderr.isatty()
     it = data
@@ -155,10 +190,22 @@ def run_epoch(data, gradient_of: Callable, apply: Callable, *, progress=None, ca
                 if bar is not None and i % 10 == 0:
                     bar.set_postfix(loss=f"{l:.4g}", refresh=False)
                 for f in callbacks:
-                    f()
+                    f(i, l)
             except stop:
                 break
     finally:
         if bar is not None:
             bar.close()
     return losses
+
+
+class _CallableModule(types.ModuleType):
+    """``fx.train`` is this module, so that ``fx.train(...)``, Flux's spelling without
+    the ``!``, gets a pointer to ``fx.train_`` instead of "'module' object is not callable"."""
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError("fx.train is a module; one epoch of training is fx.train_(loss, model, data, opt_state) "
+                        "(Flux's train!; a trailing _ marks a function that updates its arguments in place)")
+
+
+sys.modules[__name__].__class__ = _CallableModule

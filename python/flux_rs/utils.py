@@ -13,24 +13,34 @@ __all__ = ["onehotbatch", "onecold", "trainables", "gpu", "cpu"]
 
 
 def onehotbatch(labels, classes) -> Tensor:
-    """A (len(labels), len(classes)) float32 one-hot Tensor, class dimension last.
+    """A float32 one-hot Tensor of shape ``labels.shape + (len(classes),)``: the class
+    dimension is last, so 1-d labels give (len(labels), len(classes)).
+
+    Flux returns ``(classes, dims...)`` for n-d labels; flux_rs puts the batch first and
+    the classes last (the row-major mirror of Flux's layout, as in ``torch.nn.functional.one_hot``),
+    which is the layout ``crossentropy(..., dims=-1)`` and :func:`onecold` expect.
 
     >>> import flux_rs as fx
     >>> fx.onehotbatch([1, 0], range(2)).tolist()
     [[0.0, 1.0], [1.0, 0.0]]
+    >>> fx.onehotbatch([[0, 2, 1], [1, 1, 0]], range(3)).shape   # (batch, time) labels
+    (2, 3, 3)
     """
     classes = list(classes)
     pos = {c: i for i, c in enumerate(classes)}
-    labels = np.asarray(labels).ravel().tolist()
+    labels = np.asarray(labels)
     try:
-        idx = [pos[l] for l in labels]
+        idx = [pos[l] for l in labels.ravel().tolist()]
     except KeyError as e:
         raise ValueError(f"label {e.args[0]!r} is not one of the classes {classes}") from None
-    return _core.onehot(idx, len(classes))
+    out = _core.onehot(idx, len(classes))
+    return out if labels.ndim == 1 else out.reshape(*labels.shape, len(classes))
 
 
 def onecold(y: Any, classes: Sequence[Any] | None = None) -> Any:
-    """The class of the largest entry along the last dimension (inverse of onehotbatch).
+    """The class of the largest entry along the last dimension (inverse of onehotbatch):
+    the indices as a Tensor, or with ``classes`` the labels, as (nested) lists in the
+    shape of ``y`` without its last dimension.
 
     >>> import flux_rs as fx
     >>> fx.onecold(fx.tensor([[0.1, 0.9], [0.8, 0.2]]), ["a", "b"])
@@ -41,7 +51,10 @@ def onecold(y: Any, classes: Sequence[Any] | None = None) -> Any:
     if classes is None:
         return idx
     classes = list(classes)
-    return [classes[i] for i in np.asarray(idx).ravel().tolist()] if idx.ndim else classes[int(idx)]
+    if not idx.ndim:
+        return classes[int(idx)]
+    nest = lambda a: [classes[i] for i in a] if not a or isinstance(a[0], int) else [nest(r) for r in a]  # noqa: E731
+    return nest(np.asarray(idx).tolist())  # nested lists in the shape of the labels
 
 
 def trainables(model) -> list[Tensor]:
