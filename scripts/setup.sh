@@ -30,7 +30,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "${tools[*]}" ]; then
     quiet python -m pip install -q --disable-pip-version-check "${tools[@]}"
     printf '%s' "${tools[*]}" >"$stamp"
 fi
-if [ -e target/release/lib_core.so ]; then
+if [ -d target/release/.fingerprint ]; then
     say "building flux_rs (release; seconds when the Rust sources have not changed)"
 else
     say "building flux_rs in release mode: the first build compiles ~150 Rust crates and takes" \
