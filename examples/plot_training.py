@@ -9,16 +9,20 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
 import flux_rs as fx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_mnist import accuracy, load  # noqa: E402  (the same data and metric as the README's command)
+from train_mnist import Array, accuracy, load  # noqa: E402  (the same data and metric as the README's command)
+
+History = dict[str, list[float]]
 
 
-def train(x_train, y_train, x_test, y_test, *, epochs, batchsize, eta, seed):
+def train(x_train: Array, y_train: Array, x_test: Array, y_test: Array, *, epochs: int, batchsize: int, eta: float,
+          seed: int) -> History:
     """Train the MLP; returns the history {"loss", "train_acc", "test_acc"}, one entry per epoch."""
     fx.seed(seed)
     model = fx.Chain(fx.Dense(784, 256, fx.relu), fx.Dense(256, 10))
@@ -26,7 +30,7 @@ def train(x_train, y_train, x_test, y_test, *, epochs, batchsize, eta, seed):
     loader = fx.DataLoader((fx.tensor(x_train), fx.onehotbatch(y_train, range(10))),
                            batchsize=batchsize, shuffle=True, rng=seed)
     loss = lambda m, x, y: fx.losses.logitcrossentropy(m(x), y)  # noqa: E731
-    history = {"loss": [], "train_acc": [], "test_acc": []}
+    history: History = {"loss": [], "train_acc": [], "test_acc": []}
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         losses = fx.train_(loss, model, loader, opt_state)
@@ -38,7 +42,7 @@ def train(x_train, y_train, x_test, y_test, *, epochs, batchsize, eta, seed):
     return history
 
 
-def plot(history, out, title=""):
+def plot(history: History, out: str, title: str = "") -> None:
     """Loss (left) and accuracy (right) against the epoch, saved as a PNG at ``out``."""
     try:
         import matplotlib
@@ -63,7 +67,7 @@ def plot(history, out, title=""):
     plt.close(fig)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> History:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / "data" / "mnist_subset.npz"))
     ap.add_argument("--epochs", type=int, default=5)
