@@ -197,6 +197,7 @@ def test_mypy_strict_on_examples_and_a_bad_script(tmp_path):
                    "loss = fx.losses.mse([1.0], [2.0], agg=3)\n"
                    "n: int = fx.losses.mse([1.0], [2.0])\n")
     r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
+                        "--config-file", str(root / "pyproject.toml"),
                         str(root / "examples"), str(bad)], capture_output=True, text=True, cwd=tmp_path, timeout=600)
     errors = [l for l in r.stdout.splitlines() if ": error:" in l]
     assert all(l.startswith("bad_script.py:") for l in errors), r.stdout
