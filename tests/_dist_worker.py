@@ -117,6 +117,15 @@ def main(r, n, out):
     except ValueError as e:
         res["uneven"] = np.array(1 if "different numbers of batches [3, 4]" in str(e) else 2)
 
+    # --- sharded loaders that do not fit together are refused on every rank --------------
+    for name, loader in (("wrong_shard", fx.DataLoader((x, y), batchsize=B, shard=(0, n))),
+                         ("rank_rngs", fx.DataLoader((x, y), batchsize=B, shuffle=True, rng=r, shard=(r, n)))):
+        try:
+            fx.train_(loss, m, loader, st, distributed=True, progress=False)
+            res[name] = np.array(0)
+        except ValueError as e:
+            res[name] = np.array(1 if ("shard=(0, 2)" in str(e) if name == "wrong_shard" else "overlap" in str(e)) else 2)
+
     # --- a NaN on rank 1 raises on both ranks at the same batch, earlier updates kept ------
     fx.seed(3)
     m = mlp(np.float64)

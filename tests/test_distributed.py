@@ -139,8 +139,10 @@ def test_sharded_loader_covers_every_sample_once_per_epoch(ranks):
     assert not np.array_equal(ranks[0]["shard_epoch_0"], ranks[0]["shard_epoch_1"])
 
 
-def test_different_batch_counts_are_refused_on_every_rank(ranks):
-    assert [int(ranks[r]["uneven"]) for r in range(RANKS)] == [1, 1]
+def test_loaders_that_do_not_fit_together_are_refused_on_every_rank(ranks):
+    assert [int(ranks[r]["uneven"]) for r in range(RANKS)] == [1, 1]  # 3 and 4 batches
+    assert [int(ranks[r]["wrong_shard"]) for r in range(RANKS)] == [1, 1]  # shard=(0, 2) on rank 1
+    assert [int(ranks[r]["rank_rngs"]) for r in range(RANKS)] == [1, 1]  # rng=rank: shards would overlap
 
 
 def test_without_mpi4py_the_import_error_says_what_to_install():

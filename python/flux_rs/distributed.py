@@ -309,6 +309,30 @@ def save(path, tree, root: int = 0) -> None:
         raise OSError(f"rank {root} could not save {path}: {failed}")
 
 
+def _check_loaders(c, data) -> None:
+    """Before an epoch, on every rank alike: the same number of batches everywhere; and
+    for a sharded DataLoader, this rank's shard, and (when shuffling) generators at the
+    same position, without which the shards of an epoch would overlap."""
+    from .data import DataLoader
+    shard = getattr(data, "shard", None) if isinstance(data, DataLoader) else None
+    rng = data.rng._getstate() if shard is not None and data.shuffle else None
+    mine = (len(data) if hasattr(data, "__len__") else None, shard, rng)
+    every = c.allgather(mine)
+    where = "train_(distributed=True)"
+    lens = [e[0] for e in every]
+    if len(set(lens)) > 1:
+        raise ValueError(f"{where}: the ranks have different numbers of batches {lens}; "
+                         "give each rank its part with fx.DataLoader(..., shard=(dist.rank(), dist.size()))")
+    bad = [(r, e[1]) for r, e in enumerate(every) if e[1] is not None and e[1] != (r, c.Get_size())]
+    if bad:
+        raise ValueError(f"{where}: the DataLoader of rank {bad[0][0]} has shard={bad[0][1]}; "
+                         f"each rank needs shard=(dist.rank(), dist.size()), here ({bad[0][0]}, {c.Get_size()})")
+    if len({e[2] for e in every}) > 1:
+        raise ValueError(f"{where}: the sharded DataLoaders shuffle with different generators, so the ranks' "
+                         "parts would overlap; give every rank the same rng=seed, or build the loaders after "
+                         "dist.init() (which seeds every rank alike)")
+
+
 def _data_parallel(gradient_of, data):
     """The two hooks ``train_(..., distributed=True)`` puts around its step: a gradient
     function whose loss is agreed across ranks (the mean, or the first non-finite one,
@@ -319,10 +343,7 @@ def _data_parallel(gradient_of, data):
     from .train import NonFiniteLossError
     c = _joined()
     n = c.Get_size()
-    lens = c.allgather(len(data) if hasattr(data, "__len__") else None)
-    if len(set(lens)) > 1:
-        raise ValueError(f"train_(distributed=True): the ranks have different numbers of batches {lens}; "
-                         "give each rank its part with fx.DataLoader(..., shard=(dist.rank(), dist.size()))")
+    _check_loaders(c, data)
     count = [0]
 
     def agreed(args):
