@@ -217,3 +217,18 @@ def test_buckets_round_trip_in_one_process():
         bk.pack(2, np.empty(3, dtype=np.float32))
     with pytest.raises(IndexError):
         bk.pack(3, buf)
+
+
+def test_arguments_are_checked_in_one_process():
+    import flux_rs.distributed as dist  # a job of one rank (MPI's singleton start)
+    g = {"w": fx.tensor(np.ones(3)), "b": None}
+    with pytest.raises(ValueError, match="op must be 'mean' or 'sum'"):
+        dist.allreduce_(g, op="max")
+    with pytest.raises(ValueError, match="bucket_bytes"):
+        dist.allreduce_(g, bucket_bytes=-1)
+    with pytest.raises(TypeError, match=r"numpy array at \['w'\]"):
+        dist.allreduce_({"w": np.ones(3)})
+    with pytest.raises(ValueError, match="root must be a rank"):
+        dist.broadcast_(g, root=1)
+    assert dist.allreduce_(g, op="sum") is g and g["b"] is None and np.asarray(g["w"]).tolist() == [1.0] * 3
+    assert dist.size() == 1 and dist.rank() == 0
