@@ -228,6 +228,8 @@ def test_arguments_are_checked_in_one_process():
         dist.allreduce_(g, bucket_bytes=-1)
     with pytest.raises(TypeError, match=r"numpy array at \['w'\]"):
         dist.allreduce_({"w": np.ones(3)})
+    with pytest.raises(ValueError, match="broadcast_: bucket_bytes"):
+        dist.broadcast_(g, bucket_bytes=2.5)
     with pytest.raises(ValueError, match="root must be a rank"):
         dist.broadcast_(g, root=1)
     assert dist.allreduce_(g, op="sum") is g and g["b"] is None and np.asarray(g["w"]).tolist() == [1.0] * 3

@@ -201,6 +201,11 @@ def _buffer(slot: int, dtype: str, n: int) -> np.ndarray:
     return buf[:n]
 
 
+def _check_bucket_bytes(b, where: str) -> None:
+    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 0:
+        raise ValueError(f"{where}: bucket_bytes must be a non-negative int, got {b!r}")
+
+
 def allreduce_(grads, op: str = "mean", *, bucket_bytes: int = DEFAULT_BUCKET_BYTES, check: bool = True):
     """Reduce a whole gradient tree across ranks, in place: every Tensor becomes the mean
     (``op="mean"``) or sum (``op="sum"``) of that Tensor over all ranks. None gradients
@@ -216,8 +221,7 @@ def allreduce_(grads, op: str = "mean", *, bucket_bytes: int = DEFAULT_BUCKET_BY
     """
     if op not in ("mean", "sum"):
         raise ValueError(f"allreduce_: op must be 'mean' or 'sum', got {op!r}")
-    if isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, (int, np.integer)) or bucket_bytes < 0:
-        raise ValueError(f"allreduce_: bucket_bytes must be a non-negative int, got {bucket_bytes!r}")
+    _check_bucket_bytes(bucket_bytes, "allreduce_")
     c = _joined()
     ts: list = []
     sig: list | None = [] if check else None
@@ -241,6 +245,7 @@ def broadcast_(tree, root: int = 0, *, bucket_bytes: int = DEFAULT_BUCKET_BYTES)
     >>> dist.broadcast_(m) is m
     True
     """
+    _check_bucket_bytes(bucket_bytes, "broadcast_")
     c = _joined()
     if not (isinstance(root, (int, np.integer)) and 0 <= root < c.Get_size()):
         raise ValueError(f"broadcast_: root must be a rank, 0 to {c.Get_size() - 1}, got {root!r}")
