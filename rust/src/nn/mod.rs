@@ -7,9 +7,11 @@ pub mod conv;
 pub mod dense;
 pub mod init;
 pub mod losses;
+pub mod recurrent;
 
 pub use activation::Activation;
 pub use dense::{linear, Dense};
+pub use recurrent::{GRUCell, LSTMCell, RNNCell, GRU, LSTM, RNN};
 
 use crate::error::Result;
 use crate::tensor::Tensor;

@@ -69,3 +69,9 @@ pub fn apply(op: &dyn FusedOp, inputs: &[&Tensor]) -> Result<Tensor> {
     record(inputs, &out, || Op::Custom(bwd));
     Ok(out)
 }
+
+mod gates;
+pub mod gru;
+pub mod lstm;
+pub mod recurrent;
+pub mod rnn;

@@ -1,0 +1,393 @@
+//! Recurrent layers with Flux's gate order: the cells [`RNNCell`], [`LSTMCell`],
+//! [`GRUCell`] (one time step) and the sequence layers [`RNN`], [`LSTM`], [`GRU`].
+//!
+//! Inputs are batch first: a sequence is (batch, time, features), or (time, features)
+//! for one sequence; a cell step takes (batch, features) or (features,). A whole sequence
+//! is one fused op ([`crate::ops::recurrent`]); a cell step is the same op with one step.
+//! Parameters as in Flux and PyTorch: `Wi` (gates·out, in), `Wh` (gates·out, out), `bias`
+//! (gates·out), visited as `Wi`, `Wh`, `bias` (prefixed `cell.` in a sequence layer).
+//!
+//! ```
+//! use flux_core::nn::{Module, LSTM};
+//! use flux_core::{autodiff, DType, Tensor};
+//! let lstm = LSTM::new(3, 8);
+//! let x = Tensor::ones(&[2, 5, 3], DType::F32);           // (batch, time, features)
+//! let (ys, (h, c)) = lstm.forward_state(&x, None).unwrap();
+//! assert_eq!((ys.shape(), h.shape(), c.shape()), (&[2, 5, 8][..], &[2, 8][..], &[2, 8][..]));
+//! // a gradient flows to every parameter through the one fused node
+//! let ps: Vec<&Tensor> = lstm.parameters().into_iter().map(|(_, p)| p).collect();
+//! let (_, g) = autodiff::value_and_grad(&ps, || lstm.forward(&x)?.sum_all()).unwrap();
+//! assert!(g.iter().all(|g| g.is_some()));
+//! ```
+use super::{init, Activation, Module};
+use crate::error::{shape_err, Result};
+use crate::ops::recurrent::{self as seq, Cell};
+use crate::tensor::elementwise::UnaryOp;
+use crate::tensor::random::{with_global, Rng};
+use crate::tensor::{DType, Tensor};
+
+/// A recurrent state: `[h]` for the RNN and GRU, `[h, c]` for the LSTM.
+pub type State = Vec<Tensor>;
+
+/// The name of a layer in messages, e.g. `LSTM(2 => 3)` or `GRUCell(4 => 8)`.
+fn label(cell: Cell, step: bool, wi: &Tensor, wh: &Tensor) -> String {
+    let (i, h) = (wi.shape().get(1).copied().unwrap_or(0), wh.shape().get(1).copied().unwrap_or(0));
+    format!("{}{}({i} => {h})", cell.name(), if step { "Cell" } else { "" })
+}
+
+fn check_features(cell: Cell, step: bool, x: &Tensor, wi: &Tensor, wh: &Tensor) -> Result<()> {
+    let i = wi.shape().get(1).copied().unwrap_or(0);
+    if x.ndim() == 0 || x.shape()[x.ndim() - 1] != i {
+        return Err(shape_err!("{} expects input with last dimension {i}, got shape {:?}", label(cell, step, wi, wh), x.shape()));
+    }
+    Ok(())
+}
+
+fn state_arity(cell: Cell, state: &[Tensor]) -> Result<()> {
+    let want = if cell == Cell::Lstm { 2 } else { 1 };
+    if state.len() != want {
+        return Err(shape_err!("{}: expected a state of {want} tensor(s), got {}", cell.name(), state.len()));
+    }
+    Ok(())
+}
+
+/// Run `cell` over a sequence `x` (batch, time, in) or (time, in): the states of every
+/// step (batch, time, out) or (time, out), and the last state. `state` defaults to zeros;
+/// a state of shape (out,) applies to every sequence of the batch. One fused op.
+///
+/// ```
+/// use flux_core::nn::recurrent::sequence;
+/// use flux_core::ops::recurrent::Cell;
+/// use flux_core::{DType, Tensor};
+/// let (wi, wh) = (Tensor::full(&[6, 2], 0.1, DType::F64), Tensor::zeros(&[6, 2], DType::F64));
+/// let (ys, state) = sequence(Cell::Gru, &Tensor::ones(&[7, 2], DType::F64), &wi, &wh, None, None).unwrap();
+/// assert_eq!((ys.shape(), state[0].shape()), (&[7, 2][..], &[2][..]));
+/// ```
+pub fn sequence(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, state: Option<&[Tensor]>) -> Result<(Tensor, State)> {
+    check_features(cell, false, x, wi, wh)?;
+    if x.ndim() != 2 && x.ndim() != 3 {
+        return Err(shape_err!("{} expects input (batch, time, features) or (time, features), got shape {:?}", label(cell, false, wi, wh), x.shape()));
+    }
+    if let Some(s) = state {
+        state_arity(cell, s)?;
+    }
+    let unbatched = x.ndim() == 2;
+    let x3 = if unbatched { x.reshape(&[1, x.shape()[0], x.shape()[1]])? } else { x.clone() };
+    let (ys, st) = run(cell, &x3, wi, wh, b, state)?;
+    if !unbatched {
+        return Ok((ys, st));
+    }
+    let h = wh.shape()[1];
+    let ys = ys.reshape(&[x.shape()[0], h])?;
+    let st = st.iter().map(|s| s.reshape(&[h])).collect::<Result<State>>()?;
+    Ok((ys, st))
+}
+
+/// One time step of `cell` for `x` (batch, in) or (in,): the new state (whose first
+/// tensor, `h`, is also the step's output). `state` defaults to zeros.
+///
+/// ```
+/// use flux_core::nn::recurrent::step;
+/// use flux_core::ops::recurrent::Cell;
+/// use flux_core::{DType, Tensor};
+/// let (wi, wh) = (Tensor::full(&[8, 3], 0.1, DType::F32), Tensor::zeros(&[8, 2], DType::F32));
+/// let s = step(Cell::Lstm, &Tensor::ones(&[5, 3], DType::F32), &wi, &wh, None, None).unwrap();
+/// assert_eq!((s[0].shape(), s[1].shape()), (&[5, 2][..], &[5, 2][..]));
+/// ```
+pub fn step(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, state: Option<&[Tensor]>) -> Result<State> {
+    check_features(cell, true, x, wi, wh)?;
+    if x.ndim() != 1 && x.ndim() != 2 {
+        return Err(shape_err!("{} expects input (batch, features) or (features,), got shape {:?}", label(cell, true, wi, wh), x.shape()));
+    }
+    if let Some(s) = state {
+        state_arity(cell, s)?;
+    }
+    let (bs, i) = if x.ndim() == 1 { (1, x.shape()[0]) } else { (x.shape()[0], x.shape()[1]) };
+    let (_, st) = run(cell, &x.reshape(&[bs, 1, i])?, wi, wh, b, state)?;
+    if x.ndim() == 2 {
+        return Ok(st);
+    }
+    let h = wh.shape()[1];
+    st.iter().map(|s| s.reshape(&[h])).collect()
+}
+
+fn run(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, state: Option<&[Tensor]>) -> Result<(Tensor, State)> {
+    let x = x.cast_cow(wi.dtype())?;
+    Ok(match cell {
+        Cell::Lstm => {
+            let st = state.map(|s| (&s[0], &s[1]));
+            let (ys, (h, c)) = seq::lstm(&x, wi, wh, b, st)?;
+            (ys, vec![h, c])
+        }
+        Cell::Gru => {
+            let (ys, h) = seq::gru(&x, wi, wh, b, state.map(|s| &s[0]))?;
+            (ys, vec![h])
+        }
+        Cell::Rnn(act) => {
+            let (ys, h) = seq::rnn(&x, wi, wh, b, state.map(|s| &s[0]), act)?;
+            (ys, vec![h])
+        }
+    })
+}
+
+/// Glorot-uniform `Wi` and `Wh` for `gates` blocks of `out` units, from `rng`.
+fn draw(gates: usize, inp: usize, out: usize, dtype: DType, rng: &mut Rng) -> (Tensor, Tensor) {
+    (init::glorot_uniform(&[gates * out, inp], 1.0, dtype, rng), init::glorot_uniform(&[gates * out, out], 1.0, dtype, rng))
+}
+
+macro_rules! cell_layer {
+    ($(#[$doc:meta])* $name:ident, $gates:expr $(, $(#[$fdoc:meta])* $field:ident: $fty:ty = $default:expr)*) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            /// Input kernel (gates·out, in).
+            pub wi: Tensor,
+            /// Recurrent kernel (gates·out, out).
+            pub wh: Tensor,
+            /// Bias (gates·out), or none.
+            pub bias: Option<Tensor>,
+            $($(#[$fdoc])* pub $field: $fty,)*
+        }
+
+        impl $name {
+            /// Gate blocks per unit.
+            pub const GATES: usize = $gates;
+
+            /// `in → out` with float32 Glorot-uniform kernels drawn from the global
+            /// generator (`flux_core::tensor::random::seed`) and a zero bias.
+            pub fn new(inp: usize, out: usize) -> Self {
+                let (wi, wh) = with_global(|r| draw($gates, inp, out, DType::F32, r));
+                $name { wi, wh, bias: Some(Tensor::zeros(&[$gates * out], DType::F32)), $($field: $default,)* }
+            }
+            /// Redraw the kernels (Glorot uniform) from `rng`, keeping the dtype.
+            pub fn init(mut self, rng: &mut Rng) -> Self {
+                let (o, i) = (self.wh.shape()[1], self.wi.shape()[1]);
+                (self.wi, self.wh) = draw($gates, i, o, self.wi.dtype(), rng);
+                self
+            }
+            /// The parameters converted to `dtype`.
+            pub fn dtype(mut self, dtype: DType) -> Self {
+                let c = |t: &Tensor| t.cast(dtype).expect("a cast between float dtypes cannot fail");
+                self.wi = c(&self.wi);
+                self.wh = c(&self.wh);
+                self.bias = self.bias.as_ref().map(c);
+                self
+            }
+            /// With a (zero) bias or without one.
+            pub fn bias(mut self, on: bool) -> Self {
+                self.bias = on.then(|| Tensor::zeros(&[self.wh.shape()[0]], self.wi.dtype()));
+                self
+            }
+            /// Input features.
+            pub fn in_features(&self) -> usize { self.wi.shape()[1] }
+            /// Hidden units.
+            pub fn out_features(&self) -> usize { self.wh.shape()[1] }
+        }
+    };
+}
+
+cell_layer!(
+    /// One step of an Elman RNN, `h′ = σ(Wi·x + Wh·h + b)`; σ is tanh unless set with
+    /// [`RNNCell::activation`].
+    ///
+    /// ```
+    /// use flux_core::nn::{Activation, RNNCell};
+    /// use flux_core::tensor::elementwise::UnaryOp;
+    /// use flux_core::{DType, Tensor};
+    /// let cell = RNNCell::new(3, 5).activation(Activation::Unary(UnaryOp::Relu));
+    /// let h = cell.step(&Tensor::ones(&[2, 3], DType::F32), None).unwrap();
+    /// assert_eq!(h.shape(), &[2, 5]);
+    /// ```
+    RNNCell, 1,
+    /// The activation σ.
+    act: Activation = Activation::Unary(UnaryOp::Tanh)
+);
+cell_layer!(
+    /// One LSTM step with gate blocks in Flux's order: input, forget, cell, output.
+    ///
+    /// ```
+    /// use flux_core::nn::LSTMCell;
+    /// use flux_core::{DType, Tensor};
+    /// let cell = LSTMCell::new(3, 4);
+    /// let (h, c) = cell.step(&Tensor::ones(&[2, 3], DType::F32), None).unwrap();
+    /// let (h2, _) = cell.step(&Tensor::ones(&[2, 3], DType::F32), Some((&h, &c))).unwrap();
+    /// assert_eq!(h2.shape(), &[2, 4]);
+    /// ```
+    LSTMCell, 4
+);
+cell_layer!(
+    /// One GRU step (Flux's v1 variant), gate blocks reset, update, candidate:
+    /// `h̃ = tanh(Wxh·x + r ⊙ (Whh·h) + bh)`, `h′ = (1 − z)·h̃ + z·h`.
+    ///
+    /// ```
+    /// use flux_core::nn::GRUCell;
+    /// use flux_core::{DType, Tensor};
+    /// let h = GRUCell::new(3, 4).step(&Tensor::ones(&[3], DType::F32), None).unwrap();
+    /// assert_eq!(h.shape(), &[4]);
+    /// ```
+    GRUCell, 3
+);
+
+impl RNNCell {
+    /// With activation `act` instead of tanh.
+    pub fn activation(mut self, act: Activation) -> Self {
+        self.act = act;
+        self
+    }
+    /// One step from `h` (zeros when `None`): the new state, which is also the output.
+    pub fn step(&self, x: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
+        let st = h.map(|h| vec![h.clone()]);
+        Ok(step(Cell::Rnn(self.act), x, &self.wi, &self.wh, self.bias.as_ref(), st.as_deref())?.remove(0))
+    }
+}
+
+impl LSTMCell {
+    /// One step from `(h, c)` (zeros when `None`): the new `(h, c)`; `h` is the output.
+    pub fn step(&self, x: &Tensor, state: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, Tensor)> {
+        let st = state.map(|(h, c)| vec![h.clone(), c.clone()]);
+        let mut s = step(Cell::Lstm, x, &self.wi, &self.wh, self.bias.as_ref(), st.as_deref())?;
+        let c = s.pop().expect("two states");
+        Ok((s.pop().expect("two states"), c))
+    }
+}
+
+impl GRUCell {
+    /// One step from `h` (zeros when `None`): the new state, which is also the output.
+    pub fn step(&self, x: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
+        let st = h.map(|h| vec![h.clone()]);
+        Ok(step(Cell::Gru, x, &self.wi, &self.wh, self.bias.as_ref(), st.as_deref())?.remove(0))
+    }
+}
+
+fn cell_params<'a>(wi: &'a Tensor, wh: &'a Tensor, b: &'a Option<Tensor>) -> Vec<(String, &'a Tensor)> {
+    let mut v = vec![("Wi".to_string(), wi), ("Wh".to_string(), wh)];
+    v.extend(b.as_ref().map(|b| ("bias".to_string(), b)));
+    v
+}
+
+fn cell_params_mut<'a>(wi: &'a mut Tensor, wh: &'a mut Tensor, b: &'a mut Option<Tensor>) -> Vec<(String, &'a mut Tensor)> {
+    let mut v = vec![("Wi".to_string(), wi), ("Wh".to_string(), wh)];
+    v.extend(b.as_mut().map(|b| ("bias".to_string(), b)));
+    v
+}
+
+impl Module for RNNCell {
+    /// One step from a zero state.
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { self.step(x, None) }
+    fn parameters(&self) -> Vec<(String, &Tensor)> { cell_params(&self.wi, &self.wh, &self.bias) }
+    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { cell_params_mut(&mut self.wi, &mut self.wh, &mut self.bias) }
+}
+
+impl Module for LSTMCell {
+    /// One step from a zero state: the new `h`.
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { Ok(self.step(x, None)?.0) }
+    fn parameters(&self) -> Vec<(String, &Tensor)> { cell_params(&self.wi, &self.wh, &self.bias) }
+    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { cell_params_mut(&mut self.wi, &mut self.wh, &mut self.bias) }
+}
+
+impl Module for GRUCell {
+    /// One step from a zero state.
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { self.step(x, None) }
+    fn parameters(&self) -> Vec<(String, &Tensor)> { cell_params(&self.wi, &self.wh, &self.bias) }
+    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { cell_params_mut(&mut self.wi, &mut self.wh, &mut self.bias) }
+}
+
+macro_rules! sequence_layer {
+    ($(#[$doc:meta])* $name:ident, $cell:ident, $state:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name {
+            /// The cell run at every step (its parameters are the layer's).
+            pub cell: $cell,
+        }
+
+        impl $name {
+            #[doc = concat!("`in → out` with the cell's defaults (see [`", stringify!($cell), "`]).")]
+            pub fn new(inp: usize, out: usize) -> Self { $name { cell: $cell::new(inp, out) } }
+            /// Redraw the kernels (Glorot uniform) from `rng`, keeping the dtype.
+            pub fn init(self, rng: &mut Rng) -> Self { $name { cell: self.cell.init(rng) } }
+            /// The parameters converted to `dtype`.
+            pub fn dtype(self, dtype: DType) -> Self { $name { cell: self.cell.dtype(dtype) } }
+            /// With a (zero) bias or without one.
+            pub fn bias(self, on: bool) -> Self { $name { cell: self.cell.bias(on) } }
+        }
+
+        impl Module for $name {
+            /// The states of every step: (batch, time, out) or (time, out).
+            fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { Ok(self.forward_state(x, None)?.0) }
+            fn parameters(&self) -> Vec<(String, &Tensor)> {
+                self.cell.parameters().into_iter().map(|(p, t)| (format!("cell.{p}"), t)).collect()
+            }
+            fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+                self.cell.parameters_mut().into_iter().map(|(p, t)| (format!("cell.{p}"), t)).collect()
+            }
+        }
+    };
+}
+
+sequence_layer!(
+    /// An Elman RNN over a sequence.
+    ///
+    /// ```
+    /// use flux_core::nn::{Module, RNN};
+    /// use flux_core::{DType, Tensor};
+    /// assert_eq!(RNN::new(3, 5).forward(&Tensor::ones(&[2, 7, 3], DType::F32)).unwrap().shape(), &[2, 7, 5]);
+    /// ```
+    RNN, RNNCell, Tensor
+);
+sequence_layer!(
+    /// An LSTM over a sequence (Flux's gate order); the state is `(h, c)`.
+    ///
+    /// ```
+    /// use flux_core::nn::{Module, LSTM};
+    /// use flux_core::{DType, Tensor};
+    /// let lstm = LSTM::new(3, 4).dtype(DType::F64);
+    /// let (ys, (h, c)) = lstm.forward_state(&Tensor::ones(&[5, 3], DType::F64), None).unwrap();
+    /// assert_eq!((ys.shape(), h.shape(), c.shape()), (&[5, 4][..], &[4][..], &[4][..]));
+    /// ```
+    LSTM, LSTMCell, (Tensor, Tensor)
+);
+sequence_layer!(
+    /// A GRU over a sequence (Flux's v1 variant).
+    ///
+    /// ```
+    /// use flux_core::nn::{Module, GRU};
+    /// use flux_core::{DType, Tensor};
+    /// assert_eq!(GRU::new(3, 4).forward(&Tensor::ones(&[6, 3], DType::F32)).unwrap().shape(), &[6, 4]);
+    /// ```
+    GRU, GRUCell, Tensor
+);
+
+impl RNN {
+    /// With activation `act` instead of tanh.
+    pub fn activation(self, act: Activation) -> Self { RNN { cell: self.cell.activation(act) } }
+    /// The states of every step and the last one, starting from `h` (zeros when `None`).
+    pub fn forward_state(&self, x: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let c = &self.cell;
+        let st = h.map(|h| vec![h.clone()]);
+        let (ys, mut s) = sequence(Cell::Rnn(c.act), x, &c.wi, &c.wh, c.bias.as_ref(), st.as_deref())?;
+        Ok((ys, s.remove(0)))
+    }
+}
+
+impl LSTM {
+    /// The states `h` of every step and the last `(h, c)`, starting from `state` (zeros
+    /// when `None`).
+    pub fn forward_state(&self, x: &Tensor, state: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, (Tensor, Tensor))> {
+        let c = &self.cell;
+        let st = state.map(|(h, c)| vec![h.clone(), c.clone()]);
+        let (ys, mut s) = sequence(Cell::Lstm, x, &c.wi, &c.wh, c.bias.as_ref(), st.as_deref())?;
+        let cl = s.pop().expect("two states");
+        Ok((ys, (s.pop().expect("two states"), cl)))
+    }
+}
+
+impl GRU {
+    /// The states of every step and the last one, starting from `h` (zeros when `None`).
+    pub fn forward_state(&self, x: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let c = &self.cell;
+        let st = h.map(|h| vec![h.clone()]);
+        let (ys, mut s) = sequence(Cell::Gru, x, &c.wi, &c.wh, c.bias.as_ref(), st.as_deref())?;
+        Ok((ys, s.remove(0)))
+    }
+}

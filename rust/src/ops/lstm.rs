@@ -1,0 +1,135 @@
+//! The LSTM sequence kernel: per step one GEMM with the recurrent kernel and one sweep
+//! over the four gates (Flux's order: input, forget, cell, output); BPTT in reverse with
+//! one GEMM per step. The sequence machinery it shares with the GRU and RNN is in
+//! [`super::recurrent`].
+use super::recurrent::{input_projection, through_wh, Dims, Saved};
+use crate::autodiff::Backward;
+use crate::error::Result;
+use crate::tensor::matmul::{gemm_into, Mat};
+use crate::tensor::{Float, Tensor};
+
+use super::gates::{sigmoid, tanh};
+
+/// One step of one sequence: gate pre-activations `gx + gh` → activations `a` (4H),
+/// cell state `c`, its `tanh` and the output `y`, from the previous cell state `cp`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn step_fwd<T: Float>(h: usize, gx: &[T], gh: &[T], cp: &[T], a: &mut [T], c: &mut [T], tc: &mut [T], y: &mut [T]) {
+    let (gx, gh, a) = (&gx[..4 * h], &gh[..4 * h], &mut a[..4 * h]);
+    let (cp, c, tc, y) = (&cp[..h], &mut c[..h], &mut tc[..h], &mut y[..h]);
+    let (ai, rest) = a.split_at_mut(h);
+    let (af, rest) = rest.split_at_mut(h);
+    let (ag, ao) = rest.split_at_mut(h);
+    for j in 0..h {
+        let i = sigmoid(gx[j] + gh[j]);
+        let f = sigmoid(gx[h + j] + gh[h + j]);
+        let g = tanh(gx[2 * h + j] + gh[2 * h + j]);
+        let o = sigmoid(gx[3 * h + j] + gh[3 * h + j]);
+        let cn = f * cp[j] + i * g;
+        let t = tanh(cn);
+        (ai[j], af[j], ag[j], ao[j]) = (i, f, g, o);
+        (c[j], tc[j], y[j]) = (cn, t, o * t);
+    }
+}
+
+/// One step back: from the gradient reaching this step's output (`gy + dh`) and cell
+/// state (`dc`, updated in place to the previous cell state's), the gradients of the four
+/// gate pre-activations `dg`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn step_bwd<T: Float>(h: usize, gy: &[T], dh: &[T], dc: &mut [T], a: &[T], cp: &[T], tc: &[T], dg: &mut [T]) {
+    let (gy, dh, dc, a, cp, tc, dg) = (&gy[..h], &dh[..h], &mut dc[..h], &a[..4 * h], &cp[..h], &tc[..h], &mut dg[..4 * h]);
+    let one = T::one();
+    let (di, rest) = dg.split_at_mut(h);
+    let (df, rest) = rest.split_at_mut(h);
+    let (dgg, dout) = rest.split_at_mut(h);
+    for j in 0..h {
+        let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
+        let dy = gy[j] + dh[j];
+        let t = tc[j];
+        let dcc = dc[j] + dy * o * (one - t * t);
+        di[j] = dcc * g * i * (one - i);
+        df[j] = dcc * cp[j] * f * (one - f);
+        dgg[j] = dcc * i * (one - g * g);
+        dout[j] = dy * t * o * (one - o);
+        dc[j] = dcc * f;
+    }
+}
+
+/// The forward pass of [`super::recurrent::Sequence`] for the LSTM: output `[ys…, c_T…]`.
+pub(super) fn forward<T: Float>(d: Dims, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+    let gx = input_projection::<T>(d, xs[0], xs[1], xs[3])?;
+    let (h0, c0) = (xs[4].as_slice::<T>()?, xs[5].as_slice::<T>()?);
+    let (b, h, h4) = (d.b, d.h, 4 * d.h);
+    let n = b * d.t * h;
+    let mut out = vec![T::zero(); n + b * h];
+    let mut acts = vec![T::zero(); b * d.t * h4];
+    let mut cs = vec![T::zero(); n];
+    let mut tcs = vec![T::zero(); n];
+    let mut gh = vec![T::zero(); b * h4];
+    let whm = Mat::of(xs[2], true)?;
+    for t in 0..d.t {
+        gemm_into(b, h4, h, d.h_prev(t, h0, &out), whm, &mut gh, false);
+        for bi in 0..b {
+            let r = d.row(bi, t);
+            let (done, now) = cs.split_at_mut(r * h);
+            let cp = if t == 0 { &c0[bi * h..] } else { &done[(r - 1) * h..] };
+            step_fwd(h, &gx[r * h4..], &gh[bi * h4..], cp, &mut acts[r * h4..], now, &mut tcs[r * h..], &mut out[r * h..]);
+        }
+    }
+    for bi in 0..b {
+        let last = d.row(bi, d.t - 1) * h;
+        out[n + bi * h..n + (bi + 1) * h].copy_from_slice(&cs[last..last + h]);
+    }
+    let y = Tensor::from_vec(out, &[n + b * h])?;
+    let saved = |v: Vec<T>| Tensor::from_vec(v, &[n * 4]);
+    let bwd = LstmBackward { s: Saved::new(d, xs), c0: xs[5].clone(), y: y.clone(), acts: saved(acts)?, cs: Tensor::from_vec(cs, &[n])?, tcs: Tensor::from_vec(tcs, &[n])? };
+    Ok((y, Box::new(bwd)))
+}
+
+/// What the LSTM's backward pass reads: the inputs, the output and per step the gate
+/// activations, cell states and their tanh.
+#[derive(Debug)]
+struct LstmBackward {
+    s: Saved,
+    c0: Tensor,
+    y: Tensor,
+    acts: Tensor,
+    cs: Tensor,
+    tcs: Tensor,
+}
+
+impl LstmBackward {
+    fn run<T: Float>(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let d = self.s.d;
+        let (b, h, h4) = (d.b, d.h, 4 * d.h);
+        let n = b * d.t * h;
+        let g = g.as_contiguous::<T>()?;
+        let (gy, gc) = g.as_slice::<T>()?.split_at(n);
+        let (acts, cs, tcs) = (self.acts.as_slice::<T>()?, self.cs.as_slice::<T>()?, self.tcs.as_slice::<T>()?);
+        let c0 = self.c0.as_slice::<T>()?;
+        let mut dg = vec![T::zero(); b * d.t * h4];
+        let mut dh = vec![T::zero(); b * h];
+        let mut dc = gc.to_vec();
+        for t in (0..d.t).rev() {
+            for bi in 0..b {
+                let r = d.row(bi, t);
+                let cp = if t == 0 { &c0[bi * h..] } else { &cs[(r - 1) * h..] };
+                step_bwd(h, &gy[r * h..], &dh[bi * h..], &mut dc[bi * h..], &acts[r * h4..], cp, &tcs[r * h..], &mut dg[r * h4..]);
+            }
+            if t > 0 || needs[4] {
+                through_wh(d, d.step_rows(t, &dg, h4), &self.s.wh, &mut dh, false)?;
+            }
+        }
+        let mut res = self.s.weight_grads(&dg, &dg, &self.y.as_slice::<T>()?[..n], needs)?;
+        res.push(needs[4].then(|| Tensor::from_vec(dh, &[b, h])).transpose()?);
+        res.push(needs[5].then(|| Tensor::from_vec(dc, &[b, h])).transpose()?);
+        Ok(res)
+    }
+}
+
+impl Backward for LstmBackward {
+    fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        crate::dispatch!(self.y.dtype(), T => self.run::<T>(g, needs))
+    }
+}

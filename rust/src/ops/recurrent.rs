@@ -1,0 +1,326 @@
+//! Recurrent sequences as fused ops: a whole RNN, LSTM or GRU pass over (batch, time,
+//! features) is one tape node.
+//!
+//! The forward pass projects the input of every time step at once (one GEMM,
+//! `x·Wiᵀ + b`), then per step runs one GEMM with the recurrent kernel (`h·Whᵀ`) and one
+//! fused sweep over the gates. The backward pass (BPTT) walks the steps in reverse with one
+//! GEMM per step (`dgates·Wh`, the gradient reaching the previous state) and collects the
+//! gate gradients of all steps, so that the gradients of `Wi`, `Wh`, `b` and `x` are again
+//! one GEMM each after the loop. The gate kernels of each cell live beside this file:
+//! [`super::lstm`], [`super::gru`], [`super::rnn`].
+//!
+//! Layouts (Flux's gate order, PyTorch's weight shapes): `x` (B, T, I), `Wi` (G·H, I),
+//! `Wh` (G·H, H), `b` (G·H), states (B, H); G is 1 (RNN), 4 (LSTM: input, forget, cell,
+//! output) or 3 (GRU: reset, update, candidate).
+//!
+//! ```
+//! use flux_core::ops::recurrent::lstm;
+//! use flux_core::Tensor;
+//! let (b, t, i, h) = (2, 5, 3, 4);
+//! let x = Tensor::ones(&[b, t, i], flux_core::DType::F32);
+//! let wi = Tensor::full(&[4 * h, i], 0.1, flux_core::DType::F32);
+//! let wh = Tensor::full(&[4 * h, h], 0.1, flux_core::DType::F32);
+//! let (ys, (h_last, c_last)) = lstm(&x, &wi, &wh, None, None).unwrap();
+//! assert_eq!((ys.shape(), h_last.shape(), c_last.shape()), (&[2, 5, 4][..], &[2, 4][..], &[2, 4][..]));
+//! ```
+use super::{apply, FusedOp};
+use crate::autodiff::Backward;
+use crate::error::{shape_err, Result};
+use crate::nn::Activation;
+use crate::tensor::matmul::{gemm_into, gemm_new, Mat};
+use crate::tensor::movement::SliceDim;
+use crate::tensor::{DType, Float, Tensor};
+
+/// Which recurrence a sequence op runs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Cell {
+    /// `h′ = σ(Wi·x + Wh·h + b)` (Elman).
+    Rnn(Activation),
+    /// Flux's LSTM, gate blocks input, forget, cell, output; state (h, c).
+    Lstm,
+    /// Flux's GRU (the v1 variant, PyTorch's too): gate blocks reset, update, candidate;
+    /// `h̃ = tanh(Wi_h·x + b_h + r ⊙ (Wh_h·h))`, `h′ = (1 − z)·h̃ + z·h`.
+    Gru,
+}
+
+impl Cell {
+    /// Gate blocks per hidden unit: 1, 4 or 3.
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Rnn(_) => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+    /// The layer's name in messages: `"RNN"`, `"LSTM"`, `"GRU"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cell::Rnn(_) => "RNN",
+            Cell::Lstm => "LSTM",
+            Cell::Gru => "GRU",
+        }
+    }
+}
+
+/// Sizes of one sequence op: batch, time, input features, hidden units, gates.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dims {
+    pub b: usize,
+    pub t: usize,
+    pub i: usize,
+    pub h: usize,
+    pub g: usize,
+}
+
+impl Dims {
+    /// Row of step `t` of sequence `b` in the (B·T, ·) matrices (batch-major, as `x`).
+    #[inline(always)]
+    pub fn row(&self, b: usize, t: usize) -> usize { b * self.t + t }
+    /// The states before step `t` as a (B, H) operand: `h0` at t = 0, else the outputs of
+    /// step t − 1 read in place from `ys` (B, T, H).
+    pub fn h_prev<'a, T: Float>(&self, t: usize, h0: &'a [T], ys: &'a [T]) -> Mat<'a, T> {
+        if t == 0 {
+            Mat { data: h0, off: 0, rs: self.h as isize, cs: 1 }
+        } else {
+            Mat { data: ys, off: (t - 1) * self.h, rs: (self.t * self.h) as isize, cs: 1 }
+        }
+    }
+    /// Rows of step `t` of a (B, T, n) buffer as a (B, n) operand.
+    pub fn step_rows<'a, T: Float>(&self, t: usize, buf: &'a [T], n: usize) -> Mat<'a, T> {
+        Mat { data: buf, off: t * n, rs: (self.t * n) as isize, cs: 1 }
+    }
+}
+
+/// The fused op of a whole sequence. Inputs: `x` (B, T, I), `Wi`, `Wh`, `b`, `h0` (B, H)
+/// and, for the LSTM, `c0` (B, H). Output: the states `ys` (B, T, H); for the LSTM the
+/// flat buffer `[ys…, c_T…]` (B·T·H + B·H), split by [`lstm`] into views.
+#[derive(Debug)]
+pub struct Sequence {
+    /// The recurrence.
+    pub cell: Cell,
+}
+
+impl FusedOp for Sequence {
+    fn name(&self) -> &'static str {
+        match self.cell {
+            Cell::Rnn(_) => "rnn_sequence",
+            Cell::Lstm => "lstm_sequence",
+            Cell::Gru => "gru_sequence",
+        }
+    }
+    fn cpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let d = check(self.cell, xs)?;
+        crate::dispatch!(xs[0].dtype(), T => match self.cell {
+            Cell::Lstm => super::lstm::forward::<T>(d, xs),
+            Cell::Gru => super::gru::forward::<T>(d, xs),
+            Cell::Rnn(act) => super::rnn::forward::<T>(d, act, xs),
+        })
+    }
+}
+
+/// Shapes and dtypes of the op's inputs, checked before any work.
+fn check(cell: Cell, xs: &[&Tensor]) -> Result<Dims> {
+    let want = if cell == Cell::Lstm { 6 } else { 5 };
+    if xs.len() != want {
+        return Err(shape_err!("{}: expected {want} inputs, got {}", cell.name(), xs.len()));
+    }
+    let (x, wi, wh, b, h0) = (xs[0], xs[1], xs[2], xs[3], xs[4]);
+    if x.ndim() != 3 || wi.ndim() != 2 || wh.ndim() != 2 {
+        return Err(shape_err!(
+            "{}: expected x (batch, time, in), Wi (gates·out, in), Wh (gates·out, out); got shapes {:?}, {:?}, {:?}",
+            cell.name(), x.shape(), wi.shape(), wh.shape()
+        ));
+    }
+    let g = cell.gates();
+    let (bs, t, i) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    let h = wh.shape()[1];
+    if wh.shape()[0] != g * h || wi.shape() != [g * h, i] || b.shape() != [g * h] {
+        return Err(shape_err!(
+            "{}: weights do not fit {} gates of {h} units and {i} inputs: Wi {:?}, Wh {:?}, b {:?}",
+            cell.name(), g, wi.shape(), wh.shape(), b.shape()
+        ));
+    }
+    for s in &xs[4..] {
+        if s.shape() != [bs, h] {
+            return Err(shape_err!("{}: expected a state of shape {:?}, got {:?}", cell.name(), [bs, h], s.shape()));
+        }
+    }
+    if let Some(o) = xs.iter().find(|o| o.dtype() != x.dtype()) {
+        return Err(crate::Error::DType(format!("{}: mixed dtypes {} and {}", cell.name(), x.dtype().name(), o.dtype().name())));
+    }
+    let _ = h0;
+    Ok(Dims { b: bs, t, i, h, g })
+}
+
+/// `x·Wiᵀ + b` for every step at once: (B·T, G·H), batch-major rows.
+pub(crate) fn input_projection<T: Float>(d: Dims, x: &Tensor, wi: &Tensor, b: &Tensor) -> Result<Vec<T>> {
+    let (rows, gh) = (d.b * d.t, d.g * d.h);
+    let bv = b.as_slice::<T>()?;
+    let mut z = Vec::with_capacity(rows * gh);
+    (0..rows).for_each(|_| z.extend_from_slice(bv));
+    let xm = Mat { data: x.as_slice::<T>()?, off: 0, rs: d.i as isize, cs: 1 };
+    gemm_into(rows, gh, d.i, xm, Mat::of(wi, true)?, &mut z, true);
+    Ok(z)
+}
+
+/// `dst (B, n) ← rows · Wh` for the (B, G·H) gate gradients of one step: the gradient
+/// that reaches the previous state through the recurrent kernel.
+pub(crate) fn through_wh<T: Float>(d: Dims, rows: Mat<'_, T>, wh: &Tensor, dst: &mut [T], accumulate: bool) -> Result<()> {
+    gemm_into(d.b, d.h, d.g * d.h, rows, Mat::of(wh, false)?, dst, accumulate);
+    Ok(())
+}
+
+/// The inputs of a recorded sequence, kept for its backward pass.
+#[derive(Debug)]
+pub(crate) struct Saved {
+    pub d: Dims,
+    pub x: Tensor,
+    pub wi: Tensor,
+    pub wh: Tensor,
+    pub h0: Tensor,
+}
+
+impl Saved {
+    pub fn new(d: Dims, xs: &[&Tensor]) -> Saved {
+        Saved { d, x: xs[0].clone(), wi: xs[1].clone(), wh: xs[2].clone(), h0: xs[4].clone() }
+    }
+
+    /// The gradients of `x`, `Wi`, `Wh`, `b` from the gate gradients of all steps: `dgx`
+    /// (what reaches `x·Wiᵀ + b`) and `dgh` (what reaches `h·Whᵀ`; the same buffer except
+    /// for the GRU), both (B·T, G·H). `ys` are the states (B, T, H), shifted by one step to
+    /// give the state each step started from.
+    pub fn weight_grads<T: Float>(&self, dgx: &[T], dgh: &[T], ys: &[T], needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let d = self.d;
+        let (rows, gh) = (d.b * d.t, d.g * d.h);
+        let dgxm = Mat { data: dgx, off: 0, rs: gh as isize, cs: 1 };
+        let gx = if needs[0] {
+            Some(Tensor::from_vec(gemm_new(rows, d.i, gh, dgxm, Mat::of(&self.wi, false)?), &[d.b, d.t, d.i])?)
+        } else {
+            None
+        };
+        let gwi = if needs[1] {
+            let xm = Mat { data: self.x.as_slice::<T>()?, off: 0, rs: d.i as isize, cs: 1 };
+            Some(Tensor::from_vec(gemm_new(gh, d.i, rows, dgxm.t(), xm), &[gh, d.i])?)
+        } else {
+            None
+        };
+        let gwh = if needs[2] {
+            // the state each step started from: h0, then the outputs shifted by one step
+            let h0 = self.h0.as_slice::<T>()?;
+            let mut prev = Vec::with_capacity(rows * d.h);
+            for b in 0..d.b {
+                prev.extend_from_slice(&h0[b * d.h..(b + 1) * d.h]);
+                prev.extend_from_slice(&ys[b * d.t * d.h..(b * d.t + d.t - 1) * d.h]);
+            }
+            let pm = Mat { data: &prev, off: 0, rs: d.h as isize, cs: 1 };
+            let dghm = Mat { data: dgh, off: 0, rs: gh as isize, cs: 1 };
+            Some(Tensor::from_vec(gemm_new(gh, d.h, rows, dghm.t(), pm), &[gh, d.h])?)
+        } else {
+            None
+        };
+        let gb = if needs[3] {
+            let mut s = vec![T::zero(); gh];
+            for r in dgx.chunks_exact(gh.max(1)) {
+                s.iter_mut().zip(r).for_each(|(a, &v)| *a += v);
+            }
+            Some(Tensor::from_vec(s, &[gh])?)
+        } else {
+            None
+        };
+        Ok(vec![gx, gwi, gwh, gb])
+    }
+}
+
+/// Every input as `dtype` and contiguous, with a missing bias or state as zeros (not on
+/// the tape) and a state of shape (H,) broadcast to (B, H), as Flux does.
+fn prepare(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, states: &[Option<&Tensor>]) -> Result<Vec<Tensor>> {
+    if x.ndim() != 3 || wh.ndim() != 2 {
+        return Err(shape_err!("{}: expected x (batch, time, in) and Wh (gates·out, out), got shapes {:?} and {:?}", cell.name(), x.shape(), wh.shape()));
+    }
+    let dt = wi.dtype();
+    let (bs, h, gh) = (x.shape()[0], wh.shape()[1], wh.shape()[0]);
+    let mut v = vec![x.cast(dt)?.contiguous(), wi.contiguous(), wh.cast(dt)?.contiguous()];
+    v.push(match b {
+        Some(b) => b.cast(dt)?.contiguous(),
+        None => Tensor::zeros(&[gh], dt),
+    });
+    for s in states {
+        v.push(match s {
+            None => Tensor::zeros(&[bs, h], dt),
+            Some(s) if s.shape() == [h] => s.cast(dt)?.broadcast_to(&[bs, h])?.contiguous(),
+            Some(s) => s.cast(dt)?.contiguous(),
+        });
+    }
+    Ok(v)
+}
+
+/// The empty output of a sequence of length 0: no steps, the state unchanged.
+fn no_steps(x: &Tensor, h: usize, dt: DType) -> Tensor { Tensor::zeros(&[x.shape()[0], 0, h], dt) }
+
+/// The last step's rows of `ys` (B, T, H) as (B, H) (a view on the tape).
+fn last_step(ys: &Tensor) -> Result<Tensor> {
+    let s = ys.shape();
+    let (b, t, h) = (s[0], s[1], s[2]);
+    ys.slice(&[SliceDim { start: 0, len: b, step: 1 }, SliceDim { start: t - 1, len: 1, step: 1 }, SliceDim { start: 0, len: h, step: 1 }])?
+        .reshape(&[b, h])
+}
+
+/// An Elman RNN over `x` (B, T, I): the states of every step (B, T, H) and the last one
+/// (B, H). `h0` defaults to zeros; one tape node.
+///
+/// ```
+/// use flux_core::{ops::recurrent::rnn, nn::Activation, DType, Tensor};
+/// let x = Tensor::ones(&[1, 3, 2], DType::F64);
+/// let wi = Tensor::full(&[4, 2], 0.5, DType::F64);
+/// let wh = Tensor::zeros(&[4, 4], DType::F64);
+/// let (ys, h) = rnn(&x, &wi, &wh, None, None, Activation::Identity).unwrap();
+/// assert_eq!(h.to_vec_f64().unwrap(), vec![1.0; 4]);
+/// assert_eq!(ys.shape(), &[1, 3, 4]);
+/// ```
+pub fn rnn(x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, h0: Option<&Tensor>, act: Activation) -> Result<(Tensor, Tensor)> {
+    hidden_only(Cell::Rnn(act), x, wi, wh, b, h0)
+}
+
+/// A GRU over `x` (B, T, I) (see [`Cell::Gru`]): the states of every step (B, T, H) and
+/// the last one (B, H). `h0` defaults to zeros; one tape node.
+///
+/// ```
+/// use flux_core::{ops::recurrent::gru, DType, Tensor};
+/// let x = Tensor::ones(&[2, 4, 3], DType::F32);
+/// let (ys, h) = gru(&x, &Tensor::full(&[6, 3], 0.1, DType::F32), &Tensor::zeros(&[6, 2], DType::F32), None, None).unwrap();
+/// assert_eq!((ys.shape(), h.shape()), (&[2, 4, 2][..], &[2, 2][..]));
+/// ```
+pub fn gru(x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, h0: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+    hidden_only(Cell::Gru, x, wi, wh, b, h0)
+}
+
+fn hidden_only(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, h0: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+    let v = prepare(cell, x, wi, wh, b, &[h0])?;
+    let refs: Vec<&Tensor> = v.iter().collect();
+    if x.shape()[1] == 0 {
+        check(cell, &refs)?;
+        return Ok((no_steps(x, wh.shape()[1], wi.dtype()), v[4].clone()));
+    }
+    let ys = apply(&Sequence { cell }, &refs)?;
+    let h = last_step(&ys)?;
+    Ok((ys, h))
+}
+
+/// An LSTM over `x` (B, T, I) with Flux's gate order: the states `h` of every step
+/// (B, T, H) and the last state `(h, c)`, each (B, H). The state defaults to zeros; one
+/// tape node.
+pub fn lstm(x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, state: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, (Tensor, Tensor))> {
+    let (h0, c0) = (state.map(|s| s.0), state.map(|s| s.1));
+    let v = prepare(Cell::Lstm, x, wi, wh, b, &[h0, c0])?;
+    let refs: Vec<&Tensor> = v.iter().collect();
+    let d = check(Cell::Lstm, &refs)?;
+    if d.t == 0 {
+        return Ok((no_steps(x, d.h, wi.dtype()), (v[4].clone(), v[5].clone())));
+    }
+    let flat = apply(&Sequence { cell: Cell::Lstm }, &refs)?;
+    let n = d.b * d.t * d.h;
+    let ys = flat.slice(&[SliceDim { start: 0, len: n, step: 1 }])?.reshape(&[d.b, d.t, d.h])?;
+    let c = flat.slice(&[SliceDim { start: n, len: d.b * d.h, step: 1 }])?.reshape(&[d.b, d.h])?;
+    let h = last_step(&ys)?;
+    Ok((ys, (h, c)))
+}
