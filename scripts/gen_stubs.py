@@ -37,6 +37,7 @@ PARAM_TYPES = {
 }
 for _w in ("wq", "wk", "wv", "wo", "bq", "bk", "bv", "bo"):
     PARAM_TYPES[_w] = "Tensor"
+PARAM_TYPES.update({"wi": "Tensor", "wh": "Tensor", "kind": "str", "step": "bool"})  # recurrent
 ATTN = "tuple[Tensor, Tensor]"
 T = "Tensor"
 # every function's and method's return type ("Class.name" for methods and properties)
@@ -47,7 +48,7 @@ RETURNS = {
     "gather_tensor": T, "init": T, "is_recording": "bool", "label_smoothing": T,
     "load_safetensors": "tuple[list[tuple[str, Tensor]], dict[str, str], bool]", "loss": T, "maximum": T,
     "minimum": T, "multihead_attention": ATTN, "normalize": "tuple[Tensor, Tensor, Tensor]", "onehot": T,
-    "pixel_shuffle": T, "pool": T, "rule_apply": "tuple[Any, Tensor | None]",
+    "pixel_shuffle": T, "pool": T, "recurrent": "tuple[Tensor, Any]", "rule_apply": "tuple[Any, Tensor | None]",
     "rule_defaults": "dict[str, dict[str, Any]]", "rule_init": "Any", "save_safetensors": "None",
     "scatter_add": T, "seed": "None", "shard_batches": "list[list[int]]", "softmax": T,
     "split": "list[Tensor]", "stack": T, "tape_abort": "None", "tape_finish": "list[Tensor | None]",

@@ -19,6 +19,7 @@ mod layers;
 mod nn;
 mod optim;
 mod pyrule;
+mod recurrent;
 mod tensor;
 mod tree;
 
@@ -42,6 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     io::register(m)?;
     layers::register(m)?;
     tree::register(m)?;
+    recurrent::register(m)?;
     errors::install_panic_net(m.py())?;
     m.add_function(wrap_pyfunction!(errors::_panic_for_test, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -62,7 +62,7 @@ fn seed(n: &Bound<'_, PyAny>) -> PyResult<()> {
     Ok(())
 }
 
-fn unary_op(name: &str, param: Option<f64>) -> PyResult<UnaryOp> {
+pub(crate) fn unary_op(name: &str, param: Option<f64>) -> PyResult<UnaryOp> {
     Ok(match name {
         "leakyrelu" => UnaryOp::LeakyRelu(param.unwrap_or(0.01)),
         "elu" => UnaryOp::Elu(param.unwrap_or(1.0)),

@@ -1,16 +1,16 @@
 """Recurrent layers with Flux's gate order, batch first: input (batch, time, features)
 or (time, features) for one sequence. Cells take ``(x, state)`` for one time step.
 
-The input projection of all time steps is one matmul; each step then costs one matmul
-with the recurrent kernel and a few fused elementwise ops, all in Rust.
+Each class holds its parameters (``Wi``, ``Wh``, ``bias``, so the tree API, ``fx.setup``,
+checkpoints and ``loadmodel_`` see them) and makes one call into Rust per use: a whole
+sequence, or one cell step, is one fused op (``_core.recurrent``) with one tape node.
 """
 from __future__ import annotations
 
 from . import _core
 from ._core import Tensor
-from .activations import sigmoid, tanh
+from .activations import KERNELS, tanh
 from .init import glorot_uniform
-from .layers import as_input
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU"]
 
@@ -23,6 +23,7 @@ class _Cell:
     """Shared parameters: Wi (gates·out, in), Wh (gates·out, out), b (gates·out)."""
 
     gates = 1
+    kind = "rnn"
 
     def __init__(self, in_: int, out: int, *, init_kernel=glorot_uniform, init_recurrent_kernel=glorot_uniform,
                  bias: bool = True, rng=None):
@@ -36,24 +37,21 @@ class _Cell:
     def out(self) -> int:
         return self.Wh.shape[1]
 
-    def _input_proj(self, x: Tensor) -> Tensor:
-        """x @ Wi.T + b for every step at once."""
-        b = self.bias if isinstance(self.bias, Tensor) else None
-        return _core.dense(x, self.Wi, b, "identity")
+    def _kernel(self):
+        """The activation's name and parameter for Rust (None: not a built-in kernel)."""
+        return ("tanh", None)
 
-    def _check(self, x: Tensor):
-        if x.shape[-1] != self.Wi.shape[1]:
-            raise ValueError(f"{self!r} expects input with last dimension {self.Wi.shape[1]}, got shape {x.shape}")
+    def _call(self, x, state, step: bool):
+        b = self.bias if type(self.bias) is Tensor else None
+        return _core.recurrent(self.kind, x, self.Wi, self.Wh, b, state, *self._kernel(), step)
 
     def initialstates(self, x: Tensor):
+        """The zero state for input ``x`` ((batch, in) or (in,))."""
         return _zeros(x.shape[:-1][:1] + (self.out,) if x.ndim == 2 else (self.out,), self.Wi)
 
     def __call__(self, x, state=None):
         """One time step: ``(output, new_state)``; the state starts at zeros."""
-        x = as_input(x, self.Wi.dtype)
-        self._check(x)
-        state = self.initialstates(x) if state is None else state
-        return _step_out(self, self._input_proj(x), state)
+        return self._call(x, state, True)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.Wi.shape[1]} => {self.out})"
@@ -73,9 +71,13 @@ class RNNCell(_Cell):
         super().__init__(in_, out, **kw)
         self.σ = σ
 
-    def _step(self, gx: Tensor, h: Tensor) -> Tensor:
-        return self.σ(gx + h @ self.Wh.T)
+    def _kernel(self):
+        return KERNELS.get(self.σ, (None, None))
 
+    def _call(self, x, state, step: bool):
+        if self._kernel()[0] is None:
+            return _custom_rnn(self, x, state, step)
+        return super()._call(x, state, step)
 
 
 class LSTMCell(_Cell):
@@ -89,20 +91,11 @@ class LSTMCell(_Cell):
     """
 
     gates = 4
+    kind = "lstm"
 
     def initialstates(self, x):
         z = super().initialstates(x)
         return (z, z)
-
-    def _step(self, gx: Tensor, state):
-        h, c = state
-        o = self.out
-        g = gx + h @ self.Wh.T
-        i_, f_, c_, o_ = (g[..., k * o:(k + 1) * o] for k in range(4))
-        c2 = sigmoid(f_) * c + sigmoid(i_) * tanh(c_)
-        h2 = sigmoid(o_) * tanh(c2)
-        return h2, (h2, c2)
-
 
 
 class GRUCell(_Cell):
@@ -115,16 +108,28 @@ class GRUCell(_Cell):
     """
 
     gates = 3
+    kind = "gru"
 
-    def _step(self, gx: Tensor, h: Tensor):
-        o = self.out
-        gh = h @ self.Wh.T
-        r = sigmoid(gx[..., :o] + gh[..., :o])
-        z = sigmoid(gx[..., o:2 * o] + gh[..., o:2 * o])
-        hh = tanh(gx[..., 2 * o:] + r * gh[..., 2 * o:])
-        h2 = (1 - z) * hh + z * h
-        return h2
 
+def _custom_rnn(cell: RNNCell, x, state, step: bool):
+    """An RNN whose σ is a user function, not a Rust kernel: each step is the fused op
+    with the identity (``Wi·x + Wh·h + b``), then σ in Python."""
+    b = cell.bias if type(cell.bias) is Tensor else None
+    pre = lambda xt, h: _core.recurrent("rnn", xt, cell.Wi, cell.Wh, b, h, "identity", None, True)[0]
+    if step:
+        h = cell.σ(pre(x, state))
+        return h, h
+    seq, _ = _core.recurrent("rnn", x, cell.Wi, cell.Wh, b, state, "identity", None, False)  # checks shapes
+    unbatched = seq.ndim == 2
+    xs = _core.tensor(x, cell.Wi.dtype.name) if not isinstance(x, Tensor) else x
+    steps, h = [], state
+    for t in range(xs.shape[-2]):
+        h = cell.σ(pre(xs[t] if unbatched else xs[:, t], h))
+        steps.append(h)
+    if not steps:
+        return seq, (state if state is not None else (_zeros([cell.out], cell.Wi) if unbatched
+                                                      else _zeros([xs.shape[0], cell.out], cell.Wi)))
+    return _core.stack(steps, 0 if unbatched else 1), h
 
 
 class _Recurrence:
@@ -137,36 +142,12 @@ class _Recurrence:
         self.return_state = return_state
 
     def __call__(self, x, state=None):
-        cell = self.cell
-        x = as_input(x, cell.Wi.dtype)
-        cell._check(x)
-        if x.ndim not in (2, 3):
-            raise ValueError(f"{self!r} expects input (batch, time, features) or (time, features), got shape {x.shape}")
-        unbatched = x.ndim == 2
-        if unbatched:
-            x = x.reshape(1, *x.shape)
-        gx = cell._input_proj(x)  # (batch, time, gates·out): one matmul for all steps
-        if state is None:
-            state = cell.initialstates(x[:, 0])
-        ys = []
-        for t in range(x.shape[1]):
-            y, state = _step_out(cell, gx[:, t], state)
-            ys.append(y)
-        out = _core.stack(ys, 1) if ys else _zeros([x.shape[0], 0, cell.out], cell.Wi)
-        if unbatched:
-            out = out[0]
-            state = tuple(s[0] for s in state) if isinstance(state, tuple) else state[0]
+        """The states of every step; with ``return_state=True`` also the last state."""
+        out, state = self.cell._call(x, state, False)
         return (out, state) if self.return_state else out
 
     def __repr__(self):
         return f"{type(self).__name__}({self.cell.Wi.shape[1]} => {self.cell.out})"
-
-
-def _step_out(cell, gx, state):
-    r = cell._step(gx, state)
-    if isinstance(cell, LSTMCell):
-        return r
-    return r, r
 
 
 class RNN(_Recurrence):
