@@ -49,6 +49,18 @@ def mlp_weights(sizes, seed=0):
     return [(glorot(rng, o, i), np.zeros(o, np.float32)) for i, o in zip(sizes[:-1], sizes[1:])]
 
 
+def lstm_data(seed=8, batch=32, seq=50, inp=32, hidden=128, classes=10):
+    """W8's model and batch: LSTM kernels Wi (4·hidden, inp), Wh (4·hidden, hidden) and
+    bias (Flux's and PyTorch's gate order), the Dense head, x (batch, seq, inp), one-hot y."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    lstm = (glorot(rng, 4 * hidden, inp), glorot(rng, 4 * hidden, hidden), np.zeros(4 * hidden, np.float32))
+    head = (glorot(rng, classes, hidden), np.zeros(classes, np.float32))
+    x = rng.standard_normal((batch, seq, inp), dtype=np.float32)
+    y = np.eye(classes, dtype=np.float32)[rng.integers(0, classes, batch)]
+    return {"w8_lstm": lstm, "w8_head": head, "w8_x": x, "w8_y": y}
+
+
 def classification_data(n: int, features: int, classes: int, seed=1):
     """x (n, features) float32 and one-hot y (n, classes) float32."""
     import numpy as np

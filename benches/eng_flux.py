@@ -140,4 +140,24 @@ def w6p(d, variant):
     return w6(d, variant, parallel=True)
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W6p": w6p, "W7": w7, "W10": w10}
+class _LastState:
+    """W8's model: an LSTM whose last hidden state feeds a Dense head."""
+
+    def __init__(self, lstm, head):
+        self.lstm, self.head = lstm, head
+
+    def __call__(self, x):
+        _, (h, _) = self.lstm(x)
+        return self.head(h)
+
+
+def w8(d, variant):
+    import flux_rs as fx
+    (wi, wh, b), (wd, bd) = d["w8_lstm"], d["w8_head"]
+    lstm = fx.LSTM(wi.shape[1], wh.shape[1], return_state=True, init_kernel=_const(wi), init_recurrent_kernel=_const(wh))
+    model = _LastState(lstm, fx.Dense(wd.shape[1], wd.shape[0], init=_const(wd)))
+    x, y = fx.tensor(d["w8_x"]), fx.tensor(d["w8_y"])
+    return _trainer(model, fx.Adam(), lambda m: fx.losses.logitcrossentropy(m(x), y))
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W6p": w6p, "W7": w7, "W10": w10, "W8": w8}

@@ -187,4 +187,32 @@ def w6(d, variant):
     return epoch
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W10": w10}
+def w8(d, variant):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax import lax
+    (wi, wh, b), (wd, bd) = d["w8_lstm"], d["w8_head"]
+    p = {"lstm": tuple(jnp.asarray(a) for a in (wi, wh, b)), "head": (jnp.asarray(wd), jnp.asarray(bd))}
+
+    def lossf(p, x, y):
+        wi, wh, b = p["lstm"]
+        gx = jnp.swapaxes(x @ wi.T + b, 0, 1)  # (time, batch, 4·hidden): all steps' input projection
+        h0 = jnp.zeros((x.shape[0], wh.shape[1]), x.dtype)
+
+        def cell(state, g):
+            h, c = state
+            i, f, gg, o = jnp.split(g + h @ wh.T, 4, axis=-1)
+            c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(gg)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (h, c), None
+
+        (h, _), _ = lax.scan(cell, (h0, h0), gx)
+        return optax.softmax_cross_entropy(h @ p["head"][0].T + p["head"][1], y).mean()
+
+    run = _trainer(p, optax.adam(1e-3), lossf)
+    x, y = jnp.asarray(d["w8_x"]), jnp.asarray(d["w8_y"])
+    return lambda: run(x, y)
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W10": w10, "W8": w8}

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 NAME = "torch"
 VARIANTS = ("torch", "torch-fused")
-_ADAM_WORKLOADS = {"W1", "W3", "W4", "W6", "W7", "W10"}
+_ADAM_WORKLOADS = {"W1", "W3", "W4", "W6", "W7", "W8", "W10"}
 
 
 class NotAvailable(Exception):
@@ -183,4 +183,33 @@ def w6(d, variant):
     return epoch
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W10": w10}
+def w8(d, variant):
+    import torch
+    import torch.nn.functional as F
+    _check("W8", variant)
+    (wi, wh, b), (wd, bd) = d["w8_lstm"], d["w8_head"]
+    lstm = torch.nn.LSTM(wi.shape[1], wh.shape[1], batch_first=True)
+    head = torch.nn.Linear(wd.shape[1], wd.shape[0])
+    with torch.no_grad():  # the same gate order (i, f, g, o); one bias, as flux_rs has
+        lstm.weight_ih_l0.copy_(torch.from_numpy(wi))
+        lstm.weight_hh_l0.copy_(torch.from_numpy(wh))
+        lstm.bias_ih_l0.copy_(torch.from_numpy(b))
+        lstm.bias_hh_l0.zero_()
+        head.weight.copy_(torch.from_numpy(wd))
+        head.bias.copy_(torch.from_numpy(bd))
+
+    class LastState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.head = lstm, head
+
+        def forward(self, x):
+            _, (h, _) = self.lstm(x)
+            return self.head(h[0])
+
+    model = LastState()
+    x, t = torch.from_numpy(d["w8_x"]), torch.from_numpy(d["w8_y"].argmax(1))
+    return _train_step(model, _adam(model.parameters(), variant), F.cross_entropy, x, t)
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W10": w10, "W8": w8}

@@ -11,6 +11,7 @@ from . import _core
 from ._core import Tensor
 from .activations import KERNELS, tanh
 from .init import glorot_uniform
+from .layers import make_weight
 
 __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU"]
 
@@ -27,10 +28,9 @@ class _Cell:
 
     def __init__(self, in_: int, out: int, *, init_kernel=glorot_uniform, init_recurrent_kernel=glorot_uniform,
                  bias: bool = True, rng=None):
-        kw = {} if rng is None else {"rng": rng}
         g = self.gates
-        self.Wi = init_kernel(g * out, in_, **kw)
-        self.Wh = init_recurrent_kernel(g * out, out, **kw)
+        self.Wi = make_weight(init_kernel, (g * out, in_), rng)
+        self.Wh = make_weight(init_recurrent_kernel, (g * out, out), rng)
         self.bias = _zeros([g * out], self.Wi) if bias else False
 
     @property
