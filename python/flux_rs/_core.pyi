@@ -6,7 +6,7 @@ import numpy as np
 _TensorLike = Tensor | np.ndarray[Any, Any] | float | int | Sequence[Any]
 
 __version__: str
-__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_panic_for_test', 'alpha_dropout', 'assign_', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'init', 'is_recording', 'label_smoothing', 'load_safetensors', 'loss', 'maximum', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
+__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_panic_for_test', 'alpha_dropout', 'assign_', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'init', 'is_recording', 'label_smoothing', 'load_safetensors', 'loss', 'maximum', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
 
 @final
 class Buckets:
@@ -318,6 +318,13 @@ def pixel_shuffle(x: _TensorLike, r: int) -> Tensor:
 
 def pool(x: _TensorLike, mode: str, window: Sequence[int], stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int]) -> Tensor:
     """Max (`mode="max"`) or mean pooling of `x` (N, C, spatial...)."""
+
+def recurrent(kind: str, x: _TensorLike, wi: Tensor, wh: Tensor, b: _TensorLike, state: Any = ..., act: str = ..., param: float | None = ..., step: bool = ...) -> tuple[Tensor, Any]:
+    """A recurrent layer's forward pass as one fused op, `kind` being rnn, lstm or gru.
+    `act` and `param` are the RNN's activation. A sequence (`step=False`, x (batch, time, in)
+    or (time, in)) returns (states of every step, last state); a cell step (x (batch, in)
+    or (in,)) returns (h, new state). The state is a Tensor, or (h, c) for the LSTM.
+    """
 
 def rule_apply(rule: Any, state: Any, x: _TensorLike, g: Any, check_form: bool = ...) -> tuple[Any, Tensor | None]:
     """The pure rule interface: `(new_state, dx)` for state, parameter `x` and gradient `g`;
