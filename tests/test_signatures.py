@@ -102,7 +102,7 @@ def test_layer_has_signature_and_example(name):
 
 TYPED_LAYERS = ("Dense Conv ConvTranspose MaxPool MeanPool AdaptiveMaxPool AdaptiveMeanPool Upsample PixelShuffle "
                 "BatchNorm InstanceNorm GroupNorm LayerNorm Dropout AlphaDropout Embedding Scale Bilinear "
-                "SkipConnection Parallel Maxout MultiHeadAttention").split()
+                "SkipConnection Parallel Maxout MultiHeadAttention RNN LSTM GRU RNNCell LSTMCell GRUCell").split()
 
 
 @pytest.mark.parametrize("name", TYPED_LAYERS)

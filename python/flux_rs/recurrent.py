@@ -7,7 +7,10 @@ sequence, or one cell step, is one fused op (``_core.recurrent``) with one tape 
 """
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from . import _core
+from ._typing import Activation
 from ._core import Tensor
 from .activations import KERNELS, tanh
 from .init import glorot_uniform
@@ -20,14 +23,18 @@ def _zeros(shape, like: Tensor) -> Tensor:
     return _core.full(list(shape), 0.0, like.dtype.name)
 
 
+#: a weight initialiser: ``init(out, in, rng=...)`` gives a matrix
+Init = Callable[..., Any]
+
+
 class _Cell:
     """Shared parameters: Wi (gates·out, in), Wh (gates·out, out), b (gates·out)."""
 
     gates = 1
     kind = "rnn"
 
-    def __init__(self, in_: int, out: int, *, init_kernel=glorot_uniform, init_recurrent_kernel=glorot_uniform,
-                 bias: bool = True, rng=None):
+    def __init__(self, in_: int, out: int, *, init_kernel: Init = glorot_uniform,
+                 init_recurrent_kernel: Init = glorot_uniform, bias: bool = True, rng: Any = None) -> None:
         g = self.gates
         self.Wi = make_weight(init_kernel, (g * out, in_), rng)
         self.Wh = make_weight(init_recurrent_kernel, (g * out, out), rng)
@@ -67,8 +74,10 @@ class RNNCell(_Cell):
     (2, 5)
     """
 
-    def __init__(self, in_: int, out: int, σ=tanh, **kw):
-        super().__init__(in_, out, **kw)
+    def __init__(self, in_: int, out: int, σ: Activation = tanh, *, init_kernel: Init = glorot_uniform,
+                 init_recurrent_kernel: Init = glorot_uniform, bias: bool = True, rng: Any = None) -> None:
+        super().__init__(in_, out, init_kernel=init_kernel, init_recurrent_kernel=init_recurrent_kernel, bias=bias,
+                         rng=rng)
         self.σ = σ
 
     def _kernel(self):
@@ -137,7 +146,7 @@ class _Recurrence:
 
     cell_type: type = RNNCell
 
-    def __init__(self, in_: int, out: int, *args, return_state: bool = False, **kw):
+    def __init__(self, in_: int, out: int, *args: Any, return_state: bool = False, **kw: Any) -> None:
         self.cell = self.cell_type(in_, out, *args, **kw)
         self.return_state = return_state
 
@@ -160,6 +169,11 @@ class RNN(_Recurrence):
     """
     cell_type = RNNCell
 
+    def __init__(self, in_: int, out: int, σ: Activation = tanh, *, return_state: bool = False,
+                 init_kernel: Init = glorot_uniform,
+                 init_recurrent_kernel: Init = glorot_uniform, bias: bool = True, rng: Any = None) -> None:
+        super().__init__(in_, out, σ, return_state=return_state, init_kernel=init_kernel, init_recurrent_kernel=init_recurrent_kernel, bias=bias, rng=rng)
+
 
 class LSTM(_Recurrence):
     """An LSTM over a sequence (Flux's gate order); the state is ``(h, c)``.
@@ -176,6 +190,10 @@ class LSTM(_Recurrence):
     """
     cell_type = LSTMCell
 
+    def __init__(self, in_: int, out: int, *, return_state: bool = False, init_kernel: Init = glorot_uniform,
+                 init_recurrent_kernel: Init = glorot_uniform, bias: bool = True, rng: Any = None) -> None:
+        super().__init__(in_, out, return_state=return_state, init_kernel=init_kernel, init_recurrent_kernel=init_recurrent_kernel, bias=bias, rng=rng)
+
 
 class GRU(_Recurrence):
     """A GRU over a sequence (Flux's v1 variant). ``gru(x, h0)`` starts from the state
@@ -188,3 +206,7 @@ class GRU(_Recurrence):
     (2, 6, 4)
     """
     cell_type = GRUCell
+
+    def __init__(self, in_: int, out: int, *, return_state: bool = False, init_kernel: Init = glorot_uniform,
+                 init_recurrent_kernel: Init = glorot_uniform, bias: bool = True, rng: Any = None) -> None:
+        super().__init__(in_, out, return_state=return_state, init_kernel=init_kernel, init_recurrent_kernel=init_recurrent_kernel, bias=bias, rng=rng)
