@@ -31,6 +31,7 @@ use super::{apply, FusedOp};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, value_err, Error, Result};
 use crate::tensor::dropout::dropout_mask;
+use crate::tensor::elementwise::exp_fast;
 use crate::tensor::layout::broadcast_shapes;
 use crate::tensor::matmul::{gemm_into, gemm_into_ld, Mat};
 use crate::tensor::random::{self, Rng};
@@ -356,8 +357,8 @@ impl SdpaOp {
     }
 }
 
-/// Softmax of one row in place, as [`Tensor::softmax`] computes it (a row that is all
-/// −∞, every key masked, becomes NaN as there).
+/// Softmax of one row in place, as [`Tensor::softmax`] computes it but with the
+/// vectorised `exp` (a row that is all −∞, every key masked, becomes NaN as there).
 fn softmax_row<T: Float>(row: &mut [T]) {
     let mut mx = row.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
     if !mx.is_finite() {
@@ -365,30 +366,11 @@ fn softmax_row<T: Float>(row: &mut [T]) {
     }
     let mut s = T::zero();
     for x in row.iter_mut() {
-        *x = exp(*x - mx);
+        *x = exp_fast(*x - mx);
         s += *x;
     }
     let r = T::one() / s;
     row.iter_mut().for_each(|x| *x *= r);
-}
-
-/// `eˣ` for the softmax (arguments ≤ 0): in f32 Cephes' `expf` (range reduction by ln 2,
-/// a degree-6 polynomial, the exponent set by bits; within 2 ulp), which the compiler
-/// vectorises where libm's is a call per element; 0 below −87 (masked keys exactly 0).
-/// f64 keeps libm's.
-#[inline(always)]
-fn exp<T: Float>(x: T) -> T {
-    if T::DTYPE != DType::F32 {
-        return x.exp();
-    }
-    let x = x.to_f64() as f32;
-    let xc = x.clamp(-87.0, 88.0);
-    let n = (xc * std::f32::consts::LOG2_E + 0.5).floor();
-    let r = xc - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
-    let y = (p * r * r + r + 1.0) * f32::from_bits(((n as i32 + 127) as u32) << 23);
-    // NaN stays NaN (clamp keeps it); below the range the result is 0, as libm's underflow
-    T::f(if x < -87.0 { 0.0 } else { y } as f64)
 }
 
 /// The gradients of q, k, v and bias, from the output's gradient (`of_weights` false)
