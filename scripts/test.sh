@@ -38,6 +38,8 @@ if ! "${cargo_test[@]}" >"$log"; then
     exit 1
 fi
 awk '/^test result:/ {p+=$4; f+=$6} END {printf "flux-core (cargo test): %d passed, %d failed\n", p, f}' "$log"
+say "native example: char_lstm, small settings (built by cargo test above)"
+target/release/examples/char_lstm --steps 40 --hidden 32 --seq 16 --batch 16 --sample 60
 say "Rust API docs: cargo doc -p flux-core (no warnings allowed)"
 # the Rust API docs must build without warnings (broken or private links)
 RUSTDOCFLAGS="-D warnings" cargo doc -p flux-core --no-deps -q

@@ -2,7 +2,7 @@
 //! update `z`, candidate `h̃`, with the recurrent product of the candidate gated by `r`:
 //! `h̃ = tanh(gx_h + r ⊙ gh_h)`, `h′ = (1 − z)·h̃ + z·h`. Per step one GEMM and one sweep;
 //! BPTT in reverse with one GEMM per step. Shared machinery: [`super::recurrent`].
-use super::gates::{sigmoid, tanh};
+use super::gates::{block, sigmoid, tanh, wide, wide_or_not};
 use super::recurrent::{input_projection, through_wh, Dims, Saved};
 use crate::autodiff::Backward;
 use crate::error::Result;
@@ -11,17 +11,38 @@ use crate::tensor::{Float, Tensor};
 
 /// One step of one sequence: `a` holds (r, z, h̃, gh_h), each H, for the backward pass.
 #[inline(always)]
-fn step_fwd<T: Float>(h: usize, gx: &[T], gh: &[T], hp: &[T], a: &mut [T], y: &mut [T]) {
-    let (gx, gh, hp, a, y) = (&gx[..3 * h], &gh[..3 * h], &hp[..h], &mut a[..4 * h], &mut y[..h]);
+fn step_fwd_body<T: Float>(h: usize, gx: &[T], gh: &[T], hp: &[T], a: &mut [T], y: &mut [T]) {
+    // one slice of length h per gate, so that the loop has no bounds checks and vectorises
+    let q = |v, k| block(v, k, h);
+    let (xr, xz, xn, hr, hz, hn) = (q(gx, 0), q(gx, 1), q(gx, 2), q(gh, 0), q(gh, 1), q(gh, 2));
+    let (ar, rest) = a[..4 * h].split_at_mut(h);
+    let (az, rest) = rest.split_at_mut(h);
+    let (an, ag) = rest.split_at_mut(h);
+    let (hp, y) = (&hp[..h], &mut y[..h]);
     let one = T::one();
     for j in 0..h {
-        let r = sigmoid(gx[j] + gh[j]);
-        let z = sigmoid(gx[h + j] + gh[h + j]);
-        let ghn = gh[2 * h + j];
-        let c = tanh(gx[2 * h + j] + r * ghn);
-        (a[j], a[h + j], a[2 * h + j], a[3 * h + j]) = (r, z, c, ghn);
+        let r = sigmoid(xr[j] + hr[j]);
+        let z = sigmoid(xz[j] + hz[j]);
+        let c = tanh(xn[j] + r * hn[j]);
+        ar[j] = r;
+        az[j] = z;
+        an[j] = c;
+        ag[j] = hn[j];
         y[j] = (one - z) * c + z * hp[j];
     }
+}
+
+wide_or_not!(step_fwd_wide, <T>(h: usize, gx: &[T], gh: &[T], hp: &[T], a: &mut [T], y: &mut [T]) {
+    step_fwd_body(h, gx, gh, hp, a, y)
+});
+
+fn step_fwd<T: Float>(h: usize, gx: &[T], gh: &[T], hp: &[T], a: &mut [T], y: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: the CPU has AVX2 and FMA (checked by `wide`).
+        return unsafe { step_fwd_wide(h, gx, gh, hp, a, y) };
+    }
+    step_fwd_body(h, gx, gh, hp, a, y)
 }
 
 /// One step back: `dh` holds the gradient reaching this step's output from later steps

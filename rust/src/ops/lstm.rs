@@ -8,28 +8,50 @@ use crate::error::Result;
 use crate::tensor::matmul::{gemm_into, Mat};
 use crate::tensor::{Float, Tensor};
 
-use super::gates::{sigmoid, tanh};
+use super::gates::{block, sigmoid, tanh, wide, wide_or_not};
 
 /// One step of one sequence: gate pre-activations `gx + gh` → activations `a` (4H),
 /// cell state `c`, its `tanh` and the output `y`, from the previous cell state `cp`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn step_fwd<T: Float>(h: usize, gx: &[T], gh: &[T], cp: &[T], a: &mut [T], c: &mut [T], tc: &mut [T], y: &mut [T]) {
-    let (gx, gh, a) = (&gx[..4 * h], &gh[..4 * h], &mut a[..4 * h]);
-    let (cp, c, tc, y) = (&cp[..h], &mut c[..h], &mut tc[..h], &mut y[..h]);
-    let (ai, rest) = a.split_at_mut(h);
+fn step_fwd_body<T: Float>(h: usize, gx: &[T], gh: &[T], cp: &[T], a: &mut [T], c: &mut [T], tc: &mut [T], y: &mut [T]) {
+    // one slice of length h per gate, so that the loop has no bounds checks and vectorises
+    let q = |v, k| block(v, k, h);
+    let (xi, xf, xg, xo) = (q(gx, 0), q(gx, 1), q(gx, 2), q(gx, 3));
+    let (hi, hf, hg, ho) = (q(gh, 0), q(gh, 1), q(gh, 2), q(gh, 3));
+    let (ai, rest) = a[..4 * h].split_at_mut(h);
     let (af, rest) = rest.split_at_mut(h);
     let (ag, ao) = rest.split_at_mut(h);
+    let (cp, c, tc, y) = (&cp[..h], &mut c[..h], &mut tc[..h], &mut y[..h]);
     for j in 0..h {
-        let i = sigmoid(gx[j] + gh[j]);
-        let f = sigmoid(gx[h + j] + gh[h + j]);
-        let g = tanh(gx[2 * h + j] + gh[2 * h + j]);
-        let o = sigmoid(gx[3 * h + j] + gh[3 * h + j]);
+        let i = sigmoid(xi[j] + hi[j]);
+        let f = sigmoid(xf[j] + hf[j]);
+        let g = tanh(xg[j] + hg[j]);
+        let o = sigmoid(xo[j] + ho[j]);
         let cn = f * cp[j] + i * g;
         let t = tanh(cn);
-        (ai[j], af[j], ag[j], ao[j]) = (i, f, g, o);
-        (c[j], tc[j], y[j]) = (cn, t, o * t);
+        ai[j] = i;
+        af[j] = f;
+        ag[j] = g;
+        ao[j] = o;
+        c[j] = cn;
+        tc[j] = t;
+        y[j] = o * t;
     }
+}
+
+wide_or_not!(step_fwd_wide, <T>(h: usize, gx: &[T], gh: &[T], cp: &[T], a: &mut [T], c: &mut [T], tc: &mut [T], y: &mut [T]) {
+    step_fwd_body(h, gx, gh, cp, a, c, tc, y)
+});
+
+#[allow(clippy::too_many_arguments)]
+fn step_fwd<T: Float>(h: usize, gx: &[T], gh: &[T], cp: &[T], a: &mut [T], c: &mut [T], tc: &mut [T], y: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: the CPU has AVX2 and FMA (checked by `wide`).
+        return unsafe { step_fwd_wide(h, gx, gh, cp, a, c, tc, y) };
+    }
+    step_fwd_body(h, gx, gh, cp, a, c, tc, y)
 }
 
 /// One step back: from the gradient reaching this step's output (`gy + dh`) and cell
