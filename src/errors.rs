@@ -12,11 +12,11 @@ pub fn to_py(e: Error) -> PyErr {
     }
     let msg = e.to_string();
     match e {
-        Error::Shape(_) | Error::Value(_) | Error::Device(_) => PyValueError::new_err(msg),
+        Error::Shape(_) | Error::ShapeMismatch { .. } | Error::Value(_) | Error::Device(_) => PyValueError::new_err(msg),
         Error::DType(_) => PyTypeError::new_err(msg),
         Error::Autodiff(_) => PyRuntimeError::new_err(msg),
         Error::NonFiniteLoss { .. } | Error::Domain(_) => PyFloatingPointError::new_err(msg),
-        Error::Io(_) => PyIOError::new_err(msg),
+        Error::Io { .. } => PyIOError::new_err(msg),
         Error::OutOfMemory(_) => PyMemoryError::new_err(msg),
     }
 }

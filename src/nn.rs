@@ -73,9 +73,9 @@ pub(crate) fn unary_op(name: &str, param: Option<f64>) -> PyResult<UnaryOp> {
         "abs" => UnaryOp::Abs,
         "square" => UnaryOp::Square,
         "sign" => UnaryOp::Sign,
-        other => match Activation::from_name(other).py()? {
-            Activation::Unary(op) => op,
-            Activation::Identity => return Err(PyValueError::new_err("identity is not a unary kernel")),
+        other => match Activation::from_name(other).py()?.unary_op() {
+            Some(op) => op,
+            None => return Err(PyValueError::new_err("identity is not a unary kernel")),
         },
     })
 }
@@ -105,7 +105,7 @@ fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, dim: isize, log: bool) -> PyRes
 #[pyo3(signature = (x, w, b, act, param=None))]
 fn dense(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyTensor>, b: Option<PyRef<'_, PyTensor>>, act: &str, param: Option<f64>) -> PyResult<PyTensor> {
     static INPUT_LIKE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-    let a = if act == "identity" { Activation::Identity } else { Activation::Unary(unary_op(act, param)?) };
+    let a = Activation::parse(act, param).py()?;
     let wr = w.borrow();
     let xb = match x.cast::<PyTensor>() {
         Ok(t) if t.try_borrow().is_ok_and(|t| t.t.dtype() == wr.t.dtype()) => t.clone(),

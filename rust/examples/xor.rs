@@ -8,10 +8,10 @@ fn main() -> Result<()> {
     let x = Tensor::from_vec(vec![0f32, 0., 0., 1., 1., 0., 1., 1.], &[4, 2])?;
     let y = Tensor::from_vec(vec![0f32, 1., 1., 0.], &[4, 1])?;
     let mut model = Chain::new(vec![
-        Box::new(Dense::new(2, 16, Some(Activation::from_name("tanh")?), DType::F32, &mut rng)),
-        Box::new(Dense::new(16, 1, Some(Activation::from_name("sigmoid")?), DType::F32, &mut rng)),
+        Box::new(Dense::with_rng(2, 16, DType::F32, &mut rng).activation(Activation::Tanh)),
+        Box::new(Dense::with_rng(16, 1, DType::F32, &mut rng).activation(Activation::Sigmoid)),
     ]);
-    let mut state = optim::setup(&optim::Adam::new(0.05, (0.9, 0.999), 1e-8)?, &model)?;
+    let mut state = optim::setup(&optim::Adam::default().eta(0.05), &model)?;
     let mut last = f64::NAN;
     for _ in 0..500 {
         let batches = std::iter::once(Ok((x.clone(), y.clone())));

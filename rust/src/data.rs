@@ -97,37 +97,88 @@ pub fn onehot(labels: &[usize], n: usize, dtype: crate::DType) -> Result<Tensor>
     Tensor::from_vec(v, &[labels.len(), n])?.cast(dtype)
 }
 
+/// How a [`DataLoader`] batches: MLUtils' keywords as named fields.
+///
+/// ```
+/// use flux_core::data::LoaderOptions;
+/// let o = LoaderOptions { batchsize: 32, shuffle: true, ..Default::default() };
+/// assert!(o.partial);
+/// assert_eq!(LoaderOptions::default().batchsize, 1);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoaderOptions {
+    /// Observations per batch (a size above the number of observations means all of them).
+    pub batchsize: usize,
+    /// A fresh random order every epoch.
+    pub shuffle: bool,
+    /// Keep the last, smaller batch (`true`) or drop it.
+    pub partial: bool,
+    /// The seed of the shuffling generator.
+    pub seed: u64,
+}
+
+impl Default for LoaderOptions {
+    /// Flux's defaults: batch size 1, no shuffling, partial batches kept, seed 0.
+    fn default() -> Self { LoaderOptions { batchsize: 1, shuffle: false, partial: true, seed: 0 } }
+}
+
+impl LoaderOptions {
+    /// The same options with batch size `n`.
+    pub fn batchsize(mut self, n: usize) -> Self {
+        self.batchsize = n;
+        self
+    }
+    /// The same options with shuffling on or off.
+    pub fn shuffle(mut self, on: bool) -> Self {
+        self.shuffle = on;
+        self
+    }
+    /// The same options keeping (`true`) or dropping the last, smaller batch.
+    pub fn partial(mut self, keep: bool) -> Self {
+        self.partial = keep;
+        self
+    }
+    /// The same options with the shuffling generator seeded by `seed`.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
 /// Mini-batches of `(x, y)` tensors, observation dimension first, for native training.
 ///
 /// ```
-/// use flux_core::{data::DataLoader, Tensor};
+/// use flux_core::{data::{DataLoader, LoaderOptions}, Tensor};
 /// let x = Tensor::from_vec((0..10).map(|v| v as f32).collect(), &[5, 2]).unwrap();
 /// let y = Tensor::from_vec(vec![0f32; 5], &[5]).unwrap();
-/// let mut dl = DataLoader::new(x, y, 2, false, true, 0).unwrap();
+/// let mut dl = DataLoader::new(x, y, LoaderOptions::default().batchsize(2)).unwrap();
 /// let sizes: Vec<usize> = dl.epoch().map(|b| b.unwrap().0.shape()[0]).collect();
 /// assert_eq!(sizes, vec![2, 2, 1]);
 /// ```
 pub struct DataLoader {
+    /// The inputs, observations along the first dimension.
     pub x: Tensor,
+    /// The targets, as many observations as `x`.
     pub y: Tensor,
-    pub batchsize: usize,
-    pub shuffle: bool,
-    pub partial: bool,
+    /// How batches are formed.
+    pub options: LoaderOptions,
     rng: Rng,
 }
 
 impl DataLoader {
-    pub fn new(x: Tensor, y: Tensor, batchsize: usize, shuffle: bool, partial: bool, seed: u64) -> Result<Self> {
+    /// A loader over `x` and `y` (the same number of observations, first dimension).
+    pub fn new(x: Tensor, y: Tensor, options: LoaderOptions) -> Result<Self> {
         if x.ndim() == 0 || y.ndim() == 0 || x.shape()[0] != y.shape()[0] {
             return Err(value_err!("x of shape {:?} and y of shape {:?} must have the same number of observations (first dimension)", x.shape(), y.shape()));
         }
-        Ok(DataLoader { x, y, batchsize, shuffle, partial, rng: Rng::seed(seed) })
+        let rng = Rng::seed(options.seed);
+        Ok(DataLoader { x, y, options, rng })
     }
     /// One pass over the data (a fresh permutation each call when shuffling).
     pub fn epoch(&mut self) -> impl Iterator<Item = Result<(Tensor, Tensor)>> + '_ {
         let n = self.x.shape()[0];
-        let order = if self.shuffle { self.rng.permutation(n) } else { (0..n).collect() };
-        let idx: Vec<Vec<usize>> = batches(&order, self.batchsize, self.partial).into_iter().map(<[usize]>::to_vec).collect();
+        let order = if self.options.shuffle { self.rng.permutation(n) } else { (0..n).collect() };
+        let idx: Vec<Vec<usize>> = batches(&order, self.options.batchsize, self.options.partial).into_iter().map(<[usize]>::to_vec).collect();
         idx.into_iter().map(move |b| Ok((self.x.index_select(0, &b)?, self.y.index_select(0, &b)?)))
     }
 }

@@ -107,7 +107,7 @@ fn tensor_bytes(t: &Tensor) -> Result<(Dtype, Vec<u8>)> {
     })
 }
 
-fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error { Error::Io(format!("{what} {}: {e}", path.display())) }
+fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error { Error::io(format!("{what} {}", path.display()), e) }
 
 /// Write `tensors` (names must be unique) and `metadata` to `path` in the safetensors
 /// format, atomically: temporary file in the same directory, fsync, rename, fsync of the

@@ -17,7 +17,7 @@ where
     let mut losses = Vec::new();
     for (index, batch) in data.into_iter().enumerate() {
         let (x, y) = batch?;
-        let params: Vec<Tensor> = model.parameters().into_iter().map(|(_, p)| p.clone()).collect();
+        let params: Vec<Tensor> = model.params().into_iter().cloned().collect();
         let refs: Vec<&Tensor> = params.iter().collect();
         let (l, grads) = value_and_grad(&refs, || loss(model, &x, &y))?;
         let value = l.item()?;

@@ -351,7 +351,7 @@ fn grad_mlp_loss() {
     let b1 = rnd(&mut g, &[4], -0.2, 0.2);
     let w2 = rnd(&mut g, &[2, 4], -0.8, 0.8);
     let b2 = rnd(&mut g, &[2], -0.2, 0.2);
-    let tanh = Activation::Unary(UnaryOp::Tanh);
+    let tanh = Activation::Tanh;
     let f = |t: &[Tensor]| {
         let h = linear(&x, &t[0], Some(&t[1]), tanh)?;
         let o = linear(&h, &t[2], Some(&t[3]), Activation::Identity)?;

@@ -569,7 +569,7 @@ fn rmsprop_state_shapes() {
     let r = mk("Adam", vec![]);
     let mut st = r.init(&x).unwrap();
     let mut g = tensor(&[1.0], DType::F64);
-    assert!(matches!(r.apply_(&mut st, &x, &mut g), Err(Error::Shape(_))));
+    assert!(matches!(r.apply_(&mut st, &x, &mut g), Err(Error::ShapeMismatch { op: "update", .. })));
 }
 
 // ---- fused vs pure, parallel vs serial ----------------------------------------------------

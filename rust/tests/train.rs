@@ -1,6 +1,6 @@
 //! The native training loop: XOR trains with the core crate alone, and a non-finite
 //! loss stops training with the batch index, keeping the earlier updates.
-use flux_core::data::DataLoader;
+use flux_core::data::{DataLoader, LoaderOptions};
 use flux_core::nn::{losses, Activation, Chain, Dense, Module};
 use flux_core::tensor::random::Rng;
 use flux_core::{optim, train, DType, Error, Tensor};
@@ -11,10 +11,10 @@ fn xor_trains_to_low_loss() {
     let x = Tensor::from_vec(vec![0f32, 0., 0., 1., 1., 0., 1., 1.], &[4, 2]).unwrap();
     let y = Tensor::from_vec(vec![0f32, 1., 1., 0.], &[4, 1]).unwrap();
     let mut m = Chain::new(vec![
-        Box::new(Dense::new(2, 16, Some(Activation::from_name("tanh").unwrap()), DType::F32, &mut rng)),
-        Box::new(Dense::new(16, 1, Some(Activation::from_name("sigmoid").unwrap()), DType::F32, &mut rng)),
+        Box::new(Dense::with_rng(2, 16, DType::F32, &mut rng).activation(Activation::Tanh)),
+        Box::new(Dense::with_rng(16, 1, DType::F32, &mut rng).activation(Activation::Sigmoid)),
     ]);
-    let mut st = optim::setup(&optim::Adam::new(0.05, (0.9, 0.999), 1e-8).unwrap(), &m).unwrap();
+    let mut st = optim::setup(&optim::Adam::default().eta(0.05), &m).unwrap();
     let mut first = None;
     let mut last = 0.0;
     for _ in 0..400 {
@@ -30,12 +30,12 @@ fn xor_trains_to_low_loss() {
 #[test]
 fn non_finite_loss_stops_and_keeps_earlier_updates() {
     let mut rng = Rng::seed(0);
-    let mut m = Dense::new(1, 1, None, DType::F32, &mut rng);
+    let mut m = Dense::with_rng(1, 1, DType::F32, &mut rng);
     m.weight = Tensor::zeros(&[1, 1], DType::F32);
     let mut st = optim::setup(&optim::Descent::new(0.1), &m).unwrap();
     let xs = Tensor::from_vec((1..=100).map(|i| i as f32).collect(), &[100, 1]).unwrap();
     let ys = xs.clone();
-    let mut dl = DataLoader::new(xs, ys, 1, false, true, 0).unwrap();
+    let mut dl = DataLoader::new(xs, ys, LoaderOptions::default()).unwrap();
     let loss = |m: &Dense, x: &Tensor, _y: &Tensor| {
         let scale = if x.item()? == 51.0 { f64::NAN } else { 1.0 };
         m.forward(&Tensor::ones(&[1], DType::F32))?.sum_all()?.mul_scalar(scale)

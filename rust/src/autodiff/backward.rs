@@ -12,11 +12,12 @@ use crate::tensor::{DType, Tensor};
 /// losses…): given the output gradient, the gradient of each input (`None` where
 /// `needs[i]` is false or the input has no gradient).
 pub trait Backward: Send + Sync + Debug {
+    /// The gradient of each input from the output gradient `g`.
     fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>>;
 }
 
 #[derive(Debug)]
-pub enum Op {
+pub(crate) enum Op {
     /// A watched variable.
     Leaf,
     Cast { from: DType },
@@ -44,7 +45,7 @@ fn expand_back(g: &Tensor, shape: &[usize], dims: &[usize]) -> Result<Tensor> {
 }
 
 impl Op {
-    pub fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+    pub(crate) fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let one = |t: Tensor| Ok(vec![Some(t)]);
         match self {
             Op::Leaf => Ok(vec![]),

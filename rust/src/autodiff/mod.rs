@@ -1,19 +1,20 @@
 //! Reverse-mode autodiff with a tape that exists only while a gradient is taken.
 //!
 //! `start` opens a tape on this thread; `watch` marks the tensors to differentiate;
-//! every op whose inputs are on the tape appends a node ([`Op`]) saying how to send its
+//! every op whose inputs are on the tape appends a node (an internal `Op`) saying how to send its
 //! output gradient back; `finish` runs the backward sweep and closes the tape. Outside a
 //! gradient nothing is recorded, so a plain forward pass costs no bookkeeping.
-//! One backward rule per primitive lives in [`backward`] (the whole gradient table);
+//! One backward rule per primitive lives in `backward.rs` (the whole gradient table, internal);
 //! fused ops elsewhere bring their own rule through [`Backward`].
-pub mod backward;
+pub(crate) mod backward;
 
 use std::cell::RefCell;
 
 // tensor ids are counters, not attacker-chosen keys: a fast hash, not SipHash
 use rustc_hash::FxHashMap as HashMap;
 
-pub use backward::{Backward, Op};
+pub use backward::Backward;
+pub(crate) use backward::Op;
 
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor, TensorId};
@@ -38,7 +39,7 @@ pub fn is_recording() -> bool { TAPE.with(|t| t.borrow().is_some()) }
 
 /// Append a node for `out = op(inputs)` if any input is on the tape. `op` is only built
 /// when needed.
-pub fn record(inputs: &[&Tensor], out: &Tensor, op: impl FnOnce() -> Op) {
+pub(crate) fn record(inputs: &[&Tensor], out: &Tensor, op: impl FnOnce() -> Op) {
     TAPE.with(|t| {
         let mut t = t.borrow_mut();
         let Some(tape) = t.as_mut() else { return };

@@ -2,43 +2,194 @@
 //! same ops in [`crate::tensor::conv`] and [`crate::tensor::pool`]).
 use super::{Activation, Module};
 use crate::error::Result;
-use crate::tensor::conv::{conv, ConvSpec};
+use crate::tensor::conv::{conv, conv_transpose, ConvSpec};
 use crate::tensor::pool::{pool, PoolMode, PoolSpec};
 use crate::tensor::random::Rng;
 use crate::tensor::{DType, Tensor};
 
 /// `act(conv(x, weight) + bias)` with weight (out, in / groups, k...), input NCHW.
 ///
+/// Built with defaults (stride 1, no padding, dilation 1, one group, no activation) and
+/// configured by chaining:
+///
 /// ```
-/// use flux_core::{DType, Tensor, nn::{Module, conv::Conv}, tensor::random::Rng};
-/// let c = Conv::new(&[5, 5], 1, 6, None, DType::F32, &mut Rng::seed(0));
-/// assert_eq!(c.forward(&Tensor::zeros(&[2, 1, 28, 28], DType::F32)).unwrap().shape(), &[2, 6, 24, 24]);
+/// use flux_core::{DType, Tensor, nn::{Activation, Module, conv::Conv}};
+/// let c = Conv::new(&[3, 3], 1, 6).pad(1).stride(2).activation(Activation::Relu);
+/// assert_eq!(c.forward(&Tensor::zeros(&[2, 1, 28, 28], DType::F32)).unwrap().shape(), &[2, 6, 14, 14]);
 /// ```
 pub struct Conv {
+    /// The kernel, shape (out, in / groups, k...).
     pub weight: Tensor,
+    /// The bias, shape (out,).
     pub bias: Tensor,
+    /// Stride, padding, dilation and groups.
     pub spec: ConvSpec,
+    /// The activation applied after the bias.
     pub act: Activation,
 }
 
 impl Conv {
-    /// Glorot-uniform weight, zero bias, stride 1, no padding.
-    pub fn new(k: &[usize], inp: usize, out: usize, act: Option<Activation>, dtype: DType, rng: &mut Rng) -> Conv {
+    /// A float32 layer with window `k`, a Glorot-uniform weight from the global
+    /// generator, zero bias, stride 1, no padding.
+    pub fn new(k: &[usize], inp: usize, out: usize) -> Conv { crate::tensor::random::with_global(|r| Conv::with_rng(k, inp, out, DType::F32, r)) }
+    /// A layer of `dtype` whose Glorot-uniform weight is drawn from `rng`.
+    ///
+    /// ```
+    /// use flux_core::{DType, nn::conv::Conv, tensor::random::Rng};
+    /// let c = Conv::with_rng(&[5, 5], 1, 6, DType::F64, &mut Rng::seed(0));
+    /// assert_eq!(c.weight.shape(), &[6, 1, 5, 5]);
+    /// ```
+    pub fn with_rng(k: &[usize], inp: usize, out: usize, dtype: DType, rng: &mut Rng) -> Conv {
         let mut shape = vec![out, inp];
         shape.extend(k);
         Conv {
             weight: super::init::glorot_uniform(&shape, 1.0, dtype, rng),
             bias: Tensor::zeros(&[out], dtype),
             spec: ConvSpec::new(k.len()),
-            act: act.unwrap_or(Activation::Identity),
+            act: Activation::Identity,
         }
+    }
+    /// The same layer with activation `act`.
+    pub fn activation(mut self, act: Activation) -> Conv {
+        self.act = act;
+        self
+    }
+    /// The same layer with symmetric padding `p` in every spatial dimension.
+    pub fn pad(mut self, p: usize) -> Conv {
+        self.spec = self.spec.with_pad(p);
+        self
+    }
+    /// The same layer with stride `s` in every spatial dimension.
+    pub fn stride(mut self, s: usize) -> Conv {
+        self.spec = self.spec.with_stride(s);
+        self
+    }
+    /// The same layer with dilation `d` in every spatial dimension.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::Conv}};
+    /// let c = Conv::new(&[3, 3], 1, 1).dilation(2);
+    /// assert_eq!(c.forward(&Tensor::zeros(&[1, 1, 9, 9], DType::F32)).unwrap().shape(), &[1, 1, 5, 5]);
+    /// ```
+    pub fn dilation(mut self, d: usize) -> Conv {
+        self.spec.dilation = vec![d; self.spec.dilation.len()];
+        self
+    }
+    /// The same layer with its parameters converted to `dtype`.
+    pub fn dtype(mut self, dtype: DType) -> Conv {
+        // a cast between float types cannot fail
+        self.weight = self.weight.cast(dtype).expect("float cast");
+        self.bias = self.bias.cast(dtype).expect("float cast");
+        self
     }
 }
 
 impl Module for Conv {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { self.act.apply(&conv(x, &self.weight, Some(&self.bias), &self.spec)?) }
-    fn parameters(&self) -> Vec<(String, &Tensor)> { vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)] }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { vec![("weight".into(), &mut self.weight), ("bias".into(), &mut self.bias)] }
+    crate::module_params!(weight, bias);
+}
+
+/// `act(conv_transpose(x, weight) + bias)`: the whole [`ConvTranspose`] layer in one
+/// call (the Python layer calls this too). `w` is (in, out / groups, k...), `out_pad`
+/// adds that many rows at the high end of each output dimension.
+///
+/// ```
+/// use flux_core::{DType, Tensor, nn::{conv::conv_transpose_layer, Activation}, tensor::conv::ConvSpec};
+/// let x = Tensor::ones(&[1, 1, 2, 2], DType::F32);
+/// let w = Tensor::ones(&[1, 1, 2, 2], DType::F32);
+/// let y = conv_transpose_layer(&x, &w, None, &ConvSpec::new(2).with_stride(2), &[0, 0], Activation::Identity).unwrap();
+/// assert_eq!(y.shape(), &[1, 1, 4, 4]);
+/// assert_eq!(y.sum_all().unwrap().item().unwrap(), 16.0);
+/// ```
+pub fn conv_transpose_layer(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec, out_pad: &[usize], act: Activation) -> Result<Tensor> {
+    act.apply(&conv_transpose(x, w, b, spec, out_pad)?)
+}
+
+/// The transposed convolution layer (PyTorch's `ConvTranspose2d`, Flux's
+/// `ConvTranspose`): weight (in, out / groups, k...), output size per dimension
+/// `(n − 1)·stride + dilation·(k − 1) + 1 − pad_lo − pad_hi + out_pad`.
+///
+/// ```
+/// use flux_core::{DType, Tensor, nn::{Module, conv::ConvTranspose}};
+/// let up = ConvTranspose::new(&[2, 2], 3, 1).stride(2);
+/// assert_eq!(up.forward(&Tensor::zeros(&[1, 3, 4, 4], DType::F32)).unwrap().shape(), &[1, 1, 8, 8]);
+/// ```
+pub struct ConvTranspose {
+    /// The kernel, shape (in, out / groups, k...).
+    pub weight: Tensor,
+    /// The bias, shape (out,).
+    pub bias: Tensor,
+    /// Stride, padding (cropped from the output), dilation and groups.
+    pub spec: ConvSpec,
+    /// Extra rows at the high end of each output dimension (less than the stride).
+    pub out_pad: Vec<usize>,
+    /// The activation applied after the bias.
+    pub act: Activation,
+}
+
+impl ConvTranspose {
+    /// A float32 layer with window `k`, a Glorot-uniform weight from the global generator,
+    /// zero bias, stride 1, no padding.
+    pub fn new(k: &[usize], inp: usize, out: usize) -> ConvTranspose {
+        crate::tensor::random::with_global(|r| ConvTranspose::with_rng(k, inp, out, DType::F32, r))
+    }
+    /// A layer of `dtype` whose weight is drawn from `rng`. The Glorot fans are Flux's:
+    /// the kernel is seen as (k..., out, in), so fan-in is `∏k·out`.
+    ///
+    /// ```
+    /// use flux_core::{DType, nn::conv::ConvTranspose, tensor::random::Rng};
+    /// let c = ConvTranspose::with_rng(&[3], 4, 2, DType::F64, &mut Rng::seed(0));
+    /// assert_eq!(c.weight.shape(), &[4, 2, 3]);
+    /// ```
+    pub fn with_rng(k: &[usize], inp: usize, out: usize, dtype: DType, rng: &mut Rng) -> ConvTranspose {
+        let mut shape = vec![inp, out];
+        shape.extend(k);
+        ConvTranspose {
+            weight: super::init::glorot_uniform(&shape, 1.0, dtype, rng),
+            bias: Tensor::zeros(&[out], dtype),
+            spec: ConvSpec::new(k.len()),
+            out_pad: vec![0; k.len()],
+            act: Activation::Identity,
+        }
+    }
+    /// The same layer with activation `act`.
+    pub fn activation(mut self, act: Activation) -> ConvTranspose {
+        self.act = act;
+        self
+    }
+    /// The same layer with stride `s` in every spatial dimension.
+    pub fn stride(mut self, s: usize) -> ConvTranspose {
+        self.spec = self.spec.with_stride(s);
+        self
+    }
+    /// The same layer cropping `p` from both ends of every output dimension.
+    pub fn pad(mut self, p: usize) -> ConvTranspose {
+        self.spec = self.spec.with_pad(p);
+        self
+    }
+    /// The same layer with `p` extra rows at the high end of every output dimension.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::ConvTranspose}};
+    /// let up = ConvTranspose::new(&[3, 3], 1, 1).stride(2).pad(1).out_pad(1);
+    /// assert_eq!(up.forward(&Tensor::zeros(&[1, 1, 4, 4], DType::F32)).unwrap().shape(), &[1, 1, 8, 8]);
+    /// ```
+    pub fn out_pad(mut self, p: usize) -> ConvTranspose {
+        self.out_pad = vec![p; self.out_pad.len()];
+        self
+    }
+    /// The same layer with dilation `d` in every spatial dimension.
+    pub fn dilation(mut self, d: usize) -> ConvTranspose {
+        self.spec.dilation = vec![d; self.spec.dilation.len()];
+        self
+    }
+}
+
+impl Module for ConvTranspose {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+        conv_transpose_layer(x, &self.weight, Some(&self.bias), &self.spec, &self.out_pad, self.act)
+    }
+    crate::module_params!(weight, bias);
 }
 
 /// Max or mean pooling (stride = window unless the spec says otherwise).
@@ -49,19 +200,28 @@ impl Module for Conv {
 /// assert_eq!(p.forward(&Tensor::zeros(&[1, 3, 8, 8], DType::F32)).unwrap().shape(), &[1, 3, 4, 4]);
 /// ```
 pub struct Pool {
+    /// Max or mean.
     pub mode: PoolMode,
+    /// Window, stride and padding.
     pub spec: PoolSpec,
 }
 
 impl Pool {
+    /// Max pooling over `window`, stride = window.
     pub fn max(window: &[usize]) -> Pool { Pool { mode: PoolMode::Max, spec: PoolSpec::new(window) } }
+    /// Mean pooling over `window`, stride = window.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::Pool}};
+    /// let y = Pool::mean(&[2]).forward(&Tensor::ones(&[1, 1, 4], DType::F64)).unwrap();
+    /// assert_eq!(y.to_vec_f64().unwrap(), vec![1.0, 1.0]);
+    /// ```
     pub fn mean(window: &[usize]) -> Pool { Pool { mode: PoolMode::Mean, spec: PoolSpec::new(window) } }
 }
 
 impl Module for Pool {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { pool(x, self.mode, &self.spec) }
-    fn parameters(&self) -> Vec<(String, &Tensor)> { vec![] }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { vec![] }
+    crate::module_params!();
 }
 
 /// (batch, ...) → (batch, features).
@@ -77,6 +237,5 @@ impl Module for Flatten {
         let n = x.shape().first().copied().unwrap_or(1);
         x.reshape(&[n, x.numel() / n.max(1)])
     }
-    fn parameters(&self) -> Vec<(String, &Tensor)> { vec![] }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { vec![] }
+    crate::module_params!();
 }

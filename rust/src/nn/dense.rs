@@ -5,7 +5,7 @@
 use super::{Activation, Module};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, Result};
-use crate::tensor::elementwise::{mul_deriv_inplace, unary_inplace, UnaryOp};
+use crate::tensor::elementwise::{mul_deriv_inplace, unary_inplace};
 use crate::tensor::matmul::{gemm_into, gemm_new, Mat};
 use crate::tensor::random::Rng;
 use crate::tensor::{DType, Float, Tensor};
@@ -17,7 +17,7 @@ use crate::tensor::{DType, Float, Tensor};
 /// let x = Tensor::from_vec(vec![1.0f32, -2.0], &[1, 2]).unwrap();
 /// let w = Tensor::from_vec(vec![1.0f32, 1.0, 0.0, 1.0], &[2, 2]).unwrap();
 /// let b = Tensor::from_vec(vec![0.5f32, 0.0], &[2]).unwrap();
-/// let y = linear(&x, &w, Some(&b), Activation::from_name("relu").unwrap()).unwrap();
+/// let y = linear(&x, &w, Some(&b), Activation::Relu).unwrap();
 /// assert_eq!(y.to_vec_f64().unwrap(), vec![0.0, 0.0]);
 /// ```
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
@@ -58,7 +58,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
 
 /// Whether σ′ needs the pre-activation `z`; relu, tanh and sigmoid read it off `y`.
 fn needs_z(act: Activation) -> bool {
-    !matches!(act, Activation::Identity | Activation::Unary(UnaryOp::Relu | UnaryOp::Tanh | UnaryOp::Sigmoid))
+    !matches!(act, Activation::Identity | Activation::Relu | Activation::Tanh | Activation::Sigmoid)
 }
 
 /// (y, z): the output and, when σ′ needs it, the pre-activation.
@@ -76,7 +76,7 @@ fn forward<T: Float>(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation
         }
         None => gemm_new(rows, out, inp, xm, wm),
     };
-    let Activation::Unary(op) = act else {
+    let Some(op) = act.unary_op() else {
         return Ok((Tensor::from_vec(z, &[rows, out])?, None));
     };
     if needs_z(act) {
@@ -107,9 +107,9 @@ impl DenseBackward {
         let gs = g.as_slice::<T>()?;
         // dz = g ⊙ σ′(z, y), or g itself for the identity
         let dz_own;
-        let dz: &[T] = match self.act {
-            Activation::Identity => gs,
-            Activation::Unary(op) => {
+        let dz: &[T] = match self.act.unary_op() {
+            None => gs,
+            Some(op) => {
                 let y = self.y.as_slice::<T>()?;
                 let z = match &self.z {
                     Some(z) => z.as_slice::<T>()?,
@@ -154,25 +154,55 @@ impl Backward for DenseBackward {
     }
 }
 
+/// A fully connected layer: `σ(x·Wᵀ + b)` with `W` of shape (out, in).
+///
+/// Built with defaults and configured by chaining, as in `Dense(2 => 16, tanh)`:
+///
+/// ```
+/// use flux_core::{nn::{Activation, Dense, Module}, tensor::random::Rng, DType, Tensor};
+/// let d = Dense::new(2, 16).activation(Activation::Tanh);
+/// assert_eq!(d.weight.shape(), &[16, 2]);
+/// // f64, from a seeded generator: the same weights every run
+/// let d64 = Dense::with_rng(2, 16, DType::F64, &mut Rng::seed(0));
+/// assert_eq!(d64.forward(&Tensor::zeros(&[3, 2], DType::F64)).unwrap().shape(), &[3, 16]);
+/// ```
 pub struct Dense {
+    /// The weight, shape (out, in).
     pub weight: Tensor,
+    /// The bias, shape (out,).
     pub bias: Tensor,
+    /// The activation applied to `x·Wᵀ + b`.
     pub act: Activation,
 }
 
 impl Dense {
-    /// Glorot-uniform weight, zero bias.
-    pub fn new(inp: usize, out: usize, act: Option<Activation>, dtype: DType, rng: &mut Rng) -> Dense {
-        Dense {
-            weight: super::init::glorot_uniform(&[out, inp], 1.0, dtype, rng),
-            bias: Tensor::zeros(&[out], dtype),
-            act: act.unwrap_or(Activation::Identity),
-        }
+    /// A float32 layer with a Glorot-uniform weight drawn from the global generator
+    /// ([`crate::tensor::random::seed`] makes it reproducible), zero bias, no activation.
+    pub fn new(inp: usize, out: usize) -> Dense { crate::tensor::random::with_global(|r| Dense::with_rng(inp, out, DType::F32, r)) }
+    /// A layer of `dtype` with a Glorot-uniform weight drawn from `rng`, zero bias, no activation.
+    pub fn with_rng(inp: usize, out: usize, dtype: DType, rng: &mut Rng) -> Dense {
+        Dense { weight: super::init::glorot_uniform(&[out, inp], 1.0, dtype, rng), bias: Tensor::zeros(&[out], dtype), act: Activation::Identity }
+    }
+    /// The same layer with activation `act`.
+    pub fn activation(mut self, act: Activation) -> Dense {
+        self.act = act;
+        self
+    }
+    /// The same layer with its parameters converted to `dtype`.
+    ///
+    /// ```
+    /// use flux_core::{nn::Dense, DType};
+    /// assert_eq!(Dense::new(2, 3).dtype(DType::F64).weight.dtype(), DType::F64);
+    /// ```
+    pub fn dtype(mut self, dtype: DType) -> Dense {
+        // a cast between float types cannot fail
+        self.weight = self.weight.cast(dtype).expect("float cast");
+        self.bias = self.bias.cast(dtype).expect("float cast");
+        self
     }
 }
 
 impl Module for Dense {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { linear(x, &self.weight, Some(&self.bias), self.act) }
-    fn parameters(&self) -> Vec<(String, &Tensor)> { vec![("weight".into(), &self.weight), ("bias".into(), &self.bias)] }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { vec![("weight".into(), &mut self.weight), ("bias".into(), &mut self.bias)] }
+    crate::module_params!(weight, bias);
 }

@@ -1,13 +1,31 @@
 //! Layers, activations, initialisers and losses.
 //!
 //! Layouts follow PyTorch: batch first, `Dense` weight `(out, in)`, `y = σ(x·Wᵀ + b)`.
+//!
+//! ```
+//! use flux_core::nn::{Activation, Chain, Dense, Module};
+//! use flux_core::{DType, Tensor};
+//! let model = Chain::new(vec![
+//!     Box::new(Dense::new(2, 16).activation(Activation::Tanh)),
+//!     Box::new(Dense::new(16, 1).activation(Activation::Sigmoid)),
+//! ]);
+//! let y = model.forward(&Tensor::zeros(&[4, 2], DType::F32)).unwrap();
+//! assert_eq!(y.shape(), &[4, 1]);
+//! assert_eq!(model.parameters()[2].0, "layers.1.weight");
+//! ```
 pub mod activation;
 pub mod attention;
+pub mod bilinear;
+pub mod combinators;
 pub mod conv;
 pub mod dense;
 pub mod init;
 pub mod losses;
 pub mod recurrent;
+pub mod resample;
+pub mod scale;
+
+use std::fmt;
 
 pub use activation::Activation;
 pub use dense::{linear, Dense};
@@ -16,27 +34,200 @@ pub use recurrent::{GRUCell, LSTMCell, RNNCell, GRU, LSTM, RNN};
 use crate::error::Result;
 use crate::tensor::Tensor;
 
+/// One step of a parameter's path: a field name or a position in a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seg {
+    /// A named field, e.g. `weight` or `layers`.
+    Field(&'static str),
+    /// A position in a list, e.g. the `0` of `layers.0`.
+    Index(usize),
+}
+
+impl From<&'static str> for Seg {
+    fn from(s: &'static str) -> Seg { Seg::Field(s) }
+}
+impl From<usize> for Seg {
+    fn from(i: usize) -> Seg { Seg::Index(i) }
+}
+
+/// Where a parameter sits in a model, as a stack of [`Seg`]s that modules push and pop
+/// while they are visited. Nothing is formatted unless asked (`to_string()` gives
+/// `"layers.0.weight"`), so visiting every parameter of a model on every batch builds
+/// no strings.
+///
+/// ```
+/// use flux_core::nn::ParamPath;
+/// let mut p = ParamPath::new();
+/// p.push("layers");
+/// p.push(0);
+/// p.push("weight");
+/// assert_eq!(p.to_string(), "layers.0.weight");
+/// p.pop();
+/// assert_eq!(p.len(), 2);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ParamPath {
+    segs: Vec<Seg>,
+}
+
+impl ParamPath {
+    /// The empty path (the model itself).
+    pub fn new() -> ParamPath { ParamPath { segs: Vec::with_capacity(8) } }
+    /// Step into a field or list position.
+    pub fn push(&mut self, seg: impl Into<Seg>) { self.segs.push(seg.into()); }
+    /// Step back out.
+    pub fn pop(&mut self) { self.segs.pop(); }
+    /// The steps from the model down to here.
+    pub fn segments(&self) -> &[Seg] { &self.segs }
+    /// How many steps deep this is.
+    pub fn len(&self) -> usize { self.segs.len() }
+    /// Is this the model itself?
+    pub fn is_empty(&self) -> bool { self.segs.is_empty() }
+    /// Call `f` on `t` with `name` pushed for the duration: how a layer reports a field.
+    ///
+    /// ```
+    /// use flux_core::{nn::ParamPath, DType, Tensor};
+    /// let w = Tensor::zeros(&[2], DType::F32);
+    /// let mut seen = vec![];
+    /// ParamPath::new().visit("weight", &w, &mut |p, _| seen.push(p.to_string()));
+    /// assert_eq!(seen, vec!["weight"]);
+    /// ```
+    pub fn visit<'a>(&mut self, name: &'static str, t: &'a Tensor, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
+        self.push(name);
+        f(self, t);
+        self.pop();
+    }
+    /// [`ParamPath::visit`] for a mutable parameter.
+    ///
+    /// ```
+    /// use flux_core::{nn::ParamPath, DType, Tensor};
+    /// let mut w = Tensor::zeros(&[2], DType::F32);
+    /// ParamPath::new().visit_mut("weight", &mut w, &mut |_, t| *t = t.add_scalar(1.0).unwrap());
+    /// assert_eq!(w.to_vec_f64().unwrap(), vec![1.0, 1.0]);
+    /// ```
+    pub fn visit_mut<'a>(&mut self, name: &'static str, t: &'a mut Tensor, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+        self.push(name);
+        f(self, t);
+        self.pop();
+    }
+}
+
+impl fmt::Display for ParamPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, s) in self.segs.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            match s {
+                Seg::Field(n) => f.write_str(n)?,
+                Seg::Index(k) => write!(f, "{k}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `visit_params` and `visit_params_mut` of a [`Module`] whose parameters are plain
+/// `Tensor` fields, in the order given; fields after `; optional` are
+/// `Option<Tensor>` (a layer built without bias), visited when present.
+///
+/// ```
+/// use flux_core::{nn::Module, Result, Tensor, DType};
+/// struct Affine { scale: Tensor, shift: Option<Tensor> }
+/// impl Module for Affine {
+///     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> {
+///         let y = x.mul(&self.scale)?;
+///         match &self.shift { Some(b) => y.add(b), None => Ok(y) }
+///     }
+///     flux_core::module_params!(scale; optional shift);
+/// }
+/// let m = Affine { scale: Tensor::ones(&[2], DType::F32), shift: Some(Tensor::zeros(&[2], DType::F32)) };
+/// let names: Vec<String> = m.parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, vec!["scale", "shift"]);
+/// ```
+#[macro_export]
+macro_rules! module_params {
+    ($($field:ident),* $(; optional $($opt:ident),*)? $(,)?) => {
+        fn visit_params<'a>(&'a self, _path: &mut $crate::nn::ParamPath, _f: &mut dyn FnMut(&$crate::nn::ParamPath, &'a $crate::Tensor)) {
+            $( _path.visit(stringify!($field), &self.$field, _f); )*
+            $($( if let Some(t) = &self.$opt { _path.visit(stringify!($opt), t, _f); } )*)?
+        }
+        fn visit_params_mut<'a>(&'a mut self, _path: &mut $crate::nn::ParamPath, _f: &mut dyn FnMut(&$crate::nn::ParamPath, &'a mut $crate::Tensor)) {
+            $( _path.visit_mut(stringify!($field), &mut self.$field, _f); )*
+            $($( if let Some(t) = &mut self.$opt { _path.visit_mut(stringify!($opt), t, _f); } )*)?
+        }
+    };
+}
+
 /// A layer or model: a forward pass and its parameters, visited by path.
 ///
 /// `forward_t(x, train)` is the pass with an explicit mode (candle's `ModuleT`):
 /// Dropout drops and BatchNorm uses batch statistics only when `train` is true.
 /// `forward` follows Flux's automatic mode: training while a gradient is recorded.
+///
+/// Parameters are reported by `visit_params` (and `visit_params_mut`) in a fixed order,
+/// each with its [`ParamPath`]; [`module_params!`](crate::module_params) writes both for
+/// layers whose parameters are plain fields. The provided `params`,
+/// `params_mut`, `parameters` and `parameters_mut` collect them.
+///
+/// ```
+/// use flux_core::{nn::{Dense, Module}, DType, Tensor};
+/// let d = Dense::new(3, 2);
+/// assert_eq!(d.params().len(), 2);
+/// assert_eq!(d.forward_t(&Tensor::zeros(&[1, 3], DType::F32), false).unwrap().shape(), &[1, 2]);
+/// ```
 pub trait Module: Send {
     /// The forward pass in the automatic mode (training iff a gradient is recorded).
     fn forward(&self, x: &Tensor) -> Result<Tensor> { self.forward_t(x, crate::autodiff::is_recording()) }
     /// The forward pass in an explicit mode. Layers without a mode ignore `train`.
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor>;
-    /// `(path, parameter)` pairs in a fixed order, e.g. `("layers.0.weight", …)`.
-    fn parameters(&self) -> Vec<(String, &Tensor)>;
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)>;
+    /// Call `f` on every parameter, in a fixed order, with its path below `path`
+    /// (push a segment, report or recurse, pop).
+    fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor));
+    /// [`Module::visit_params`] with mutable access, in the same order.
+    fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor));
+
+    /// Every parameter in visiting order, without their paths (no strings built).
+    fn params(&self) -> Vec<&Tensor> {
+        let mut out = Vec::new();
+        self.visit_params(&mut ParamPath::new(), &mut |_, t| out.push(t));
+        out
+    }
+    /// Every parameter, mutably, in visiting order (no strings built).
+    fn params_mut(&mut self) -> Vec<&mut Tensor> {
+        let mut out = Vec::new();
+        self.visit_params_mut(&mut ParamPath::new(), &mut |_, t| out.push(t));
+        out
+    }
+    /// `(path, parameter)` pairs in visiting order, e.g. `("layers.0.weight", …)`: the
+    /// paths are formatted here, so prefer [`Module::params`] in a training loop.
+    fn parameters(&self) -> Vec<(String, &Tensor)> {
+        let mut out = Vec::new();
+        self.visit_params(&mut ParamPath::new(), &mut |p, t| out.push((p.to_string(), t)));
+        out
+    }
+    /// [`Module::parameters`] with mutable access.
+    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
+        let mut out = Vec::new();
+        self.visit_params_mut(&mut ParamPath::new(), &mut |p, t| out.push((p.to_string(), t)));
+        out
+    }
 }
 
 /// Layers applied in order.
+///
+/// ```
+/// use flux_core::nn::{Chain, Dense, Module};
+/// let c = Chain::new(vec![Box::new(Dense::new(4, 3)), Box::new(Dense::new(3, 2))]);
+/// assert_eq!(c.parameters().len(), 4);
+/// ```
 pub struct Chain {
+    /// The layers, applied first to last.
     pub layers: Vec<Box<dyn Module>>,
 }
 
 impl Chain {
+    /// A chain of `layers`.
     pub fn new(layers: Vec<Box<dyn Module>>) -> Self { Chain { layers } }
 }
 
@@ -48,18 +239,31 @@ impl Module for Chain {
         }
         Ok(h)
     }
-    fn parameters(&self) -> Vec<(String, &Tensor)> {
-        self.layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, l)| l.parameters().into_iter().map(move |(p, t)| (format!("layers.{i}.{p}"), t)))
-            .collect()
+    fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { visit_members(&self.layers, path, f) }
+    fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+        visit_members_mut(&mut self.layers, path, f)
     }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
-        self.layers
-            .iter_mut()
-            .enumerate()
-            .flat_map(|(i, l)| l.parameters_mut().into_iter().map(move |(p, t)| (format!("layers.{i}.{p}"), t)))
-            .collect()
+}
+
+/// Visit the parameters of `layers` with the path `layers.<i>` pushed for member `i`
+/// (how [`Chain`] and the other containers report their members).
+pub(crate) fn visit_members<'a>(layers: &'a [Box<dyn Module>], path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
+    path.push("layers");
+    for (i, l) in layers.iter().enumerate() {
+        path.push(i);
+        l.visit_params(path, f);
+        path.pop();
     }
+    path.pop();
+}
+
+/// [`visit_members`] with mutable access.
+pub(crate) fn visit_members_mut<'a>(layers: &'a mut [Box<dyn Module>], path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+    path.push("layers");
+    for (i, l) in layers.iter_mut().enumerate() {
+        path.push(i);
+        l.visit_params_mut(path, f);
+        path.pop();
+    }
+    path.pop();
 }

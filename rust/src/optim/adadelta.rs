@@ -26,6 +26,8 @@ pub struct AdaDelta {
     pub epsilon: f64,
 }
 
+defaults!(AdaDelta { rho: f64 = 0.9, epsilon: f64 = 1e-8 });
+
 impl AdaDelta {
     pub fn new(rho: f64, epsilon: f64) -> Self { AdaDelta { rho, epsilon } }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {

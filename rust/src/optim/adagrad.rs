@@ -25,6 +25,8 @@ pub struct AdaGrad {
     pub epsilon: f64,
 }
 
+defaults!(AdaGrad { eta: f64 = 0.1, epsilon: f64 = 1e-8 });
+
 impl AdaGrad {
     pub fn new(eta: f64, epsilon: f64) -> Result<Self> { Ok(AdaGrad { eta: check_eta(eta)?, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {

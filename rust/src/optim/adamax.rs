@@ -26,6 +26,8 @@ pub struct AdaMax {
     pub epsilon: f64,
 }
 
+defaults!(AdaMax { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), epsilon: f64 = 1e-8 });
+
 impl AdaMax {
     pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(AdaMax { eta: check_eta(eta)?, beta, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {

@@ -29,6 +29,8 @@ pub struct AdamW {
     pub couple: bool,
 }
 
+defaults!(AdamW { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), lambda: f64 = 0.0, epsilon: f64 = 1e-8, couple: bool = true });
+
 impl AdamW {
     pub fn new(eta: f64, beta: (f64, f64), lambda: f64, epsilon: f64, couple: bool) -> Result<Self> {
         Ok(AdamW { eta: check_eta(eta)?, beta, lambda, epsilon, couple })

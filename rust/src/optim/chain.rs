@@ -32,7 +32,23 @@ fn check_members(opts: &[Box<dyn Rule>]) -> Result<()> {
     Ok(())
 }
 
+/// The empty chain (every step passes the gradient through unchanged).
+impl Default for OptimiserChain {
+    fn default() -> Self { OptimiserChain { opts: vec![] } }
+}
+
 impl OptimiserChain {
+    /// The same chain with `rule` appended, so that a chain reads in the order it runs:
+    ///
+    /// ```
+    /// use flux_core::optim::{describe, Adam, ClipNorm, OptimiserChain};
+    /// let r = OptimiserChain::default().then(ClipNorm::default().omega(1.0)).then(Adam::default());
+    /// assert_eq!(describe(&r), "OptimiserChain(ClipNorm(omega=1.0, p=2.0, throw=True), Adam(eta=0.001, beta=(0.9, 0.999), epsilon=1e-8))");
+    /// ```
+    pub fn then(mut self, rule: impl Rule + 'static) -> Self {
+        self.opts.push(Box::new(rule));
+        self
+    }
     pub fn new(opts: Vec<Box<dyn Rule>>) -> Result<Self> {
         check_members(&opts)?;
         Ok(OptimiserChain { opts })

@@ -24,6 +24,8 @@ pub struct ClipGrad {
     pub delta: f64,
 }
 
+defaults!(ClipGrad { delta: f64 = 10.0 });
+
 impl ClipGrad {
     pub fn new(delta: f64) -> Self { ClipGrad { delta } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
@@ -65,6 +67,8 @@ pub struct ClipNorm {
     /// Raise [`Error::Domain`] when the norm is Inf or NaN.
     pub throw: bool,
 }
+
+defaults!(ClipNorm { omega: f64 = 10.0, p: f64 = 2.0, throw: bool = true });
 
 impl ClipNorm {
     pub fn new(omega: f64, p: f64, throw: bool) -> Self { ClipNorm { omega, p, throw } }

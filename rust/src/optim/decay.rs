@@ -25,6 +25,8 @@ pub struct WeightDecay {
     pub lambda: f64,
 }
 
+defaults!(WeightDecay { lambda: f64 = 5e-4 });
+
 impl WeightDecay {
     pub fn new(lambda: f64) -> Self { WeightDecay { lambda } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
@@ -71,6 +73,8 @@ impl Rule for WeightDecay {
 pub struct SignDecay {
     pub lambda: f64,
 }
+
+defaults!(SignDecay { lambda: f64 = 1e-3 });
 
 impl SignDecay {
     pub fn new(lambda: f64) -> Self { SignDecay { lambda } }

@@ -23,6 +23,8 @@ pub struct Descent {
     pub eta: f64,
 }
 
+defaults!(Descent { eta: f64 = 0.1 });
+
 impl Descent {
     /// No validation, as in Optimisers.jl: a negative η is accepted.
     pub fn new(eta: f64) -> Self { Descent { eta } }

@@ -55,7 +55,7 @@ pub fn elementwise<T: Float, const K: usize>(
 ) -> Result<()> {
     let n = target.x().numel();
     if target.g().numel() != n {
-        return Err(Error::Shape(format!("gradient of shape {:?} does not match parameter of shape {:?}", target.g().shape(), target.x().shape())));
+        return Err(Error::mismatch("update", target.g().shape(), target.x().shape()));
     }
     for s in states.iter() {
         if s.numel() != n {

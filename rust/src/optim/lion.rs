@@ -29,6 +29,8 @@ pub struct Lion {
     pub beta: (f64, f64),
 }
 
+defaults!(Lion { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999) });
+
 impl Lion {
     pub fn new(eta: f64, beta: (f64, f64)) -> Result<Self> { Ok(Lion { eta: check_eta(eta)?, beta }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {

@@ -30,6 +30,11 @@ impl MixedPrecision {
     /// Master copy in f64.
     pub fn new(rule: Box<dyn Rule>) -> Result<Self> { Self::with_master(DType::F64, rule) }
     pub fn with_master(master: DType, rule: Box<dyn Rule>) -> Result<Self> { Ok(MixedPrecision { master, rule }) }
+    /// The same wrapper with its master copy in `dtype`.
+    pub fn master(mut self, dtype: DType) -> Self {
+        self.master = dtype;
+        self
+    }
     /// Step the master copy with the inner rule; return it.
     fn advance<'a>(&self, s: &'a mut State, x: &Tensor, g: &Tensor) -> Result<&'a Tensor> {
         let [xt, inner] = s.parts::<2>("MixedPrecision")?;

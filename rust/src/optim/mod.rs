@@ -43,6 +43,26 @@ macro_rules! hyperparameters {
     (@set int, $v:ident, $f:ident) => { $v.int($f)? };
 }
 
+/// `Default` (Optimisers.jl's defaults) and one builder method per hyperparameter, so
+/// that a rule reads `Adam::default().eta(1e-3)`. Builders do not validate: `setup` and
+/// `build` check every rule's fields the same way.
+macro_rules! defaults {
+    ($rule:ident { $($field:ident : $ty:ty = $default:expr),* $(,)? }) => {
+        impl Default for $rule {
+            fn default() -> Self { $rule { $($field: $default),* } }
+        }
+        impl $rule {
+            $(
+                #[doc = concat!("The same rule with `", stringify!($field), "` set to `v` (default `", stringify!($default), "`).")]
+                pub fn $field(mut self, v: $ty) -> Self {
+                    self.$field = v;
+                    self
+                }
+            )*
+        }
+    };
+}
+
 pub mod accum;
 pub mod adabelief;
 pub mod adadelta;
@@ -292,6 +312,19 @@ fn check_fields(rule: &dyn Rule) -> Result<()> {
     let may_be_inf = |k: &str| matches!(k, "omega" | "delta" | "p");
     for (k, v) in rule.fields() {
         let vals = match v {
+            Hyper::Rule(ref r) => {
+                check_fields(r.as_ref())?;
+                continue;
+            }
+            Hyper::Rules(ref rs) => {
+                for r in rs {
+                    if r.name() == "MixedPrecision" {
+                        return Err(value_err!("MixedPrecision must wrap the whole rule, it cannot be a member of an OptimiserChain"));
+                    }
+                    check_fields(r.as_ref())?;
+                }
+                continue;
+            }
             Hyper::Float(x) => vec![x],
             Hyper::Pair(a, b) => vec![a, b],
             _ => continue,
@@ -361,39 +394,48 @@ impl Leaf {
             return Ok(());
         }
         if g.shape() != x.shape() {
-            return Err(Error::Shape(format!("gradient of shape {:?} does not match parameter of shape {:?}", g.shape(), x.shape())));
+            return Err(Error::mismatch("update", g.shape(), x.shape()));
         }
         let g = g.cast(x.dtype())?;
         self.rule.step_(&mut self.state, x, &g)
     }
 }
 
-/// One [`Leaf`] per parameter of `model`, in its visiting order.
+/// One [`Leaf`] per parameter of `model`, in its visiting order. The rule's
+/// hyperparameters are checked first, as [`build`] checks them (a rule configured with
+/// builder methods is validated here).
 ///
 /// ```
-/// use flux_core::{nn::{Dense, Module}, optim, Tensor, DType};
-/// let mut m = Dense::new(2, 1, None, DType::F32, &mut flux_core::tensor::random::Rng::seed(0));
-/// let mut st = optim::setup(&optim::Descent::new(0.1), &m).unwrap();
-/// let g: Vec<Tensor> = m.parameters().iter().map(|(_, p)| Tensor::ones(p.shape(), p.dtype())).collect();
+/// use flux_core::{nn::{Dense, Module}, optim, Tensor};
+/// let mut m = Dense::new(2, 1);
+/// let mut st = optim::setup(&optim::Descent::default().eta(0.1), &m).unwrap();
+/// let g: Vec<Tensor> = m.params().iter().map(|p| Tensor::ones(p.shape(), p.dtype())).collect();
 /// optim::update(&mut st, &mut m, &g.iter().map(Some).collect::<Vec<_>>()).unwrap();
 /// assert_eq!(m.bias.to_vec_f64().unwrap(), vec![-0.1f32 as f64]);
+/// assert!(optim::setup(&optim::Adam::default().eta(f64::NAN), &m).is_err());
 /// ```
 pub fn setup(rule: &dyn Rule, model: &dyn crate::nn::Module) -> Result<Vec<Leaf>> {
-    model.parameters().iter().map(|(_, p)| Leaf::new(rule.box_clone(), p)).collect()
+    check_fields(rule)?;
+    model.params().into_iter().map(|p| Leaf::new(rule.box_clone(), p)).collect()
 }
 
 /// Apply one step to every parameter with a gradient (`None` leaves it and its state alone).
+/// `grads` and `leaves` are in the model's visiting order (as [`setup`] and
+/// [`crate::nn::Module::params`] give them).
 pub fn update(leaves: &mut [Leaf], model: &mut dyn crate::nn::Module, grads: &[Option<&Tensor>]) -> Result<()> {
-    let mut ps = model.parameters_mut();
-    if ps.len() != leaves.len() || grads.len() != leaves.len() {
-        return Err(value_err!("update: {} leaves, {} parameters and {} gradients do not match", leaves.len(), ps.len(), grads.len()));
+    let n = model.params().len();
+    if n != leaves.len() || grads.len() != leaves.len() {
+        return Err(value_err!("update: {} leaves, {n} parameters and {} gradients do not match", leaves.len(), grads.len()));
     }
-    for ((leaf, (_, p)), g) in leaves.iter_mut().zip(ps.iter_mut()).zip(grads) {
-        if let Some(g) = g {
-            leaf.step(p, g)?;
+    let mut i = 0;
+    let mut res = Ok(());
+    model.visit_params_mut(&mut crate::nn::ParamPath::new(), &mut |_, p| {
+        if let (Ok(()), Some(g)) = (&res, grads[i]) {
+            res = leaves[i].step(p, g);
         }
-    }
-    Ok(())
+        i += 1;
+    });
+    res
 }
 
 /// The error for a hyperparameter name the rule does not have.

@@ -24,6 +24,8 @@ pub struct Momentum {
     pub rho: f64,
 }
 
+defaults!(Momentum { eta: f64 = 0.01, rho: f64 = 0.9 });
+
 impl Momentum {
     pub fn new(eta: f64, rho: f64) -> Result<Self> { Ok(Momentum { eta: check_eta(eta)?, rho }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {

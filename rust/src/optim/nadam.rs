@@ -26,6 +26,8 @@ pub struct NAdam {
     pub epsilon: f64,
 }
 
+defaults!(NAdam { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), epsilon: f64 = 1e-8 });
+
 impl NAdam {
     pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(NAdam { eta: check_eta(eta)?, beta, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {

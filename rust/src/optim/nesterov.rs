@@ -25,6 +25,8 @@ pub struct Nesterov {
     pub rho: f64,
 }
 
+defaults!(Nesterov { eta: f64 = 1e-3, rho: f64 = 0.9 });
+
 impl Nesterov {
     pub fn new(eta: f64, rho: f64) -> Result<Self> { Ok(Nesterov { eta: check_eta(eta)?, rho }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {

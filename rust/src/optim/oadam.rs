@@ -26,6 +26,8 @@ pub struct OAdam {
     pub epsilon: f64,
 }
 
+defaults!(OAdam { eta: f64 = 1e-3, beta: (f64, f64) = (0.5, 0.9), epsilon: f64 = 1e-8 });
+
 impl OAdam {
     pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(OAdam { eta: check_eta(eta)?, beta, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {

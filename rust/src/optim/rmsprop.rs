@@ -27,6 +27,8 @@ pub struct RMSProp {
     pub centred: bool,
 }
 
+defaults!(RMSProp { eta: f64 = 1e-3, rho: f64 = 0.9, epsilon: f64 = 1e-8, centred: bool = false });
+
 impl RMSProp {
     pub fn new(eta: f64, rho: f64, epsilon: f64, centred: bool) -> Result<Self> {
         Ok(RMSProp { eta: check_eta(eta)?, rho, epsilon, centred })

@@ -75,7 +75,7 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
         } else if da == 1 {
             db
         } else {
-            return Err(shape_err!("operands could not be broadcast together with shapes {:?} and {:?}", a, b));
+            return Err(crate::error::Error::mismatch("broadcast", a, b));
         };
     }
     Ok(out)

@@ -134,7 +134,7 @@ fn bmm<T: Float>(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
     let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
     if k != k2 {
-        return Err(shape_err!("matmul: shapes {:?} and {:?} do not fit (inner dimensions {} and {})", sa, sb, k, k2));
+        return Err(crate::error::Error::mismatch("matmul", sa, sb));
     }
     let batch = broadcast_shapes(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
     let mut oshape = batch.clone();
