@@ -16,6 +16,7 @@ mod distributed;
 mod errors;
 mod io;
 mod layers;
+mod layers_misc;
 mod nn;
 mod optim;
 mod pyrule;
@@ -42,6 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     distributed::register(m)?;
     io::register(m)?;
     layers::register(m)?;
+    layers_misc::register(m)?;
     tree::register(m)?;
     recurrent::register(m)?;
     errors::install_panic_net(m.py())?;

@@ -13,7 +13,7 @@ from ._tree import layer
 from ._typing import Activation, TensorLike, ascii_alias
 from .activations import identity
 from .init import glorot_uniform
-from .layers import _fn_name, as_input, make_bias, make_weight
+from .layers import _fn_name, _fused, as_input, make_bias, make_weight
 
 __all__ = ["Embedding", "Scale", "Bilinear", "SkipConnection", "Parallel", "Maxout", "gather", "scatter",
            "where", "clamp", "split"]
@@ -171,14 +171,10 @@ class Scale:
 
     def __call__(self, x):
         x = as_input(x, self.scale.dtype)
-        k = self.scale.ndim
-        if x.ndim < k or tuple(x.shape[x.ndim - k:]) != tuple(self.scale.shape):
-            raise ValueError(f"{self!r} expects input ending in dimensions {tuple(self.scale.shape)}, "
-                             f"got shape {tuple(x.shape)}")
-        y = x * self.scale
-        if isinstance(self.bias, Tensor):
-            y = y + self.bias
-        return y if self.σ is identity else self.σ(y)
+        b = self.bias if isinstance(self.bias, Tensor) else None
+        act, param, post = _fused(self.σ)
+        y = _core.scale_layer(x, self.scale, b, act, param)
+        return y if post is None else post(y)
 
     def __repr__(self):
         s = ", ".join(str(v) for v in self.scale.shape)
@@ -208,20 +204,11 @@ class Bilinear:
         if y is None:
             x, y = x if isinstance(x, tuple) else (x, x)
         w = self.weight
-        out, in1, in2 = w.shape
         x, y = as_input(x, w.dtype), as_input(y, w.dtype)
-        if x.ndim == 0 or y.ndim == 0 or x.shape[-1] != in1 or y.shape[-1] != in2 or x.shape[:-1] != y.shape[:-1]:
-            raise ValueError(f"{self!r} expects inputs (..., {in1}) and (..., {in2}) with equal leading dims, got "
-                             f"shapes {tuple(x.shape)} and {tuple(y.shape)}")
-        lead = tuple(x.shape[:-1])
-        xf, yf = x.reshape(-1, in1), y.reshape(-1, in2)
-        # (B, in1) @ (in1, out·in2) → (B, out, in2); then contract in2 with y
-        u = (xf @ w.transpose(1, 0, 2).reshape(in1, out * in2)).reshape(-1, out, in2)
-        z = (u * yf.reshape(-1, 1, in2)).sum(dims=2)
-        if isinstance(self.bias, Tensor):
-            z = z + self.bias
-        z = z.reshape(*lead, out)
-        return z if self.σ is identity else self.σ(z)
+        b = self.bias if isinstance(self.bias, Tensor) else None
+        act, param, post = _fused(self.σ)
+        z = _core.bilinear_layer(x, y, w, b, act, param)
+        return z if post is None else post(z)
 
     def __repr__(self):
         out, a, b = self.weight.shape
@@ -231,6 +218,10 @@ class Bilinear:
 
 class SkipConnection:
     """``connection(layer(x), x)``, e.g. ``SkipConnection(m, lambda y, x: y + x)``.
+
+    ``layers`` and ``connection`` may be any Python callables, so this shell calls them
+    from Python (each computes in Rust); Rust programs use
+    ``flux_core::nn::combinators::SkipConnection``, which holds Rust modules.
 
     >>> import flux_rs as fx, operator
     >>> fx.SkipConnection(fx.Dense(2, 2), operator.add)(fx.ones32(1, 2)).shape
@@ -251,7 +242,9 @@ class SkipConnection:
 class Parallel:
     """``connection(f1(x), f2(x), …)`` for one input; with k inputs and k layers,
     ``connection(f1(x1), …, fk(xk))``; one layer and k inputs applies it to each.
-    Layers may be named: ``Parallel(conn, a=..., b=...)``.
+    Layers may be named: ``Parallel(conn, a=..., b=...)``. The layers and the
+    connection may be any Python callables, so this shell calls them from Python (each
+    computes in Rust); Rust programs use ``flux_core::nn::combinators::Parallel``.
 
     >>> import flux_rs as fx
     >>> p = fx.Parallel(lambda *ys: fx.cat(ys, 1), fx.Dense(2, 3), fx.Dense(2, 1))
@@ -305,10 +298,8 @@ class Maxout:
         self.layers = tuple(layers)
 
     def __call__(self, x):
-        y = self.layers[0](x)
-        for l in self.layers[1:]:
-            y = _core.maximum(y, l(x))
-        return y
+        # the members may be any callables (Python); their maximum is one Rust call
+        return _core.maxout([l(x) for l in self.layers])
 
     def __repr__(self):
         return f"Maxout({', '.join(repr(l) for l in self.layers)})"

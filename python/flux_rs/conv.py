@@ -14,7 +14,7 @@ from ._core import Tensor
 from ._typing import Activation, TensorLike
 from .activations import identity
 from .init import glorot_uniform
-from .layers import _fn_name, as_input, make_bias, make_weight
+from .layers import _fn_name, _fused, as_input, make_bias, make_weight
 
 __all__ = ["SamePad", "Conv", "ConvTranspose", "DepthwiseConv", "MaxPool", "MeanPool", "GlobalMaxPool",
            "GlobalMeanPool", "AdaptiveMaxPool", "AdaptiveMeanPool", "Upsample", "PixelShuffle",
@@ -234,9 +234,10 @@ class ConvTranspose:
         _check_input(self, x, len(k), w.shape[0])
         lo, hi = _pads(self.pad, k, self.dilation)
         b = self.bias if isinstance(self.bias, Tensor) else None
-        y = _core.conv_transpose(x, w, b, list(self.stride), lo, hi, list(self.dilation), self.groups,
-                                 list(self.outpad))
-        return y if self.σ is identity else self.σ(y)
+        act, param, post = _fused(self.σ)
+        y = _core.conv_transpose_layer(x, w, b, list(self.stride), lo, hi, list(self.dilation), self.groups,
+                                       list(self.outpad), act, param)
+        return y if post is None else post(y)
 
     def __repr__(self):
         cin, og = self.weight.shape[:2]

@@ -66,6 +66,14 @@ def make_bias(bias, shape, dtype) -> "Tensor | bool":
     return b
 
 
+def _fused(σ):
+    """``(name, param, post)``: the activation a Rust layer call applies inside its one
+    call, and a Python callable to apply after it when ``σ`` is a user function (``None``
+    when a Rust kernel covers ``σ``)."""
+    k = KERNELS.get(σ)
+    return (k[0], k[1], None) if k is not None else ("identity", None, σ)
+
+
 def _fn_name(f) -> str:
     return getattr(f, "__name__", repr(f))
 

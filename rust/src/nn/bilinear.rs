@@ -1,5 +1,6 @@
 //! The bilinear layer: `z[…, o] = σ(Σᵢⱼ x[…, i]·W[o, i, j]·y[…, j] + b[o])`.
 use super::{Activation, Module};
+use super::losses::py_shape;
 use crate::error::{shape_err, Result};
 use crate::tensor::random::Rng;
 use crate::tensor::{DType, Tensor};
@@ -24,9 +25,9 @@ pub fn bilinear(x: &Tensor, y: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Act
     let fits = x.ndim() > 0 && y.ndim() > 0 && x.shape()[x.ndim() - 1] == in1 && y.shape()[y.ndim() - 1] == in2;
     if !fits || x.shape()[..x.ndim() - 1] != y.shape()[..y.ndim() - 1] {
         return Err(shape_err!(
-            "Bilinear(({in1}, {in2}) => {out}) expects inputs (..., {in1}) and (..., {in2}) with equal leading dims, got shapes {:?} and {:?}",
-            x.shape(),
-            y.shape()
+            "Bilinear(({in1}, {in2}) => {out}) expects inputs (..., {in1}) and (..., {in2}) with equal leading dims, got shapes {} and {}",
+            py_shape(x.shape()),
+            py_shape(y.shape())
         ));
     }
     if let Some(b) = b {

@@ -59,7 +59,7 @@ pub fn check_sizes(yhat: &Tensor, y: &Tensor, name: &str) -> Result<()> {
 }
 
 /// A shape as Python writes it: `(3, 4)`, `(3,)`.
-fn py_shape(s: &[usize]) -> String {
+pub(crate) fn py_shape(s: &[usize]) -> String {
     match s {
         [a] => format!("({a},)"),
         _ => format!("({})", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),

@@ -1,5 +1,6 @@
 //! The elementwise affine layer [`Scale`]: `σ(scale ⊙ x + bias)`.
 use super::{Activation, Module};
+use super::losses::py_shape;
 use crate::error::{shape_err, Result};
 use crate::tensor::{DType, Tensor};
 
@@ -18,11 +19,11 @@ use crate::tensor::{DType, Tensor};
 pub fn scale(x: &Tensor, scale: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
     let k = scale.ndim();
     if x.ndim() < k || x.shape()[x.ndim() - k..] != *scale.shape() {
-        return Err(shape_err!("Scale of shape {:?} expects input ending in those dimensions, got shape {:?}", scale.shape(), x.shape()));
+        return Err(shape_err!("Scale expects input ending in dimensions {}, got shape {}", py_shape(scale.shape()), py_shape(x.shape())));
     }
     if let Some(b) = bias {
         if b.shape() != scale.shape() {
-            return Err(shape_err!("Scale: bias of shape {:?} does not match scale of shape {:?}", b.shape(), scale.shape()));
+            return Err(shape_err!("Scale: bias of shape {} does not match scale of shape {}", py_shape(b.shape()), py_shape(scale.shape())));
         }
     }
     let y = x.mul(scale)?;
