@@ -32,8 +32,8 @@ fn conv_transpose_layer(
 #[pyo3(signature = (x, scale, bias, act="identity", param=None))]
 fn scale_layer(py: Python<'_>, x: PyRef<'_, PyTensor>, scale: PyRef<'_, PyTensor>, bias: Option<PyRef<'_, PyTensor>>, act: &str, param: Option<f64>) -> PyResult<PyTensor> {
     let act = Activation::parse(act, param).py()?;
-    let b = bias.as_ref().map(|b| &b.t);
-    Ok(PyTensor::new(maybe_detach(py, x.t.numel(), || scale::scale(&x.t, &scale.t, b, act)).py()?))
+    let (x, s, b) = (&x.t, &scale.t, bias.as_ref().map(|b| &b.t));
+    Ok(PyTensor::new(maybe_detach(py, x.numel(), || scale::scale(x, s, b, act)).py()?))
 }
 
 /// `act(xᵀ W[o] y + b[o])` in one call: the Bilinear layer, `x` (..., in1), `y` (..., in2),
@@ -45,9 +45,9 @@ fn bilinear_layer(
     param: Option<f64>,
 ) -> PyResult<PyTensor> {
     let act = Activation::parse(act, param).py()?;
-    let b = b.as_ref().map(|b| &b.t);
-    let work = x.t.numel() * w.t.numel();
-    Ok(PyTensor::new(maybe_detach(py, work, || bilinear::bilinear(&x.t, &y.t, &w.t, b, act)).py()?))
+    let (x, y, w, b) = (&x.t, &y.t, &w.t, b.as_ref().map(|b| &b.t));
+    let work = x.numel() * w.numel();
+    Ok(PyTensor::new(maybe_detach(py, work, || bilinear::bilinear(x, y, w, b, act)).py()?))
 }
 
 /// The elementwise maximum of the layers' outputs `ys`, in one call (the Maxout layer).

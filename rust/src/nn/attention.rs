@@ -16,7 +16,7 @@
 //! let (y, a) = mha.forward_qkv(&x, &x, &x, AttendOptions { mask: Mask::Causal, ..Default::default() }).unwrap();
 //! assert_eq!((y.shape(), a.shape()), (&[3, 5, 8][..], &[3, 2, 5, 5][..]));
 //! ```
-use super::{init::glorot_uniform, linear, Activation, Module};
+use super::{init::glorot_uniform, linear, Activation, Module, ParamPath};
 use crate::error::{shape_err, value_err, Result};
 use crate::ops::attention::{Mask, Sdpa};
 use crate::tensor::random::Rng;
@@ -50,17 +50,22 @@ impl Projection {
     /// assert_eq!(p.forward(&Tensor::ones(&[2], DType::F64)).unwrap().to_vec_f64().unwrap(), vec![3.0]);
     /// ```
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> { linear(x, &self.weight, self.bias.as_ref(), Activation::Identity) }
-    fn visit<'a>(&'a self, name: &str, out: &mut Vec<(String, &'a Tensor)>) {
-        out.push((format!("{name}.weight"), &self.weight));
+    /// Visit the weight and (if any) the bias with `name` pushed onto the path.
+    fn visit<'a>(&'a self, name: &'static str, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
+        path.push(name);
+        path.visit("weight", &self.weight, f);
         if let Some(b) = &self.bias {
-            out.push((format!("{name}.bias"), b));
+            path.visit("bias", b, f);
         }
+        path.pop();
     }
-    fn visit_mut<'a>(&'a mut self, name: &str, out: &mut Vec<(String, &'a mut Tensor)>) {
-        out.push((format!("{name}.weight"), &mut self.weight));
+    fn visit_mut<'a>(&'a mut self, name: &'static str, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+        path.push(name);
+        path.visit_mut("weight", &mut self.weight, f);
         if let Some(b) = &mut self.bias {
-            out.push((format!("{name}.bias"), b));
+            path.visit_mut("bias", b, f);
         }
+        path.pop();
     }
 }
 
@@ -296,19 +301,15 @@ impl Module for MultiHeadAttention {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         Ok(self.forward_qkv(x, x, x, AttendOptions { train, ..Default::default() })?.0)
     }
-    fn parameters(&self) -> Vec<(String, &Tensor)> {
-        let mut out = Vec::with_capacity(8);
+    fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
         for (name, p) in [("q_proj", &self.q_proj), ("k_proj", &self.k_proj), ("v_proj", &self.v_proj), ("out_proj", &self.out_proj)] {
-            p.visit(name, &mut out);
+            p.visit(name, path, f);
         }
-        out
     }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
-        let mut out = Vec::with_capacity(8);
+    fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
         let MultiHeadAttention { q_proj, k_proj, v_proj, out_proj, .. } = self;
         for (name, p) in [("q_proj", q_proj), ("k_proj", k_proj), ("v_proj", v_proj), ("out_proj", out_proj)] {
-            p.visit_mut(name, &mut out);
+            p.visit_mut(name, path, f);
         }
-        out
     }
 }
