@@ -24,6 +24,7 @@ use crate::tensor::{Tensor, PAR_THRESHOLD};
 /// ```
 #[derive(Clone, Debug)]
 pub struct AccumGrad {
+    /// How many gradients are accumulated before one step.
     pub n: i64,
 }
 
@@ -35,6 +36,7 @@ fn check_n(n: i64) -> Result<i64> {
 }
 
 impl AccumGrad {
+    /// The rule with these hyperparameters.
     pub fn new(n: i64) -> Result<Self> { Ok(AccumGrad { n: check_n(n)? }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [acc, counter] = st.parts::<2>("AccumGrad")?;

@@ -22,13 +22,16 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct AdaDelta {
+    /// The decay ρ of the running average.
     pub rho: f64,
+    /// ϵ, added to the denominator for numerical stability.
     pub epsilon: f64,
 }
 
 defaults!(AdaDelta { rho: f64 = 0.9, epsilon: f64 = 1e-8 });
 
 impl AdaDelta {
+    /// The rule with these hyperparameters.
     pub fn new(rho: f64, epsilon: f64) -> Self { AdaDelta { rho, epsilon } }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [acc, dacc] = st.parts::<2>("AdaDelta")?;

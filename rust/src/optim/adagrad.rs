@@ -21,13 +21,16 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct AdaGrad {
+    /// The learning rate η.
     pub eta: f64,
+    /// ϵ, added to the denominator for numerical stability.
     pub epsilon: f64,
 }
 
 defaults!(AdaGrad { eta: f64 = 0.1, epsilon: f64 = 1e-8 });
 
 impl AdaGrad {
+    /// The rule with these hyperparameters (a negative or NaN η is an error).
     pub fn new(eta: f64, epsilon: f64) -> Result<Self> { Ok(AdaGrad { eta: check_eta(eta)?, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let acc = st.tensor_mut()?;

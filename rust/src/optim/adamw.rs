@@ -22,16 +22,22 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct AdamW {
+    /// The learning rate η.
     pub eta: f64,
+    /// The decay rates (β₁, β₂) of the first and second moment estimates.
     pub beta: (f64, f64),
+    /// The decay strength λ.
     pub lambda: f64,
+    /// ϵ, added to the denominator for numerical stability.
     pub epsilon: f64,
+    /// Scale the decay by η (`true`, Optimisers.jl's default) or apply it as is.
     pub couple: bool,
 }
 
 defaults!(AdamW { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), lambda: f64 = 0.0, epsilon: f64 = 1e-8, couple: bool = true });
 
 impl AdamW {
+    /// The rule with these hyperparameters (a negative or NaN η is an error).
     pub fn new(eta: f64, beta: (f64, f64), lambda: f64, epsilon: f64, couple: bool) -> Result<Self> {
         Ok(AdamW { eta: check_eta(eta)?, beta, lambda, epsilon, couple })
     }

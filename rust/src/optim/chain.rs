@@ -22,6 +22,7 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct OptimiserChain {
+    /// The rules, applied in order.
     pub opts: Vec<Box<dyn Rule>>,
 }
 
@@ -49,6 +50,7 @@ impl OptimiserChain {
         self.opts.push(Box::new(rule));
         self
     }
+    /// The rule with these hyperparameters.
     pub fn new(opts: Vec<Box<dyn Rule>>) -> Result<Self> {
         check_members(&opts)?;
         Ok(OptimiserChain { opts })

@@ -21,12 +21,14 @@ use crate::tensor::{Float, Tensor};
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClipGrad {
+    /// The bound δ: each gradient entry is clamped to [−δ, δ].
     pub delta: f64,
 }
 
 defaults!(ClipGrad { delta: f64 = 10.0 });
 
 impl ClipGrad {
+    /// The rule with these hyperparameters.
     pub fn new(delta: f64) -> Self { ClipGrad { delta } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
@@ -62,7 +64,9 @@ impl Rule for ClipGrad {
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClipNorm {
+    /// The largest norm ω the gradient may have.
     pub omega: f64,
+    /// The order p of the norm (2 by default; `Inf` is the max-norm).
     pub p: f64,
     /// Raise [`Error::Domain`] when the norm is Inf or NaN.
     pub throw: bool,
@@ -71,6 +75,7 @@ pub struct ClipNorm {
 defaults!(ClipNorm { omega: f64 = 10.0, p: f64 = 2.0, throw: bool = true });
 
 impl ClipNorm {
+    /// The rule with these hyperparameters.
     pub fn new(omega: f64, p: f64, throw: bool) -> Self { ClipNorm { omega, p, throw } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {

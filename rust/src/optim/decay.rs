@@ -22,12 +22,14 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct WeightDecay {
+    /// The decay strength λ.
     pub lambda: f64,
 }
 
 defaults!(WeightDecay { lambda: f64 = 5e-4 });
 
 impl WeightDecay {
+    /// The rule with these hyperparameters.
     pub fn new(lambda: f64) -> Self { WeightDecay { lambda } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
@@ -71,12 +73,14 @@ impl Rule for WeightDecay {
 /// ```
 #[derive(Clone, Debug)]
 pub struct SignDecay {
+    /// The decay strength λ.
     pub lambda: f64,
 }
 
 defaults!(SignDecay { lambda: f64 = 1e-3 });
 
 impl SignDecay {
+    /// The rule with these hyperparameters.
     pub fn new(lambda: f64) -> Self { SignDecay { lambda } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {

@@ -20,6 +20,7 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Descent {
+    /// The learning rate η.
     pub eta: f64,
 }
 

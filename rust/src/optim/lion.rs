@@ -25,13 +25,16 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Lion {
+    /// The learning rate η.
     pub eta: f64,
+    /// The decay rates (β₁, β₂) of the first and second moment estimates.
     pub beta: (f64, f64),
 }
 
 defaults!(Lion { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999) });
 
 impl Lion {
+    /// The rule with these hyperparameters (a negative or NaN η is an error).
     pub fn new(eta: f64, beta: (f64, f64)) -> Result<Self> { Ok(Lion { eta: check_eta(eta)?, beta }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let m = st.tensor_mut()?;

@@ -23,6 +23,7 @@ use crate::tensor::{DType, Tensor};
 pub struct MixedPrecision {
     /// The dtype of the master copy.
     pub master: DType,
+    /// The rule that steps the master copy.
     pub rule: Box<dyn Rule>,
 }
 

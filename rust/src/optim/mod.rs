@@ -378,12 +378,16 @@ pub fn describe(rule: &dyn Rule) -> String {
 /// The optimiser state of one parameter: its rule, its state, and whether it is frozen.
 #[derive(Clone, Debug)]
 pub struct Leaf {
+    /// The rule that steps this parameter.
     pub rule: Box<dyn Rule>,
+    /// The rule's state for this parameter.
     pub state: State,
+    /// A frozen leaf is skipped by `update`.
     pub frozen: bool,
 }
 
 impl Leaf {
+    /// The rule with these hyperparameters.
     pub fn new(rule: Box<dyn Rule>, x: &Tensor) -> Result<Leaf> {
         let state = rule.init(x)?;
         Ok(Leaf { rule, state, frozen: false })

@@ -21,13 +21,16 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Nesterov {
+    /// The learning rate η.
     pub eta: f64,
+    /// The decay ρ of the running average.
     pub rho: f64,
 }
 
 defaults!(Nesterov { eta: f64 = 1e-3, rho: f64 = 0.9 });
 
 impl Nesterov {
+    /// The rule with these hyperparameters (a negative or NaN η is an error).
     pub fn new(eta: f64, rho: f64) -> Result<Self> { Ok(Nesterov { eta: check_eta(eta)?, rho }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let v = st.tensor_mut()?;

@@ -22,14 +22,18 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct RAdam {
+    /// The learning rate η.
     pub eta: f64,
+    /// The decay rates (β₁, β₂) of the first and second moment estimates.
     pub beta: (f64, f64),
+    /// ϵ, added to the denominator for numerical stability.
     pub epsilon: f64,
 }
 
 defaults!(RAdam { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), epsilon: f64 = 1e-8 });
 
 impl RAdam {
+    /// The rule with these hyperparameters (a negative or NaN η is an error).
     pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(RAdam { eta: check_eta(eta)?, beta, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [m, v, bt, n] = st.parts::<4>("RAdam")?;

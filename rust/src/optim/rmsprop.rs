@@ -21,15 +21,20 @@ use crate::tensor::Tensor;
 /// ```
 #[derive(Clone, Debug)]
 pub struct RMSProp {
+    /// The learning rate η.
     pub eta: f64,
+    /// The decay ρ of the running average.
     pub rho: f64,
+    /// ϵ, added to the denominator for numerical stability.
     pub epsilon: f64,
+    /// Subtract the squared running mean of the gradient (centred RMSProp).
     pub centred: bool,
 }
 
 defaults!(RMSProp { eta: f64 = 1e-3, rho: f64 = 0.9, epsilon: f64 = 1e-8, centred: bool = false });
 
 impl RMSProp {
+    /// The rule with these hyperparameters (a negative or NaN η is an error).
     pub fn new(eta: f64, rho: f64, epsilon: f64, centred: bool) -> Result<Self> {
         Ok(RMSProp { eta: check_eta(eta)?, rho, epsilon, centred })
     }

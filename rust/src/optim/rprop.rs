@@ -32,6 +32,7 @@ pub struct Rprop {
 defaults!(Rprop { eta: f64 = 1e-3, ell: (f64, f64) = (0.5, 1.2), gamma: (f64, f64) = (1e-6, 50.0) });
 
 impl Rprop {
+    /// The rule with these hyperparameters (a negative or NaN η is an error).
     pub fn new(eta: f64, ell: (f64, f64), gamma: (f64, f64)) -> Result<Self> { Ok(Rprop { eta: check_eta(eta)?, ell, gamma }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [gp, step] = st.parts::<2>("Rprop")?;
