@@ -33,7 +33,7 @@ PARAM_TYPES = {
     "args": "tuple[Any, ...]", "grads": "Any", "tree": "Any", "model": "Any", "leaves": "Sequence[Leaf]",
     "xs": "Sequence[Tensor]", "gs": "Sequence[Any]", "bias": "_TensorLike", "mask": "_TensorLike",
     "mod": "Any", "copy": "bool", "_memo": "Any", "c": "int", "cap_bytes": "int", "i": "int", "out": "Any",
-    "scale": "float",
+    "scale": "float", "s": "Tensor", "ys": "Sequence[_TensorLike]",
 }
 for _w in ("wq", "wk", "wv", "wo", "bq", "bk", "bv", "bo"):
     PARAM_TYPES[_w] = "Tensor"
@@ -43,7 +43,8 @@ T = "Tensor"
 # every function's and method's return type ("Class.name" for methods and properties)
 RETURNS = {
     "_panic_for_test": "None", "alpha_dropout": T, "assign_": "None", "cat": T, "clamp": T,
-    "clip_global_norm_": "float", "conv": T, "conv_transpose": T, "ctc_loss": T, "dense": T,
+    "clip_global_norm_": "float", "conv": T, "conv_transpose": T, "conv_transpose_layer": T, "scale_layer": T,
+    "bilinear_layer": T, "maxout": T, "ctc_loss": T, "dense": T,
     "dot_product_attention": ATTN, "dropout": T, "full": T, "gather_bytes": "None", "gather_rows": T,
     "gather_tensor": T, "init": T, "is_recording": "bool", "label_smoothing": T,
     "load_safetensors": "tuple[list[tuple[str, Tensor]], dict[str, str], bool]", "loss": T, "maximum": T,

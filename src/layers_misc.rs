@@ -27,13 +27,14 @@ fn conv_transpose_layer(
     Ok(PyTensor::new(maybe_detach(py, work, || conv::conv_transpose_layer(&x, w, b, &s, &out_pad, act)).py()?))
 }
 
-/// `act(scale ⊙ x + bias)` in one call: the Scale layer (`x` ends in `scale`'s shape).
+/// `act(s ⊙ x + bias)` in one call: the Scale layer (`x` ends in the shape of `s`, the scale).
 #[pyfunction]
-#[pyo3(signature = (x, scale, bias, act="identity", param=None))]
-fn scale_layer(py: Python<'_>, x: PyRef<'_, PyTensor>, scale: PyRef<'_, PyTensor>, bias: Option<PyRef<'_, PyTensor>>, act: &str, param: Option<f64>) -> PyResult<PyTensor> {
+#[pyo3(signature = (x, s, bias, act="identity", param=None))]
+fn scale_layer(py: Python<'_>, x: &Bound<'_, PyAny>, s: PyRef<'_, PyTensor>, bias: Option<PyRef<'_, PyTensor>>, act: &str, param: Option<f64>) -> PyResult<PyTensor> {
     let act = Activation::parse(act, param).py()?;
-    let (x, s, b) = (&x.t, &scale.t, bias.as_ref().map(|b| &b.t));
-    Ok(PyTensor::new(maybe_detach(py, x.numel(), || scale::scale(x, s, b, act)).py()?))
+    let x = to_tensor(x, Some(s.t.dtype()))?;
+    let (s, b) = (&s.t, bias.as_ref().map(|b| &b.t));
+    Ok(PyTensor::new(maybe_detach(py, x.numel(), || scale::scale(&x, s, b, act)).py()?))
 }
 
 /// `act(xᵀ W[o] y + b[o])` in one call: the Bilinear layer, `x` (..., in1), `y` (..., in2),
@@ -41,13 +42,14 @@ fn scale_layer(py: Python<'_>, x: PyRef<'_, PyTensor>, scale: PyRef<'_, PyTensor
 #[pyfunction]
 #[pyo3(signature = (x, y, w, b, act="identity", param=None))]
 fn bilinear_layer(
-    py: Python<'_>, x: PyRef<'_, PyTensor>, y: PyRef<'_, PyTensor>, w: PyRef<'_, PyTensor>, b: Option<PyRef<'_, PyTensor>>, act: &str,
+    py: Python<'_>, x: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, w: PyRef<'_, PyTensor>, b: Option<PyRef<'_, PyTensor>>, act: &str,
     param: Option<f64>,
 ) -> PyResult<PyTensor> {
     let act = Activation::parse(act, param).py()?;
-    let (x, y, w, b) = (&x.t, &y.t, &w.t, b.as_ref().map(|b| &b.t));
+    let (x, y) = (to_tensor(x, Some(w.t.dtype()))?, to_tensor(y, Some(w.t.dtype()))?);
+    let (w, b) = (&w.t, b.as_ref().map(|b| &b.t));
     let work = x.numel() * w.numel();
-    Ok(PyTensor::new(maybe_detach(py, work, || bilinear::bilinear(x, y, w, b, act)).py()?))
+    Ok(PyTensor::new(maybe_detach(py, work, || bilinear::bilinear(&x, &y, w, b, act)).py()?))
 }
 
 /// The elementwise maximum of the layers' outputs `ys`, in one call (the Maxout layer).
