@@ -17,8 +17,7 @@ fn cell(kind: &str, act: &str, param: Option<f64>) -> PyResult<Cell> {
     Ok(match kind {
         "lstm" => Cell::Lstm,
         "gru" => Cell::Gru,
-        "rnn" if act == "identity" => Cell::Rnn(Activation::Identity),
-        "rnn" => Cell::Rnn(Activation::Unary(crate::nn::unary_op(act, param)?)),
+        "rnn" => Cell::Rnn(Activation::parse(act, param).py()?),
         _ => return Err(PyValueError::new_err(format!("recurrent kind must be 'rnn', 'lstm' or 'gru', got {kind:?}"))),
     })
 }

@@ -8,11 +8,10 @@ use common::*;
 use flux_core::nn::recurrent::{sequence, step};
 use flux_core::nn::{Activation, Module, GRUCell, LSTMCell, RNNCell, GRU, LSTM, RNN};
 use flux_core::ops::recurrent::{self as seq, Cell};
-use flux_core::tensor::elementwise::UnaryOp;
 use flux_core::tensor::random::Rng;
 use flux_core::{autodiff, DType, Error, Tensor};
 
-const TANH: Activation = Activation::Unary(UnaryOp::Tanh);
+const TANH: Activation = Activation::Tanh;
 
 fn sig(v: f64) -> f64 { 1.0 / (1.0 + (-v).exp()) }
 
@@ -67,9 +66,9 @@ impl ApplyF64 for Activation {
     fn apply_f64(&self, v: f64) -> f64 {
         match self {
             Activation::Identity => v,
-            Activation::Unary(UnaryOp::Tanh) => v.tanh(),
-            Activation::Unary(UnaryOp::Elu(a)) => if v >= 0.0 { v } else { a * (v.exp() - 1.0) },
-            Activation::Unary(UnaryOp::Sigmoid) => sig(v),
+            Activation::Tanh => v.tanh(),
+            Activation::Elu(a) => if v >= 0.0 { v } else { a * (v.exp() - 1.0) },
+            Activation::Sigmoid => sig(v),
             a => panic!("no reference for {a:?}"),
         }
     }
@@ -104,7 +103,7 @@ fn run(cell: Cell, c: &Case, f32: bool) -> (Tensor, Vec<Tensor>) {
     sequence(cell, &t(&c.x), &t(&c.wi), &t(&c.wh), Some(&t(&c.b)), Some(&st)).unwrap()
 }
 
-const CELLS: [Cell; 5] = [Cell::Lstm, Cell::Gru, Cell::Rnn(TANH), Cell::Rnn(Activation::Identity), Cell::Rnn(Activation::Unary(UnaryOp::Elu(1.0)))];
+const CELLS: [Cell; 5] = [Cell::Lstm, Cell::Gru, Cell::Rnn(TANH), Cell::Rnn(Activation::Identity), Cell::Rnn(Activation::Elu(1.0))];
 
 #[test]
 fn forward_matches_the_per_step_reference_f64_and_f32() {

@@ -19,10 +19,9 @@
 //! let (_, g) = autodiff::value_and_grad(&ps, || lstm.forward(&x)?.sum_all()).unwrap();
 //! assert!(g.iter().all(|g| g.is_some()));
 //! ```
-use super::{init, Activation, Module};
+use super::{init, Activation, Module, ParamPath};
 use crate::error::{shape_err, Result};
 use crate::ops::recurrent::{self as seq, Cell};
-use crate::tensor::elementwise::UnaryOp;
 use crate::tensor::random::{with_global, Rng};
 use crate::tensor::{DType, Tensor};
 
@@ -192,15 +191,14 @@ cell_layer!(
     ///
     /// ```
     /// use flux_core::nn::{Activation, RNNCell};
-    /// use flux_core::tensor::elementwise::UnaryOp;
     /// use flux_core::{DType, Tensor};
-    /// let cell = RNNCell::new(3, 5).activation(Activation::Unary(UnaryOp::Relu));
+    /// let cell = RNNCell::new(3, 5).activation(Activation::Relu);
     /// let h = cell.step(&Tensor::ones(&[2, 3], DType::F32), None).unwrap();
     /// assert_eq!(h.shape(), &[2, 5]);
     /// ```
     RNNCell, 1,
     /// The activation σ.
-    act: Activation = Activation::Unary(UnaryOp::Tanh)
+    act: Activation = Activation::Tanh
 );
 cell_layer!(
     /// One LSTM step with gate blocks in Flux's order: input, forget, cell, output.
@@ -259,37 +257,48 @@ impl GRUCell {
     }
 }
 
-fn cell_params<'a>(wi: &'a Tensor, wh: &'a Tensor, b: &'a Option<Tensor>) -> Vec<(String, &'a Tensor)> {
-    let mut v = vec![("Wi".to_string(), wi), ("Wh".to_string(), wh)];
-    v.extend(b.as_ref().map(|b| ("bias".to_string(), b)));
-    v
+/// A cell's kernels and bias as Flux names them (`Wi`, `Wh`, `bias`).
+fn visit_cell<'a>(wi: &'a Tensor, wh: &'a Tensor, b: &'a Option<Tensor>, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
+    path.visit("Wi", wi, f);
+    path.visit("Wh", wh, f);
+    if let Some(b) = b {
+        path.visit("bias", b, f);
+    }
 }
 
-fn cell_params_mut<'a>(wi: &'a mut Tensor, wh: &'a mut Tensor, b: &'a mut Option<Tensor>) -> Vec<(String, &'a mut Tensor)> {
-    let mut v = vec![("Wi".to_string(), wi), ("Wh".to_string(), wh)];
-    v.extend(b.as_mut().map(|b| ("bias".to_string(), b)));
-    v
+fn visit_cell_mut<'a>(wi: &'a mut Tensor, wh: &'a mut Tensor, b: &'a mut Option<Tensor>, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+    path.visit_mut("Wi", wi, f);
+    path.visit_mut("Wh", wh, f);
+    if let Some(b) = b {
+        path.visit_mut("bias", b, f);
+    }
+}
+
+macro_rules! cell_visits {
+    () => {
+        fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { visit_cell(&self.wi, &self.wh, &self.bias, path, f) }
+        fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+            visit_cell_mut(&mut self.wi, &mut self.wh, &mut self.bias, path, f)
+        }
+    };
 }
 
 impl Module for RNNCell {
     /// One step from a zero state.
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { self.step(x, None) }
-    fn parameters(&self) -> Vec<(String, &Tensor)> { cell_params(&self.wi, &self.wh, &self.bias) }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { cell_params_mut(&mut self.wi, &mut self.wh, &mut self.bias) }
+    cell_visits!();
 }
 
 impl Module for LSTMCell {
     /// One step from a zero state: the new `h`.
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { Ok(self.step(x, None)?.0) }
-    fn parameters(&self) -> Vec<(String, &Tensor)> { cell_params(&self.wi, &self.wh, &self.bias) }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { cell_params_mut(&mut self.wi, &mut self.wh, &mut self.bias) }
+    cell_visits!();
 }
 
 impl Module for GRUCell {
     /// One step from a zero state.
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { self.step(x, None) }
-    fn parameters(&self) -> Vec<(String, &Tensor)> { cell_params(&self.wi, &self.wh, &self.bias) }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> { cell_params_mut(&mut self.wi, &mut self.wh, &mut self.bias) }
+    cell_visits!();
 }
 
 macro_rules! sequence_layer {
@@ -315,11 +324,15 @@ macro_rules! sequence_layer {
         impl Module for $name {
             /// The states of every step: (batch, time, out) or (time, out).
             fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { Ok(self.forward_state(x, None)?.0) }
-            fn parameters(&self) -> Vec<(String, &Tensor)> {
-                self.cell.parameters().into_iter().map(|(p, t)| (format!("cell.{p}"), t)).collect()
+            fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
+                path.push("cell");
+                self.cell.visit_params(path, f);
+                path.pop();
             }
-            fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
-                self.cell.parameters_mut().into_iter().map(|(p, t)| (format!("cell.{p}"), t)).collect()
+            fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+                path.push("cell");
+                self.cell.visit_params_mut(path, f);
+                path.pop();
             }
         }
     };

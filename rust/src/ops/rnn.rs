@@ -5,13 +5,13 @@ use super::recurrent::{input_projection, through_wh, Dims, Saved};
 use crate::autodiff::Backward;
 use crate::error::Result;
 use crate::nn::Activation;
-use crate::tensor::elementwise::{mul_deriv_inplace, unary_inplace, UnaryOp};
+use crate::tensor::elementwise::{mul_deriv_inplace, unary_inplace};
 use crate::tensor::matmul::{gemm_into, Mat};
 use crate::tensor::{Float, Tensor};
 
 /// Whether σ′ needs the pre-activation; tanh, sigmoid and relu read it off the output.
 fn needs_pre(act: Activation) -> bool {
-    !matches!(act, Activation::Identity | Activation::Unary(UnaryOp::Relu | UnaryOp::Tanh | UnaryOp::Sigmoid))
+    !matches!(act, Activation::Identity | Activation::Relu | Activation::Tanh | Activation::Sigmoid)
 }
 
 /// The forward pass of [`super::recurrent::Sequence`] for the RNN: output `ys` (B, T, H).
@@ -34,7 +34,7 @@ pub(super) fn forward<T: Float>(d: Dims, act: Activation, xs: &[&Tensor]) -> Res
         if !pre.is_empty() {
             (0..b).for_each(|bi| pre[d.row(bi, t) * h..][..h].copy_from_slice(&a[bi * h..(bi + 1) * h]));
         }
-        if let Activation::Unary(op) = act {
+        if let Some(op) = act.unary_op() {
             unary_inplace(op, &mut a);
         }
         (0..b).for_each(|bi| out[d.row(bi, t) * h..][..h].copy_from_slice(&a[bi * h..(bi + 1) * h]));
@@ -72,7 +72,7 @@ impl RnnBackward {
                 let r = d.row(bi, t) * h;
                 let row = &mut dg[r..r + h];
                 row.iter_mut().zip(&gy[r..r + h]).zip(&dh[bi * h..(bi + 1) * h]).for_each(|((o, &a), &c)| *o = a + c);
-                if let Activation::Unary(op) = self.act {
+                if let Some(op) = self.act.unary_op() {
                     mul_deriv_inplace(op, row, &pre[r..r + h], &ys[r..r + h]);
                 }
             }
