@@ -6,7 +6,7 @@ import numpy as np
 _TensorLike = Tensor | np.ndarray[Any, Any] | float | int | Sequence[Any]
 
 __version__: str
-__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_panic_for_test', 'alpha_dropout', 'assign_', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'init', 'is_recording', 'label_smoothing', 'load_safetensors', 'loss', 'maximum', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
+__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_panic_for_test', 'alpha_dropout', 'assign_', 'bilinear_layer', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'conv_transpose_layer', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'init', 'is_recording', 'label_smoothing', 'load_safetensors', 'loss', 'maximum', 'maxout', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scale_layer', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
 
 @final
 class Buckets:
@@ -230,6 +230,11 @@ def alpha_dropout(x: _TensorLike, p: float, rng: Rng | None = ...) -> Tensor:
 def assign_(dst: Any, src: Any) -> None:
     """`dst[...] = src` in place (converted to dst's dtype); shapes must match."""
 
+def bilinear_layer(x: _TensorLike, y: _TensorLike, w: Tensor, b: _TensorLike, act: str = ..., param: float | None = ...) -> Tensor:
+    """`act(xᵀ W[o] y + b[o])` in one call: the Bilinear layer, `x` (..., in1), `y` (..., in2),
+    `w` (out, in1, in2).
+    """
+
 def cat(ts: Sequence[_TensorLike], dim: int = ...) -> Tensor:
     """Concatenate tensors along `dim`."""
 
@@ -247,6 +252,11 @@ def conv(x: _TensorLike, w: Tensor, b: _TensorLike, stride: Sequence[int], pad_l
 
 def conv_transpose(x: _TensorLike, w: Tensor, b: _TensorLike, stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int], dilation: Sequence[int], groups: int, out_pad: Sequence[int]) -> Tensor:
     """Transposed convolution of `x` (N, C_in, spatial...) with `w` (C_in, C_out/groups, k...)."""
+
+def conv_transpose_layer(x: _TensorLike, w: Tensor, b: _TensorLike, stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int], dilation: Sequence[int], groups: int, out_pad: Sequence[int], act: str = ..., param: float | None = ...) -> Tensor:
+    """`act(conv_transpose(x, w) + b)` in one call: the ConvTranspose layer, with `w`
+    (C_in, C_out/groups, k...) and the activation by name (`param`: leakyrelu's slope, elu's α).
+    """
 
 def ctc_loss(yhat: _TensorLike, labels: Any) -> Tensor:
     """CTC negative log-likelihood of `labels` under logits of shape (time, classes); blank last."""
@@ -298,6 +308,9 @@ def loss(name: str, yhat: _TensorLike, y: _TensorLike, agg: str = ..., dims: Any
 def maximum(a: _TensorLike, b: _TensorLike) -> Tensor:
     """Elementwise maximum with broadcasting (NaN propagates)."""
 
+def maxout(ys: Sequence[_TensorLike]) -> Tensor:
+    """The elementwise maximum of the layers' outputs `ys`, in one call (the Maxout layer)."""
+
 def minimum(a: _TensorLike, b: _TensorLike) -> Tensor:
     """Elementwise minimum with broadcasting (NaN propagates)."""
 
@@ -345,6 +358,9 @@ def rule_init(rule: Any, x: _TensorLike) -> Any:
 
 def save_safetensors(path: str, tensors: Any, metadata: dict[str, str]) -> None:
     """Write named tensors and string metadata atomically (see `flux_core::io::save`)."""
+
+def scale_layer(x: _TensorLike, s: Tensor, bias: _TensorLike, act: str = ..., param: float | None = ...) -> Tensor:
+    """`act(s ⊙ x + bias)` in one call: the Scale layer (`x` ends in the shape of `s`, the scale)."""
 
 def scatter_add(src: Any, idx: Any, n: int) -> Tensor:
     """Rows of `src` added into `n` rows at positions `idx`."""
