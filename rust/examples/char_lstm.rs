@@ -9,7 +9,7 @@
 //! Flags: `--text PATH` (default: the opening of *Alice's Adventures in Wonderland*, public
 //! domain, in `examples/data/alice.txt`), `--steps`, `--hidden`, `--seq`, `--batch`,
 //! `--lr`, `--sample` (characters to generate), `--seed`.
-use flux_core::nn::{losses, Dense, LSTMCell, Module, LSTM};
+use flux_core::nn::{losses, Dense, LSTMCell, Module, ParamPath, LSTM};
 use flux_core::tensor::random::Rng;
 use flux_core::{optim, train, DType, Error, Result, Tensor};
 
@@ -35,7 +35,7 @@ fn opts() -> Result<Opts> {
         let (flag, v) = (pair[0].as_str(), pair.get(1).ok_or_else(|| bad(format!("{} needs a value", pair[0])))?);
         let n = || v.parse::<usize>().map_err(|_| bad(format!("{flag} takes a whole number, got {v:?}")));
         match flag {
-            "--text" => o.text = std::fs::read_to_string(v).map_err(|e| Error::Io(format!("{v}: {e}")))?,
+            "--text" => o.text = std::fs::read_to_string(v).map_err(|e| Error::io(format!("cannot read {v}"), e))?,
             "--steps" => o.steps = n()?,
             "--hidden" => o.hidden = n()?,
             "--seq" => o.seq = n()?,
@@ -57,13 +57,21 @@ struct CharModel {
 
 impl Module for CharModel {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> { self.head.forward_t(&self.lstm.forward_t(x, train)?, train) }
-    fn parameters(&self) -> Vec<(String, &Tensor)> {
-        let l = self.lstm.parameters().into_iter().map(|(p, t)| (format!("lstm.{p}"), t));
-        l.chain(self.head.parameters().into_iter().map(|(p, t)| (format!("head.{p}"), t))).collect()
+    fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
+        path.push("lstm");
+        self.lstm.visit_params(path, f);
+        path.pop();
+        path.push("head");
+        self.head.visit_params(path, f);
+        path.pop();
     }
-    fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
-        let l = self.lstm.parameters_mut().into_iter().map(|(p, t)| (format!("lstm.{p}"), t));
-        l.chain(self.head.parameters_mut().into_iter().map(|(p, t)| (format!("head.{p}"), t))).collect()
+    fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+        path.push("lstm");
+        self.lstm.visit_params_mut(path, f);
+        path.pop();
+        path.push("head");
+        self.head.visit_params_mut(path, f);
+        path.pop();
     }
 }
 
@@ -113,8 +121,8 @@ fn main() -> Result<()> {
     }
     let vocab = chars.len();
     let mut rng = Rng::seed(o.seed);
-    let mut model = CharModel { lstm: LSTM::new(vocab, o.hidden).init(&mut rng), head: Dense::new(o.hidden, vocab, None, DType::F32, &mut rng) };
-    let mut state = optim::setup(&optim::Adam::new(o.lr, (0.9, 0.999), 1e-8)?, &model)?;
+    let mut model = CharModel { lstm: LSTM::new(vocab, o.hidden).init(&mut rng), head: Dense::with_rng(o.hidden, vocab, DType::F32, &mut rng) };
+    let mut state = optim::setup(&optim::Adam::default().eta(o.lr), &model)?;
     println!("{} characters, {vocab} distinct; LSTM({vocab} => {}), {} steps of {}×{}", ids.len(), o.hidden, o.steps, o.batch, o.seq);
     let loss = |m: &CharModel, x: &Tensor, y: &Tensor| losses::logitcrossentropy(&m.forward(x)?, y, -1, losses::Agg::Mean);
     let t0 = std::time::Instant::now();
