@@ -42,6 +42,6 @@ say "native example: char_lstm, small settings (built by cargo test above)"
 target/release/examples/char_lstm --steps 40 --hidden 32 --seq 16 --batch 16 --sample 60
 say "Rust API docs: cargo doc -p flux-core (no warnings allowed)"
 # the Rust API docs must build without warnings (broken or private links)
-RUSTDOCFLAGS="-D warnings" cargo doc -p flux-core --no-deps -q
+RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc -p flux-core --no-deps -q
 say "Python tests: pytest tests python/flux_rs --doctest-modules ${slow[*]}"
 python -m pytest -q tests python/flux_rs --doctest-modules ${slow[@]+"${slow[@]}"} "$@"

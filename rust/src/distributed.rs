@@ -25,8 +25,11 @@ use crate::tensor::{DType, Float, Tensor};
 /// order), all of `dtype`, laid end to end in `len` elements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bucket {
+    /// The dtype every member of the bucket has.
     pub dtype: DType,
+    /// The indices of the tensors packed into this bucket, in order.
     pub members: Vec<usize>,
+    /// The number of elements the bucket holds.
     pub len: usize,
 }
 

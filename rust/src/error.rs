@@ -116,7 +116,7 @@ impl PartialEq for Error {
     }
 }
 
-/// `Result` with flux-core's [`Error`].
+/// `Result` with flux-core's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 macro_rules! shape_err { ($($t:tt)*) => { $crate::error::Error::Shape(format!($($t)*)) } }

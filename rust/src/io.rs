@@ -34,7 +34,9 @@ pub const CHECKSUM_KEY: &str = "flux_rs.crc32";
 /// What [`load`] returns: the tensors in file order and the string metadata.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
+    /// The tensors by name, in file order.
     pub tensors: Vec<(String, Tensor)>,
+    /// The string metadata saved with them.
     pub metadata: HashMap<String, String>,
     /// True when the file carried a flux_rs checksum (and it matched).
     pub verified: bool,

@@ -20,7 +20,9 @@ use crate::tensor::{DType, Float, Tensor};
 /// How per-element (or per-sample) losses are combined.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Agg {
+    /// The mean over all elements.
     Mean,
+    /// The sum over all elements.
     Sum,
     /// unreduced
     None,

@@ -65,10 +65,15 @@ impl Cell {
 /// Sizes of one sequence op: batch, time, input features, hidden units, gates.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Dims {
+    /// Batch size.
     pub b: usize,
+    /// Sequence length (time steps).
     pub t: usize,
+    /// Input width.
     pub i: usize,
+    /// Hidden width.
     pub h: usize,
+    /// Gate blocks per step (1 RNN, 3 GRU, 4 LSTM).
     pub g: usize,
 }
 
@@ -173,14 +178,20 @@ pub(crate) fn through_wh<T: Float>(d: Dims, rows: Mat<'_, T>, wh: &Tensor, dst: 
 /// The inputs of a recorded sequence, kept for its backward pass.
 #[derive(Debug)]
 pub(crate) struct Saved {
+    /// The sizes.
     pub d: Dims,
+    /// The input sequence.
     pub x: Tensor,
+    /// The input kernel.
     pub wi: Tensor,
+    /// The recurrent kernel.
     pub wh: Tensor,
+    /// The initial state.
     pub h0: Tensor,
 }
 
 impl Saved {
+    /// What the backward pass keeps of the inputs `xs` (x, Wi, Wh, bias, h0, …).
     pub fn new(d: Dims, xs: &[&Tensor]) -> Saved {
         Saved { d, x: xs[0].clone(), wi: xs[1].clone(), wh: xs[2].clone(), h0: xs[4].clone() }
     }

@@ -12,24 +12,37 @@ use crate::tensor::{DType, Float, Tensor, PAR_THRESHOLD};
 /// Where the step goes.
 pub enum Target<'a> {
     /// `x ← x − dx′`, reading `g`.
-    Param { x: &'a mut Tensor, g: &'a Tensor },
+    Param {
+        /// The parameter, updated in place.
+        x: &'a mut Tensor,
+        /// The gradient.
+        g: &'a Tensor,
+    },
     /// `g ← dx′`, reading `x`.
-    Grad { x: &'a Tensor, g: &'a mut Tensor },
+    Grad {
+        /// The parameter.
+        x: &'a Tensor,
+        /// The gradient, overwritten with the step.
+        g: &'a mut Tensor,
+    },
 }
 
 impl Target<'_> {
+    /// The dtype of the parameter.
     pub fn dtype(&self) -> DType {
         match self {
             Target::Param { x, .. } => x.dtype(),
             Target::Grad { x, .. } => x.dtype(),
         }
     }
+    /// The parameter.
     pub fn x(&self) -> &Tensor {
         match self {
             Target::Param { x, .. } => x,
             Target::Grad { x, .. } => x,
         }
     }
+    /// The gradient.
     pub fn g(&self) -> &Tensor {
         match self {
             Target::Param { g, .. } => g,

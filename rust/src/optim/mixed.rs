@@ -30,6 +30,7 @@ pub struct MixedPrecision {
 impl MixedPrecision {
     /// Master copy in f64.
     pub fn new(rule: Box<dyn Rule>) -> Result<Self> { Self::with_master(DType::F64, rule) }
+    /// A wrapper whose master copy has dtype `master`.
     pub fn with_master(master: DType, rule: Box<dyn Rule>) -> Result<Self> { Ok(MixedPrecision { master, rule }) }
     /// The same wrapper with its master copy in `dtype`.
     pub fn master(mut self, dtype: DType) -> Self {

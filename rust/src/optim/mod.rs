@@ -118,15 +118,22 @@ use crate::tensor::Tensor;
 /// A hyperparameter value, as `adjust` and the Python constructors pass them.
 #[derive(Clone, Debug)]
 pub enum Hyper {
+    /// A number.
     Float(f64),
+    /// A pair of numbers, e.g. β.
     Pair(f64, f64),
+    /// A flag.
     Bool(bool),
+    /// An integer.
     Int(i64),
+    /// A wrapped rule (MixedPrecision).
     Rule(Box<dyn Rule>),
+    /// The members of a chain.
     Rules(Vec<Box<dyn Rule>>),
 }
 
 impl Hyper {
+    /// The number, or an error naming the hyperparameter `name`.
     pub fn float(&self, name: &str) -> Result<f64> {
         match self {
             Hyper::Float(v) => Ok(*v),
@@ -134,18 +141,21 @@ impl Hyper {
             _ => Err(Error::DType(format!("{name} must be a number, got {self:?}"))),
         }
     }
+    /// The pair, or an error naming `name`.
     pub fn pair(&self, name: &str) -> Result<(f64, f64)> {
         match self {
             Hyper::Pair(a, b) => Ok((*a, *b)),
             _ => Err(Error::DType(format!("{name} must be a tuple of two numbers, got {self:?}"))),
         }
     }
+    /// The flag, or an error naming `name`.
     pub fn bool(&self, name: &str) -> Result<bool> {
         match self {
             Hyper::Bool(v) => Ok(*v),
             _ => Err(Error::DType(format!("{name} must be a bool, got {self:?}"))),
         }
     }
+    /// The integer, or an error naming `name`.
     pub fn int(&self, name: &str) -> Result<i64> {
         match self {
             Hyper::Int(v) => Ok(*v),
@@ -162,6 +172,7 @@ pub trait Rule: Debug + Send + Sync {
     fn fields(&self) -> Vec<(&'static str, Hyper)>;
     /// Set one hyperparameter (`adjust`).
     fn set(&mut self, field: &str, value: Hyper) -> Result<()>;
+    /// The state for a parameter like `x`.
     fn init(&self, x: &Tensor) -> Result<State>;
     /// Overwrite `g` with the step dx′ (reading `x`); `false` means no step this time.
     fn apply_(&self, state: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool>;
@@ -173,6 +184,7 @@ pub trait Rule: Debug + Send + Sync {
         }
         Ok(())
     }
+    /// A boxed copy (so that `Box<dyn Rule>` is `Clone`).
     fn box_clone(&self) -> Box<dyn Rule>;
     /// Does `set(field, …)` know this name? Its fields, plus aliases (WeightDecay's
     /// `gamma`) and, for wrappers, their members' fields.
@@ -195,10 +207,15 @@ pub fn check_eta(eta: f64) -> Result<f64> {
 pub struct Fields<'a>(pub &'a [(String, Hyper)]);
 
 impl Fields<'_> {
+    /// The value given for `name`, if any.
     pub fn get(&self, name: &str) -> Option<&Hyper> { self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v) }
+    /// The number given for `name`, else `default`.
     pub fn float_or(&self, name: &str, default: f64) -> Result<f64> { self.get(name).map_or(Ok(default), |h| h.float(name)) }
+    /// The pair given for `name`, else `default`.
     pub fn pair_or(&self, name: &str, default: (f64, f64)) -> Result<(f64, f64)> { self.get(name).map_or(Ok(default), |h| h.pair(name)) }
+    /// The flag given for `name`, else `default`.
     pub fn bool_or(&self, name: &str, default: bool) -> Result<bool> { self.get(name).map_or(Ok(default), |h| h.bool(name)) }
+    /// The integer given for `name`, else `default`.
     pub fn int_or(&self, name: &str, default: i64) -> Result<i64> { self.get(name).map_or(Ok(default), |h| h.int(name)) }
 }
 

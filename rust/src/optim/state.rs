@@ -3,15 +3,25 @@
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
+/// The state of one parameter under one rule.
+///
+/// ```
+/// use flux_core::optim::{Adam, Rule, State};
+/// let x = flux_core::Tensor::zeros(&[2], flux_core::DType::F64);
+/// assert!(matches!(Adam::default().init(&x).unwrap(), State::Tuple(_)));
+/// ```
 #[derive(Clone, Debug)]
 pub enum State {
     /// `nothing` (Descent, WeightDecay, …)
     Empty,
+    /// An array shaped like the parameter (a moment estimate, say).
     Tensor(Tensor),
     /// A number stored in f64 but holding a value of the parameter's precision
     /// (e.g. βt accumulated in f32 for f32 parameters).
     Scalar(f64),
+    /// A counter.
     Int(i64),
+    /// Several states together.
     Tuple(Vec<State>),
 }
 
@@ -44,7 +54,9 @@ impl State {
             _ => false,
         }
     }
+    /// Two numbers as a tuple state (βt, say).
     pub fn pair(a: f64, b: f64) -> State { State::Tuple(vec![State::Scalar(a), State::Scalar(b)]) }
+    /// The parts of a tuple state.
     pub fn tuple_mut(&mut self) -> Result<&mut [State]> {
         match self {
             State::Tuple(v) => Ok(v),
@@ -61,18 +73,21 @@ impl State {
             _ => unreachable!(),
         }
     }
+    /// The array of an array state, mutably.
     pub fn tensor_mut(&mut self) -> Result<&mut Tensor> {
         match self {
             State::Tensor(t) => Ok(t),
             other => Err(bad("an array", other)),
         }
     }
+    /// The array of an array state.
     pub fn tensor(&self) -> Result<&Tensor> {
         match self {
             State::Tensor(t) => Ok(t),
             other => Err(bad("an array", other)),
         }
     }
+    /// The number of a number (or integer) state.
     pub fn scalar(&self) -> Result<f64> {
         match self {
             State::Scalar(v) => Ok(*v),
@@ -80,6 +95,7 @@ impl State {
             other => Err(bad("a number", other)),
         }
     }
+    /// The integer of an integer state.
     pub fn int(&self) -> Result<i64> {
         match self {
             State::Int(i) => Ok(*i),

@@ -19,10 +19,15 @@ use crate::error::{shape_err, value_err, Result};
 /// convolution over `n` spatial dimensions.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConvSpec {
+    /// Stride per spatial dimension.
     pub stride: Vec<usize>,
+    /// Padding at the low end of each spatial dimension.
     pub pad_lo: Vec<usize>,
+    /// Padding at the high end of each spatial dimension.
     pub pad_hi: Vec<usize>,
+    /// Dilation per spatial dimension.
     pub dilation: Vec<usize>,
+    /// Channel groups (in and out channels are split into this many).
     pub groups: usize,
 }
 
@@ -42,6 +47,7 @@ impl ConvSpec {
         self.pad_hi = vec![p; self.pad_hi.len()];
         self
     }
+    /// The same settings with stride `s` in every dimension.
     pub fn with_stride(mut self, s: usize) -> ConvSpec {
         self.stride = vec![s; self.stride.len()];
         self
@@ -62,16 +68,25 @@ impl ConvSpec {
 /// ones) so that one set of loops serves 1-D, 2-D and 3-D.
 #[derive(Clone, Debug)]
 pub(crate) struct Geom {
+    /// Batch size.
     pub n: usize,
     /// channels of the big (conv input) and small (conv output) tensors
     pub cb: usize,
+    /// Channels of the small side.
     pub cs: usize,
+    /// Channel groups (in and out channels are split into this many).
     pub groups: usize,
+    /// Spatial size of the big side (padded to 3 dimensions).
     pub big: [usize; 3],
+    /// Spatial size of the small side.
     pub small: [usize; 3],
+    /// Kernel size.
     pub k: [usize; 3],
+    /// Stride.
     pub stride: [usize; 3],
+    /// Low-side padding.
     pub pad: [usize; 3],
+    /// Dilation.
     pub dil: [usize; 3],
 }
 
@@ -439,6 +454,13 @@ fn reserve_conv(oshape: &[usize], ws: &[usize], dt: DType) -> Result<()> {
     Ok(())
 }
 
+/// Cross-correlation of `x` (N, C, spatial...) with `w` (O, C/groups, k...), plus `b` (O,), as PyTorch's `conv2d`.
+///
+/// ```
+/// use flux_core::{DType, Tensor, tensor::conv::{conv, ConvSpec}};
+/// let y = conv(&Tensor::ones(&[1, 1, 4, 4], DType::F32), &Tensor::ones(&[1, 1, 3, 3], DType::F32), None, &ConvSpec::new(2)).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![9.0; 4]);
+/// ```
 pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) -> Result<Tensor> {
     let (xc, wc, bc, dt) = prepare(x, w, b, "conv")?;
     let ns = wc.ndim() - 2;

@@ -2,19 +2,24 @@
 //! instantiation from a storage's runtime dtype.
 use std::fmt::Debug;
 
+/// The element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
+    /// 32-bit float (the default).
     F32,
+    /// 64-bit float.
     F64,
 }
 
 impl DType {
+    /// numpy's name: `"float32"` or `"float64"`.
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "float32",
             DType::F64 => "float64",
         }
     }
+    /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
             DType::F32 => 4,
@@ -39,11 +44,17 @@ pub trait Float:
     + Sync
     + 'static
 {
+    /// The [`DType`] of this type.
     const DTYPE: DType;
+    /// The number `v` in this type.
     fn f(v: f64) -> Self;
+    /// This number as f64.
     fn to_f64(self) -> f64;
+    /// A buffer of this type as CPU storage.
     fn vec_into(v: Vec<Self>) -> super::storage::CpuStorage;
+    /// The storage's buffer, if it holds this type.
     fn slice(s: &super::storage::CpuStorage) -> Option<&[Self]>;
+    /// The storage's buffer, mutably, if it holds this type.
     fn slice_mut(s: &mut super::storage::CpuStorage) -> Option<&mut [Self]>;
 }
 

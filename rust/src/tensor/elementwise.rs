@@ -9,46 +9,78 @@ use super::{DType, Float, Tensor};
 use crate::autodiff::{record, Op};
 use crate::error::Result;
 
+/// An elementwise function of one tensor (the kernels behind `Tensor::unary`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum UnaryOp {
+    /// `−x`.
     Neg,
+    /// `eˣ`.
     Exp,
+    /// The natural logarithm.
     Log,
+    /// `√x`.
     Sqrt,
+    /// `|x|`.
     Abs,
+    /// `tanh(x)`.
     Tanh,
+    /// `1 / (1 + e⁻ˣ)`.
     Sigmoid,
+    /// `max(0, x)`.
     Relu,
+    /// `x` if `x > 0`, else `a·x`.
     LeakyRelu(f64),
+    /// `x` if `x > 0`, else `α·(eˣ − 1)`.
     Elu(f64),
+    /// The Gaussian error linear unit (tanh approximation).
     Gelu,
+    /// `x·σ(x)`.
     Swish,
+    /// `log(1 + eˣ)`, computed stably.
     Softplus,
+    /// `x²`.
     Square,
+    /// −1, 0 or 1.
     Sign,
 }
 
+/// An elementwise function of two broadcast tensors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryOp {
+    /// `a + b`.
     Add,
+    /// `a − b`.
     Sub,
+    /// `a · b`.
     Mul,
+    /// `a / b`.
     Div,
+    /// `aᵇ`.
     Pow,
+    /// The larger of `a` and `b` (a tie shares the gradient).
     Max,
+    /// The smaller of `a` and `b` (a tie shares the gradient).
     Min,
 }
 
+/// A comparison; the result is 1.0 where it holds and 0.0 elsewhere.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CmpOp {
+    /// `a > b`.
     Gt,
+    /// `a ≥ b`.
     Ge,
+    /// `a < b`.
     Lt,
+    /// `a ≤ b`.
     Le,
+    /// `a == b`.
     Eq,
+    /// `a ≠ b`.
     Ne,
 }
 
+/// The logistic function of one number, without overflow for large |x|.
 #[inline(always)]
 pub fn sigmoid<T: Float>(x: T) -> T {
     if x >= T::zero() {
@@ -58,6 +90,7 @@ pub fn sigmoid<T: Float>(x: T) -> T {
         e / (T::one() + e)
     }
 }
+/// `log(1 + eˣ)` of one number, without overflow.
 #[inline(always)]
 pub fn softplus<T: Float>(x: T) -> T { x.max(T::zero()) + (-x.abs()).exp().ln_1p() }
 
@@ -146,6 +179,7 @@ impl UnaryOp {
 }
 
 impl BinaryOp {
+    /// The op applied to one pair of numbers.
     #[inline(always)]
     pub fn fwd<T: Float>(self, a: T, b: T) -> T {
         match self {
@@ -433,34 +467,65 @@ impl Tensor {
         if scalar_first { s.binary(self, op) } else { self.binary(&s, op) }
     }
 
+    /// `self + o`, broadcasting as numpy.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap();
+    /// assert_eq!(a.add(&a).unwrap().to_vec_f64().unwrap(), vec![2.0, 4.0]);
+    /// ```
     pub fn add(&self, o: &Tensor) -> Result<Tensor> { self.binary(o, BinaryOp::Add) }
+    /// `self − o`, broadcasting.
     pub fn sub(&self, o: &Tensor) -> Result<Tensor> { self.binary(o, BinaryOp::Sub) }
+    /// `self · o` elementwise, broadcasting.
     pub fn mul(&self, o: &Tensor) -> Result<Tensor> { self.binary(o, BinaryOp::Mul) }
+    /// `self / o`, broadcasting.
     pub fn div(&self, o: &Tensor) -> Result<Tensor> { self.binary(o, BinaryOp::Div) }
+    /// `selfᵒ` elementwise, broadcasting.
     pub fn pow(&self, o: &Tensor) -> Result<Tensor> { self.binary(o, BinaryOp::Pow) }
+    /// The elementwise larger of `self` and `o`.
     pub fn maximum(&self, o: &Tensor) -> Result<Tensor> { self.binary(o, BinaryOp::Max) }
+    /// The elementwise smaller of `self` and `o`.
     pub fn minimum(&self, o: &Tensor) -> Result<Tensor> { self.binary(o, BinaryOp::Min) }
+    /// `self + v`.
     pub fn add_scalar(&self, v: f64) -> Result<Tensor> { self.with_scalar(v, BinaryOp::Add, false) }
+    /// `self · v`.
     pub fn mul_scalar(&self, v: f64) -> Result<Tensor> { self.with_scalar(v, BinaryOp::Mul, false) }
     /// `v - self`
     pub fn rsub_scalar(&self, v: f64) -> Result<Tensor> { self.with_scalar(v, BinaryOp::Sub, true) }
+    /// `selfᵖ` for a number `p`.
     pub fn powf(&self, p: f64) -> Result<Tensor> {
         if p == 2.0 { self.unary(UnaryOp::Square) } else { self.with_scalar(p, BinaryOp::Pow, false) }
     }
 
+    /// `−self`.
     pub fn neg(&self) -> Result<Tensor> { self.unary(UnaryOp::Neg) }
+    /// `e^self`.
     pub fn exp(&self) -> Result<Tensor> { self.unary(UnaryOp::Exp) }
+    /// The natural logarithm.
     pub fn log(&self) -> Result<Tensor> { self.unary(UnaryOp::Log) }
+    /// The square root.
     pub fn sqrt(&self) -> Result<Tensor> { self.unary(UnaryOp::Sqrt) }
+    /// The absolute value.
     pub fn abs(&self) -> Result<Tensor> { self.unary(UnaryOp::Abs) }
+    /// `tanh`.
     pub fn tanh(&self) -> Result<Tensor> { self.unary(UnaryOp::Tanh) }
+    /// The logistic function.
     pub fn sigmoid(&self) -> Result<Tensor> { self.unary(UnaryOp::Sigmoid) }
+    /// `max(0, x)`.
     pub fn relu(&self) -> Result<Tensor> { self.unary(UnaryOp::Relu) }
+    /// `x` where positive, else `a·x`.
     pub fn leakyrelu(&self, a: f64) -> Result<Tensor> { self.unary(UnaryOp::LeakyRelu(a)) }
+    /// `x` where positive, else `a·(eˣ − 1)`.
     pub fn elu(&self, a: f64) -> Result<Tensor> { self.unary(UnaryOp::Elu(a)) }
+    /// GELU (tanh approximation).
     pub fn gelu(&self) -> Result<Tensor> { self.unary(UnaryOp::Gelu) }
+    /// `x·σ(x)`.
     pub fn swish(&self) -> Result<Tensor> { self.unary(UnaryOp::Swish) }
+    /// `log(1 + eˣ)`.
     pub fn softplus(&self) -> Result<Tensor> { self.unary(UnaryOp::Softplus) }
+    /// `x²`.
     pub fn square(&self) -> Result<Tensor> { self.unary(UnaryOp::Square) }
+    /// The sign: −1, 0 or 1.
     pub fn sign(&self) -> Result<Tensor> { self.unary(UnaryOp::Sign) }
 }

@@ -1,14 +1,18 @@
 //! Shape, strides and offset, and the strided walks every non-contiguous path uses.
 use crate::error::{shape_err, Result};
 
+/// Shape, strides (in elements) and offset of a view into a buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
+    /// The size of each dimension.
     pub shape: Vec<usize>,
     /// Element strides; 0 marks a broadcast dimension.
     pub strides: Vec<usize>,
+    /// Where element 0 sits in the buffer.
     pub offset: usize,
 }
 
+/// The strides of a contiguous row-major array of `shape`.
 pub fn row_major_strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![0; shape.len()];
     let mut acc = 1;
@@ -20,10 +24,13 @@ pub fn row_major_strides(shape: &[usize]) -> Vec<usize> {
 }
 
 impl Layout {
+    /// The layout of a contiguous array of `shape`.
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout { shape: shape.to_vec(), strides: row_major_strides(shape), offset: 0 }
     }
+    /// The number of elements.
     pub fn numel(&self) -> usize { self.shape.iter().product() }
+    /// The number of dimensions.
     pub fn ndim(&self) -> usize { self.shape.len() }
     /// Row-major without gaps (dimensions of size 1 may have any stride).
     pub fn is_contiguous(&self) -> bool {

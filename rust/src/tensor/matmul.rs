@@ -15,9 +15,13 @@ const SMALL_FLOPS: usize = 4096;
 /// the row and column strides in elements (a transposed view just swaps them).
 #[derive(Clone, Copy)]
 pub(crate) struct Mat<'a, T> {
+    /// The buffer.
     pub data: &'a [T],
+    /// Offset of element (0, 0).
     pub off: usize,
+    /// Row stride.
     pub rs: isize,
+    /// Column stride.
     pub cs: isize,
 }
 

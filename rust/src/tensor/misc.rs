@@ -128,8 +128,11 @@ pub fn split(x: &Tensor, sizes: &[usize], axis: isize) -> Result<Vec<Tensor>> {
 /// Linear interpolation weights along one axis: output j reads `(1−t)·x[i0] + t·x[i1]`.
 #[derive(Clone, Debug)]
 pub struct Interp {
+    /// The lower source index of each output position.
     pub i0: Vec<usize>,
+    /// The upper source index.
     pub i1: Vec<usize>,
+    /// The weight of the upper index.
     pub t: Vec<f64>,
 }
 

@@ -45,6 +45,13 @@ fn next_id() -> TensorId { NEXT_ID.fetch_add(1, Ordering::Relaxed) }
 /// Elements above which a kernel splits its work over rayon's threads.
 pub const PAR_THRESHOLD: usize = 1 << 15;
 
+/// An n-d array of f32 or f64 with copy-on-write storage.
+///
+/// ```
+/// use flux_core::Tensor;
+/// let t = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+/// assert_eq!(t.t().unwrap().to_vec_f64().unwrap(), vec![1.0, 3.0, 2.0, 4.0]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Tensor {
     id: TensorId,
@@ -78,26 +85,39 @@ impl Tensor {
     pub(crate) fn view(&self, layout: Layout) -> Tensor {
         Tensor { id: next_id(), storage: self.storage.clone(), layout }
     }
+    /// Every element `v`.
     pub fn full(shape: &[usize], v: f64, dtype: DType) -> Tensor {
         let n = shape.iter().product();
         crate::dispatch!(dtype, T => Tensor::from_cpu(T::vec_into(vec![T::f(v); n]), shape))
     }
+    /// Zeros.
     pub fn zeros(shape: &[usize], dtype: DType) -> Tensor { Self::full(shape, 0.0, dtype) }
+    /// Ones.
     pub fn ones(shape: &[usize], dtype: DType) -> Tensor { Self::full(shape, 1.0, dtype) }
+    /// A 0-d tensor holding `v`.
     pub fn scalar(v: f64, dtype: DType) -> Tensor { Self::full(&[], v, dtype) }
+    /// Zeros of this shape and dtype.
     pub fn zeros_like(&self) -> Tensor { Self::zeros(self.shape(), self.dtype()) }
     /// The same values under a new identity (a copy-on-write share, no data copied).
     pub fn detach(&self) -> Tensor { self.view(self.layout.clone()) }
 
     // ---- inspection --------------------------------------------------------------
 
+    /// This value's identity on the autodiff tape.
     pub fn id(&self) -> TensorId { self.id }
+    /// The size of each dimension.
     pub fn shape(&self) -> &[usize] { &self.layout.shape }
+    /// Shape, strides and offset.
     pub fn layout(&self) -> &Layout { &self.layout }
+    /// The number of dimensions.
     pub fn ndim(&self) -> usize { self.layout.ndim() }
+    /// The number of elements.
     pub fn numel(&self) -> usize { self.layout.numel() }
+    /// The element type.
     pub fn dtype(&self) -> DType { self.storage.dtype() }
+    /// Where the data lives.
     pub fn device(&self) -> Device { self.storage.device() }
+    /// Is the layout plain row-major?
     pub fn is_contiguous(&self) -> bool { self.layout.is_contiguous() }
     pub(crate) fn cpu(&self) -> &CpuStorage { self.storage.cpu() }
     /// Does this tensor share its buffer with another handle?
@@ -135,6 +155,7 @@ impl Tensor {
         let s = Arc::make_mut(&mut self.storage);
         Ok(T::slice_mut(s.cpu_mut()).expect("dtype checked"))
     }
+    /// The elements in row-major order as `T` (which must be this dtype).
     pub fn to_vec<T: Float>(&self) -> Result<Vec<T>> {
         Ok(self.contiguous().as_slice::<T>()?.to_vec())
     }
@@ -167,6 +188,7 @@ impl Tensor {
         }
         Ok(std::borrow::Cow::Owned(self.cast(T::DTYPE)?.contiguous()))
     }
+    /// This tensor if already contiguous, else a contiguous copy (recorded on the tape).
     pub fn contiguous(&self) -> Tensor {
         if self.is_contiguous() {
             return self.clone();

@@ -9,8 +9,11 @@ use crate::error::{shape_err, Result};
 /// One dimension of a basic slice: `start`, number of elements `len`, `step` (> 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SliceDim {
+    /// First index.
     pub start: usize,
+    /// Number of indices taken.
     pub len: usize,
+    /// Distance between them.
     pub step: usize,
 }
 
@@ -45,6 +48,12 @@ impl Tensor {
             .collect();
         self.reshape(&s)
     }
+    /// The same elements under `shape` (a view when contiguous).
+    ///
+    /// ```
+    /// let t = flux_core::Tensor::zeros(&[2, 3], flux_core::DType::F32);
+    /// assert_eq!(t.reshape(&[3, 2]).unwrap().shape(), &[3, 2]);
+    /// ```
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor> {
         if super::alloc::numel(shape)? != self.numel() {
             return Err(shape_err!("cannot reshape a tensor of shape {:?} into shape {:?}", self.shape(), shape));

@@ -10,18 +10,25 @@ use super::{Float, Tensor, PAR_THRESHOLD};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, value_err, Result};
 
+/// Which reduction a pooling window applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolMode {
+    /// The maximum of the window.
     Max,
+    /// The mean of the window (padding counts as zeros).
     Mean,
 }
 
 /// Window, stride and padding (low and high side) per spatial dimension.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolSpec {
+    /// Window size per spatial dimension.
     pub window: Vec<usize>,
+    /// Stride per spatial dimension.
     pub stride: Vec<usize>,
+    /// Padding at the low end.
     pub pad_lo: Vec<usize>,
+    /// Padding at the high end.
     pub pad_hi: Vec<usize>,
 }
 

@@ -13,9 +13,11 @@ use super::{DType, Tensor};
 pub struct Rng(pub ChaCha8Rng);
 
 impl Rng {
+    /// A generator seeded with `n`.
     pub fn seed(n: u64) -> Rng { Rng(ChaCha8Rng::seed_from_u64(n)) }
     /// A uniform number in [0, 1).
     pub fn uniform(&mut self) -> f64 { self.0.random::<f64>() }
+    /// A standard normal number.
     pub fn normal(&mut self) -> f64 { StandardNormal.sample(&mut self.0) }
     /// A uniform integer in 0..n.
     pub fn below(&mut self, n: usize) -> usize { self.0.random_range(0..n.max(1)) }

@@ -6,10 +6,14 @@ use super::{Float, Tensor, PAR_THRESHOLD};
 use crate::autodiff::{record, Op};
 use crate::error::Result;
 
+/// A reduction over some dimensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReduceOp {
+    /// The sum.
     Sum,
+    /// The maximum.
     Max,
+    /// The minimum.
     Min,
 }
 
@@ -93,7 +97,9 @@ impl Tensor {
         record(&[self], &out, || Op::Sum { in_shape: self.shape().to_vec(), dims: d, scale: 1.0 });
         Ok(out)
     }
+    /// The sum of every element (0-d).
     pub fn sum_all(&self) -> Result<Tensor> { self.sum(None, false) }
+    /// The mean over `dims` (all when `None`).
     pub fn mean(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
         let (s, d) = self.reduce(dims, keepdims, ReduceOp::Sum)?;
         let count: usize = d.iter().map(|&i| self.shape()[i]).product();
@@ -115,7 +121,9 @@ impl Tensor {
         record(&[self], &out, || Op::Extremum { x: self.clone(), y: out.clone(), dims: d });
         Ok(out)
     }
+    /// The maximum over `dims`.
     pub fn max(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> { self.extremum(dims, keepdims, ReduceOp::Max) }
+    /// The minimum over `dims`.
     pub fn min(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> { self.extremum(dims, keepdims, ReduceOp::Min) }
 
     /// Sum away the dimensions that broadcasting added to reach this shape from `shape`.
