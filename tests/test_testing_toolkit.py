@@ -125,3 +125,11 @@ def test_testing_extra_is_declared():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     extras = meta["project"]["optional-dependencies"]
     assert any(d.startswith("hypothesis") for d in extras["testing"])
+
+
+def test_descent_check_accepts_clipnorm_zero_over_zero():
+    # ClipNorm(0, -Inf) with a zero gradient entry scales by 0/0 = NaN, as Julia does;
+    # the check must not call that uphill (hypothesis found it), but still checks ω > 0
+    fxt.check_descent_direction(fx.ClipNorm(0.0, -np.inf), np.array([0.0, 1.0, 2.0]))
+    fxt.check_descent_direction(fx.OptimiserChain(fx.ClipNorm(0.0, -np.inf), fx.Descent()), np.array([0.0, 1.0]))
+    fxt.check_descent_direction(fx.ClipNorm(1.0, -np.inf), np.array([0.0, 1.0, 2.0]))

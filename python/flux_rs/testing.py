@@ -304,6 +304,20 @@ def check_frozen_leaf_static(rule: Rule, x=None, grads=None) -> None:
         f"{rule!r}: the first step after thaw_ is not the rule's step"
 
 
+def _clipnorm_undefined(rule: Rule, g) -> bool:
+    """Does a ClipNorm in ``rule`` (alone or in a chain) scale ``g`` by 0/0?"""
+    rules = getattr(rule, "opts", None) or [rule]
+    for r in rules:
+        if isinstance(r, _opt.OptimiserChain) and _clipnorm_undefined(r, g):
+            return True
+        if isinstance(r, _opt.ClipNorm) and r.omega == 0:
+            p, a = float(r.p), np.abs(g)
+            n = a.max() if p == np.inf else a.min() if p == -np.inf else np.count_nonzero(a) if p == 0 else (a ** p).sum()
+            if n == 0:
+                return True
+    return False
+
+
 def check_descent_direction(rule: Rule, x=None, curvature=None, centre=None) -> None:
     """On the convex quadratic ``f(x) = ½·Σ a·(x − c)²`` (``a = curvature > 0``,
     ``c = centre``), the rule's first step from a fresh state goes downhill: with
@@ -332,6 +346,8 @@ def check_descent_direction(rule: Rule, x=None, curvature=None, centre=None) -> 
     dx64, g64 = np.asarray(dx, np.float64), g.astype(np.float64)
     if not np.any(g64):
         return  # at the minimum there is no downhill (and ClipNorm(0) makes 0/0 there, as in Julia)
+    if _clipnorm_undefined(rule, g64):
+        return  # ClipNorm(0, p) where ‖g‖_p = 0 (p = -Inf and a zero entry): 0/0, NaN as in Julia
     assert np.all(np.isfinite(dx64)), f"{rule!r}: the step is not finite: {dx}"
     slope = float(np.vdot(dx64, g64))
     tol = 1e-6 * float(np.linalg.norm(dx64) * np.linalg.norm(g64))
