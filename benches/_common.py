@@ -102,6 +102,23 @@ def transformer_weights(d=128, ff=512, classes=10, seed=0):
     return p
 
 
+def cnn_bn_weights(seed=0):
+    """W9's CNN: conv 3×3 3→32 pad 1, BatchNorm, relu, conv 3×3 32→64 pad 1, BatchNorm,
+    relu, maxpool 2, conv 3×3 64→64 pad 1, global mean pool, dense 64→10. Conv weights
+    (out, in, k, k) Glorot-uniform with zero biases; BatchNorm γ = 1, β = 0."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+
+    def conv(o, i, k):
+        lim = (6.0 / ((i + o) * k * k)) ** 0.5
+        return rng.uniform(-lim, lim, size=(o, i, k, k)).astype(np.float32), np.zeros(o, np.float32)
+
+    return {
+        "c1": conv(32, 3, 3), "c2": conv(64, 32, 3), "c3": conv(64, 64, 3),
+        "d": (glorot(rng, 10, 64), np.zeros(10, np.float32)),
+    }
+
+
 # ---- timing --------------------------------------------------------------------------
 
 # Seconds of untimed calls an engine gets after a pause before it is timed: on this VM a

@@ -160,4 +160,19 @@ def w8(d, variant):
     return _trainer(model, fx.Adam(), lambda m: fx.losses.logitcrossentropy(m(x), y))
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W6p": w6p, "W7": w7, "W10": w10, "W8": w8}
+def w9(d, variant):
+    import flux_rs as fx
+    p = d["w9_weights"]
+    model = fx.Chain(
+        fx.Conv((3, 3), 3, 32, pad=1, init=_const(p["c1"][0])), fx.BatchNorm(32, fx.relu),
+        fx.Conv((3, 3), 32, 64, pad=1, init=_const(p["c2"][0])), fx.BatchNorm(64, fx.relu),
+        fx.MaxPool((2, 2)),
+        fx.Conv((3, 3), 64, 64, pad=1, init=_const(p["c3"][0])),
+        fx.GlobalMeanPool(), fx.flatten,
+        fx.Dense(64, 10, init=_const(p["d"][0])),
+    )
+    x, y = fx.tensor(d["w9_x"]), fx.tensor(d["w9_y"])
+    return _trainer(model, fx.Adam(), lambda m: fx.losses.logitcrossentropy(m(x), y))
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W6p": w6p, "W7": w7, "W9": w9, "W10": w10, "W8": w8}

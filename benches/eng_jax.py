@@ -215,4 +215,54 @@ def w8(d, variant):
     return lambda: run(x, y)
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W10": w10, "W8": w8}
+def w9(d, variant):
+    import jax
+    import jax.numpy as jnp
+    import optax
+    from jax import lax
+    p = {k: (jnp.asarray(w), jnp.asarray(b)) for k, (w, b) in d["w9_weights"].items()}
+    p["bn1"] = (jnp.ones(32), jnp.zeros(32))
+    p["bn2"] = (jnp.ones(64), jnp.zeros(64))
+    stats = {"bn1": (jnp.zeros(32), jnp.ones(32)), "bn2": (jnp.zeros(64), jnp.ones(64))}
+
+    def conv(h, wb):
+        w, b = wb
+        y = lax.conv_general_dilated(h, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=("NCHW", "OIHW", "NCHW"))
+        return y + b[None, :, None, None]
+
+    def bn(h, gb, st, m=0.1):
+        # training mode: batch statistics, running statistics updated (unbiased variance)
+        g, b = gb
+        mean, var = h.mean((0, 2, 3)), h.var((0, 2, 3))
+        n = h.size // h.shape[1]
+        y = (h - mean[None, :, None, None]) * lax.rsqrt(var + 1e-5)[None, :, None, None]
+        new = ((1 - m) * st[0] + m * mean, (1 - m) * st[1] + m * var * n / (n - 1))
+        return jax.nn.relu(y * g[None, :, None, None] + b[None, :, None, None]), lax.stop_gradient(new)
+
+    def lossf(p, st, x, y):
+        h, s1 = bn(conv(x, p["c1"]), p["bn1"], st["bn1"])
+        h, s2 = bn(conv(h, p["c2"]), p["bn2"], st["bn2"])
+        h = lax.reduce_window(h, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 2, 2), "VALID")
+        h = conv(h, p["c3"]).mean((2, 3))
+        loss = optax.softmax_cross_entropy(h @ p["d"][0].T + p["d"][1], y).mean()
+        return loss, {"bn1": s1, "bn2": s2}
+
+    opt = optax.adam(1e-3)
+
+    def step(params, state, st, x, y):
+        (loss, st), g = jax.value_and_grad(lossf, has_aux=True)(params, st, x, y)
+        upd, state = opt.update(g, state, params)
+        return optax.apply_updates(params, upd), state, st, loss
+
+    step = jax.jit(step, donate_argnums=(0, 1, 2))
+    box = [p, opt.init(p), stats]
+    x, y = jnp.asarray(d["w9_x"]), jnp.asarray(d["w9_y"])
+
+    def run():
+        box[0], box[1], box[2], loss = step(box[0], box[1], box[2], x, y)
+        loss.block_until_ready()
+    return run
+
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W9": w9, "W10": w10, "W8": w8}

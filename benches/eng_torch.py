@@ -6,7 +6,7 @@ from __future__ import annotations
 
 NAME = "torch"
 VARIANTS = ("torch", "torch-fused")
-_ADAM_WORKLOADS = {"W1", "W3", "W4", "W6", "W7", "W8", "W10"}
+_ADAM_WORKLOADS = {"W1", "W3", "W4", "W6", "W7", "W8", "W9", "W10"}
 
 
 class NotAvailable(Exception):
@@ -212,4 +212,23 @@ def w8(d, variant):
     return _train_step(model, _adam(model.parameters(), variant), F.cross_entropy, x, t)
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W10": w10, "W8": w8}
+def w9(d, variant):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    _check("W9", variant)
+    p = d["w9_weights"]
+    c1, c2, c3 = nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1), nn.Conv2d(64, 64, 3, padding=1)
+    lin = nn.Linear(64, 10)
+    with torch.no_grad():
+        for mod, key in ((c1, "c1"), (c2, "c2"), (c3, "c3"), (lin, "d")):
+            mod.weight.copy_(torch.from_numpy(p[key][0]))
+            mod.bias.copy_(torch.from_numpy(p[key][1]))
+    model = nn.Sequential(c1, nn.BatchNorm2d(32), nn.ReLU(), c2, nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2), c3,
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), lin)
+    model.train()
+    x, t = torch.from_numpy(d["w9_x"]), torch.from_numpy(d["w9_y"].argmax(1))
+    return _train_step(model, _adam(model.parameters(), variant), F.cross_entropy, x, t)
+
+
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W7": w7, "W9": w9, "W10": w10, "W8": w8}

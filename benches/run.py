@@ -30,7 +30,7 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=2, help="threads for every engine (default 2)")
     p.add_argument("--only-flux", action="store_true", help="run flux_rs alone, no peers")
     p.add_argument("--peers", default="torch,jax,numpy", help="comma-separated peers to try (default torch,jax,numpy)")
-    p.add_argument("--only", default="", help="comma-separated workloads (W1,W2,W3,W4,W5,W5b,W6,W6p,W7,W8,W10,sweep,probes)")
+    p.add_argument("--only", default="", help="comma-separated workloads (W1,W2,W3,W4,W5,W5b,W6,W6p,W7,W8,W9,W10,sweep,probes)")
     p.add_argument("--rounds", type=int, default=0, help="timed rounds per workload (default 7, quick 3)")
     p.add_argument("--markdown", default="", help="also write the report to this file")
     p.add_argument("--wheel", default="", help="the flux_rs wheel whose size to report (default: newest found)")
@@ -55,7 +55,7 @@ import traceback  # noqa: E402
 import numpy as np  # noqa: E402
 
 import floor  # noqa: E402
-from _common import (cell, classification_data, lenet_weights, lstm_data, markdown_table, mlp_weights,  # noqa: E402
+from _common import (cell, classification_data, cnn_bn_weights, lenet_weights, lstm_data, markdown_table, mlp_weights,  # noqa: E402
                      rewarm, summary, time_call, transformer_weights)
 
 # name, what, unit, calls per sample, warm-up calls
@@ -69,6 +69,7 @@ SPECS = [
     ("W6p", "W6 with fx.DataLoader(parallel=True) (flux_rs only)", "s", 1, 1),
     ("W7", "transformer encoder block (batch 32, seq 64, d 128, 4 heads with bias, pre-LayerNorm, GELU MLP 512), "
            "mean pool, Dense(128,10), logitcrossentropy, Adam: one step", "ms", 2, 3),
+    ("W9", "CNN conv-BatchNorm-relu ×2, maxpool, conv, global mean pool, dense on 64×3×32×32, Adam: one step", "ms", 2, 2),
     ("W10", "MLP 1024-2048-2048-10 relu, logitcrossentropy, Adam, batch 512: one step", "ms", 1, 2),
     ("W5b", "f32 matmul 2048³, the result allocated per call (`a @ b`)", "ms", 1, 2),
     ("W8", "LSTM(32→128) over batch 32 × seq 50, last h → Dense(128,10), logitcrossentropy, Adam: one step", "ms", 3, 3),
@@ -145,6 +146,9 @@ def make_data(quick: bool):
     d["w10_weights"] = mlp_weights([1024, 2048, 2048, 10], seed=10)
     d["w10_x"], d["w10_y"] = classification_data(512, 1024, 10, seed=11)
     d.update(lstm_data(seed=8))
+    d["w9_weights"] = cnn_bn_weights(seed=9)
+    x9, d["w9_y"] = classification_data(64, 3 * 32 * 32, 10, seed=12)
+    d["w9_x"] = x9.reshape(64, 3, 32, 32)
     return d
 
 

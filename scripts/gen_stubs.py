@@ -68,6 +68,8 @@ RETURNS = {
     "Tensor.item": "float", "Tensor.ndim": "int", "Tensor.numpy": "np.ndarray[Any, Any]",
     "Tensor.shape": "tuple[int, ...]", "Tensor.size": "int", "Tensor.tolist": "Any",
     "Tensor.__array__": "np.ndarray[Any, Any]", "Tensor.__reduce__": "tuple[Any, ...]",
+    "batchnorm": T, "instancenorm": T, "groupnorm": T, "layernorm": T, "embedding": T,
+    "_module_forward": "tuple[Tensor, Tensor | None, Tensor | None]",
 }
 RETURNS.update({f"Node.{c}": "bool" for c in ("__lt__", "__le__", "__gt__", "__ge__")})
 # dunders whose type follows from their protocol

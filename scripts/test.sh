@@ -43,5 +43,8 @@ target/release/examples/char_lstm --steps 40 --hidden 32 --seq 16 --batch 16 --s
 say "Rust API docs: cargo doc -p flux-core (no warnings allowed)"
 # the Rust API docs must build without warnings (broken or private links)
 RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc -p flux-core --no-deps -q
+say "native example: cnn_batchnorm (train, checkpoint, resume; small settings)"
+# built by the cargo test above (cargo test builds the examples)
+target/release/examples/cnn_batchnorm --epochs 1 --resume-epochs 1 --train 256 --test 200 >/dev/null
 say "Python tests: pytest tests python/flux_rs --doctest-modules ${slow[*]}"
 python -m pytest -q tests python/flux_rs --doctest-modules ${slow[@]+"${slow[@]}"} "$@"

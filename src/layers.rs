@@ -85,7 +85,7 @@ fn alpha_dropout(x: &Bound<'_, PyAny>, p: f64, rng: Option<&Bound<'_, PyRng>>) -
 }
 
 /// Integer indices from a numpy array, with negative entries rejected.
-fn indices(idx: &Bound<'_, PyAny>, n: usize) -> PyResult<(Vec<usize>, Vec<usize>)> {
+pub(crate) fn indices(idx: &Bound<'_, PyAny>, n: usize) -> PyResult<(Vec<usize>, Vec<usize>)> {
     let np = idx.py().import("numpy")?;
     let arr = np.call_method1("asarray", (idx,))?;
     let kind: String = arr.getattr("dtype")?.getattr("kind")?.extract()?;

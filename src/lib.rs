@@ -18,6 +18,7 @@ mod io;
 mod layers;
 mod layers_misc;
 mod nn;
+mod norm;
 mod optim;
 mod pyrule;
 mod recurrent;
@@ -44,6 +45,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     io::register(m)?;
     layers::register(m)?;
     layers_misc::register(m)?;
+    norm::register(m)?;
     tree::register(m)?;
     recurrent::register(m)?;
     errors::install_panic_net(m.py())?;

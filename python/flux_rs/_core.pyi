@@ -221,6 +221,13 @@ class Tensor:
     def transpose(self, /, *perm: int) -> Tensor:
         """Reverse the dimensions, or permute them: `t.transpose(1, 0, 2)`."""
 
+def _module_forward(kind: str, x: _TensorLike, train: bool, chs: Any = ..., gamma: Any = ..., beta: Any = ..., running_mean: Any = ..., running_var: Any = ..., eps: float = ..., momentum: Any = ..., act: str = ..., param: float | None = ..., groups: int = ..., size: Any = ..., p: float = ..., seed: int | None = ..., dims: Any = ...) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Test hook: build the Rust layer `kind` (`"BatchNorm"`, `"InstanceNorm"`, `"GroupNorm"`,
+    `"LayerNorm"`, `"Dropout"`, `"AlphaDropout"`) with the given parameters (`gamma`,
+    `beta`, `running_mean`/`running_var`, copied in), run its `Module::forward_t(x, train)`, and
+    return `(y, running mean, running var)`: the Python layers must give the same bits.
+    """
+
 def _panic_for_test(msg: str) -> None:
     """Panic on purpose, so that a test can check the net above."""
 
@@ -274,6 +281,11 @@ def dot_product_attention(q: _TensorLike, k: _TensorLike, v: _TensorLike, nheads
 def dropout(x: _TensorLike, p: float, mask_shape: Any, rng: Rng | None = ...) -> Tensor:
     """`x ⊙ mask`, the mask of `mask_shape` drawn from `rng` (or the global generator)."""
 
+def embedding(w: Tensor, idx: Any, padding_idx: Any = ...) -> Tensor:
+    """Embedding's lookup: rows of `w` for the integer array `idx` (shape idx.shape + w.shape[1:]);
+    row `padding_idx` reads as zeros and gets no gradient.
+    """
+
 def full(shape: Sequence[int], value: Any, dtype: Any) -> Tensor:
     """A tensor filled with `value`."""
 
@@ -288,14 +300,23 @@ def gather_rows(src: Any, idx: Any) -> Tensor:
 def gather_tensor(t: Tensor, idx: Any) -> Tensor:
     """Rows `idx` of a tensor (a new tensor)."""
 
+def groupnorm(x: _TensorLike, chs: Any, groups: int, gamma: Any, beta: Any, eps: float, act: str = ..., param: float | None = ...) -> Tensor:
+    """GroupNorm's forward: `chs` channels in `groups` groups."""
+
 def init(name: str, shape: Sequence[int], dtype: Any = ..., gain: float | None = ..., rng: Rng | None = ..., mean: float | None = ..., std: float | None = ..., lo: float | None = ..., hi: float | None = ..., sparsity: float | None = ..., shift: float | None = ...) -> Tensor:
     """A weight initialiser by name for `shape`; unused keywords are ignored."""
+
+def instancenorm(x: _TensorLike, chs: Any, gamma: Any, beta: Any, running_mean: Any, running_var: Any, active: Any, eps: float, momentum: Any, act: str = ..., param: float | None = ...) -> Tensor:
+    """InstanceNorm's forward (statistics per sample and channel), as `batchnorm`."""
 
 def is_recording() -> bool:
     """Is a gradient being recorded on this thread? (Layers in automatic mode train only then.)"""
 
 def label_smoothing(y: _TensorLike, alpha: float, dims: Any = ...) -> Tensor:
     """`y·(1 − α) + α/size(y, dims)`; `dims=None` for binary labels (`+ α/2`)."""
+
+def layernorm(x: _TensorLike, size: Any, gamma: Any, beta: Any, eps: float, act: str = ..., param: float | None = ...) -> Tensor:
+    """LayerNorm's forward over the trailing dimensions `size`, with scale `gamma` and bias `beta` of `∏size` entries."""
 
 def load_safetensors(path: str) -> tuple[list[tuple[str, Tensor]], dict[str, str], bool]:
     """`(tensors as [(name, Tensor)] in file order, metadata dict, verified)`."""

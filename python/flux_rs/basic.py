@@ -134,11 +134,7 @@ class Embedding:
         ia = np.asarray(idx)
         if ia.dtype.kind not in "iu":
             raise TypeError(f"{self!r} takes integer indices, got an array of dtype {ia.dtype}")
-        y = _core.gather_rows(w, ia)
-        if self.padding_idx is not None and (ia == self.padding_idx).any():
-            keep = (ia != self.padding_idx).astype(np.float64 if w.dtype == np.float64 else np.float32)
-            y = y * keep[..., None]
-        return y
+        return _core.embedding(w, ia, self.padding_idx)
 
     def __repr__(self):
         n, d = self.weight.shape

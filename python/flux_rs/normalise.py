@@ -5,9 +5,11 @@ field ``active``: ``None`` (automatic: training behaviour only while a gradient 
 being recorded), ``True`` (always training) or ``False`` (always inference).
 ``fx.trainmode_`` / ``fx.testmode_`` set it on every such layer of a model.
 
-The statistics are one fused Rust op (``_core.normalize``) that standardises a
-(P, C, Q) view per C slice, with its own backward rule; the affine part and the
-running-statistics update are ordinary tensor ops.
+Each norm layer holds its parameters and running statistics and calls one Rust
+function (``_core.batchnorm``, ``instancenorm``, ``groupnorm``, ``layernorm``): the
+standardisation, the affine part, a known activation (``fx.activations.KERNELS``) and
+the running-statistics update are one fused op with one backward rule
+(``flux_core::ops::norm``). An activation that is not a kernel is applied after it.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from . import _core
 from ._core import Tensor
 from ._tree import children, layer
 from ._typing import Activation, ascii_alias
-from .activations import identity
+from .activations import KERNELS, identity
 from .layers import _fn_name, as_input
 
 __all__ = ["BatchNorm", "LayerNorm", "GroupNorm", "InstanceNorm", "Dropout", "AlphaDropout", "trainmode_",
@@ -102,24 +104,14 @@ def _zeros32(n):
     return _core.full([n], 0.0, "float32")
 
 
-def _chan_shape(x: Tensor) -> list[int]:
-    return [1, x.shape[1]] + [1] * (x.ndim - 2)
+def _kernel(λ):
+    """(name, parameter) of a fusable activation, else ("identity", None)."""
+    return KERNELS.get(λ) or KERNELS[identity]
 
 
-def _affine(lay, y: Tensor) -> Tensor:
-    if lay.affine:
-        s = _chan_shape(y)
-        y = y * lay.γ.reshape(*s) + lay.β.reshape(*s)
-    return y if lay.λ is identity else lay.λ(y)
-
-
-def _update_running(lay, mean: Tensor, var: Tensor, m: int):
-    """μ ← (1−m)μ + m·mean;  σ² ← (1−m)σ² + m·(M/(M−1))·var (unbiased)."""
-    mom = lay.momentum
-    new_mu = lay.μ * (1 - mom) + mean * mom
-    new_var = lay.σ2 * (1 - mom) + var * (mom * m / (m - 1))
-    _core.assign_(lay.μ, new_mu)
-    _core.assign_(lay.σ2, new_var)
+def _after(λ, y):
+    """``λ(y)`` for an activation the fused op could not apply itself."""
+    return y if λ in KERNELS else λ(y)
 
 
 #: a parameter initialiser: ``init(n)`` gives a vector of n values
@@ -137,11 +129,6 @@ def _ascii_keywords(lay, λ, lambda_, initβ, init_beta, initγ, init_gamma):
 
 class _Norm:
     _has_mode = True
-
-    def _check(self, x: Tensor):
-        if x.ndim < 2 or x.shape[1] != self.chs:
-            raise ValueError(f"{self!r} expects input (batch, {self.chs}, ...) with {self.chs} channels in dimension 1,"
-                             f" got shape {tuple(x.shape)}")
 
     def _with_stats(self, chs, λ, initβ, initγ, affine, track_stats, active, eps, momentum):
         """Fields of the norms with running statistics (BatchNorm, InstanceNorm)."""
@@ -203,20 +190,9 @@ class BatchNorm(_Norm):
 
     def __call__(self, x):
         x = as_input(x, self._dtype(x))
-        self._check(x)
-        n, c = x.shape[0], x.shape[1]
-        q = int(np.prod(x.shape[2:], dtype=np.int64))
-        if _is_active(self) or not self.track_stats:
-            if _is_active(self) and n * q == 1:
-                raise ValueError(f"{self!r} in training needs more than one value per channel, got shape "
-                                 f"{tuple(x.shape)}")
-            y, mean, var = _core.normalize(x, n, c, q, self.ϵ)
-            if self.track_stats and _is_active(self):
-                _update_running(self, mean, var, n * q)
-        else:
-            s = _chan_shape(x)
-            y = (x - self.μ.reshape(*s)) / (self.σ2.reshape(*s) + self.ϵ).sqrt()
-        return _affine(self, y)
+        y = _core.batchnorm(x, self.chs, self.γ, self.β, self.μ, self.σ2, self.active, self.ϵ, self.momentum,
+                            *_kernel(self.λ))
+        return _after(self.λ, y)
 
     def __repr__(self):
         return f"BatchNorm({self.chs}{self._extra()})"
@@ -241,21 +217,9 @@ class InstanceNorm(_Norm):
 
     def __call__(self, x):
         x = as_input(x, self._dtype(x))
-        self._check(x)
-        if x.ndim < 3:
-            raise ValueError(f"{self!r} expects (batch, channels, spatial...), got shape {tuple(x.shape)}")
-        n, c = x.shape[0], x.shape[1]
-        q = int(np.prod(x.shape[2:], dtype=np.int64))
-        if _is_active(self) or not self.track_stats:
-            y, mean, var = _core.normalize(x, 1, n * c, q, self.ϵ)
-            if self.track_stats and _is_active(self):
-                if q == 1:
-                    raise ValueError(f"{self!r} needs more than one spatial value to track statistics")
-                _update_running(self, mean.reshape(n, c).mean(dims=0), var.reshape(n, c).mean(dims=0), q)
-        else:
-            s = _chan_shape(x)
-            y = (x - self.μ.reshape(*s)) / (self.σ2.reshape(*s) + self.ϵ).sqrt()
-        return _affine(self, y)
+        y = _core.instancenorm(x, self.chs, self.γ, self.β, self.μ, self.σ2, self.active, self.ϵ, self.momentum,
+                               *_kernel(self.λ))
+        return _after(self.λ, y)
 
     def __repr__(self):
         return f"InstanceNorm({self.chs}{self._extra()})"
@@ -288,11 +252,8 @@ class GroupNorm(_Norm):
 
     def __call__(self, x):
         x = as_input(x, self._dtype(x))
-        self._check(x)
-        n = x.shape[0]
-        q = int(np.prod(x.shape[1:], dtype=np.int64)) // self.G
-        y, _, _ = _core.normalize(x, 1, n * self.G, q, self.ϵ)
-        return _affine(self, y)
+        y = _core.groupnorm(x, self.chs, self.G, self.γ, self.β, self.ϵ, *_kernel(self.λ))
+        return _after(self.λ, y)
 
     def __repr__(self):
         return f"GroupNorm({self.chs}, {self.G}{self._extra()})"
@@ -322,15 +283,14 @@ class LayerNorm:
 
     def __call__(self, x):
         x = as_input(x, self.diag.scale.dtype if self.affine else (x.dtype if isinstance(x, Tensor) else np.float32))
-        k = len(self.size)
-        if x.ndim < k or tuple(x.shape[x.ndim - k:]) != self.size:
-            raise ValueError(f"{self!r} expects input whose last {k} dimension(s) are {self.size}, "
-                             f"got shape {tuple(x.shape)}")
-        r = int(np.prod(self.size))
-        y, _, _ = _core.normalize(x, 1, x.size // max(r, 1), r, self.ϵ)
-        if self.affine:
-            y = self.diag(y)
-        return y if self.λ is identity else self.λ(y)
+        d = self.diag
+        if d is None:
+            return _after(self.λ, _core.layernorm(x, list(self.size), None, None, self.ϵ, *_kernel(self.λ)))
+        bias = d.bias if isinstance(d.bias, Tensor) else None
+        if bias is None or d.σ is not identity:
+            # a Scale changed by hand: normalise, then call it as it is
+            return self.λ(d(_core.layernorm(x, list(self.size), None, None, self.ϵ)))
+        return _after(self.λ, _core.layernorm(x, list(self.size), d.scale, bias, self.ϵ, *_kernel(self.λ)))
 
     def __repr__(self):
         sz = self.size[0] if len(self.size) == 1 else self.size

@@ -19,8 +19,11 @@ pub mod bilinear;
 pub mod combinators;
 pub mod conv;
 pub mod dense;
+pub mod dropout;
+pub mod embedding;
 pub mod init;
 pub mod losses;
+pub mod norm;
 pub mod recurrent;
 pub mod resample;
 pub mod scale;
@@ -212,6 +215,12 @@ pub trait Module: Send {
         self.visit_params_mut(&mut ParamPath::new(), &mut |p, t| out.push((p.to_string(), t)));
         out
     }
+    /// Non-trainable state saved with the model, e.g. BatchNorm's
+    /// `("running_mean", …)`, by path (cheap clones sharing storage). Default: none.
+    fn buffers(&self) -> Vec<(String, Tensor)> { Vec::new() }
+    /// Overwrite the buffer at `path` (restoring a checkpoint); `Ok(false)` if there is
+    /// no such buffer.
+    fn set_buffer(&self, _path: &str, _value: &Tensor) -> Result<bool> { Ok(false) }
 }
 
 /// Layers applied in order.
@@ -242,6 +251,21 @@ impl Module for Chain {
     fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { visit_members(&self.layers, path, f) }
     fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
         visit_members_mut(&mut self.layers, path, f)
+    }
+    fn buffers(&self) -> Vec<(String, Tensor)> {
+        self.layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| l.buffers().into_iter().map(move |(p, t)| (format!("layers.{i}.{p}"), t)))
+            .collect()
+    }
+    fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> {
+        // "layers.{i}.{rest}"
+        let Some((i, rest)) = path.strip_prefix("layers.").and_then(|r| r.split_once('.')) else { return Ok(false) };
+        match i.parse::<usize>().ok().and_then(|i| self.layers.get(i)) {
+            Some(l) => l.set_buffer(rest, value),
+            None => Ok(false),
+        }
     }
 }
 

@@ -36,6 +36,9 @@
 //! assert_eq!(g[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![2.0, 2.0]);
 //! ```
 pub mod attention;
+pub mod dropout;
+pub mod embedding;
+pub mod norm;
 
 use std::fmt::Debug;
 
