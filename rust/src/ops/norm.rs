@@ -110,9 +110,21 @@ pub enum Stats<'a> {
     /// The batch's own mean and variance.
     Batch,
     /// The batch's own, folded into these running statistics with `momentum`.
-    Track { mean: &'a mut Tensor, var: &'a mut Tensor, momentum: f64 },
+    Track {
+        /// Running mean, `period` entries, updated in place.
+        mean: &'a mut Tensor,
+        /// Running (unbiased) variance, updated in place.
+        var: &'a mut Tensor,
+        /// Weight of this batch in the update.
+        momentum: f64,
+    },
     /// Fixed statistics (inference with running statistics); not differentiated.
-    Running { mean: &'a Tensor, var: &'a Tensor },
+    Running {
+        /// Mean, `period` entries.
+        mean: &'a Tensor,
+        /// Variance, `period` entries.
+        var: &'a Tensor,
+    },
 }
 
 /// The fused op: inputs `x` and, when affine, `γ` and `β`.
