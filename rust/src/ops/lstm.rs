@@ -10,48 +10,44 @@ use crate::tensor::{Float, Tensor};
 
 use super::gates::{block, sigmoid, tanh, wide, wide_or_not};
 
-/// One step of one sequence: gate pre-activations `gx + gh` → activations `a` (4H),
-/// cell state `c`, its `tanh` and the output `y`, from the previous cell state `cp`.
+/// One step of one sequence: the gate pre-activations in `ga` (4H, `x·Wiᵀ + b`) plus `gh`
+/// (`h·Whᵀ`) become the activations, in place; the cell state `c` and the output `y`
+/// from the previous cell state `cp`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn step_fwd_body<T: Float>(h: usize, gx: &[T], gh: &[T], cp: &[T], a: &mut [T], c: &mut [T], tc: &mut [T], y: &mut [T]) {
+fn step_fwd_body<T: Float>(h: usize, ga: &mut [T], gh: &[T], cp: &[T], c: &mut [T], y: &mut [T]) {
     // one slice of length h per gate, so that the loop has no bounds checks and vectorises
     let q = |v, k| block(v, k, h);
-    let (xi, xf, xg, xo) = (q(gx, 0), q(gx, 1), q(gx, 2), q(gx, 3));
     let (hi, hf, hg, ho) = (q(gh, 0), q(gh, 1), q(gh, 2), q(gh, 3));
-    let (ai, rest) = a[..4 * h].split_at_mut(h);
+    let (ai, rest) = ga[..4 * h].split_at_mut(h);
     let (af, rest) = rest.split_at_mut(h);
     let (ag, ao) = rest.split_at_mut(h);
-    let (cp, c, tc, y) = (&cp[..h], &mut c[..h], &mut tc[..h], &mut y[..h]);
+    let (cp, c, y) = (&cp[..h], &mut c[..h], &mut y[..h]);
     for j in 0..h {
-        let i = sigmoid(xi[j] + hi[j]);
-        let f = sigmoid(xf[j] + hf[j]);
-        let g = tanh(xg[j] + hg[j]);
-        let o = sigmoid(xo[j] + ho[j]);
+        let i = sigmoid(ai[j] + hi[j]);
+        let f = sigmoid(af[j] + hf[j]);
+        let g = tanh(ag[j] + hg[j]);
+        let o = sigmoid(ao[j] + ho[j]);
         let cn = f * cp[j] + i * g;
-        let t = tanh(cn);
         ai[j] = i;
         af[j] = f;
         ag[j] = g;
         ao[j] = o;
         c[j] = cn;
-        tc[j] = t;
-        y[j] = o * t;
+        y[j] = o * tanh(cn);
     }
 }
 
-wide_or_not!(step_fwd_wide, <T>(h: usize, gx: &[T], gh: &[T], cp: &[T], a: &mut [T], c: &mut [T], tc: &mut [T], y: &mut [T]) {
-    step_fwd_body(h, gx, gh, cp, a, c, tc, y)
+wide_or_not!(step_fwd_wide, <T>(h: usize, ga: &mut [T], gh: &[T], cp: &[T], c: &mut [T], y: &mut [T]) {
+    step_fwd_body(h, ga, gh, cp, c, y)
 });
 
-#[allow(clippy::too_many_arguments)]
-fn step_fwd<T: Float>(h: usize, gx: &[T], gh: &[T], cp: &[T], a: &mut [T], c: &mut [T], tc: &mut [T], y: &mut [T]) {
+fn step_fwd<T: Float>(h: usize, ga: &mut [T], gh: &[T], cp: &[T], c: &mut [T], y: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if wide() {
         // SAFETY: the CPU has AVX2 and FMA (checked by `wide`).
-        return unsafe { step_fwd_wide(h, gx, gh, cp, a, c, tc, y) };
+        return unsafe { step_fwd_wide(h, ga, gh, cp, c, y) };
     }
-    step_fwd_body(h, gx, gh, cp, a, c, tc, y)
+    step_fwd_body(h, ga, gh, cp, c, y)
 }
 
 /// One step back: from the gradient reaching this step's output (`gy + dh`) and cell
@@ -59,8 +55,8 @@ fn step_fwd<T: Float>(h: usize, gx: &[T], gh: &[T], cp: &[T], a: &mut [T], c: &m
 /// gate pre-activations `dg`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn step_bwd<T: Float>(h: usize, gy: &[T], dh: &[T], dc: &mut [T], a: &[T], cp: &[T], tc: &[T], dg: &mut [T]) {
-    let (gy, dh, dc, a, cp, tc, dg) = (&gy[..h], &dh[..h], &mut dc[..h], &a[..4 * h], &cp[..h], &tc[..h], &mut dg[..4 * h]);
+fn step_bwd_body<T: Float>(h: usize, gy: &[T], dh: &[T], dc: &mut [T], a: &[T], cp: &[T], cs: &[T], dg: &mut [T]) {
+    let (gy, dh, dc, a, cp, cs, dg) = (&gy[..h], &dh[..h], &mut dc[..h], &a[..4 * h], &cp[..h], &cs[..h], &mut dg[..4 * h]);
     let one = T::one();
     let (di, rest) = dg.split_at_mut(h);
     let (df, rest) = rest.split_at_mut(h);
@@ -68,7 +64,7 @@ fn step_bwd<T: Float>(h: usize, gy: &[T], dh: &[T], dc: &mut [T], a: &[T], cp: &
     for j in 0..h {
         let (i, f, g, o) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
         let dy = gy[j] + dh[j];
-        let t = tc[j];
+        let t = tanh(cs[j]); // as the forward pass computed it (same function, same bits)
         let dcc = dc[j] + dy * o * (one - t * t);
         di[j] = dcc * g * i * (one - i);
         df[j] = dcc * cp[j] * f * (one - f);
@@ -78,16 +74,29 @@ fn step_bwd<T: Float>(h: usize, gy: &[T], dh: &[T], dc: &mut [T], a: &[T], cp: &
     }
 }
 
+wide_or_not!(step_bwd_wide, <T>(h: usize, gy: &[T], dh: &[T], dc: &mut [T], a: &[T], cp: &[T], cs: &[T], dg: &mut [T]) {
+    step_bwd_body(h, gy, dh, dc, a, cp, cs, dg)
+});
+
+#[allow(clippy::too_many_arguments)]
+fn step_bwd<T: Float>(h: usize, gy: &[T], dh: &[T], dc: &mut [T], a: &[T], cp: &[T], cs: &[T], dg: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if wide() {
+        // SAFETY: the CPU has AVX2 and FMA (checked by `wide`).
+        return unsafe { step_bwd_wide(h, gy, dh, dc, a, cp, cs, dg) };
+    }
+    step_bwd_body(h, gy, dh, dc, a, cp, cs, dg)
+}
+
 /// The forward pass of [`super::recurrent::Sequence`] for the LSTM: output `[ys…, c_T…]`.
 pub(super) fn forward<T: Float>(d: Dims, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
-    let gx = input_projection::<T>(d, xs[0], xs[1], xs[3])?;
+    // the input projection of every step, overwritten step by step with the activations
+    let mut acts = input_projection::<T>(d, xs[0], xs[1], xs[3])?;
     let (h0, c0) = (xs[4].as_slice::<T>()?, xs[5].as_slice::<T>()?);
     let (b, h, h4) = (d.b, d.h, 4 * d.h);
     let n = b * d.t * h;
     let mut out = vec![T::zero(); n + b * h];
-    let mut acts = vec![T::zero(); b * d.t * h4];
     let mut cs = vec![T::zero(); n];
-    let mut tcs = vec![T::zero(); n];
     let mut gh = vec![T::zero(); b * h4];
     let whm = Mat::of(xs[2], true)?;
     for t in 0..d.t {
@@ -96,7 +105,7 @@ pub(super) fn forward<T: Float>(d: Dims, xs: &[&Tensor]) -> Result<(Tensor, Box<
             let r = d.row(bi, t);
             let (done, now) = cs.split_at_mut(r * h);
             let cp = if t == 0 { &c0[bi * h..] } else { &done[(r - 1) * h..] };
-            step_fwd(h, &gx[r * h4..], &gh[bi * h4..], cp, &mut acts[r * h4..], now, &mut tcs[r * h..], &mut out[r * h..]);
+            step_fwd(h, &mut acts[r * h4..], &gh[bi * h4..], cp, now, &mut out[r * h..]);
         }
     }
     for bi in 0..b {
@@ -105,12 +114,12 @@ pub(super) fn forward<T: Float>(d: Dims, xs: &[&Tensor]) -> Result<(Tensor, Box<
     }
     let y = Tensor::from_vec(out, &[n + b * h])?;
     let saved = |v: Vec<T>| Tensor::from_vec(v, &[n * 4]);
-    let bwd = LstmBackward { s: Saved::new(d, xs), c0: xs[5].clone(), y: y.clone(), acts: saved(acts)?, cs: Tensor::from_vec(cs, &[n])?, tcs: Tensor::from_vec(tcs, &[n])? };
+    let bwd = LstmBackward { s: Saved::new(d, xs), c0: xs[5].clone(), y: y.clone(), acts: saved(acts)?, cs: Tensor::from_vec(cs, &[n])? };
     Ok((y, Box::new(bwd)))
 }
 
 /// What the LSTM's backward pass reads: the inputs, the output and per step the gate
-/// activations, cell states and their tanh.
+/// activations and cell states.
 #[derive(Debug)]
 struct LstmBackward {
     s: Saved,
@@ -118,7 +127,6 @@ struct LstmBackward {
     y: Tensor,
     acts: Tensor,
     cs: Tensor,
-    tcs: Tensor,
 }
 
 impl LstmBackward {
@@ -128,7 +136,7 @@ impl LstmBackward {
         let n = b * d.t * h;
         let g = g.as_contiguous::<T>()?;
         let (gy, gc) = g.as_slice::<T>()?.split_at(n);
-        let (acts, cs, tcs) = (self.acts.as_slice::<T>()?, self.cs.as_slice::<T>()?, self.tcs.as_slice::<T>()?);
+        let (acts, cs) = (self.acts.as_slice::<T>()?, self.cs.as_slice::<T>()?);
         let c0 = self.c0.as_slice::<T>()?;
         let mut dg = vec![T::zero(); b * d.t * h4];
         let mut dh = vec![T::zero(); b * h];
@@ -137,7 +145,7 @@ impl LstmBackward {
             for bi in 0..b {
                 let r = d.row(bi, t);
                 let cp = if t == 0 { &c0[bi * h..] } else { &cs[(r - 1) * h..] };
-                step_bwd(h, &gy[r * h..], &dh[bi * h..], &mut dc[bi * h..], &acts[r * h4..], cp, &tcs[r * h..], &mut dg[r * h4..]);
+                step_bwd(h, &gy[r * h..], &dh[bi * h..], &mut dc[bi * h..], &acts[r * h4..], cp, &cs[r * h..], &mut dg[r * h4..]);
             }
             if t > 0 || needs[4] {
                 through_wh(d, d.step_rows(t, &dg, h4), &self.s.wh, &mut dh, false)?;
