@@ -6,7 +6,7 @@ import numpy as np
 _TensorLike = Tensor | np.ndarray[Any, Any] | float | int | Sequence[Any]
 
 __version__: str
-__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_panic_for_test', 'alpha_dropout', 'assign_', 'bilinear_layer', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'conv_transpose_layer', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'init', 'is_recording', 'label_smoothing', 'load_safetensors', 'loss', 'maximum', 'maxout', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scale_layer', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
+__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_module_forward', '_panic_for_test', 'alpha_dropout', 'assign_', 'batchnorm', 'bilinear_layer', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'conv_transpose_layer', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'embedding', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'groupnorm', 'init', 'instancenorm', 'is_recording', 'label_smoothing', 'layernorm', 'load_safetensors', 'loss', 'maximum', 'maxout', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scale_layer', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
 
 @final
 class Buckets:
@@ -236,6 +236,12 @@ def alpha_dropout(x: _TensorLike, p: float, rng: Rng | None = ...) -> Tensor:
 
 def assign_(dst: Any, src: Any) -> None:
     """`dst[...] = src` in place (converted to dst's dtype); shapes must match."""
+
+def batchnorm(x: _TensorLike, chs: Any, gamma: Any, beta: Any, running_mean: Any, running_var: Any, active: Any, eps: float, momentum: Any, act: str = ..., param: float | None = ...) -> Tensor:
+    """BatchNorm's forward: `λ(γ·x̂ + β)`; in training (`active`, or while a gradient is
+    recorded when `active` is None) with batch statistics and the running ones `running_mean`,
+    `running_var` updated in place, else with the running ones.
+    """
 
 def bilinear_layer(x: _TensorLike, y: _TensorLike, w: Tensor, b: _TensorLike, act: str = ..., param: float | None = ...) -> Tensor:
     """`act(xᵀ W[o] y + b[o])` in one call: the Bilinear layer, `x` (..., in1), `y` (..., in2),
