@@ -238,44 +238,44 @@ pub const RULES: &[&str] = &[
 /// ```
 pub fn build(name: &str, fields: &[(String, Hyper)]) -> Result<Box<dyn Rule>> {
     let f = Fields(fields);
-    const B: (f64, f64) = (0.9, 0.999);
+    // the defaults are the rules' `Default`s (written once, in each rule's file)
     let rule: Box<dyn Rule> = match name {
-        "Descent" => Box::new(Descent::new(f.float_or("eta", 0.1)?)),
-        "Momentum" => Box::new(Momentum::new(f.float_or("eta", 0.01)?, f.float_or("rho", 0.9)?)?),
-        "Nesterov" => Box::new(Nesterov::new(f.float_or("eta", 1e-3)?, f.float_or("rho", 0.9)?)?),
-        "Rprop" => Box::new(Rprop::new(f.float_or("eta", 1e-3)?, f.pair_or("ell", (0.5, 1.2))?, f.pair_or("gamma", (1e-6, 50.0))?)?),
+        "Descent" => Box::new(Descent::new(f.float_or("eta", Descent::default().eta)?)),
+        "Momentum" => Box::new(Momentum::new(f.float_or("eta", Momentum::default().eta)?, f.float_or("rho", Momentum::default().rho)?)?),
+        "Nesterov" => Box::new(Nesterov::new(f.float_or("eta", Nesterov::default().eta)?, f.float_or("rho", Nesterov::default().rho)?)?),
+        "Rprop" => Box::new(Rprop::new(f.float_or("eta", Rprop::default().eta)?, f.pair_or("ell", Rprop::default().ell)?, f.pair_or("gamma", Rprop::default().gamma)?)?),
         "RMSProp" => {
-            let centred = f.bool_or("centred", false)? || f.bool_or("centered", false)?;
-            Box::new(RMSProp::new(f.float_or("eta", 1e-3)?, f.float_or("rho", 0.9)?, f.float_or("epsilon", 1e-8)?, centred)?)
+            let centred = f.bool_or("centred", RMSProp::default().centred)? || f.bool_or("centered", RMSProp::default().centred)?;
+            Box::new(RMSProp::new(f.float_or("eta", RMSProp::default().eta)?, f.float_or("rho", RMSProp::default().rho)?, f.float_or("epsilon", RMSProp::default().epsilon)?, centred)?)
         }
-        "Adam" => Box::new(Adam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
-        "RAdam" => Box::new(RAdam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
-        "AdaMax" => Box::new(AdaMax::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
-        "OAdam" => Box::new(OAdam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", (0.5, 0.9))?, f.float_or("epsilon", 1e-8)?)?),
-        "AdaGrad" => Box::new(AdaGrad::new(f.float_or("eta", 0.1)?, f.float_or("epsilon", 1e-8)?)?),
-        "AdaDelta" => Box::new(AdaDelta::new(f.float_or("rho", 0.9)?, f.float_or("epsilon", 1e-8)?)),
-        "AMSGrad" => Box::new(AMSGrad::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
-        "NAdam" => Box::new(NAdam::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-8)?)?),
+        "Adam" => Box::new(Adam::new(f.float_or("eta", Adam::default().eta)?, f.pair_or("beta", Adam::default().beta)?, f.float_or("epsilon", Adam::default().epsilon)?)?),
+        "RAdam" => Box::new(RAdam::new(f.float_or("eta", RAdam::default().eta)?, f.pair_or("beta", RAdam::default().beta)?, f.float_or("epsilon", RAdam::default().epsilon)?)?),
+        "AdaMax" => Box::new(AdaMax::new(f.float_or("eta", AdaMax::default().eta)?, f.pair_or("beta", AdaMax::default().beta)?, f.float_or("epsilon", AdaMax::default().epsilon)?)?),
+        "OAdam" => Box::new(OAdam::new(f.float_or("eta", OAdam::default().eta)?, f.pair_or("beta", OAdam::default().beta)?, f.float_or("epsilon", OAdam::default().epsilon)?)?),
+        "AdaGrad" => Box::new(AdaGrad::new(f.float_or("eta", AdaGrad::default().eta)?, f.float_or("epsilon", AdaGrad::default().epsilon)?)?),
+        "AdaDelta" => Box::new(AdaDelta::new(f.float_or("rho", AdaDelta::default().rho)?, f.float_or("epsilon", AdaDelta::default().epsilon)?)),
+        "AMSGrad" => Box::new(AMSGrad::new(f.float_or("eta", AMSGrad::default().eta)?, f.pair_or("beta", AMSGrad::default().beta)?, f.float_or("epsilon", AMSGrad::default().epsilon)?)?),
+        "NAdam" => Box::new(NAdam::new(f.float_or("eta", NAdam::default().eta)?, f.pair_or("beta", NAdam::default().beta)?, f.float_or("epsilon", NAdam::default().epsilon)?)?),
         "AdamW" => Box::new(AdamW::new(
-            f.float_or("eta", 1e-3)?,
-            f.pair_or("beta", B)?,
-            f.float_or("lambda", 0.0)?,
-            f.float_or("epsilon", 1e-8)?,
-            f.bool_or("couple", true)?,
+            f.float_or("eta", AdamW::default().eta)?,
+            f.pair_or("beta", AdamW::default().beta)?,
+            f.float_or("lambda", AdamW::default().lambda)?,
+            f.float_or("epsilon", AdamW::default().epsilon)?,
+            f.bool_or("couple", AdamW::default().couple)?,
         )?),
-        "AdaBelief" => Box::new(AdaBelief::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?, f.float_or("epsilon", 1e-16)?)?),
-        "Lion" => Box::new(Lion::new(f.float_or("eta", 1e-3)?, f.pair_or("beta", B)?)?),
+        "AdaBelief" => Box::new(AdaBelief::new(f.float_or("eta", AdaBelief::default().eta)?, f.pair_or("beta", AdaBelief::default().beta)?, f.float_or("epsilon", AdaBelief::default().epsilon)?)?),
+        "Lion" => Box::new(Lion::new(f.float_or("eta", Lion::default().eta)?, f.pair_or("beta", Lion::default().beta)?)?),
         "WeightDecay" => {
             let lambda = match (f.get("lambda"), f.get("gamma")) {
                 (Some(_), Some(_)) => return Err(value_err!("WeightDecay: give lambda or its old name gamma, not both")),
                 (None, Some(g)) => g.float("gamma")?,
-                _ => f.float_or("lambda", 5e-4)?,
+                _ => f.float_or("lambda", WeightDecay::default().lambda)?,
             };
             Box::new(WeightDecay::new(lambda))
         }
-        "SignDecay" => Box::new(SignDecay::new(f.float_or("lambda", 1e-3)?)),
-        "ClipGrad" => Box::new(ClipGrad::new(f.float_or("delta", 10.0)?)),
-        "ClipNorm" => Box::new(ClipNorm::new(f.float_or("omega", 10.0)?, f.float_or("p", 2.0)?, f.bool_or("throw", true)?)),
+        "SignDecay" => Box::new(SignDecay::new(f.float_or("lambda", SignDecay::default().lambda)?)),
+        "ClipGrad" => Box::new(ClipGrad::new(f.float_or("delta", ClipGrad::default().delta)?)),
+        "ClipNorm" => Box::new(ClipNorm::new(f.float_or("omega", ClipNorm::default().omega)?, f.float_or("p", ClipNorm::default().p)?, f.bool_or("throw", ClipNorm::default().throw)?)),
         "OptimiserChain" => {
             let opts = match f.get("opts") {
                 None => vec![],
