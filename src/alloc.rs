@@ -8,7 +8,36 @@
 //! and a 10M-element Adam step took 18 ms instead of 6 on one thread. The line is at 1 MiB
 //! because the 1–2 MiB weight gradients of an MLP suffer the same: with the line at 8 MiB
 //! a W1 step took 3.6 ms instead of 2.5.
+//!
+//! glibc by default hands freed memory at the top of its heap back to the system once
+//! more than a threshold is free, and that threshold follows the largest block freed:
+//! a training step that frees its activations at the end trims the heap, and the next
+//! step faults every page back in (zeroed by the kernel), a quarter of a transformer
+//! block's step. [`keep_freed_memory`] stops the trimming, as PyTorch's caching
+//! allocator keeps its blocks: a process holds on to its largest step's memory.
 use std::alloc::{GlobalAlloc, Layout, System};
+
+/// Tell glibc to keep freed memory for reuse instead of returning it to the system after
+/// every step (see the module docs); blocks from 32 MiB up are still mapped and unmapped
+/// one by one. Does nothing on other C libraries.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        const M_TRIM_THRESHOLD: std::ffi::c_int = -1;
+        const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+        // SAFETY: mallopt only sets the allocator's parameters; it is called at import,
+        // and glibc serialises it against concurrent allocation.
+        unsafe {
+            // a fixed mmap threshold also turns off glibc's threshold tracking, which
+            // would otherwise raise the trim threshold back and forth with block sizes
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, 1 << 30);
+        }
+    }
+}
 
 /// Blocks of at least this many bytes go to the system allocator.
 const LARGE: usize = 1 << 20;

@@ -33,6 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // thread more than cores, and when a sleeping worker wakes late (a VM's idle vCPU)
     // the caller does the work itself instead of waiting. Fails harmlessly when the pool
     // already exists (another extension built it first): it is then used as it is.
+    alloc::keep_freed_memory();
     let _ = rayon::ThreadPoolBuilder::new().use_current_thread().build_global();
     flux_core::tensor::matmul::prepare();
     tensor::register(m)?;

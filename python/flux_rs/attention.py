@@ -99,7 +99,13 @@ class MultiHeadAttention:
         k = q if k is None else k
         v = k if v is None else v
         dt = self.q_proj.weight.dtype
-        q, k, v = (as_input(t, dt) for t in (q, k, v))
+        # one conversion per distinct input: self-attention stays one tensor, which Rust
+        # projects with one stacked GEMM
+        done: dict[int, Tensor] = {}
+        for t in (q, k, v):
+            if id(t) not in done:
+                done[id(t)] = as_input(t, dt)
+        q, k, v = (done[id(t)] for t in (q, k, v))
         return _core.multihead_attention(q, k, v, self.nheads, *_proj(self.q_proj), *_proj(self.k_proj),
                                          *_proj(self.v_proj), *_proj(self.out_proj), bias, mask,
                                          *_drop_args(self.attn_drop))

@@ -191,6 +191,78 @@ fn multihead_attention_matches_its_parts() {
 }
 
 #[test]
+fn packed_operands_match_three_tensors() {
+    // q, k, v as column blocks of one tensor (qk width 4, v width 6, two heads): the same
+    // (y, α) as the three blocks passed apart, and gradients right through the one input
+    let mut g = Gen::new(8);
+    let x = g.nd(&[2, 5, 14], -1.0, 1.0).tensor();
+    let parts = |t: &Tensor| flux_core::tensor::misc::split(t, &[4, 4, 6], 2).unwrap();
+    let p = parts(&x);
+    let bias = g.nd(&[1, 2, 5, 5], -1.0, 1.0).tensor();
+    for op in [Sdpa::new(2), Sdpa::new(2).mask(Mask::Causal).bias(bias.clone()), Sdpa::new(1)] {
+        let (y, a) = op.forward_packed(&x, 4, None).unwrap();
+        let (ry, ra) = op.forward(&p[0], &p[1], &p[2]).unwrap();
+        assert_close(&vals(&y), &vals(&ry), 1e-14, 1e-15);
+        assert_close(&vals(&a), &vals(&ra), 1e-14, 1e-15);
+        gradcheck(std::slice::from_ref(&x), |t| Ok(op.forward_packed(&t[0], 4, None)?.0));
+        // α's own node: v's columns get no gradient
+        gradcheck(std::slice::from_ref(&x), |t| {
+            let (y, a) = op.forward_packed(&t[0], 4, None)?;
+            y.sum_all()?.add(&a.square()?.sum_all()?)
+        });
+    }
+    let (_, gr) = autodiff::value_and_grad(&[&x], || Sdpa::new(2).forward_packed(&x, 4, None)?.1.square()?.sum_all()).unwrap();
+    let gx = vals(gr[0].as_ref().unwrap());
+    assert!(gx.chunks(14).all(|r| r[8..].iter().all(|&v| v == 0.0)) && gx.iter().any(|&v| v != 0.0));
+    // the bias is differentiated too; dropout draws one mask for both passes
+    gradcheck(&[x.clone(), bias.clone()], |t| Ok(Sdpa::new(2).bias(t[1].clone()).forward_packed(&t[0], 4, None)?.0));
+    let drop = Sdpa::new(2).dropout(0.3);
+    gradcheck(std::slice::from_ref(&x), |t| Ok(drop.forward_packed(&t[0], 4, Some(&mut Rng::seed(3)))?.0));
+    let (yd, _) = drop.forward_packed(&x, 4, Some(&mut Rng::seed(3))).unwrap();
+    assert_close(&vals(&yd), &vals(&drop.forward_with_rng(&p[0], &p[1], &p[2], &mut Rng::seed(3)).unwrap().0), 1e-14, 1e-15);
+    // widths that do not fit are errors
+    let e = |r: flux_core::Result<(Tensor, Tensor)>| r.unwrap_err();
+    assert!(matches!(e(Sdpa::new(2).forward_packed(&x, 8, None)), Error::Shape(m) if m.contains("packed")));
+    assert!(matches!(e(Sdpa::new(3).forward_packed(&x, 4, None)), Error::Shape(m) if m.contains("divisible")));
+    assert!(matches!(e(Sdpa::new(2).forward_packed(&Tensor::ones(&[5, 14], DType::F64), 4, None)), Error::Shape(_)));
+}
+
+#[test]
+fn self_attention_projects_once_and_matches_its_parts() {
+    // one tensor as queries, keys and values takes the stacked-projection path: against
+    // the reference through the four projections, and every parameter's gradient
+    for bias in [true, false] {
+        let mut rng = Rng::seed(9);
+        let mha = MultiHeadAttention::config(6).qk_dim(8).v_dim(4).out_dim(3).nheads(2).bias(bias).dtype(DType::F64).build(&mut rng).unwrap();
+        let x = Gen::new(10).nd(&[2, 4, 6], -1.0, 1.0);
+        let lin = |x: &Nd, p: &flux_core::nn::attention::Projection| {
+            let w = Nd::new(p.weight.shape(), vals(&p.weight));
+            let y = ref_matmul(x, &w.permute(&[1, 0]));
+            match &p.bias {
+                Some(b) => y.zip(&Nd::new(&[w.shape[0]], vals(b)).broadcast_to(&y.shape), |a, b| a + b),
+                None => y,
+            }
+        };
+        let (ry, ra) = reference(&lin(&x, &mha.q_proj), &lin(&x, &mha.k_proj), &lin(&x, &mha.v_proj), 2, None, &|_, _, i, j| j <= i);
+        let xt = x.tensor();
+        let opts = || AttendOptions { mask: Mask::Causal, ..Default::default() };
+        let (y, a) = mha.forward_qkv(&xt, &xt, &xt, opts()).unwrap();
+        assert_nd(&a, &ra, 1e-12, 1e-13);
+        assert_nd(&y, &lin(&ry, &mha.out_proj), 1e-12, 1e-13);
+        let mut xs: Vec<Tensor> = mha.parameters().into_iter().map(|(_, t)| t.clone()).collect();
+        xs.push(xt.clone());
+        gradcheck(&xs, |t| {
+            let mut m = mha.clone();
+            for ((_, p), new) in m.parameters_mut().into_iter().zip(t) {
+                *p = new.clone();
+            }
+            let x = &t[t.len() - 1];
+            Ok(m.forward_qkv(x, x, x, opts())?.0)
+        });
+    }
+}
+
+#[test]
 fn module_mode_switches_dropout() {
     let mha = MultiHeadAttention::config(4).nheads(2).dropout(0.5).build(&mut Rng::seed(0)).unwrap();
     let x = Gen::new(7).nd(&[2, 5, 4], -1.0, 1.0).tensor32();

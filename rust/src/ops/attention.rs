@@ -7,6 +7,10 @@
 //! scale, bias, mask and softmax in one pass over the scores between them. The backward
 //! is written by hand: four GEMMs per pair and one pass for the softmax's Jacobian.
 //!
+//! Self-attention may pass q, k and v as column blocks of one (batch, len, 2·qk + v)
+//! tensor ([`Sdpa::forward_packed`]): the output of one packed projection GEMM, read in
+//! place, whose gradient comes back as one tensor of the same layout.
+//!
 //! The attention weights α (batch, nheads, q_len, kv_len) come back too, as Flux's
 //! `MultiHeadAttention` returns them; they are a second tape node sharing the forward's
 //! saved tensors, so a loss may use α as well as `y`.
@@ -33,7 +37,7 @@ use crate::error::{shape_err, value_err, Error, Result};
 use crate::tensor::dropout::dropout_mask;
 use crate::tensor::elementwise::exp_fast;
 use crate::tensor::layout::broadcast_shapes;
-use crate::tensor::matmul::{gemm_into, gemm_into_ld, Mat};
+use crate::tensor::matmul::{gemm_into, gemm_into_ld, gemm_scaled_ld, Mat};
 use crate::tensor::random::{self, Rng};
 use crate::tensor::{DType, Float, Tensor};
 
@@ -122,7 +126,7 @@ impl Sdpa {
     /// assert_eq!(a.shape(), &[2, 2, 3, 3]);
     /// ```
     pub fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        self.run(q, k, v, |shape, p, dt| random::with_global(|r| dropout_mask(shape, p, dt, r)))
+        self.run(Operands::Separate(q, k, v), |shape, p, dt| random::with_global(|r| dropout_mask(shape, p, dt, r)))
     }
     /// [`Sdpa::forward`] with dropout's mask drawn from `rng`.
     ///
@@ -133,11 +137,30 @@ impl Sdpa {
     /// assert_eq!(y.to_vec_f64().unwrap(), vec![0.0; 4]);
     /// ```
     pub fn forward_with_rng(&self, q: &Tensor, k: &Tensor, v: &Tensor, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
-        self.run(q, k, v, |shape, p, dt| dropout_mask(shape, p, dt, rng))
+        self.run(Operands::Separate(q, k, v), |shape, p, dt| dropout_mask(shape, p, dt, rng))
+    }
+    /// Self-attention on q, k and v packed side by side in `qkv` (batch, len, 2·qk_dim +
+    /// v_dim): queries in columns `..qk_dim`, keys in the next `qk_dim`, values after,
+    /// as one projection by the stacked weights (wq; wk; wv) makes them. The same `(y, α)`
+    /// as [`Sdpa::forward_with_rng`] on the three blocks (the global generator when `rng`
+    /// is `None`); the gradient of `qkv` comes back as one tensor.
+    ///
+    /// ```
+    /// use flux_core::{ops::attention::Sdpa, DType, Tensor};
+    /// let qkv = Tensor::ones(&[2, 3, 4 + 4 + 6], DType::F32); // qk width 4, v width 6
+    /// let (y, a) = Sdpa::new(2).forward_packed(&qkv, 4, None).unwrap();
+    /// assert_eq!((y.shape(), a.shape()), (&[2, 3, 6][..], &[2, 2, 3, 3][..]));
+    /// ```
+    pub fn forward_packed(&self, qkv: &Tensor, qk_dim: usize, rng: Option<&mut Rng>) -> Result<(Tensor, Tensor)> {
+        let ops = Operands::Packed(qkv, qk_dim);
+        match rng {
+            Some(r) => self.run(ops, |shape, p, dt| dropout_mask(shape, p, dt, r)),
+            None => self.run(ops, |shape, p, dt| random::with_global(|r| dropout_mask(shape, p, dt, r))),
+        }
     }
     /// The checks, dropout's mask (drawn by `draw` only when needed), the fused op and α's node.
-    fn run(&self, q: &Tensor, k: &Tensor, v: &Tensor, draw: impl FnOnce(&[usize], f64, DType) -> Result<Tensor>) -> Result<(Tensor, Tensor)> {
-        let d = Dims::check(q, k, v, self.nheads)?;
+    fn run(&self, ops: Operands<'_>, draw: impl FnOnce(&[usize], f64, DType) -> Result<Tensor>) -> Result<(Tensor, Tensor)> {
+        let d = Dims::check(ops, self.nheads)?;
         let full = [d.b, d.h, d.lq, d.lk];
         let fits = |t: &Tensor| broadcast_shapes(t.shape(), &full).ok().as_deref() == Some(&full[..]);
         if let Some(b) = &self.bias {
@@ -153,8 +176,13 @@ impl Sdpa {
         if !(0.0..=1.0).contains(&self.dropout) {
             return Err(value_err!("attention: dropout probability must be in [0, 1], got {}", self.dropout));
         }
-        let dt = q.dtype();
-        for (name, t) in [("key", Some(k)), ("value", Some(v)), ("bias", self.bias.as_ref())] {
+        let mut ins = match ops {
+            Operands::Separate(q, k, v) => vec![q, k, v],
+            Operands::Packed(qkv, _) => vec![qkv],
+        };
+        let dt = ins[0].dtype();
+        let (k, v) = (ins.get(1).copied(), ins.get(2).copied());
+        for (name, t) in [("key", k), ("value", v), ("bias", self.bias.as_ref())] {
             if let Some(t) = t {
                 if t.dtype() != dt {
                     return Err(Error::DType(format!("attention: query is {} but {name} is {}", dt.name(), t.dtype().name())));
@@ -167,7 +195,6 @@ impl Sdpa {
         };
         let drop = (self.dropout > 0.0).then(|| draw(&full, self.dropout, dt)).transpose()?;
         let op = SdpaOp { d, causal: matches!(self.mask, Mask::Causal), keep, drop, weights: Mutex::new(None) };
-        let mut ins = vec![q, k, v];
         if let Some(b) = &self.bias {
             ins.push(b);
         }
@@ -178,7 +205,16 @@ impl Sdpa {
     }
 }
 
-/// The sizes of one call: batch, heads, query and key lengths, per-head qk and v widths.
+/// What the attention reads: three tensors, or one holding q, k and v side by side along
+/// its last dimension (the first `usize` columns queries, as many keys, the rest values).
+#[derive(Clone, Copy)]
+enum Operands<'a> {
+    Separate(&'a Tensor, &'a Tensor, &'a Tensor),
+    Packed(&'a Tensor, usize),
+}
+
+/// The sizes of one call: batch, heads, query and key lengths, per-head qk and v widths;
+/// and where q, k and v (0, 1, 2) sit in their buffers: row stride and first column.
 #[derive(Clone, Copy, Debug)]
 struct Dims {
     b: usize,
@@ -187,10 +223,33 @@ struct Dims {
     lk: usize,
     hq: usize,
     hv: usize,
+    packed: bool,
+    ld: [usize; 3],
+    col: [usize; 3],
 }
 
 impl Dims {
-    fn check(q: &Tensor, k: &Tensor, v: &Tensor, h: usize) -> Result<Dims> {
+    fn check(ops: Operands<'_>, h: usize) -> Result<Dims> {
+        if h == 0 {
+            return Err(value_err!("attention: nheads must be at least 1, got 0"));
+        }
+        let (q, k, v) = match ops {
+            Operands::Separate(q, k, v) => (q, k, v),
+            Operands::Packed(x, qk) => {
+                let s = x.shape();
+                if x.ndim() != 3 || s[2] < 2 * qk {
+                    return Err(shape_err!("attention: packed q, k, v of shape {s:?} must be (batch, len, 2·{qk} + v_dim)"));
+                }
+                let dv = s[2] - 2 * qk;
+                if qk % h != 0 || dv % h != 0 {
+                    return Err(shape_err!("attention: query/key dimension {qk} and value dimension {dv} must be divisible by nheads={h}"));
+                }
+                let w = s[2];
+                let d = Dims { b: s[0], h, lq: s[1], lk: s[1], hq: qk / h, hv: dv / h, packed: true, ld: [w; 3], col: [0, qk, 2 * qk] };
+                crate::tensor::alloc::reserve(&[d.b, d.h, d.lq, d.lk], x.dtype())?;
+                return Ok(d);
+            }
+        };
         for (name, t) in [("query", q), ("key", k), ("value", v)] {
             if t.ndim() != 3 {
                 return Err(shape_err!("attention expects {name} of shape (batch, len, dim), got {:?}", t.shape()));
@@ -200,19 +259,30 @@ impl Dims {
         if sq[0] != sk[0] || sk[0] != sv[0] || sk[1] != sv[1] || sq[2] != sk[2] {
             return Err(shape_err!("attention: query {:?}, key {:?} and value {:?} do not fit (same batch; keys and values of one length; queries and keys of one width)", sq, sk, sv));
         }
-        if h == 0 {
-            return Err(value_err!("attention: nheads must be at least 1, got 0"));
-        }
         if sq[2] % h != 0 || sv[2] % h != 0 {
             return Err(shape_err!("attention: query/key dimension {} and value dimension {} must be divisible by nheads={h}", sq[2], sv[2]));
         }
-        let d = Dims { b: sq[0], h, lq: sq[1], lk: sk[1], hq: sq[2] / h, hv: sv[2] / h };
+        let d = Dims { b: sq[0], h, lq: sq[1], lk: sk[1], hq: sq[2] / h, hv: sv[2] / h, packed: false, ld: [sq[2], sk[2], sv[2]], col: [0; 3] };
         crate::tensor::alloc::reserve(&[d.b, d.h, d.lq, d.lk], q.dtype())?;
         Ok(d)
     }
     fn dq(&self) -> usize { self.h * self.hq }
     fn dv(&self) -> usize { self.h * self.hv }
     fn scale(&self) -> f64 { 1.0 / (self.hq as f64).sqrt() }
+    /// How many tensors hold q, k and v.
+    fn n_in(&self) -> usize { if self.packed { 1 } else { 3 } }
+    /// Operand `which` (q 0, k 1, v 2) of batch entry `b`, head `h`: its rows × per-head
+    /// columns read in place from `data` (that operand's buffer, or its gradient's).
+    fn part<'a, T>(&self, data: &'a [T], which: usize, b: usize, h: usize) -> Mat<'a, T> {
+        let (len, per) = match which {
+            0 => (self.lq, self.hq),
+            1 => (self.lk, self.hq),
+            _ => (self.lk, self.hv),
+        };
+        Mat { data, off: b * len * self.ld[which] + self.col[which] + h * per, rs: self.ld[which] as isize, cs: 1 }
+    }
+    /// Where operand `which`'s head `h` starts within one batch entry's rows.
+    fn start(&self, which: usize, h: usize) -> usize { self.col[which] + h * if which == 2 { self.hv } else { self.hq } }
     /// Whether to spread the batch over rayon's threads: enough work and more than one entry.
     fn par(&self) -> bool {
         let flops = self.b * self.h * self.lq * self.lk * (self.hq + self.hv);
@@ -261,10 +331,25 @@ fn run_each<I: Send>(items: Vec<I>, par: bool, f: impl Fn(I) + Sync + Send) {
     }
 }
 
-/// One head's columns of a (batch, len, width) buffer as a len × per-head matrix.
-fn head<T>(data: &[T], b: usize, h: usize, len: usize, per: usize, heads: usize) -> Mat<'_, T> {
-    let w = per * heads;
-    Mat { data, off: b * len * w + h * per, rs: w as isize, cs: 1 }
+/// One head's columns of the (batch, q_len, v) output (or its gradient).
+fn out_head<'a, T>(data: &'a [T], d: &Dims, b: usize, h: usize) -> Mat<'a, T> {
+    Mat { data, off: (b * d.lq) * d.dv() + h * d.hv, rs: d.dv() as isize, cs: 1 }
+}
+
+/// One batch entry's gradient buffers: q's, k's and v's, or the one packed buffer.
+enum Grads<'a, T> {
+    Separate([&'a mut [T]; 3]),
+    Packed(&'a mut [T]),
+}
+
+impl<T> Grads<'_, T> {
+    /// The buffer that holds operand `which`'s gradient.
+    fn of(&mut self, which: usize) -> &mut [T] {
+        match self {
+            Grads::Separate(p) => &mut *p[which],
+            Grads::Packed(g) => &mut **g,
+        }
+    }
 }
 
 /// What the forward keeps for both backward rules.
@@ -299,9 +384,10 @@ impl FusedOp for SdpaOp {
 impl SdpaOp {
     fn cpu<T: Float>(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
         let d = self.d;
-        let (q, k, v) = (xs[0].as_contiguous::<T>()?, xs[1].as_contiguous::<T>()?, xs[2].as_contiguous::<T>()?);
+        let n = d.n_in();
+        let (q, k, v) = (xs[0].as_contiguous::<T>()?, xs[(n - 1).min(1)].as_contiguous::<T>()?, xs[n - 1].as_contiguous::<T>()?);
         let (qs, ks, vs) = (q.as_slice::<T>()?, k.as_slice::<T>()?, v.as_slice::<T>()?);
-        let bias = xs.get(3).map(|b| Bcast::<T>::of(b, &d)).transpose()?;
+        let bias = xs.get(n).map(|b| Bcast::<T>::of(b, &d)).transpose()?;
         let keep = self.keep.as_ref().map(|m| Bcast::<T>::of(m, &d)).transpose()?;
         let drop = self.drop.as_ref().map(|m| m.as_slice::<T>()).transpose()?;
         let (scale, dv, ll) = (T::f(d.scale()), d.dv(), d.lq * d.lk);
@@ -312,13 +398,22 @@ impl SdpaOp {
             let mut p = if drop.is_some() { vec![T::zero(); ll] } else { Vec::new() };
             for h in 0..d.h {
                 let s = &mut ab[h * ll..(h + 1) * ll];
-                // scores = q·kᵀ, then scale, bias, mask and softmax row by row
-                gemm_into(d.lq, d.lk, d.hq, head(qs, b, h, d.lq, d.hq, d.h), head(ks, b, h, d.lk, d.hq, d.h).t(), s, false);
+                // scores = q·kᵀ/√d (the scale applied by the GEMM), then bias, mask and
+                // softmax row by row
+                gemm_scaled_ld(d.lq, d.lk, d.hq, d.part(qs, 0, b, h), d.part(ks, 1, b, h).t(), s, d.lk, scale);
                 for (i, row) in s.chunks_exact_mut(d.lk.max(1)).enumerate() {
+                    if bias.is_none() && keep.is_none() {
+                        // no bias and at most the causal mask: softmax over the keys seen
+                        let seen = if self.causal { (i + 1).min(d.lk) } else { d.lk };
+                        let (live, masked) = row.split_at_mut(seen);
+                        softmax_row(live);
+                        masked.fill(T::zero());
+                        continue;
+                    }
                     let br = bias.as_ref().map(|x| x.row(b, h, i));
                     let kr = keep.as_ref().map(|x| x.row(b, h, i));
                     for (j, x) in row.iter_mut().enumerate() {
-                        let mut z = *x * scale;
+                        let mut z = *x;
                         if let (Some(bias), Some((o, st))) = (&bias, br) {
                             z += bias.data[o + j * st];
                         }
@@ -338,7 +433,7 @@ impl SdpaOp {
                 };
                 let pm = Mat { data: pa, off: 0, rs: d.lk as isize, cs: 1 };
                 if d.lq > 0 {
-                    gemm_into_ld(d.lq, d.hv, d.lk, pm, head(vs, b, h, d.lk, d.hv, d.h), &mut yb[h * d.hv..], dv, false);
+                    gemm_into_ld(d.lq, d.hv, d.lk, pm, d.part(vs, 2, b, h), &mut yb[h * d.hv..], dv, false);
                 }
             }
         });
@@ -350,7 +445,7 @@ impl SdpaOp {
             v: v.into_owned(),
             alpha: alpha.clone(),
             drop: self.drop.clone(),
-            bias_shape: xs.get(3).map(|b| b.shape().to_vec()),
+            bias_shape: xs.get(n).map(|b| b.shape().to_vec()),
         });
         *self.weights.lock().unwrap_or_else(|e| e.into_inner()) = Some((alpha, saved.clone()));
         Ok((Tensor::from_vec(y, &[d.b, d.lq, dv])?, Box::new(SdpaBackward { s: saved, of_weights: false })))
@@ -397,19 +492,30 @@ impl SdpaBackward {
         let drop = s.drop.as_ref().map(|m| m.as_slice::<T>()).transpose()?;
         let (dq, dv, ll, scale) = (d.dq(), d.dv(), d.lq * d.lk, T::f(d.scale()));
         let need = |i: usize| needs.get(i).copied().unwrap_or(false);
-        let need_v = need(2) && !self.of_weights;
-        let need_bias = s.bias_shape.is_some() && need(3);
-        let mut gq = vec![T::zero(); if need(0) { d.b * d.lq * dq } else { 0 }];
-        let mut gk = vec![T::zero(); if need(1) { d.b * d.lk * dq } else { 0 }];
-        let mut gv = vec![T::zero(); if need_v { d.b * d.lk * dv } else { 0 }];
+        let n = d.n_in();
+        // packed: one buffer takes all three gradients (v's columns stay zero for α's node)
+        let need_q = need(0);
+        let need_k = if d.packed { need(0) } else { need(1) };
+        let need_v = (if d.packed { need(0) } else { need(2) }) && !self.of_weights;
+        let need_bias = s.bias_shape.is_some() && need(n);
+        let w = d.ld[0];
+        let mut gp = vec![T::zero(); if d.packed && need_q { d.b * d.lq * w } else { 0 }];
+        let mut gq = vec![T::zero(); if !d.packed && need_q { d.b * d.lq * dq } else { 0 }];
+        let mut gk = vec![T::zero(); if !d.packed && need_k { d.b * d.lk * dq } else { 0 }];
+        let mut gv = vec![T::zero(); if !d.packed && need_v { d.b * d.lk * dv } else { 0 }];
         let mut gb = vec![T::zero(); if need_bias { d.b * d.h * ll } else { 0 }];
-        let items: Vec<_> = split(&mut gq, d.b)
-            .into_iter()
-            .zip(split(&mut gk, d.b))
-            .zip(split(&mut gv, d.b).into_iter().zip(split(&mut gb, d.b)))
-            .enumerate()
-            .collect();
-        run_each(items, d.par(), |(b, ((gqb, gkb), (gvb, gbb)))| {
+        let grads: Vec<Grads<'_, T>> = if d.packed {
+            split(&mut gp, d.b).into_iter().map(Grads::Packed).collect()
+        } else {
+            split(&mut gq, d.b)
+                .into_iter()
+                .zip(split(&mut gk, d.b))
+                .zip(split(&mut gv, d.b))
+                .map(|((a, b), c)| Grads::Separate([a, b, c]))
+                .collect()
+        };
+        let items: Vec<_> = grads.into_iter().zip(split(&mut gb, d.b)).enumerate().collect();
+        run_each(items, d.par(), |(b, (mut gr, gbb))| {
             let mut ds = vec![T::zero(); ll];
             let mut p = if drop.is_some() && need_v { vec![T::zero(); ll] } else { Vec::new() };
             for h in 0..d.h {
@@ -419,8 +525,8 @@ impl SdpaBackward {
                 if self.of_weights {
                     ds.copy_from_slice(&gs[(b * d.h + h) * ll..][..ll]);
                 } else {
-                    let gy = head(gs, b, h, d.lq, d.hv, d.h);
-                    gemm_into(d.lq, d.lk, d.hv, gy, head(vs, b, h, d.lk, d.hv, d.h).t(), &mut ds, false);
+                    let gy = out_head(gs, &d, b, h);
+                    gemm_into(d.lq, d.lk, d.hv, gy, d.part(vs, 2, b, h).t(), &mut ds, false);
                     if let Some(mh) = mh {
                         ds.iter_mut().zip(mh).for_each(|(x, &k)| *x *= k);
                     }
@@ -434,7 +540,7 @@ impl SdpaBackward {
                             None => a,
                         };
                         let pm = Mat { data: pa, off: 0, rs: d.lk as isize, cs: 1 };
-                        gemm_into_ld(d.lk, d.hv, d.lq, pm.t(), gy, &mut gvb[h * d.hv..], dv, false);
+                        gemm_into_ld(d.lk, d.hv, d.lq, pm.t(), gy, &mut gr.of(2)[d.start(2, h)..], d.ld[2], false);
                     }
                 }
                 // through the softmax: dS = α ⊙ (dα − Σ_j dα⊙α)
@@ -445,22 +551,25 @@ impl SdpaBackward {
                 if need_bias {
                     gbb[h * ll..(h + 1) * ll].copy_from_slice(&ds);
                 }
-                // through the scaled product: g_q = s·dS·k, g_k = s·dSᵀ·q
-                ds.iter_mut().for_each(|x| *x *= scale);
+                // through the scaled product: g_q = s·dS·k, g_k = s·dSᵀ·q (s by the GEMMs)
                 let dsm = Mat { data: &ds[..], off: 0, rs: d.lk as isize, cs: 1 };
-                if need(0) && d.lq > 0 {
-                    gemm_into_ld(d.lq, d.hq, d.lk, dsm, head(ks, b, h, d.lk, d.hq, d.h), &mut gqb[h * d.hq..], dq, false);
+                if need_q && d.lq > 0 {
+                    gemm_scaled_ld(d.lq, d.hq, d.lk, dsm, d.part(ks, 1, b, h), &mut gr.of(0)[d.start(0, h)..], d.ld[0], scale);
                 }
-                if need(1) && d.lk > 0 {
-                    gemm_into_ld(d.lk, d.hq, d.lq, dsm.t(), head(qs, b, h, d.lq, d.hq, d.h), &mut gkb[h * d.hq..], dq, false);
+                if need_k && d.lk > 0 {
+                    gemm_scaled_ld(d.lk, d.hq, d.lq, dsm.t(), d.part(qs, 0, b, h), &mut gr.of(1)[d.start(1, h)..], d.ld[1], scale);
                 }
             }
         });
-        let mut out = vec![
-            need(0).then(|| Tensor::from_vec(gq, &[d.b, d.lq, dq])).transpose()?,
-            need(1).then(|| Tensor::from_vec(gk, &[d.b, d.lk, dq])).transpose()?,
-            need_v.then(|| Tensor::from_vec(gv, &[d.b, d.lk, dv])).transpose()?,
-        ];
+        let mut out = if d.packed {
+            vec![need_q.then(|| Tensor::from_vec(gp, &[d.b, d.lq, w])).transpose()?]
+        } else {
+            vec![
+                need_q.then(|| Tensor::from_vec(gq, &[d.b, d.lq, dq])).transpose()?,
+                need_k.then(|| Tensor::from_vec(gk, &[d.b, d.lk, dq])).transpose()?,
+                need_v.then(|| Tensor::from_vec(gv, &[d.b, d.lk, dv])).transpose()?,
+            ]
+        };
         if let Some(bs) = &s.bias_shape {
             out.push(need_bias.then(|| Tensor::from_vec(gb, &[d.b, d.h, d.lq, d.lk])?.sum_to_shape(bs)).transpose()?);
         }

@@ -108,10 +108,16 @@ pub(crate) fn exp_fast<T: Float>(x: T) -> T {
     }
     let x = x.to_f64() as f32;
     let xc = x.clamp(-87.0, 88.0);
-    let n = (xc * std::f32::consts::LOG2_E + 0.5).floor();
+    // n = round(x·log2 e) by adding and removing 1.5·2²³, which leaves n in the low
+    // mantissa bits of `t`: no `floor` (a libm call without SSE4.1) and no saturating
+    // float→int cast (scalar per lane), so the loop stays in vector registers
+    const MAGIC: f32 = 12_582_912.0;
+    let t = xc * std::f32::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
     let r = xc - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
-    let y = (p * r * r + r + 1.0) * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2ⁿ: n + 127 in the exponent field (t's bits are 0x4B40_0000 + n)
+    let y = (p * r * r + r + 1.0) * f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23);
     T::f(if x < -87.3 { 0.0 } else if x > 88.72 { f64::INFINITY } else { y as f64 })
 }
 

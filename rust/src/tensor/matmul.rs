@@ -67,7 +67,16 @@ pub(crate) fn gemm_into<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b
 pub(crate) fn gemm_into_ld<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], ldc: usize, accumulate: bool) {
     assert!(ldc >= n && (m == 0 || c.len() >= (m - 1) * ldc + n), "gemm_into: output too small");
     // SAFETY: `c` is an exclusive borrow that holds every element (i, j) < (m, n) at i·ldc + j.
-    unsafe { gemm_ptr(m, n, k, a, b, c.as_mut_ptr(), ldc, accumulate) }
+    unsafe { gemm_ptr(m, n, k, a, b, c.as_mut_ptr(), ldc, accumulate, T::one()) }
+}
+
+/// `C = s·A·B` into rows `ldc` apart, the scale applied inside the product (attention's
+/// 1/√d on its scores and their gradients: no separate pass over the result).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_scaled_ld<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: &mut [T], ldc: usize, s: T) {
+    assert!(ldc >= n && (m == 0 || c.len() >= (m - 1) * ldc + n), "gemm_into: output too small");
+    // SAFETY: as in `gemm_into_ld`.
+    unsafe { gemm_ptr(m, n, k, a, b, c.as_mut_ptr(), ldc, false, s) }
 }
 
 /// `A[m,k] · B[k,n]` as a new row-major vector, written once (no zero-fill first).
@@ -76,16 +85,16 @@ pub(crate) fn gemm_new<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b:
     // SAFETY: the capacity holds m×n elements; without `accumulate` every one of them is
     // written and none is read, so the vector is initialised when its length is set.
     unsafe {
-        gemm_ptr(m, n, k, a, b, out.as_mut_ptr(), n, false);
+        gemm_ptr(m, n, k, a, b, out.as_mut_ptr(), n, false, T::one());
         out.set_len(m * n);
     }
     out
 }
 
-/// The product into `c`, whose element (i, j) is at `c + i·ldc + j` and writable
-/// (initialised when `accumulate`, since it is then read).
+/// The product times `scale` into `c`, whose element (i, j) is at `c + i·ldc + j` and
+/// writable (initialised when `accumulate`, since it is then read).
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: *mut T, ldc: usize, accumulate: bool) {
+unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: *mut T, ldc: usize, accumulate: bool, scale: T) {
     if m == 0 || n == 0 {
         return;
     }
@@ -106,7 +115,7 @@ unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat
                 let mut acc = if accumulate { *c.add(i * ldc + j) } else { T::zero() };
                 let (mut ia, mut ib) = (a.off as isize + i as isize * a.rs, b.off as isize + j as isize * b.cs);
                 for _ in 0..k {
-                    acc += a.data[ia as usize] * b.data[ib as usize];
+                    acc += a.data[ia as usize] * b.data[ib as usize] * scale;
                     ia += a.cs;
                     ib += b.rs;
                 }
@@ -126,7 +135,7 @@ unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat
         c, 1, ldc as isize, accumulate,
         a.data.as_ptr().add(a.off), a.cs, a.rs,
         b.data.as_ptr().add(b.off), b.cs, b.rs,
-        T::one(), T::one(),
+        T::one(), scale,
         false, false, false,
         par,
     );
