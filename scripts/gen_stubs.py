@@ -33,11 +33,13 @@ PARAM_TYPES = {
     "args": "tuple[Any, ...]", "grads": "Any", "tree": "Any", "model": "Any", "leaves": "Sequence[Leaf]",
     "xs": "Sequence[Tensor]", "gs": "Sequence[Any]", "bias": "_TensorLike", "mask": "_TensorLike",
     "mod": "Any", "copy": "bool", "_memo": "Any", "c": "int", "cap_bytes": "int", "i": "int", "out": "Any",
-    "scale": "float", "s": "Tensor", "ys": "Sequence[_TensorLike]",
+    "scale": "float", "scales": "Sequence[float]", "s": "Tensor", "ys": "Sequence[_TensorLike]",
 }
 for _w in ("wq", "wk", "wv", "wo", "bq", "bk", "bv", "bo"):
     PARAM_TYPES[_w] = "Tensor"
 PARAM_TYPES.update({"wi": "Tensor", "wh": "Tensor", "kind": "str", "step": "bool"})  # recurrent
+PARAM_TYPES.update({"weight": "Tensor", "members": "Sequence[tuple[Tensor, Tensor | None]]", "load_from": "str",
+                    "save_to": "str"})  # test hooks
 ATTN = "tuple[Tensor, Tensor]"
 T = "Tensor"
 # every function's and method's return type ("Class.name" for methods and properties)
@@ -69,7 +71,7 @@ RETURNS = {
     "Tensor.shape": "tuple[int, ...]", "Tensor.size": "int", "Tensor.tolist": "Any",
     "Tensor.__array__": "np.ndarray[Any, Any]", "Tensor.__reduce__": "tuple[Any, ...]",
     "batchnorm": T, "instancenorm": T, "groupnorm": T, "layernorm": T, "embedding": T,
-    "_module_forward": "tuple[Tensor, Tensor | None, Tensor | None]",
+    "_module_forward": "tuple[Tensor, Tensor | None, Tensor | None]", "_misc_forward": T,
 }
 RETURNS.update({f"Node.{c}": "bool" for c in ("__lt__", "__le__", "__gt__", "__ge__")})
 # dunders whose type follows from their protocol

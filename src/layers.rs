@@ -149,23 +149,26 @@ fn split(x: &Bound<'_, PyAny>, sizes: Vec<usize>, axis: isize) -> PyResult<Vec<P
     Ok(misc::split(&to_tensor(x, None)?, &sizes, axis).py()?.into_iter().map(PyTensor::new).collect())
 }
 
-/// Resample the spatial dims of `x` to `size` (`mode` "nearest" or "linear").
+/// Resample the spatial dims of `x` by `mode` ("nearest", "linear", "bilinear",
+/// "trilinear") to the size given by exactly one of `scales` and `size` (one entry for
+/// all spatial dims or one each): the Upsample layer, in the function the Rust
+/// `nn::resample::Upsample` calls.
 #[pyfunction]
-#[pyo3(signature = (x, size, mode, align_corners=true))]
-fn upsample(py: Python<'_>, x: &Bound<'_, PyAny>, size: Vec<usize>, mode: &str, align_corners: bool) -> PyResult<PyTensor> {
+#[pyo3(signature = (x, mode, scales=None, size=None, align_corners=true))]
+fn upsample(
+    py: Python<'_>, x: &Bound<'_, PyAny>, mode: &str, scales: Option<Vec<f64>>, size: Option<Vec<usize>>, align_corners: bool,
+) -> PyResult<PyTensor> {
+    use flux_core::nn::resample::{self, Resize, UpsampleMode};
     let x = to_tensor(x, None)?;
+    let (mode, resize) = (UpsampleMode::parse(mode).py()?, Resize::one_of(scales, size).py()?);
     let work = x.numel();
-    let y = match mode {
-        "nearest" => maybe_detach(py, work, || misc::upsample_nearest(&x, &size)),
-        "linear" => maybe_detach(py, work, || misc::upsample_linear(&x, &size, align_corners)),
-        _ => return Err(PyValueError::new_err(format!("upsample mode must be 'nearest' or 'linear', got {mode:?}"))),
-    };
-    Ok(PyTensor::new(y.py()?))
+    Ok(PyTensor::new(maybe_detach(py, work, || resample::upsample(&x, mode, &resize, align_corners)).py()?))
 }
 
-/// Rearrange (N, C·r², H, W) into (N, C, H·r, W·r).
+/// Rearrange (N, C·r², H, W) into (N, C, H·r, W·r); `r` must be positive.
 #[pyfunction]
-fn pixel_shuffle(x: &Bound<'_, PyAny>, r: usize) -> PyResult<PyTensor> {
+fn pixel_shuffle(x: &Bound<'_, PyAny>, r: i64) -> PyResult<PyTensor> {
+    let r = usize::try_from(r).map_err(|_| PyValueError::new_err(format!("pixel_shuffle needs a positive factor, got {r}")))?;
     Ok(PyTensor::new(misc::pixel_shuffle(&to_tensor(x, None)?, r).py()?))
 }
 

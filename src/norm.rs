@@ -111,13 +111,16 @@ fn embedding(py: Python<'_>, w: PyRef<'_, PyTensor>, idx: &Bound<'_, PyAny>, pad
 /// `"LayerNorm"`, `"Dropout"`, `"AlphaDropout"`) with the given parameters (`gamma`,
 /// `beta`, `running_mean`/`running_var`, copied in), run its `Module::forward_t(x, train)`, and
 /// return `(y, running mean, running var)`: the Python layers must give the same bits.
+/// `load_from`: first load the parameters from a safetensors file by their Rust paths
+/// (`Module::parameters_mut`, as a Rust program resumes); `save_to`: afterwards save them
+/// there under those paths with `flux_core::io::save` (checkpoints between Rust and Python).
 #[pyfunction]
-#[pyo3(signature = (kind, x, train, chs=0, gamma=None, beta=None, running_mean=None, running_var=None, eps=1e-5, momentum=0.1, act="identity", param=None, groups=1, size=None, p=0.0, seed=None, dims=None))]
+#[pyo3(signature = (kind, x, train, chs=0, gamma=None, beta=None, running_mean=None, running_var=None, eps=1e-5, momentum=0.1, act="identity", param=None, groups=1, size=None, p=0.0, seed=None, dims=None, load_from=None, save_to=None))]
 #[allow(clippy::too_many_arguments)]
 fn _module_forward(
     kind: &str, x: &Bound<'_, PyAny>, train: bool, chs: usize, gamma: Option<PyRef<'_, PyTensor>>, beta: Option<PyRef<'_, PyTensor>>,
     running_mean: Option<PyRef<'_, PyTensor>>, running_var: Option<PyRef<'_, PyTensor>>, eps: f64, momentum: f64, act: &str, param: Option<f64>, groups: usize,
-    size: Option<Vec<usize>>, p: f64, seed: Option<u64>, dims: Option<Vec<isize>>,
+    size: Option<Vec<usize>>, p: f64, seed: Option<u64>, dims: Option<Vec<isize>>, load_from: Option<String>, save_to: Option<String>,
 ) -> PyResult<(PyTensor, Option<PyTensor>, Option<PyTensor>)> {
     use flux_core::nn::{dropout as kd, Module};
     let x = to_tensor(x, None)?;
@@ -131,7 +134,7 @@ fn _module_forward(
         }
         Ok(())
     };
-    let m: Box<dyn Module> = match kind {
+    let mut m: Box<dyn Module> = match kind {
         "BatchNorm" => {
             let mut l = knorm::BatchNorm::new(chs).dtype(dt).track_stats(running_mean.is_some());
             (l.gamma, l.beta, l.opts) = (g, b, o);
@@ -164,7 +167,20 @@ fn _module_forward(
         _ => return Err(pyo3::exceptions::PyValueError::new_err(format!("unknown layer {kind:?}"))),
     };
     set(&*m)?;
+    if let Some(path) = load_from {
+        let ck = flux_core::io::load(&path).py()?;
+        for (name, t) in m.parameters_mut() {
+            let Some((_, v)) = ck.tensors.iter().find(|(n, _)| *n == name) else {
+                return Err(pyo3::exceptions::PyKeyError::new_err(format!("{path} has no tensor {name:?}")));
+            };
+            *t = v.cast(t.dtype()).py()?;
+        }
+    }
     let y = m.forward_t(&x, train).py()?;
+    if let Some(path) = save_to {
+        let ts: Vec<(String, Tensor)> = m.parameters().into_iter().map(|(n, t)| (n, t.clone())).collect();
+        flux_core::io::save(&path, &ts, &Default::default()).py()?;
+    }
     let bufs = m.buffers();
     let find = |k: &str| bufs.iter().find(|(p, _)| p == k).map(|(_, t)| PyTensor::new(t.clone()));
     Ok((PyTensor::new(y), find("running_mean"), find("running_var")))

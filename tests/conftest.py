@@ -6,7 +6,11 @@ data/mnist.npz) when it is there, and otherwise the 20,000/5,000-image subset th
 in data/mnist_subset.npz, with the accuracy that subset supports. They never skip:
 the end of the pytest run says which set they used. FLUX_RS_FULL_MNIST=1 demands
 the full set (an error if it is missing)."""
+import ast
+import inspect
 import os
+import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +86,41 @@ def numgrad(f, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
         x[i] = old
         g[i] = (fp - fm) / (2 * eps)
     return g
+
+
+# ---- layers as shells over one Rust call ---------------------------------------------
+
+# queries that decide a mode, not computations
+NOT_COMPUTING = {"is_recording"}
+
+
+def core_calls(f, *args):
+    """Names of the `_core` functions (and Tensor methods) that `f(*args)` calls: how
+    the tests show that a Python layer is a shell over one Rust call."""
+    import flux_rs as fx
+    from flux_rs import _core
+    seen = []
+
+    def prof(frame, event, arg):
+        if event == "c_call":
+            owner = getattr(arg, "__self__", None)
+            if owner is _core:
+                seen.append(arg.__name__)
+            elif isinstance(owner, fx.Tensor):
+                seen.append("Tensor." + arg.__name__)
+
+    sys.setprofile(prof)
+    try:
+        out = f(*args)
+    finally:
+        sys.setprofile(None)
+    return out, [n for n in seen if n not in NOT_COMPUTING]
+
+
+def no_arithmetic(cls):
+    """The layer's __call__ has no operator expressions (+, *, @, …): nothing in Python
+    computes on tensors."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls.__call__)))
+    def arithmetic(n):
+        return isinstance(n, (ast.BinOp, ast.AugAssign)) or (isinstance(n, ast.UnaryOp) and not isinstance(n.op, ast.Not))
+    return not any(arithmetic(n) for n in ast.walk(tree))

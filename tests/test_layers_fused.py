@@ -2,49 +2,14 @@
 no tensor arithmetic in Python, exactly one computing `_core` function per call, and
 the same bits as the Rust layers (`flux_core::nn::{norm, dropout}`) built from the same
 parameters."""
-import ast
-import inspect
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 
 import flux_rs as fx
+from conftest import core_calls, no_arithmetic
 from flux_rs import _core
 
 RNG = np.random.default_rng(12)
-# queries that decide a mode, not computations
-NOT_COMPUTING = {"is_recording"}
-
-
-def core_calls(f, *args):
-    """Names of the `_core` functions (and Tensor methods) that `f(*args)` calls."""
-    seen = []
-
-    def prof(frame, event, arg):
-        if event == "c_call":
-            owner = getattr(arg, "__self__", None)
-            if owner is _core:
-                seen.append(arg.__name__)
-            elif isinstance(owner, fx.Tensor):
-                seen.append("Tensor." + arg.__name__)
-
-    sys.setprofile(prof)
-    try:
-        out = f(*args)
-    finally:
-        sys.setprofile(None)
-    return out, [n for n in seen if n not in NOT_COMPUTING]
-
-
-def no_arithmetic(cls):
-    """The layer's __call__ has no operator expressions (+, *, @, …): nothing in Python
-    computes on tensors."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls.__call__)))
-    def arithmetic(n):
-        return isinstance(n, (ast.BinOp, ast.AugAssign)) or (isinstance(n, ast.UnaryOp) and not isinstance(n.op, ast.Not))
-    return not any(arithmetic(n) for n in ast.walk(tree))
 
 
 def x32(*shape):

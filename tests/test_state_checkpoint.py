@@ -332,3 +332,34 @@ def test_safetensors_package_reads_and_writes_our_layout(tmp_path):
     st_np.save_file({k: v * 2 for k, v in sd.items()}, str(q))
     m2 = fx.loadmodel_(fx.Chain(fx.Dense(4, 8, fx.relu), fx.Dense(8, 3)), fx.load(q))
     assert np.array_equal(arr(m2[0].weight), 2 * arr(m[0].weight))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_layernorm_checkpoint_moves_between_rust_and_python(tmp_path, dtype):
+    """A LayerNorm's parameters have the same paths in Rust (`Module::parameters`) as in
+    Python and Flux (`diag.scale`, `diag.bias`): a file saved by the Rust layer with
+    `flux_core::io::save` loads into the Python layer, and one saved by `fx.save` loads
+    into the Rust layer by name, with the same output bits either way."""
+    from flux_rs import _core
+    rng = np.random.default_rng(5)
+    t = lambda *s: fx.tensor(rng.normal(size=s), dtype)  # noqa: E731
+    bits = lambda a: np.asarray(a).tobytes()  # noqa: E731
+    x = t(3, 2, 4)
+    # Rust → Python
+    g, b = t(2, 4), t(2, 4)
+    rust_file = str(tmp_path / "rust.safetensors")
+    want, _, _ = _core._module_forward("LayerNorm", x, False, size=[2, 4], gamma=g, beta=b, save_to=rust_file)
+    assert sorted(n for n, _ in _core.load_safetensors(rust_file)[0]) == ["diag.bias", "diag.scale"]
+    ln = fx.LayerNorm((2, 4))
+    ln.diag.scale, ln.diag.bias = t(2, 4), t(2, 4)
+    fx.loadmodel_(ln, fx.load(rust_file))
+    assert bits(ln.diag.scale) == bits(g) and bits(ln.diag.bias) == bits(b)
+    assert bits(ln(x)) == bits(want)
+    # Python → Rust (the Rust layer starts from other values, then loads the file by name)
+    py = fx.LayerNorm((2, 4))
+    py.diag.scale, py.diag.bias = t(2, 4), t(2, 4)
+    py_file = str(tmp_path / "py.safetensors")
+    fx.save(py_file, py)
+    got, _, _ = _core._module_forward("LayerNorm", x, False, size=[2, 4], gamma=t(2, 4), beta=t(2, 4), load_from=py_file)
+    assert bits(got) == bits(py(x))
+    assert bits(got) != bits(want)

@@ -6,7 +6,7 @@ import numpy as np
 _TensorLike = Tensor | np.ndarray[Any, Any] | float | int | Sequence[Any]
 
 __version__: str
-__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_module_forward', '_panic_for_test', 'alpha_dropout', 'assign_', 'batchnorm', 'bilinear_layer', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'conv_transpose_layer', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'embedding', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'groupnorm', 'init', 'instancenorm', 'is_recording', 'label_smoothing', 'layernorm', 'load_safetensors', 'loss', 'maximum', 'maxout', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scale_layer', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
+__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_misc_forward', '_module_forward', '_panic_for_test', 'alpha_dropout', 'assign_', 'batchnorm', 'bilinear_layer', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'conv_transpose_layer', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'embedding', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'groupnorm', 'init', 'instancenorm', 'is_recording', 'label_smoothing', 'layernorm', 'load_safetensors', 'loss', 'maximum', 'maxout', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scale_layer', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
 
 @final
 class Buckets:
@@ -221,11 +221,21 @@ class Tensor:
     def transpose(self, /, *perm: int) -> Tensor:
         """Reverse the dimensions, or permute them: `t.transpose(1, 0, 2)`."""
 
-def _module_forward(kind: str, x: _TensorLike, train: bool, chs: Any = ..., gamma: Any = ..., beta: Any = ..., running_mean: Any = ..., running_var: Any = ..., eps: float = ..., momentum: Any = ..., act: str = ..., param: float | None = ..., groups: int = ..., size: Any = ..., p: float = ..., seed: int | None = ..., dims: Any = ...) -> tuple[Tensor, Tensor | None, Tensor | None]:
+def _misc_forward(kind: str, x: _TensorLike, weight: Tensor | None = ..., bias: _TensorLike | None = ..., act: str = ..., param: float | None = ..., y: _TensorLike | None = ..., stride: Sequence[int] | None = ..., pad_lo: Sequence[int] | None = ..., pad_hi: Sequence[int] | None = ..., dilation: Sequence[int] | None = ..., groups: int = ..., out_pad: Sequence[int] | None = ..., members: Sequence[tuple[Tensor, Tensor | None]] | None = ..., mode: str = ..., scales: Sequence[float] | None = ..., size: Any = ..., align_corners: bool = ..., r: int = ...) -> Tensor:
+    """Test hook: build the Rust layer `kind` (`"ConvTranspose"`, `"Scale"`, `"Bilinear"`,
+    `"Maxout"` of Dense members `(weight, bias)`, `"Upsample"`, `"PixelShuffle"`) from the
+    given parameters and configuration and run its `forward_t` (Bilinear: `forward2(x, y)`):
+    the Python layer must give the same bits.
+    """
+
+def _module_forward(kind: str, x: _TensorLike, train: bool, chs: Any = ..., gamma: Any = ..., beta: Any = ..., running_mean: Any = ..., running_var: Any = ..., eps: float = ..., momentum: Any = ..., act: str = ..., param: float | None = ..., groups: int = ..., size: Any = ..., p: float = ..., seed: int | None = ..., dims: Any = ..., load_from: str | None = ..., save_to: str | None = ...) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Test hook: build the Rust layer `kind` (`"BatchNorm"`, `"InstanceNorm"`, `"GroupNorm"`,
     `"LayerNorm"`, `"Dropout"`, `"AlphaDropout"`) with the given parameters (`gamma`,
     `beta`, `running_mean`/`running_var`, copied in), run its `Module::forward_t(x, train)`, and
     return `(y, running mean, running var)`: the Python layers must give the same bits.
+    `load_from`: first load the parameters from a safetensors file by their Rust paths
+    (`Module::parameters_mut`, as a Rust program resumes); `save_to`: afterwards save them
+    there under those paths with `flux_core::io::save` (checkpoints between Rust and Python).
     """
 
 def _panic_for_test(msg: str) -> None:
@@ -354,7 +364,7 @@ def onehot(idx: Any, n: int, dtype: Any = ...) -> Tensor:
     """One-hot rows: `out[i, idx[i]] = 1` for `n` classes."""
 
 def pixel_shuffle(x: _TensorLike, r: int) -> Tensor:
-    """Rearrange (N, C·r², H, W) into (N, C, H·r, W·r)."""
+    """Rearrange (N, C·r², H, W) into (N, C, H·r, W·r); `r` must be positive."""
 
 def pool(x: _TensorLike, mode: str, window: Sequence[int], stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int]) -> Tensor:
     """Max (`mode="max"`) or mean pooling of `x` (N, C, spatial...)."""
@@ -434,8 +444,12 @@ def update_tree(tree: Any, model: Any, grads: Any) -> None:
     the three trees and take one fused step for every leaf that is not frozen.
     """
 
-def upsample(x: _TensorLike, size: Any, mode: str, align_corners: bool = ...) -> Tensor:
-    """Resample the spatial dims of `x` to `size` (`mode` "nearest" or "linear")."""
+def upsample(x: _TensorLike, mode: str, scales: Sequence[float] | None = ..., size: Any = ..., align_corners: bool = ...) -> Tensor:
+    """Resample the spatial dims of `x` by `mode` ("nearest", "linear", "bilinear",
+    "trilinear") to the size given by exactly one of `scales` and `size` (one entry for
+    all spatial dims or one each): the Upsample layer, in the function the Rust
+    `nn::resample::Upsample` calls.
+    """
 
 def value_and_grad(f: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
     """`fx.withgradient` in one call: walk each argument for its tensors, open the tape,

@@ -405,19 +405,11 @@ def _scales(scale) -> tuple:
     return sc
 
 
-def _out_size(x: Tensor, scale, size) -> list[int]:
-    n = x.ndim - 2
-    if n < 1:
-        raise ValueError(f"upsampling expects (batch, channels, spatial...), got shape {tuple(x.shape)}")
-    if (scale is None) == (size is None):
-        raise ValueError("give exactly one of scale and size")
-    if size is not None:
-        return list(_tuple(size, n, "size"))
-    sc = _scales(scale)
-    sc = sc * n if len(sc) == 1 else sc
-    if len(sc) != n:
-        raise ValueError(f"scale needs 1 or {n} entries, got {scale!r}")
-    return [int(np.floor(d * s)) for d, s in zip(x.shape[2:], sc)]
+def _resize(scale, size) -> tuple:
+    """``(scale, size)`` as tuples for Rust, which checks them against the input and
+    computes the output size (a TypeError here for a non-number)."""
+    return (None if scale is None else tuple(float(s) for s in _scales(scale)),
+            None if size is None else _ints(size, "size"))
 
 
 def upsample_nearest(x, scale=None, *, size=None):
@@ -427,8 +419,7 @@ def upsample_nearest(x, scale=None, *, size=None):
     >>> fx.upsample_nearest(fx.tensor([[[1.0, 2.0]]]), 2).tolist()
     [[[1.0, 1.0, 2.0, 2.0]]]
     """
-    x = x if isinstance(x, Tensor) else _core.tensor(x)
-    return _core.upsample(x, _out_size(x, scale, size), "nearest")
+    return _core.upsample(x, "nearest", *_resize(scale, size))
 
 
 def upsample_bilinear(x, scale=None, *, size=None, align_corners=True):
@@ -439,8 +430,7 @@ def upsample_bilinear(x, scale=None, *, size=None, align_corners=True):
     >>> fx.upsample_bilinear(fx.tensor([[[0.0, 3.0]]]), size=4).tolist()
     [[[0.0, 1.0, 2.0, 3.0]]]
     """
-    x = x if isinstance(x, Tensor) else _core.tensor(x)
-    return _core.upsample(x, _out_size(x, scale, size), "linear", bool(align_corners))
+    return _core.upsample(x, "linear", *_resize(scale, size), bool(align_corners))
 
 
 class Upsample:
@@ -462,16 +452,12 @@ class Upsample:
             raise ValueError(f"Upsample mode must be nearest, linear, bilinear or trilinear, got {mode!r}")
         if (scale is None) == (size is None):
             raise ValueError("Upsample needs exactly one of scale and size")
-        if scale is not None:
-            _scales(scale)
-        else:
-            _ints(size, "size")
+        _resize(scale, size)  # a TypeError now for a non-number
         self.mode, self.scale, self.size, self.align_corners = mode, scale, size, align_corners
 
     def __call__(self, x):
-        if self.mode == "nearest":
-            return upsample_nearest(x, self.scale, size=self.size)
-        return upsample_bilinear(x, self.scale, size=self.size, align_corners=self.align_corners)
+        # Rust checks the input against the configuration and computes the output size
+        return _core.upsample(x, self.mode, *_resize(self.scale, self.size), self.align_corners)
 
     def __repr__(self):
         what = f"scale={self.scale!r}" if self.scale is not None else f"size={self.size!r}"
@@ -498,9 +484,11 @@ class PixelShuffle:
 
     def __init__(self, r: int) -> None:
         self.r = int(r)
+        if self.r < 1:
+            raise ValueError(f"PixelShuffle needs a positive factor, got {r!r}")
 
     def __call__(self, x):
-        return pixel_shuffle(x, self.r)
+        return _core.pixel_shuffle(x, self.r)
 
     def __repr__(self):
         return f"PixelShuffle({self.r})"

@@ -25,6 +25,7 @@ __all__ = ["state", "loadmodel_", "save", "load", "CheckpointError", "FORMAT_VER
 FORMAT = "flux_rs.checkpoint"
 FORMAT_VERSION = 1
 _META = "flux_rs"
+_CHECKSUM = "flux_rs.crc32"  # flux_core::io::CHECKSUM_KEY
 
 
 class CheckpointError(ValueError):
@@ -416,8 +417,9 @@ def load(path: str | os.PathLike[str]) -> Any:
     (layers) as ``fx.Node`` named after their class, optimiser state as ``fx.Leaf``
     objects ready for ``fx.update_``, generators as ``fx.Rng``; tied Tensors and shared
     Leafs come back shared. Load it into a model with :func:`loadmodel_`. A safetensors
-    file written by another tool (e.g. PyTorch) loads as nested dicts split at the dots
-    of its names. A truncated, corrupted or malformed file raises
+    file written by another tool (e.g. PyTorch, or a Rust program's
+    ``flux_core::io::save`` of ``Module::parameters``) loads as nested dicts split at the
+    dots of its names. A truncated, corrupted or malformed file raises
     :class:`CheckpointError`; nothing is unpickled.
 
     >>> import flux_rs as fx, tempfile, os
@@ -433,7 +435,10 @@ def load(path: str | os.PathLike[str]) -> Any:
         raise CheckpointError(str(err)) from None
     flat = dict(items)
     if _META not in meta:
-        if any(k.startswith(_META) for k in meta):
+        # a Rust program's `flux_core::io::save` writes the (verified) checksum and no
+        # tree: its tensors load by name as below; any other flux_rs key without the
+        # tree is a damaged header
+        if any(k.startswith(_META) and k != _CHECKSUM for k in meta):
             raise CheckpointError(f"{p}: the flux_rs tree description is missing (corrupted header?)")
         try:
             return _nest(flat)

@@ -58,20 +58,12 @@ struct CharModel {
 impl Module for CharModel {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> { self.head.forward_t(&self.lstm.forward_t(x, train)?, train) }
     fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
-        path.push("lstm");
-        self.lstm.visit_params(path, f);
-        path.pop();
-        path.push("head");
-        self.head.visit_params(path, f);
-        path.pop();
+        path.within("lstm", |p| self.lstm.visit_params(p, f));
+        path.within("head", |p| self.head.visit_params(p, f));
     }
     fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
-        path.push("lstm");
-        self.lstm.visit_params_mut(path, f);
-        path.pop();
-        path.push("head");
-        self.head.visit_params_mut(path, f);
-        path.pop();
+        path.within("lstm", |p| self.lstm.visit_params_mut(p, f));
+        path.within("head", |p| self.head.visit_params_mut(p, f));
     }
 }
 

@@ -8,6 +8,13 @@ use crate::tensor::Tensor;
 
 /// The observation indices of each batch, in order. `order` is the (possibly shuffled)
 /// sequence of observations; a batch size larger than `n` becomes `n` (MLUtils).
+///
+/// ```
+/// use flux_core::data::batches;
+/// let order = [4, 0, 3, 1, 2];
+/// assert_eq!(batches(&order, 2, true), vec![&[4, 0][..], &[3, 1], &[2]]);
+/// assert_eq!(batches(&order, 2, false).len(), 2);  // the last, smaller batch dropped
+/// ```
 pub fn batches(order: &[usize], batchsize: usize, partial: bool) -> Vec<&[usize]> {
     let n = order.len();
     if n == 0 || batchsize == 0 {
@@ -124,6 +131,12 @@ impl Default for LoaderOptions {
 
 impl LoaderOptions {
     /// The same options with batch size `n`.
+    ///
+    /// ```
+    /// use flux_core::data::LoaderOptions;
+    /// let o = LoaderOptions::default().batchsize(64).shuffle(true).partial(false).seed(7);
+    /// assert_eq!((o.batchsize, o.shuffle, o.partial, o.seed), (64, true, false, 7));
+    /// ```
     pub fn batchsize(mut self, n: usize) -> Self {
         self.batchsize = n;
         self
@@ -167,6 +180,12 @@ pub struct DataLoader {
 
 impl DataLoader {
     /// A loader over `x` and `y` (the same number of observations, first dimension).
+    ///
+    /// ```
+    /// use flux_core::{data::{DataLoader, LoaderOptions}, DType, Tensor};
+    /// let (x, y) = (Tensor::zeros(&[4, 2], DType::F32), Tensor::zeros(&[3], DType::F32));
+    /// assert!(DataLoader::new(x, y, LoaderOptions::default()).is_err());  // 4 and 3 observations
+    /// ```
     pub fn new(x: Tensor, y: Tensor, options: LoaderOptions) -> Result<Self> {
         if x.ndim() == 0 || y.ndim() == 0 || x.shape()[0] != y.shape()[0] {
             return Err(value_err!("x of shape {:?} and y of shape {:?} must have the same number of observations (first dimension)", x.shape(), y.shape()));
@@ -175,6 +194,15 @@ impl DataLoader {
         Ok(DataLoader { x, y, options, rng })
     }
     /// One pass over the data (a fresh permutation each call when shuffling).
+    ///
+    /// ```
+    /// use flux_core::{data::{DataLoader, LoaderOptions}, Tensor};
+    /// let x = Tensor::from_vec((0..6).map(|v| v as f64).collect(), &[6, 1]).unwrap();
+    /// let mut dl = DataLoader::new(x.clone(), x, LoaderOptions::default().batchsize(3).shuffle(true).seed(1)).unwrap();
+    /// let mut seen: Vec<f64> = dl.epoch().flat_map(|b| b.unwrap().0.to_vec_f64().unwrap()).collect();
+    /// seen.sort_by(f64::total_cmp);
+    /// assert_eq!(seen, vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);  // every observation once per epoch
+    /// ```
     pub fn epoch(&mut self) -> impl Iterator<Item = Result<(Tensor, Tensor)>> + '_ {
         let n = self.x.shape()[0];
         let order = if self.options.shuffle { self.rng.permutation(n) } else { (0..n).collect() };

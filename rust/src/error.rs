@@ -119,6 +119,15 @@ impl PartialEq for Error {
 /// `Result` with flux-core's [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A shape as Python writes a tuple, `(3, 4)`, `(3,)`, `()`: for messages that reach
+/// Python users (who passed the shape as a tuple).
+pub(crate) fn py_shape(s: &[usize]) -> String {
+    match s {
+        [a] => format!("({a},)"),
+        _ => format!("({})", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
 macro_rules! shape_err { ($($t:tt)*) => { $crate::error::Error::Shape(format!($($t)*)) } }
 macro_rules! value_err { ($($t:tt)*) => { $crate::error::Error::Value(format!($($t)*)) } }
 pub(crate) use shape_err;

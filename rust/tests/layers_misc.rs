@@ -230,12 +230,12 @@ fn bilinear_matches_reference_and_gradients() {
 
 fn dense64(inp: usize, out: usize, seed: u64) -> Dense {
     let mut g = Gen::new(seed);
-    Dense { weight: rnd(&mut g, &[out, inp], -0.7, 0.7), bias: rnd(&mut g, &[out], -0.2, 0.2), act: Activation::Identity }
+    Dense { weight: rnd(&mut g, &[out, inp], -0.7, 0.7), bias: Some(rnd(&mut g, &[out], -0.2, 0.2)), act: Activation::Identity }
 }
 
 /// x·Wᵀ + b by loops.
 fn ref_dense(x: &Nd, d: &Dense) -> Vec<f64> {
-    let (w, b) = (vals(&d.weight), vals(&d.bias));
+    let (w, b) = (vals(&d.weight), vals(d.bias.as_ref().unwrap()));
     let (out, inp) = (d.weight.shape()[0], d.weight.shape()[1]);
     (0..x.shape[0] * out).map(|k| (0..inp).map(|i| x.data[(k / out) * inp + i] * w[(k % out) * inp + i]).sum::<f64>() + b[k % out]).collect()
 }

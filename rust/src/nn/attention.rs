@@ -57,20 +57,20 @@ impl Projection {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> { linear(x, &self.weight, self.bias.as_ref(), Activation::Identity) }
     /// Visit the weight and (if any) the bias with `name` pushed onto the path.
     fn visit<'a>(&'a self, name: &'static str, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
-        path.push(name);
-        path.visit("weight", &self.weight, f);
-        if let Some(b) = &self.bias {
-            path.visit("bias", b, f);
-        }
-        path.pop();
+        path.within(name, |p| {
+            p.visit("weight", &self.weight, f);
+            if let Some(b) = &self.bias {
+                p.visit("bias", b, f);
+            }
+        })
     }
     fn visit_mut<'a>(&'a mut self, name: &'static str, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
-        path.push(name);
-        path.visit_mut("weight", &mut self.weight, f);
-        if let Some(b) = &mut self.bias {
-            path.visit_mut("bias", b, f);
-        }
-        path.pop();
+        path.within(name, |p| {
+            p.visit_mut("weight", &mut self.weight, f);
+            if let Some(b) = &mut self.bias {
+                p.visit_mut("bias", b, f);
+            }
+        })
     }
 }
 

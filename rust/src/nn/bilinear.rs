@@ -1,55 +1,12 @@
-//! The bilinear layer: `z[…, o] = σ(Σᵢⱼ x[…, i]·W[o, i, j]·y[…, j] + b[o])`.
+//! The bilinear layer: `z[…, o] = σ(Σᵢⱼ x[…, i]·W[o, i, j]·y[…, j] + b[o])`, a shell
+//! over the fused op [`crate::ops::bilinear`].
 use super::{Activation, Module};
-use super::losses::py_shape;
-use crate::error::{shape_err, Result};
+use crate::error::Result;
 use crate::tensor::random::Rng;
 use crate::tensor::{DType, Tensor};
 
-/// `σ(xᵀ W[o] y + b[o])` for every leading index, with `x` (..., in1), `y` (..., in2)
-/// and `W` (out, in1, in2): the whole [`Bilinear`] layer in one call (the Python layer
-/// calls this too). One GEMM `x · W'` with `W'` = W as (in1, out·in2), then a product
-/// with `y` summed over `in2`.
-///
-/// ```
-/// use flux_core::{Tensor, nn::{bilinear::bilinear, Activation}};
-/// let x = Tensor::from_vec(vec![1.0f64, 2.0], &[1, 2]).unwrap();
-/// let y = Tensor::from_vec(vec![3.0f64], &[1, 1]).unwrap();
-/// let w = Tensor::from_vec(vec![1.0f64, 1.0], &[1, 2, 1]).unwrap();  // z = (x₀ + x₁)·y₀
-/// assert_eq!(bilinear(&x, &y, &w, None, Activation::Identity).unwrap().to_vec_f64().unwrap(), vec![9.0]);
-/// ```
-pub fn bilinear(x: &Tensor, y: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<Tensor> {
-    if w.ndim() != 3 {
-        return Err(shape_err!("Bilinear weight must be 3-D (out, in1, in2), got shape {:?}", w.shape()));
-    }
-    let (out, in1, in2) = (w.shape()[0], w.shape()[1], w.shape()[2]);
-    let fits = x.ndim() > 0 && y.ndim() > 0 && x.shape()[x.ndim() - 1] == in1 && y.shape()[y.ndim() - 1] == in2;
-    if !fits || x.shape()[..x.ndim() - 1] != y.shape()[..y.ndim() - 1] {
-        return Err(shape_err!(
-            "Bilinear(({in1}, {in2}) => {out}) expects inputs (..., {in1}) and (..., {in2}) with equal leading dims, got shapes {} and {}",
-            py_shape(x.shape()),
-            py_shape(y.shape())
-        ));
-    }
-    if let Some(b) = b {
-        if b.shape() != [out] {
-            return Err(shape_err!("Bilinear: bias must have shape ({out},), got {:?}", b.shape()));
-        }
-    }
-    let lead = &x.shape()[..x.ndim() - 1];
-    let rows: usize = lead.iter().product();
-    let (xf, yf) = (x.reshape(&[rows, in1])?, y.reshape(&[rows, 1, in2])?);
-    // (rows, in1) @ (in1, out·in2) → (rows, out, in2); then contract in2 with y
-    let wm = w.permute(&[1, 0, 2])?.reshape(&[in1, out * in2])?;
-    let u = xf.matmul(&wm)?.reshape(&[rows, out, in2])?;
-    let z = u.mul(&yf)?.sum(Some(&[2]), false)?;
-    let z = match b {
-        Some(b) => z.add(b)?,
-        None => z,
-    };
-    let mut shape = lead.to_vec();
-    shape.push(out);
-    act.apply(&z.reshape(&shape)?)
-}
+/// The whole layer in one call (one fused op; the Python layer calls it too).
+pub use crate::ops::bilinear::bilinear;
 
 /// Flux's `Bilinear`: weight (out, in1, in2), bias (out,). `forward_t(x)` uses `y = x`;
 /// [`Bilinear::forward2`] takes two inputs.
@@ -98,6 +55,14 @@ impl Bilinear {
         self
     }
     /// The layer applied to two inputs `x` (..., in1) and `y` (..., in2).
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::bilinear::Bilinear};
+    /// let mut b = Bilinear::new(2, 3, 1).no_bias();
+    /// b.weight = Tensor::ones(&[1, 2, 3], DType::F32);  // z = (x₀ + x₁)(y₀ + y₁ + y₂)
+    /// let (x, y) = (Tensor::ones(&[1, 2], DType::F32), Tensor::ones(&[1, 3], DType::F32));
+    /// assert_eq!(b.forward2(&x, &y, false).unwrap().to_vec_f64().unwrap(), vec![6.0]);
+    /// ```
     pub fn forward2(&self, x: &Tensor, y: &Tensor, _train: bool) -> Result<Tensor> { bilinear(x, y, &self.weight, self.bias.as_ref(), self.act) }
 }
 

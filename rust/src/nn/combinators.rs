@@ -44,14 +44,10 @@ impl SkipConnection {
 impl Module for SkipConnection {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> { (self.connection)(&self.layers.forward_t(x, train)?, x) }
     fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
-        path.push("layers");
-        self.layers.visit_params(path, f);
-        path.pop();
+        path.within("layers", |p| self.layers.visit_params(p, f))
     }
     fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
-        path.push("layers");
-        self.layers.visit_params_mut(path, f);
-        path.pop();
+        path.within("layers", |p| self.layers.visit_params_mut(p, f))
     }
 }
 
@@ -121,19 +117,9 @@ impl Module for Parallel {
     }
 }
 
-/// The elementwise maximum of `ys` (all of one shape, or broadcastable), folded left to
-/// right: where two values tie the gradient is shared, as for `maximum`.
-///
-/// ```
-/// use flux_core::{Tensor, nn::combinators::maxout};
-/// let a = Tensor::from_vec(vec![1.0f32, 5.0], &[2]).unwrap();
-/// let b = Tensor::from_vec(vec![3.0f32, 2.0], &[2]).unwrap();
-/// assert_eq!(maxout(&[a, b]).unwrap().to_vec_f64().unwrap(), vec![3.0, 5.0]);
-/// ```
-pub fn maxout(ys: &[Tensor]) -> Result<Tensor> {
-    let (first, rest) = ys.split_first().ok_or_else(|| value_err!("Maxout needs at least one layer"))?;
-    rest.iter().try_fold(first.clone(), |acc, y| acc.maximum(y))
-}
+/// The elementwise maximum of the members' outputs in one call (one fused op; the
+/// Python layer calls it too).
+pub use crate::ops::maxout::maxout;
 
 /// The elementwise maximum of several layers' outputs (Flux's `Maxout`).
 ///
@@ -150,6 +136,12 @@ pub struct Maxout {
 
 impl Maxout {
     /// The maximum over `layers`.
+    ///
+    /// ```
+    /// use flux_core::nn::{Dense, Module, combinators::Maxout};
+    /// let m = Maxout::new(vec![Box::new(Dense::new(2, 3)), Box::new(Dense::new(2, 3))]);
+    /// assert_eq!(m.parameters()[2].0, "layers.1.weight");
+    /// ```
     pub fn new(layers: Vec<Box<dyn Module>>) -> Maxout { Maxout { layers } }
     /// The maximum over `n` layers made by `make`.
     pub fn from_fn(mut make: impl FnMut() -> Box<dyn Module>, n: usize) -> Maxout { Maxout { layers: (0..n).map(|_| make()).collect() } }

@@ -31,6 +31,13 @@ pub struct Conv {
 impl Conv {
     /// A float32 layer with window `k`, a Glorot-uniform weight from the global
     /// generator, zero bias, stride 1, no padding.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::Conv}};
+    /// let c = Conv::new(&[5, 5], 1, 6);
+    /// assert_eq!(c.weight.shape(), &[6, 1, 5, 5]);
+    /// assert_eq!(c.forward(&Tensor::zeros(&[2, 1, 28, 28], DType::F32)).unwrap().shape(), &[2, 6, 24, 24]);
+    /// ```
     pub fn new(k: &[usize], inp: usize, out: usize) -> Conv { crate::tensor::random::with_global(|r| Conv::with_rng(k, inp, out, DType::F32, r)) }
     /// A layer of `dtype` whose Glorot-uniform weight is drawn from `rng`.
     ///
@@ -55,11 +62,24 @@ impl Conv {
         self
     }
     /// The same layer with symmetric padding `p` in every spatial dimension.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::Conv}};
+    /// // "same" padding for a 3×3 window
+    /// let c = Conv::new(&[3, 3], 2, 4).pad(1);
+    /// assert_eq!(c.forward(&Tensor::zeros(&[1, 2, 8, 8], DType::F32)).unwrap().shape(), &[1, 4, 8, 8]);
+    /// ```
     pub fn pad(mut self, p: usize) -> Conv {
         self.spec = self.spec.with_pad(p);
         self
     }
     /// The same layer with stride `s` in every spatial dimension.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::Conv}};
+    /// let c = Conv::new(&[2, 2], 1, 1).stride(2);
+    /// assert_eq!(c.forward(&Tensor::zeros(&[1, 1, 8, 8], DType::F32)).unwrap().shape(), &[1, 1, 4, 4]);
+    /// ```
     pub fn stride(mut self, s: usize) -> Conv {
         self.spec = self.spec.with_stride(s);
         self
@@ -74,6 +94,41 @@ impl Conv {
     pub fn dilation(mut self, d: usize) -> Conv {
         self.spec.dilation = vec![d; self.spec.dilation.len()];
         self
+    }
+    /// The same layer with its channels split into `n` groups (PyTorch's and Flux's
+    /// `groups`; `n` = in channels is a depthwise convolution): the weight becomes
+    /// (out, in / n, k...). Both channel counts must divide by `n`.
+    ///
+    /// The grouped weight keeps the first in / n input channels of the weight drawn by
+    /// the constructor, rescaled to the Glorot bound of the grouped shape: the same
+    /// distribution as a fresh draw, without drawing again from the generator.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::Conv}};
+    /// let c = Conv::new(&[3, 3], 4, 6).groups(2).unwrap();
+    /// assert_eq!(c.weight.shape(), &[6, 2, 3, 3]);
+    /// assert_eq!(c.forward(&Tensor::zeros(&[1, 4, 5, 5], DType::F32)).unwrap().shape(), &[1, 6, 3, 3]);
+    /// assert!(Conv::new(&[3, 3], 4, 6).groups(3).is_err());
+    /// ```
+    pub fn groups(mut self, n: usize) -> Result<Conv> {
+        let ws = self.weight.shape().to_vec();
+        let (out, inp) = (ws[0], ws[1] * self.spec.groups);
+        if n == 0 || inp % n != 0 || out % n != 0 {
+            return Err(crate::error::value_err!("Conv groups must divide both channel counts, got groups {n} for {inp} => {out}"));
+        }
+        if n < self.spec.groups {
+            return Err(crate::error::value_err!("Conv with groups {} cannot be regrouped into fewer groups ({n})", self.spec.groups));
+        }
+        let (old, new) = (super::init::fans(&ws), super::init::fans(&[&[out, inp / n][..], &ws[2..]].concat()));
+        let rescale = ((old.0 + old.1) / (new.0 + new.1)).sqrt();
+        let (row, keep) = (ws[1..].iter().product::<usize>(), inp / n * ws[2..].iter().product::<usize>());
+        let w = self.weight.to_vec_f64()?;
+        let kept: Vec<f64> = w.chunks(row.max(1)).flat_map(|r| r[..keep].iter().map(|v| v * rescale)).collect();
+        let mut shape = ws.clone();
+        shape[1] = inp / n;
+        self.weight = Tensor::from_vec(kept, &shape)?.cast(self.weight.dtype())?;
+        self.spec.groups = n;
+        Ok(self)
     }
     /// The same layer with its parameters converted to `dtype`.
     pub fn dtype(mut self, dtype: DType) -> Conv {
@@ -208,6 +263,13 @@ pub struct Pool {
 
 impl Pool {
     /// Max pooling over `window`, stride = window.
+    ///
+    /// ```
+    /// use flux_core::{Tensor, nn::{Module, conv::Pool}};
+    /// let x = Tensor::from_vec(vec![1.0f32, 5.0, 2.0, 3.0], &[1, 1, 2, 2]).unwrap();
+    /// assert_eq!(Pool::max(&[2, 2]).forward(&x).unwrap().to_vec_f64().unwrap(), vec![5.0]);
+    /// assert_eq!(Pool::mean(&[2, 2]).forward(&x).unwrap().to_vec_f64().unwrap(), vec![2.75]);
+    /// ```
     pub fn max(window: &[usize]) -> Pool { Pool { mode: PoolMode::Max, spec: PoolSpec::new(window) } }
     /// Mean pooling over `window`, stride = window.
     ///

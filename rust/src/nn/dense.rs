@@ -169,8 +169,8 @@ impl Backward for DenseBackward {
 pub struct Dense {
     /// The weight, shape (out, in).
     pub weight: Tensor,
-    /// The bias, shape (out,).
-    pub bias: Tensor,
+    /// The bias, shape (out,), or `None` for a layer without one (see [`Dense::bias`]).
+    pub bias: Option<Tensor>,
     /// The activation applied to `x·Wᵀ + b`.
     pub act: Activation,
 }
@@ -178,12 +178,44 @@ pub struct Dense {
 impl Dense {
     /// A float32 layer with a Glorot-uniform weight drawn from the global generator
     /// ([`crate::tensor::random::seed`] makes it reproducible), zero bias, no activation.
+    ///
+    /// ```
+    /// use flux_core::{nn::{Dense, Module}, tensor::random, DType};
+    /// random::seed(1);
+    /// let a = Dense::new(3, 2);
+    /// random::seed(1);
+    /// assert_eq!(a.weight.to_vec_f64().unwrap(), Dense::new(3, 2).weight.to_vec_f64().unwrap());
+    /// assert_eq!((a.weight.dtype(), a.params().len()), (DType::F32, 2));
+    /// ```
     pub fn new(inp: usize, out: usize) -> Dense { crate::tensor::random::with_global(|r| Dense::with_rng(inp, out, DType::F32, r)) }
     /// A layer of `dtype` with a Glorot-uniform weight drawn from `rng`, zero bias, no activation.
     pub fn with_rng(inp: usize, out: usize, dtype: DType, rng: &mut Rng) -> Dense {
-        Dense { weight: super::init::glorot_uniform(&[out, inp], 1.0, dtype, rng), bias: Tensor::zeros(&[out], dtype), act: Activation::Identity }
+        Dense { weight: super::init::glorot_uniform(&[out, inp], 1.0, dtype, rng), bias: Some(Tensor::zeros(&[out], dtype)), act: Activation::Identity }
+    }
+    /// The same layer with a (zero) bias, or without one (`Dense(in => out; bias=false)`
+    /// in Flux): a layer without bias has the weight as its only parameter.
+    ///
+    /// ```
+    /// use flux_core::{nn::{Dense, Module}, DType, Tensor};
+    /// let d = Dense::new(2, 3).bias(false);
+    /// assert_eq!(d.parameters().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["weight"]);
+    /// // x·Wᵀ alone: a zero input gives zeros
+    /// assert_eq!(d.forward(&Tensor::zeros(&[1, 2], DType::F32)).unwrap().to_vec_f64().unwrap(), vec![0.0; 3]);
+    /// ```
+    pub fn bias(mut self, on: bool) -> Dense {
+        let (out, dtype) = (self.weight.shape()[0], self.weight.dtype());
+        self.bias = on.then(|| self.bias.take().unwrap_or_else(|| Tensor::zeros(&[out], dtype)));
+        self
     }
     /// The same layer with activation `act`.
+    ///
+    /// ```
+    /// use flux_core::{nn::{Activation, Dense, Module}, DType, Tensor};
+    /// let d = Dense::new(2, 3).activation(Activation::Relu);
+    /// let x = flux_core::tensor::random::Rng::seed(0).normal_tensor(&[4, 2], 0.0, 1.0, DType::F32);
+    /// let y = d.forward(&x).unwrap();
+    /// assert!(y.to_vec_f64().unwrap().iter().all(|&v| v >= 0.0));
+    /// ```
     pub fn activation(mut self, act: Activation) -> Dense {
         self.act = act;
         self
@@ -197,12 +229,12 @@ impl Dense {
     pub fn dtype(mut self, dtype: DType) -> Dense {
         // a cast between float types cannot fail
         self.weight = self.weight.cast(dtype).expect("float cast");
-        self.bias = self.bias.cast(dtype).expect("float cast");
+        self.bias = self.bias.map(|b| b.cast(dtype).expect("float cast"));
         self
     }
 }
 
 impl Module for Dense {
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { linear(x, &self.weight, Some(&self.bias), self.act) }
-    crate::module_params!(weight, bias);
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { linear(x, &self.weight, self.bias.as_ref(), self.act) }
+    crate::module_params!(weight; optional bias);
 }

@@ -75,8 +75,27 @@ pub struct Dropout {
 
 impl Dropout {
     /// Probability `p` in [0, 1], every element on its own, the global generator.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, dropout::Dropout}};
+    /// let d = Dropout::new(0.5).unwrap().seed(3);
+    /// let x = Tensor::ones(&[1000], DType::F64);
+    /// let y = d.forward_t(&x, true).unwrap().to_vec_f64().unwrap();
+    /// // kept values are scaled by 1/(1 − p), so the mean stays near 1
+    /// assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
+    /// assert_eq!(d.forward_t(&x, false).unwrap().to_vec_f64().unwrap(), vec![1.0; 1000]);
+    /// assert!(Dropout::new(1.5).is_err());
+    /// ```
     pub fn new(p: f64) -> Result<Dropout> { Ok(Dropout { p: check_p(p)?, dims: None, rng: Source::Global }) }
     /// One decision per slice: the mask varies along `dims` only.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, dropout::Dropout}};
+    /// // one decision per row: whole rows are kept or dropped
+    /// let d = Dropout::new(0.5).unwrap().dims(&[0]).seed(1);
+    /// let y = d.forward_t(&Tensor::ones(&[6, 4], DType::F32), true).unwrap().to_vec_f64().unwrap();
+    /// assert!(y.chunks(4).all(|r| r.iter().all(|&v| v == r[0])));
+    /// ```
     pub fn dims(mut self, dims: &[isize]) -> Self {
         self.dims = Some(dims.to_vec());
         self

@@ -30,6 +30,13 @@ impl Embedding {
         Embedding { weight: rng.normal_tensor(&[n, d], 0.0, 1.0, dtype), padding: None }
     }
     /// Make row `i` the padding row (zeroed now, no gradient later).
+    ///
+    /// ```
+    /// use flux_core::{DType, nn::embedding::Embedding, tensor::random::Rng};
+    /// let e = Embedding::new(4, 2, DType::F32, &mut Rng::seed(0)).padding(0).unwrap();
+    /// assert_eq!(e.lookup(&[0], &[1]).unwrap().to_vec_f64().unwrap(), vec![0.0, 0.0]);
+    /// assert!(Embedding::new(4, 2, DType::F32, &mut Rng::seed(0)).padding(4).is_err());
+    /// ```
     pub fn padding(mut self, i: usize) -> Result<Self> {
         let (n, d) = (self.weight.shape()[0], self.weight.numel() / self.weight.shape()[0].max(1));
         if i >= n {

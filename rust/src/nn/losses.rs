@@ -13,7 +13,7 @@
 //! assert!((mse(&yh, &y, Agg::Mean).unwrap().item().unwrap() - 0.41).abs() < 1e-12);
 //! ```
 use crate::autodiff::{self, Backward, Op};
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{py_shape, shape_err, value_err, Result};
 use crate::tensor::elementwise::CmpOp;
 use crate::tensor::{DType, Float, Tensor};
 
@@ -58,14 +58,6 @@ pub fn check_sizes(yhat: &Tensor, y: &Tensor, name: &str) -> Result<()> {
         return Err(shape_err!("{name} expects shape(ŷ) = {} to match shape(y) = {}", py_shape(yhat.shape()), py_shape(y.shape())));
     }
     Ok(())
-}
-
-/// A shape as Python writes it: `(3, 4)`, `(3,)`.
-pub(crate) fn py_shape(s: &[usize]) -> String {
-    match s {
-        [a] => format!("({a},)"),
-        _ => format!("({})", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
-    }
 }
 
 /// The target checked against ŷ and converted to ŷ's dtype (float32 in → float32 out).

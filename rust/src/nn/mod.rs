@@ -77,6 +77,16 @@ impl ParamPath {
     /// The empty path (the model itself).
     pub fn new() -> ParamPath { ParamPath { segs: Vec::with_capacity(8) } }
     /// Step into a field or list position.
+    ///
+    /// ```
+    /// use flux_core::nn::{ParamPath, Seg};
+    /// let mut p = ParamPath::new();
+    /// p.push("layers");
+    /// p.push(2);
+    /// assert_eq!(p.segments(), &[Seg::Field("layers"), Seg::Index(2)]);
+    /// p.pop();
+    /// assert_eq!((p.len(), p.to_string()), (1, "layers".to_string()));
+    /// ```
     pub fn push(&mut self, seg: impl Into<Seg>) { self.segs.push(seg.into()); }
     /// Step back out.
     pub fn pop(&mut self) { self.segs.pop(); }
@@ -86,6 +96,22 @@ impl ParamPath {
     pub fn len(&self) -> usize { self.segs.len() }
     /// Is this the model itself?
     pub fn is_empty(&self) -> bool { self.segs.is_empty() }
+    /// Run `f` with `seg` pushed for the duration: how a container reports a member's
+    /// parameters under the member's name.
+    ///
+    /// ```
+    /// use flux_core::nn::{Dense, Module, ParamPath};
+    /// let d = Dense::new(2, 3);
+    /// let mut seen = vec![];
+    /// ParamPath::new().within("head", |p| d.visit_params(p, &mut |p, _| seen.push(p.to_string())));
+    /// assert_eq!(seen, vec!["head.weight", "head.bias"]);
+    /// ```
+    pub fn within<R>(&mut self, seg: impl Into<Seg>, f: impl FnOnce(&mut ParamPath) -> R) -> R {
+        self.push(seg);
+        let r = f(self);
+        self.pop();
+        r
+    }
     /// Call `f` on `t` with `name` pushed for the duration: how a layer reports a field.
     ///
     /// ```
@@ -95,11 +121,7 @@ impl ParamPath {
     /// ParamPath::new().visit("weight", &w, &mut |p, _| seen.push(p.to_string()));
     /// assert_eq!(seen, vec!["weight"]);
     /// ```
-    pub fn visit<'a>(&mut self, name: &'static str, t: &'a Tensor, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
-        self.push(name);
-        f(self, t);
-        self.pop();
-    }
+    pub fn visit<'a>(&mut self, name: &'static str, t: &'a Tensor, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { self.within(name, |p| f(p, t)) }
     /// [`ParamPath::visit`] for a mutable parameter.
     ///
     /// ```
@@ -108,11 +130,7 @@ impl ParamPath {
     /// ParamPath::new().visit_mut("weight", &mut w, &mut |_, t| *t = t.add_scalar(1.0).unwrap());
     /// assert_eq!(w.to_vec_f64().unwrap(), vec![1.0, 1.0]);
     /// ```
-    pub fn visit_mut<'a>(&mut self, name: &'static str, t: &'a mut Tensor, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
-        self.push(name);
-        f(self, t);
-        self.pop();
-    }
+    pub fn visit_mut<'a>(&mut self, name: &'static str, t: &'a mut Tensor, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) { self.within(name, |p| f(p, t)) }
 }
 
 impl fmt::Display for ParamPath {
@@ -272,22 +290,10 @@ impl Module for Chain {
 /// Visit the parameters of `layers` with the path `layers.<i>` pushed for member `i`
 /// (how [`Chain`] and the other containers report their members).
 pub(crate) fn visit_members<'a>(layers: &'a [Box<dyn Module>], path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
-    path.push("layers");
-    for (i, l) in layers.iter().enumerate() {
-        path.push(i);
-        l.visit_params(path, f);
-        path.pop();
-    }
-    path.pop();
+    path.within("layers", |p| layers.iter().enumerate().for_each(|(i, l)| p.within(i, |p| l.visit_params(p, f))))
 }
 
 /// [`visit_members`] with mutable access.
 pub(crate) fn visit_members_mut<'a>(layers: &'a mut [Box<dyn Module>], path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
-    path.push("layers");
-    for (i, l) in layers.iter_mut().enumerate() {
-        path.push(i);
-        l.visit_params_mut(path, f);
-        path.pop();
-    }
-    path.pop();
+    path.within("layers", |p| layers.iter_mut().enumerate().for_each(|(i, l)| p.within(i, |p| l.visit_params_mut(p, f))))
 }

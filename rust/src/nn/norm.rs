@@ -11,7 +11,7 @@
 //! (momentum `m`, `M` values per channel).
 use std::sync::Mutex;
 
-use super::{Activation, Module};
+use super::{Activation, Module, ParamPath};
 use crate::error::{shape_err, value_err, Error, Result};
 use crate::ops::norm::{norm, NormSpec, Stats};
 use crate::tensor::{DType, Tensor};
@@ -318,6 +318,14 @@ tracked_layer!(
 
 impl BatchNorm {
     /// `chs` channels, Flux's defaults.
+    ///
+    /// ```
+    /// use flux_core::{DType, nn::{Module, norm::BatchNorm}};
+    /// let bn = BatchNorm::new(4).momentum(0.01).eps(1e-3).dtype(DType::F64);
+    /// assert_eq!(bn.parameters().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["gamma", "beta"]);
+    /// assert_eq!(bn.running_stats().unwrap().0.dtype(), DType::F64);
+    /// assert!(BatchNorm::new(4).track_stats(false).running_stats().is_none());
+    /// ```
     pub fn new(chs: usize) -> BatchNorm { BatchNorm::blank(chs).affine(true).track_stats(true) }
 }
 
@@ -389,12 +397,14 @@ impl Module for GroupNorm {
 /// let y = l.forward(&Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[1, 4]).unwrap()).unwrap();
 /// assert!(y.sum_all().unwrap().item().unwrap().abs() < 1e-6);
 /// assert_eq!(l.parameters()[0].1.shape(), &[4]);
+/// // named as in Flux and Python (`LayerNorm.diag` is a `Scale`)
+/// assert_eq!(l.parameters().iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(), ["diag.scale", "diag.bias"]);
 /// ```
 #[derive(Debug)]
 pub struct LayerNorm {
-    /// Scale of shape `size`, or `None` without the affine part.
+    /// Scale of shape `size`, or `None` without the affine part (path `diag.scale`).
     pub gamma: Option<Tensor>,
-    /// Bias of shape `size`.
+    /// Bias of shape `size` (path `diag.bias`).
     pub beta: Option<Tensor>,
     /// ε and activation.
     pub opts: NormOpts,
@@ -414,5 +424,18 @@ affine_layer!(LayerNorm);
 
 impl Module for LayerNorm {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { layer_norm(x, &self.size, pair(&self.gamma, &self.beta), &self.opts) }
-    crate::module_params!(; optional gamma, beta);
+    // The paths of Flux's and the Python layer's (`diag::Scale` with fields scale and
+    // bias), so that a checkpoint moves between Rust and Python by name.
+    fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
+        path.within("diag", |p| {
+            self.gamma.iter().for_each(|t| p.visit("scale", t, f));
+            self.beta.iter().for_each(|t| p.visit("bias", t, f));
+        })
+    }
+    fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+        path.within("diag", |p| {
+            self.gamma.iter_mut().for_each(|t| p.visit_mut("scale", t, f));
+            self.beta.iter_mut().for_each(|t| p.visit_mut("bias", t, f));
+        })
+    }
 }

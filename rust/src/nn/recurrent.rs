@@ -325,14 +325,10 @@ macro_rules! sequence_layer {
             /// The states of every step: (batch, time, out) or (time, out).
             fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { Ok(self.forward_state(x, None)?.0) }
             fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
-                path.push("cell");
-                self.cell.visit_params(path, f);
-                path.pop();
+                path.within("cell", |p| self.cell.visit_params(p, f))
             }
             fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
-                path.push("cell");
-                self.cell.visit_params_mut(path, f);
-                path.pop();
+                path.within("cell", |p| self.cell.visit_params_mut(p, f))
             }
         }
     };

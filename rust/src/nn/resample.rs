@@ -16,6 +16,25 @@ pub enum UpsampleMode {
     Linear,
 }
 
+impl UpsampleMode {
+    /// The mode called `name`: `"nearest"`, or `"linear"`, `"bilinear"`, `"trilinear"`
+    /// (one linear mode for any number of spatial dimensions; a leading `:` as in
+    /// Flux's `:bilinear` is accepted).
+    ///
+    /// ```
+    /// use flux_core::nn::resample::UpsampleMode;
+    /// assert_eq!(UpsampleMode::parse(":bilinear").unwrap(), UpsampleMode::Linear);
+    /// assert!(UpsampleMode::parse("cubic").is_err());
+    /// ```
+    pub fn parse(name: &str) -> Result<UpsampleMode> {
+        match name.trim_start_matches(':') {
+            "nearest" => Ok(UpsampleMode::Nearest),
+            "linear" | "bilinear" | "trilinear" => Ok(UpsampleMode::Linear),
+            other => Err(value_err!("Upsample mode must be nearest, linear, bilinear or trilinear, got {other:?}")),
+        }
+    }
+}
+
 /// The output size of [`Upsample`]: a factor per spatial dimension, or the size itself.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Resize {
@@ -27,6 +46,22 @@ pub enum Resize {
 }
 
 impl Resize {
+    /// The resize given as Python and Flux spell it: exactly one of `scale` and `size`.
+    ///
+    /// ```
+    /// use flux_core::nn::resample::Resize;
+    /// assert_eq!(Resize::one_of(Some(vec![2.0]), None).unwrap(), Resize::Scale(vec![2.0]));
+    /// assert!(Resize::one_of(Some(vec![2.0]), Some(vec![3])).is_err());
+    /// assert!(Resize::one_of(None, None).is_err());
+    /// ```
+    pub fn one_of(scale: Option<Vec<f64>>, size: Option<Vec<usize>>) -> Result<Resize> {
+        match (scale, size) {
+            (Some(s), None) => Ok(Resize::Scale(s)),
+            (None, Some(z)) => Ok(Resize::Size(z)),
+            _ => Err(value_err!("upsampling needs exactly one of scale and size")),
+        }
+    }
+
     /// The spatial output size for an input of shape `shape` (batch, channels, spatial...).
     ///
     /// ```
@@ -36,7 +71,7 @@ impl Resize {
     /// ```
     pub fn output_size(&self, shape: &[usize]) -> Result<Vec<usize>> {
         if shape.len() < 3 {
-            return Err(crate::error::shape_err!("upsampling expects (batch, channels, spatial...), got shape {shape:?}"));
+            return Err(crate::error::shape_err!("upsampling expects (batch, channels, spatial...), got shape {}", crate::error::py_shape(shape)));
         }
         let n = shape.len() - 2;
         let per_dim = |len: usize, what: &str| {
@@ -46,19 +81,24 @@ impl Resize {
                 Err(value_err!("{what} needs 1 or {n} entries, got {len}"))
             }
         };
-        match self {
+        let out: Vec<usize> = match self {
             Resize::Scale(s) => {
                 per_dim(s.len(), "scale")?;
                 if let Some(bad) = s.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
                     return Err(value_err!("scale must be positive and finite, got {bad}"));
                 }
-                Ok((0..n).map(|i| (shape[2 + i] as f64 * s[if s.len() == 1 { 0 } else { i }]).floor() as usize).collect())
+                (0..n).map(|i| (shape[2 + i] as f64 * s[if s.len() == 1 { 0 } else { i }]).floor() as usize).collect()
             }
             Resize::Size(z) => {
                 per_dim(z.len(), "size")?;
-                Ok((0..n).map(|i| z[if z.len() == 1 { 0 } else { i }]).collect())
+                (0..n).map(|i| z[if z.len() == 1 { 0 } else { i }]).collect()
             }
+        };
+        // a scale below 1 can round a size down to nothing
+        if out.contains(&0) && !shape[2..].contains(&0) {
+            return Err(value_err!("upsampling spatial size {:?} by {self:?} gives the empty size {out:?}", &shape[2..]));
         }
+        Ok(out)
     }
 }
 
@@ -100,10 +140,23 @@ pub struct Upsample {
 
 impl Upsample {
     /// Nearest-neighbour upsampling by `factor` in every spatial dimension.
+    ///
+    /// ```
+    /// use flux_core::{Tensor, nn::{Module, resample::Upsample}};
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0], &[1, 1, 2]).unwrap();
+    /// assert_eq!(Upsample::scale(2.0).forward(&x).unwrap().to_vec_f64().unwrap(), vec![1.0, 1.0, 2.0, 2.0]);
+    /// ```
     pub fn scale(factor: f64) -> Upsample { Upsample { mode: UpsampleMode::Nearest, resize: Resize::Scale(vec![factor]), align_corners: true } }
     /// Nearest-neighbour upsampling to `size` (one entry for all dimensions, or one each).
     pub fn size(size: &[usize]) -> Upsample { Upsample { mode: UpsampleMode::Nearest, resize: Resize::Size(size.to_vec()), align_corners: true } }
     /// The same layer with resampling mode `mode`.
+    ///
+    /// ```
+    /// use flux_core::{Tensor, nn::{Module, resample::{Upsample, UpsampleMode}}};
+    /// let x = Tensor::from_vec(vec![0.0f64, 3.0], &[1, 1, 2]).unwrap();
+    /// let up = Upsample::size(&[4]).mode(UpsampleMode::Linear);
+    /// assert_eq!(up.forward(&x).unwrap().to_vec_f64().unwrap(), vec![0.0, 1.0, 2.0, 3.0]);
+    /// ```
     pub fn mode(mut self, mode: UpsampleMode) -> Upsample {
         self.mode = mode;
         self

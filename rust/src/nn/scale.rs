@@ -1,38 +1,11 @@
-//! The elementwise affine layer [`Scale`]: `σ(scale ⊙ x + bias)`.
+//! The elementwise affine layer [`Scale`]: `σ(scale ⊙ x + bias)`, a shell over the
+//! fused op [`crate::ops::scale`].
 use super::{Activation, Module};
-use super::losses::py_shape;
-use crate::error::{shape_err, Result};
+use crate::error::Result;
 use crate::tensor::{DType, Tensor};
 
-/// `σ(scale ⊙ x + bias)` with `scale` and `bias` broadcast against the trailing
-/// dimensions of `x`, which must equal `scale`'s shape: the whole [`Scale`] layer in one
-/// call (the Python layer calls this too).
-///
-/// ```
-/// use flux_core::{Tensor, nn::{scale::scale, Activation}};
-/// let x = Tensor::from_vec(vec![1.0f64, -2.0, 3.0, 4.0], &[2, 2]).unwrap();
-/// let s = Tensor::from_vec(vec![2.0f64, 1.0], &[2]).unwrap();
-/// let b = Tensor::from_vec(vec![0.0f64, 1.0], &[2]).unwrap();
-/// let y = scale(&x, &s, Some(&b), Activation::Relu).unwrap();
-/// assert_eq!(y.to_vec_f64().unwrap(), vec![2.0, 0.0, 6.0, 5.0]);
-/// ```
-pub fn scale(x: &Tensor, scale: &Tensor, bias: Option<&Tensor>, act: Activation) -> Result<Tensor> {
-    let k = scale.ndim();
-    if x.ndim() < k || x.shape()[x.ndim() - k..] != *scale.shape() {
-        return Err(shape_err!("Scale expects input ending in dimensions {}, got shape {}", py_shape(scale.shape()), py_shape(x.shape())));
-    }
-    if let Some(b) = bias {
-        if b.shape() != scale.shape() {
-            return Err(shape_err!("Scale: bias of shape {} does not match scale of shape {}", py_shape(b.shape()), py_shape(scale.shape())));
-        }
-    }
-    let y = x.mul(scale)?;
-    let y = match bias {
-        Some(b) => y.add(b)?,
-        None => y,
-    };
-    act.apply(&y)
-}
+/// The whole layer in one call (one fused op; the Python layer calls it too).
+pub use crate::ops::scale::scale;
 
 /// Flux's `Scale`: a learnable elementwise scale and shift (ones and zeros at first).
 ///
@@ -54,6 +27,14 @@ pub struct Scale {
 
 impl Scale {
     /// A float32 layer over trailing dimensions `size`: scale ones, bias zeros, no activation.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, scale::Scale}};
+    /// let s = Scale::new(&[3]);
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[1, 3]).unwrap();
+    /// assert_eq!(s.forward(&x).unwrap().to_vec_f64().unwrap(), vec![1.0, 2.0, 3.0]);  // ones and zeros at first
+    /// assert_eq!(s.dtype(DType::F64).scale.dtype(), DType::F64);
+    /// ```
     pub fn new(size: &[usize]) -> Scale { Scale { scale: Tensor::ones(size, DType::F32), bias: Some(Tensor::zeros(size, DType::F32)), act: Activation::Identity } }
     /// The same layer with activation `act`.
     pub fn activation(mut self, act: Activation) -> Scale {

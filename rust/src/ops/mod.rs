@@ -36,9 +36,12 @@
 //! assert_eq!(g[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![2.0, 2.0]);
 //! ```
 pub mod attention;
+pub mod bilinear;
 pub mod dropout;
 pub mod embedding;
+pub mod maxout;
 pub mod norm;
+pub mod scale;
 
 use std::fmt::Debug;
 

@@ -37,6 +37,12 @@ fn check_n(n: i64) -> Result<i64> {
 
 impl AccumGrad {
     /// The rule with these hyperparameters.
+    ///
+    /// ```
+    /// use flux_core::optim::AccumGrad;
+    /// assert_eq!(AccumGrad::new(4).unwrap().n, 4);
+    /// assert!(AccumGrad::new(0).is_err());
+    /// ```
     pub fn new(n: i64) -> Result<Self> { Ok(AccumGrad { n: check_n(n)? }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [acc, counter] = st.parts::<2>("AccumGrad")?;

@@ -33,6 +33,13 @@ defaults!(AdaBelief { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), epsilon:
 
 impl AdaBelief {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::AdaBelief;
+    /// let r = AdaBelief::new(1e-3, (0.9, 0.999), 1e-16).unwrap();
+    /// assert_eq!(r.epsilon, 1e-16);
+    /// assert!(AdaBelief::new(-1.0, (0.9, 0.999), 1e-16).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(AdaBelief { eta: check_eta(eta)?, beta, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [m, s, bt] = st.parts::<3>("AdaBelief")?;

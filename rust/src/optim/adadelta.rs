@@ -32,6 +32,12 @@ defaults!(AdaDelta { rho: f64 = 0.9, epsilon: f64 = 1e-8 });
 
 impl AdaDelta {
     /// The rule with these hyperparameters.
+    ///
+    /// ```
+    /// use flux_core::optim::AdaDelta;
+    /// let r = AdaDelta::new(0.9, 1e-8);
+    /// assert_eq!(r.rho, 0.9);
+    /// ```
     pub fn new(rho: f64, epsilon: f64) -> Self { AdaDelta { rho, epsilon } }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [acc, dacc] = st.parts::<2>("AdaDelta")?;

@@ -31,6 +31,13 @@ defaults!(AdaGrad { eta: f64 = 0.1, epsilon: f64 = 1e-8 });
 
 impl AdaGrad {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::AdaGrad;
+    /// let r = AdaGrad::new(0.1, 1e-8).unwrap();
+    /// assert_eq!(r.epsilon, 1e-8);
+    /// assert!(AdaGrad::new(-0.1, 1e-8).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, epsilon: f64) -> Result<Self> { Ok(AdaGrad { eta: check_eta(eta)?, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let acc = st.tensor_mut()?;

@@ -38,6 +38,13 @@ defaults!(AdamW { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), lambda: f64 
 
 impl AdamW {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::AdamW;
+    /// let r = AdamW::new(1e-3, (0.9, 0.999), 0.01, 1e-8, true).unwrap();
+    /// assert_eq!(r.lambda, 0.01);
+    /// assert!(AdamW::new(-1.0, (0.9, 0.999), 0.0, 1e-8, true).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, beta: (f64, f64), lambda: f64, epsilon: f64, couple: bool) -> Result<Self> {
         Ok(AdamW { eta: check_eta(eta)?, beta, lambda, epsilon, couple })
     }

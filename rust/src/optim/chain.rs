@@ -51,6 +51,12 @@ impl OptimiserChain {
         self
     }
     /// The rule with these hyperparameters.
+    ///
+    /// ```
+    /// use flux_core::optim::{Adam, ClipGrad, OptimiserChain, Rule};
+    /// let c = OptimiserChain::new(vec![Box::new(ClipGrad::new(1.0)), Box::new(Adam::default())]).unwrap();
+    /// assert_eq!(c.name(), "OptimiserChain");
+    /// ```
     pub fn new(opts: Vec<Box<dyn Rule>>) -> Result<Self> {
         check_members(&opts)?;
         Ok(OptimiserChain { opts })

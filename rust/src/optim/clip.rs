@@ -2,7 +2,7 @@
 //! ClipNorm rescales the whole array so that its p-norm is at most ω.
 use super::kernel::{elementwise, jmax, jmin, Target};
 use super::{Hyper, Rule, State};
-use crate::error::{Error, Result};
+use crate::error::{py_shape, Error, Result};
 use crate::tensor::{Float, Tensor};
 
 /// The ClipGrad rule of Optimisers.jl (see the module docs for its formula).
@@ -29,6 +29,12 @@ defaults!(ClipGrad { delta: f64 = 10.0 });
 
 impl ClipGrad {
     /// The rule with these hyperparameters.
+    ///
+    /// ```
+    /// use flux_core::optim::ClipGrad;
+    /// let r = ClipGrad::new(1.0);
+    /// assert_eq!(r.delta, 1.0);
+    /// ```
     pub fn new(delta: f64) -> Self { ClipGrad { delta } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
@@ -76,6 +82,12 @@ defaults!(ClipNorm { omega: f64 = 10.0, p: f64 = 2.0, throw: bool = true });
 
 impl ClipNorm {
     /// The rule with these hyperparameters.
+    ///
+    /// ```
+    /// use flux_core::optim::ClipNorm;
+    /// let r = ClipNorm::new(1.0, 2.0, false);
+    /// assert_eq!(r.throw, false);
+    /// ```
     pub fn new(omega: f64, p: f64, throw: bool) -> Self { ClipNorm { omega, p, throw } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
@@ -167,13 +179,5 @@ fn julia_float(v: f64) -> String {
         (if v > 0.0 { "Inf" } else { "-Inf" }).into()
     } else {
         format!("{v:?}")
-    }
-}
-
-/// A shape as Python prints a tuple: `(3,)`, `(2, 3)`, `()`.
-fn py_shape(s: &[usize]) -> String {
-    match s {
-        [n] => format!("({n},)"),
-        _ => format!("({})", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     }
 }

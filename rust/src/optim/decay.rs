@@ -30,6 +30,12 @@ defaults!(WeightDecay { lambda: f64 = 5e-4 });
 
 impl WeightDecay {
     /// The rule with these hyperparameters.
+    ///
+    /// ```
+    /// use flux_core::optim::WeightDecay;
+    /// let r = WeightDecay::new(5e-4);
+    /// assert_eq!(r.lambda, 5e-4);
+    /// ```
     pub fn new(lambda: f64) -> Self { WeightDecay { lambda } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
@@ -81,6 +87,12 @@ defaults!(SignDecay { lambda: f64 = 1e-3 });
 
 impl SignDecay {
     /// The rule with these hyperparameters.
+    ///
+    /// ```
+    /// use flux_core::optim::SignDecay;
+    /// let r = SignDecay::new(1e-3);
+    /// assert_eq!(r.lambda, 1e-3);
+    /// ```
     pub fn new(lambda: f64) -> Self { SignDecay { lambda } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {

@@ -28,6 +28,12 @@ defaults!(Descent { eta: f64 = 0.1 });
 
 impl Descent {
     /// No validation, as in Optimisers.jl: a negative η is accepted.
+    ///
+    /// ```
+    /// use flux_core::optim::Descent;
+    /// let r = Descent::new(0.01);
+    /// assert_eq!(r.eta, 0.01);
+    /// ```
     pub fn new(eta: f64) -> Self { Descent { eta } }
     fn run(&self, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {

@@ -35,6 +35,13 @@ defaults!(Lion { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999) });
 
 impl Lion {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::Lion;
+    /// let r = Lion::new(1e-4, (0.9, 0.99)).unwrap();
+    /// assert_eq!(r.beta, (0.9, 0.99));
+    /// assert!(Lion::new(-1.0, (0.9, 0.99)).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, beta: (f64, f64)) -> Result<Self> { Ok(Lion { eta: check_eta(eta)?, beta }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let m = st.tensor_mut()?;

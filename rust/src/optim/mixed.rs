@@ -29,8 +29,19 @@ pub struct MixedPrecision {
 
 impl MixedPrecision {
     /// Master copy in f64.
+    ///
+    /// ```
+    /// use flux_core::{optim::{Adam, MixedPrecision}, DType};
+    /// assert_eq!(MixedPrecision::new(Box::new(Adam::default())).unwrap().master, DType::F64);
+    /// ```
     pub fn new(rule: Box<dyn Rule>) -> Result<Self> { Self::with_master(DType::F64, rule) }
     /// A wrapper whose master copy has dtype `master`.
+    ///
+    /// ```
+    /// use flux_core::{optim::{Descent, MixedPrecision}, DType};
+    /// let m = MixedPrecision::with_master(DType::F32, Box::new(Descent::default())).unwrap();
+    /// assert_eq!(m.master(DType::F64).master, DType::F64);
+    /// ```
     pub fn with_master(master: DType, rule: Box<dyn Rule>) -> Result<Self> { Ok(MixedPrecision { master, rule }) }
     /// The same wrapper with its master copy in `dtype`.
     pub fn master(mut self, dtype: DType) -> Self {

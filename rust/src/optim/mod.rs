@@ -165,6 +165,17 @@ impl Hyper {
 }
 
 /// One optimisation rule. See the module docs for the contract.
+///
+/// ```
+/// use flux_core::optim::{Descent, Rule};
+/// use flux_core::Tensor;
+/// let rule = Descent::new(0.1);
+/// let mut x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap();
+/// let mut st = rule.init(&x).unwrap();
+/// rule.step_(&mut st, &mut x, &Tensor::from_vec(vec![1.0, -1.0], &[2]).unwrap()).unwrap();
+/// assert_eq!(x.to_vec_f64().unwrap(), vec![0.9, 2.1]);
+/// assert_eq!(rule.name(), "Descent");
+/// ```
 pub trait Rule: Debug + Send + Sync {
     /// The Optimisers.jl name, e.g. `"Adam"`.
     fn name(&self) -> &'static str;
@@ -393,6 +404,19 @@ pub fn describe(rule: &dyn Rule) -> String {
 }
 
 /// The optimiser state of one parameter: its rule, its state, and whether it is frozen.
+///
+/// ```
+/// use flux_core::optim::{Leaf, Momentum};
+/// use flux_core::Tensor;
+/// let mut x = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+/// let mut leaf = Leaf::new(Box::new(Momentum::default()), &x).unwrap();
+/// leaf.step(&mut x, &Tensor::from_vec(vec![1.0f32, 1.0], &[2]).unwrap()).unwrap();
+/// assert_eq!(x.to_vec_f64().unwrap(), vec![(1.0f32 - 0.01) as f64, (2.0f32 - 0.01) as f64]);
+/// // a frozen leaf leaves its parameter alone
+/// leaf.frozen = true;
+/// leaf.step(&mut x, &Tensor::from_vec(vec![1.0f32, 1.0], &[2]).unwrap()).unwrap();
+/// assert_eq!(x.to_vec_f64().unwrap(), vec![(1.0f32 - 0.01) as f64, (2.0f32 - 0.01) as f64]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct Leaf {
     /// The rule that steps this parameter.
@@ -404,7 +428,7 @@ pub struct Leaf {
 }
 
 impl Leaf {
-    /// The rule with these hyperparameters.
+    /// A leaf for parameter `x`: `rule` with its fresh state, not frozen.
     pub fn new(rule: Box<dyn Rule>, x: &Tensor) -> Result<Leaf> {
         let state = rule.init(x)?;
         Ok(Leaf { rule, state, frozen: false })
@@ -432,7 +456,7 @@ impl Leaf {
 /// let mut st = optim::setup(&optim::Descent::default().eta(0.1), &m).unwrap();
 /// let g: Vec<Tensor> = m.params().iter().map(|p| Tensor::ones(p.shape(), p.dtype())).collect();
 /// optim::update(&mut st, &mut m, &g.iter().map(Some).collect::<Vec<_>>()).unwrap();
-/// assert_eq!(m.bias.to_vec_f64().unwrap(), vec![-0.1f32 as f64]);
+/// assert_eq!(m.bias.as_ref().unwrap().to_vec_f64().unwrap(), vec![-0.1f32 as f64]);
 /// assert!(optim::setup(&optim::Adam::default().eta(f64::NAN), &m).is_err());
 /// ```
 pub fn setup(rule: &dyn Rule, model: &dyn crate::nn::Module) -> Result<Vec<Leaf>> {

@@ -30,6 +30,13 @@ defaults!(Momentum { eta: f64 = 0.01, rho: f64 = 0.9 });
 
 impl Momentum {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::Momentum;
+    /// let r = Momentum::new(0.01, 0.9).unwrap();
+    /// assert_eq!(r.rho, 0.9);
+    /// assert!(Momentum::new(-0.01, 0.9).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, rho: f64) -> Result<Self> { Ok(Momentum { eta: check_eta(eta)?, rho }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let v = st.tensor_mut()?;

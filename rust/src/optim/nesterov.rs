@@ -31,6 +31,13 @@ defaults!(Nesterov { eta: f64 = 1e-3, rho: f64 = 0.9 });
 
 impl Nesterov {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::Nesterov;
+    /// let r = Nesterov::new(1e-3, 0.9).unwrap();
+    /// assert_eq!(r.rho, 0.9);
+    /// assert!(Nesterov::new(-1.0, 0.9).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, rho: f64) -> Result<Self> { Ok(Nesterov { eta: check_eta(eta)?, rho }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let v = st.tensor_mut()?;

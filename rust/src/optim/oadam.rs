@@ -33,6 +33,13 @@ defaults!(OAdam { eta: f64 = 1e-3, beta: (f64, f64) = (0.5, 0.9), epsilon: f64 =
 
 impl OAdam {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::OAdam;
+    /// let r = OAdam::new(1e-3, (0.5, 0.9), 1e-8).unwrap();
+    /// assert_eq!(r.beta, (0.5, 0.9));
+    /// assert!(OAdam::new(-1.0, (0.5, 0.9), 1e-8).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(OAdam { eta: check_eta(eta)?, beta, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [m, v, bt, term] = st.parts::<4>("OAdam")?;

@@ -34,6 +34,13 @@ defaults!(RAdam { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), epsilon: f64
 
 impl RAdam {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::RAdam;
+    /// let r = RAdam::new(1e-3, (0.9, 0.999), 1e-8).unwrap();
+    /// assert_eq!(r.eta, 1e-3);
+    /// assert!(RAdam::new(f64::NAN, (0.9, 0.999), 1e-8).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(RAdam { eta: check_eta(eta)?, beta, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [m, v, bt, n] = st.parts::<4>("RAdam")?;

@@ -35,6 +35,13 @@ defaults!(RMSProp { eta: f64 = 1e-3, rho: f64 = 0.9, epsilon: f64 = 1e-8, centre
 
 impl RMSProp {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::RMSProp;
+    /// let r = RMSProp::new(1e-3, 0.9, 1e-8, true).unwrap();
+    /// assert_eq!(r.centred, true);
+    /// assert!(RMSProp::new(-1.0, 0.9, 1e-8, false).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, rho: f64, epsilon: f64, centred: bool) -> Result<Self> {
         Ok(RMSProp { eta: check_eta(eta)?, rho, epsilon, centred })
     }

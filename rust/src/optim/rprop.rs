@@ -33,6 +33,13 @@ defaults!(Rprop { eta: f64 = 1e-3, ell: (f64, f64) = (0.5, 1.2), gamma: (f64, f6
 
 impl Rprop {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::Rprop;
+    /// let r = Rprop::new(1e-3, (0.5, 1.2), (1e-6, 50.0)).unwrap();
+    /// assert_eq!(r.ell, (0.5, 1.2));
+    /// assert!(Rprop::new(-1.0, (0.5, 1.2), (1e-6, 50.0)).is_err());  // a negative learning rate
+    /// ```
     pub fn new(eta: f64, ell: (f64, f64), gamma: (f64, f64)) -> Result<Self> { Ok(Rprop { eta: check_eta(eta)?, ell, gamma }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [gp, step] = st.parts::<2>("Rprop")?;

@@ -306,7 +306,10 @@ pub fn upsample_linear(x: &Tensor, size: &[usize], align_corners: bool) -> Resul
 /// ```
 pub fn pixel_shuffle(x: &Tensor, r: usize) -> Result<Tensor> {
     let s = x.shape();
-    if x.ndim() < 3 || r == 0 || !s[1].is_multiple_of(r.pow((x.ndim() - 2) as u32)) {
+    if r == 0 {
+        return Err(crate::error::value_err!("pixel_shuffle needs a positive factor, got 0"));
+    }
+    if x.ndim() < 3 || !s[1].is_multiple_of(r.pow((x.ndim() - 2) as u32)) {
         return Err(shape_err!(
             "pixel_shuffle with factor {r} needs an input (batch, channels, spatial...) whose channels divide by {r}^(spatial dims), got shape {:?}",
             s
