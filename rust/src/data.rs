@@ -65,6 +65,15 @@ pub fn shard_batches(order: &[usize], batchsize: usize, partial: bool, rank: usi
 
 /// Copy rows `idx` of a row-major buffer with `row_bytes` bytes per row into `dst`
 /// (which holds `idx.len()` rows). Parallel when there is enough to copy.
+///
+/// ```
+/// use flux_core::data::gather_rows;
+/// let src = [1u8, 2, 3, 4, 5, 6];  // three rows of two bytes
+/// let mut dst = [0u8; 4];
+/// gather_rows(&src, 2, &[2, 0], &mut dst).unwrap();
+/// assert_eq!(dst, [5, 6, 1, 2]);
+/// assert!(gather_rows(&src, 2, &[3], &mut [0u8; 2]).is_err());
+/// ```
 pub fn gather_rows(src: &[u8], row_bytes: usize, idx: &[usize], dst: &mut [u8]) -> Result<()> {
     let nrows = src.len().checked_div(row_bytes).unwrap_or(0);
     if let Some(&bad) = idx.iter().find(|&&i| i >= nrows) {

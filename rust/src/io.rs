@@ -32,6 +32,17 @@ use crate::tensor::{DType, Tensor};
 pub const CHECKSUM_KEY: &str = "flux_rs.crc32";
 
 /// What [`load`] returns: the tensors in file order and the string metadata.
+///
+/// ```
+/// use flux_core::{io, DType, Tensor};
+/// let path = std::env::temp_dir().join(format!("flux_core_ck_doc_{}.safetensors", std::process::id()));
+/// let meta = [("epoch".to_string(), "3".to_string())].into_iter().collect();
+/// io::save(&path, &[("w".into(), Tensor::zeros(&[2], DType::F32))], &meta).unwrap();
+/// let ck = io::load(&path).unwrap();
+/// assert_eq!(ck.metadata["epoch"], "3");
+/// assert_eq!(ck.tensors.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["w"]);
+/// std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     /// The tensors by name, in file order.
@@ -122,8 +133,8 @@ fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error { Error::io(forma
 /// let tensors: Vec<_> = model.parameters().into_iter().map(|(name, t)| (name, t.clone())).collect();
 /// io::save(&path, &tensors, &Default::default()).unwrap();
 /// let back = io::load(&path).unwrap();
-/// assert_eq!(back.tensors[0].0, "weight");
-/// assert_eq!(back.tensors[0].1.to_vec_f64().unwrap(), model.weight.to_vec_f64().unwrap());
+/// let (_, w) = back.tensors.iter().find(|(name, _)| name == "weight").unwrap();
+/// assert_eq!(w.to_vec_f64().unwrap(), model.weight.to_vec_f64().unwrap());
 /// std::fs::remove_file(&path).unwrap();
 /// ```
 pub fn save(path: impl AsRef<Path>, tensors: &[(String, Tensor)], metadata: &BTreeMap<String, String>) -> Result<()> {

@@ -28,6 +28,15 @@ pub struct Bilinear {
 
 impl Bilinear {
     /// A float32 layer with a Glorot-uniform weight from the global generator, zero bias.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Activation, Module, bilinear::Bilinear}};
+    /// let b = Bilinear::new(3, 4, 2).activation(Activation::Tanh);
+    /// assert_eq!(b.weight.shape(), &[2, 3, 4]);
+    /// let z = b.forward2(&Tensor::ones(&[5, 3], DType::F32), &Tensor::ones(&[5, 4], DType::F32), false).unwrap();
+    /// assert_eq!(z.shape(), &[5, 2]);
+    /// assert_eq!(b.no_bias().parameters().len(), 1);
+    /// ```
     pub fn new(in1: usize, in2: usize, out: usize) -> Bilinear {
         crate::tensor::random::with_global(|r| Bilinear::with_rng(in1, in2, out, DType::F32, r))
     }

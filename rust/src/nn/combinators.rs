@@ -34,6 +34,13 @@ pub struct SkipConnection {
 
 impl SkipConnection {
     /// `connection(layer(x), x)` for any joining function.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Dense, Module, combinators::SkipConnection}};
+    /// // x ⊙ layer(x), a gate
+    /// let gate = SkipConnection::new(Box::new(Dense::new(3, 3)), Box::new(|y, x| y.mul(x)));
+    /// assert_eq!(gate.forward(&Tensor::ones(&[2, 3], DType::F32)).unwrap().shape(), &[2, 3]);
+    /// ```
     pub fn new(layer: Box<dyn Module>, connection: Connection) -> SkipConnection { SkipConnection { layers: layer, connection } }
     /// `layer(x) + x`.
     pub fn add(layer: Box<dyn Module>) -> SkipConnection { Self::new(layer, Box::new(|y, x| y.add(x))) }
@@ -71,6 +78,13 @@ pub struct Parallel {
 
 impl Parallel {
     /// Branches `layers` joined by `connection`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Dense, Module, combinators::Parallel}};
+    /// // the elementwise product of two branches
+    /// let p = Parallel::new(Box::new(|ys| ys[0].mul(&ys[1])), vec![Box::new(Dense::new(2, 4)), Box::new(Dense::new(2, 4))]);
+    /// assert_eq!(p.forward(&Tensor::ones(&[3, 2], DType::F32)).unwrap().shape(), &[3, 4]);
+    /// ```
     pub fn new(connection: Combine, layers: Vec<Box<dyn Module>>) -> Parallel { Parallel { connection, layers } }
     /// Branches whose outputs are summed.
     ///

@@ -57,6 +57,13 @@ impl Conv {
         }
     }
     /// The same layer with activation `act`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Activation, Module, conv::Conv}};
+    /// let c = Conv::new(&[1, 1], 1, 1).activation(Activation::Relu);
+    /// let y = c.forward(&Tensor::from_vec(vec![-1.0f32, 1.0], &[1, 1, 1, 2]).unwrap()).unwrap();
+    /// assert!(y.to_vec_f64().unwrap().iter().all(|&v| v >= 0.0));
+    /// ```
     pub fn activation(mut self, act: Activation) -> Conv {
         self.act = act;
         self
@@ -185,6 +192,14 @@ pub struct ConvTranspose {
 impl ConvTranspose {
     /// A float32 layer with window `k`, a Glorot-uniform weight from the global generator,
     /// zero bias, stride 1, no padding.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Activation, Module, conv::ConvTranspose}};
+    /// // (n − 1)·2 + 3 − 2·1 = 2n − 1
+    /// let up = ConvTranspose::new(&[3, 3], 4, 2).stride(2).pad(1).activation(Activation::Relu);
+    /// assert_eq!(up.weight.shape(), &[4, 2, 3, 3]);
+    /// assert_eq!(up.forward(&Tensor::zeros(&[1, 4, 5, 5], DType::F32)).unwrap().shape(), &[1, 2, 9, 9]);
+    /// ```
     pub fn new(k: &[usize], inp: usize, out: usize) -> ConvTranspose {
         crate::tensor::random::with_global(|r| ConvTranspose::with_rng(k, inp, out, DType::F32, r))
     }

@@ -49,6 +49,14 @@ impl Embedding {
         Ok(self)
     }
     /// Rows for the indices `idx` laid out as `idx_shape`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::embedding::Embedding, tensor::random::Rng};
+    /// let mut e = Embedding::new(3, 2, DType::F64, &mut Rng::seed(0));
+    /// e.weight = Tensor::from_vec(vec![0.0, 1.0, 10.0, 11.0, 20.0, 21.0], &[3, 2]).unwrap();
+    /// assert_eq!(e.lookup(&[2, 0], &[2]).unwrap().to_vec_f64().unwrap(), vec![20.0, 21.0, 0.0, 1.0]);
+    /// assert!(e.lookup(&[3], &[1]).is_err());
+    /// ```
     pub fn lookup(&self, idx: &[usize], idx_shape: &[usize]) -> Result<Tensor> { embedding(&self.weight, idx, idx_shape, self.padding) }
 }
 

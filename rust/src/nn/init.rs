@@ -5,6 +5,12 @@ use crate::tensor::{DType, Tensor};
 
 /// (fan_in, fan_out): vector (n,) → (1, n); matrix (out, in) → (in, out);
 /// conv kernel (out, in, k...) → (in·∏k, out·∏k).
+///
+/// ```
+/// use flux_core::nn::init::fans;
+/// assert_eq!(fans(&[16, 8]), (8.0, 16.0));           // Dense (out, in)
+/// assert_eq!(fans(&[6, 3, 5, 5]), (75.0, 150.0));    // Conv (out, in, k, k)
+/// ```
 pub fn fans(shape: &[usize]) -> (f64, f64) {
     match shape.len() {
         0 => (1.0, 1.0),
@@ -18,17 +24,38 @@ pub fn fans(shape: &[usize]) -> (f64, f64) {
 }
 
 /// U(−a, a) with a = gain·√(6/(fan_in + fan_out)).
+///
+/// ```
+/// use flux_core::{nn::init::glorot_uniform, tensor::random::Rng, DType};
+/// let w = glorot_uniform(&[30, 20], 1.0, DType::F64, &mut Rng::seed(0));
+/// let a = (6.0f64 / 50.0).sqrt();
+/// assert!(w.to_vec_f64().unwrap().iter().all(|v| v.abs() <= a));
+/// ```
 pub fn glorot_uniform(shape: &[usize], gain: f64, dtype: DType, rng: &mut Rng) -> Tensor {
     let (i, o) = fans(shape);
     let a = gain * (6.0 / (i + o)).sqrt();
     rng.uniform_tensor(shape, -a, a, dtype)
 }
 /// N(0, σ) with σ = gain·√(2/(fan_in + fan_out)).
+///
+/// ```
+/// use flux_core::{nn::init::glorot_normal, tensor::random::Rng, DType};
+/// let w = glorot_normal(&[200, 300], 1.0, DType::F64, &mut Rng::seed(0)).to_vec_f64().unwrap();
+/// let sd = (w.iter().map(|v| v * v).sum::<f64>() / w.len() as f64).sqrt();
+/// assert!((sd - (2.0f64 / 500.0).sqrt()).abs() < 2e-3);
+/// ```
 pub fn glorot_normal(shape: &[usize], gain: f64, dtype: DType, rng: &mut Rng) -> Tensor {
     let (i, o) = fans(shape);
     rng.normal_tensor(shape, 0.0, gain * (2.0 / (i + o)).sqrt(), dtype)
 }
 /// U(−b, b) with b = gain·√(3/fan_in).
+///
+/// ```
+/// use flux_core::{nn::init::kaiming_uniform, tensor::random::Rng, DType};
+/// let w = kaiming_uniform(&[8, 3, 3, 3], 2f64.sqrt(), DType::F32, &mut Rng::seed(0));
+/// let b = 2f64.sqrt() * (3.0f64 / 27.0).sqrt();  // fan_in = 3·3·3
+/// assert!(w.to_vec_f64().unwrap().iter().all(|v| v.abs() <= b));
+/// ```
 pub fn kaiming_uniform(shape: &[usize], gain: f64, dtype: DType, rng: &mut Rng) -> Tensor {
     let (i, _) = fans(shape);
     let b = gain * (3.0 / i).sqrt();
@@ -101,6 +128,12 @@ pub fn truncated_normal(shape: &[usize], mean: f64, std: f64, lo: f64, hi: f64, 
 }
 
 /// Truncated normal with σ = gain·√(1/fan_in), limits ±2 (absolute, as Flux).
+///
+/// ```
+/// use flux_core::{nn::init::lecun_normal, tensor::random::Rng, DType};
+/// let w = lecun_normal(&[64, 4], 1.0, DType::F64, &mut Rng::seed(0)).unwrap();
+/// assert!(w.to_vec_f64().unwrap().iter().all(|v| v.abs() <= 2.0));
+/// ```
 pub fn lecun_normal(shape: &[usize], gain: f64, dtype: DType, rng: &mut Rng) -> Result<Tensor> {
     let (i, _) = fans(shape);
     truncated_normal(shape, 0.0, gain * (1.0 / i).sqrt(), -2.0, 2.0, dtype, rng)

@@ -345,6 +345,13 @@ tracked_layer!(
 
 impl InstanceNorm {
     /// `chs` channels, Flux's defaults (no affine part, no running statistics).
+    ///
+    /// ```
+    /// use flux_core::nn::{Module, norm::InstanceNorm};
+    /// let l = InstanceNorm::new(3).affine(true).track_stats(true);
+    /// assert_eq!(l.parameters().len(), 2);
+    /// assert!(l.running_stats().is_some());
+    /// ```
     pub fn new(chs: usize) -> InstanceNorm { InstanceNorm::blank(chs) }
 }
 

@@ -148,6 +148,12 @@ impl Upsample {
     /// ```
     pub fn scale(factor: f64) -> Upsample { Upsample { mode: UpsampleMode::Nearest, resize: Resize::Scale(vec![factor]), align_corners: true } }
     /// Nearest-neighbour upsampling to `size` (one entry for all dimensions, or one each).
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, resample::Upsample}};
+    /// let up = Upsample::size(&[4, 6]);
+    /// assert_eq!(up.forward(&Tensor::zeros(&[1, 1, 2, 3], DType::F32)).unwrap().shape(), &[1, 1, 4, 6]);
+    /// ```
     pub fn size(size: &[usize]) -> Upsample { Upsample { mode: UpsampleMode::Nearest, resize: Resize::Size(size.to_vec()), align_corners: true } }
     /// The same layer with resampling mode `mode`.
     ///

@@ -37,6 +37,13 @@ impl Scale {
     /// ```
     pub fn new(size: &[usize]) -> Scale { Scale { scale: Tensor::ones(size, DType::F32), bias: Some(Tensor::zeros(size, DType::F32)), act: Activation::Identity } }
     /// The same layer with activation `act`.
+    ///
+    /// ```
+    /// use flux_core::{Tensor, nn::{Activation, Module, scale::Scale}};
+    /// let s = Scale::new(&[2]).activation(Activation::Relu);
+    /// let y = s.forward(&Tensor::from_vec(vec![-1.0f32, 2.0], &[1, 2]).unwrap()).unwrap();
+    /// assert_eq!(y.to_vec_f64().unwrap(), vec![0.0, 2.0]);
+    /// ```
     pub fn activation(mut self, act: Activation) -> Scale {
         self.act = act;
         self

@@ -116,6 +116,15 @@ use crate::error::{value_err, Error, Result};
 use crate::tensor::Tensor;
 
 /// A hyperparameter value, as `adjust` and the Python constructors pass them.
+///
+/// ```
+/// use flux_core::optim::{Adam, Hyper, Rule};
+/// let mut rule = Adam::default();
+/// rule.set("beta", Hyper::Pair(0.8, 0.99)).unwrap();
+/// assert_eq!(rule.beta, (0.8, 0.99));
+/// assert_eq!(Hyper::Int(3).float("eta").unwrap(), 3.0);
+/// assert!(Hyper::Bool(true).pair("beta").is_err());
+/// ```
 #[derive(Clone, Debug)]
 pub enum Hyper {
     /// A number.
@@ -207,6 +216,12 @@ impl Clone for Box<dyn Rule> {
 }
 
 /// Validate a learning rate the way Optimisers.jl's constructors do.
+///
+/// ```
+/// use flux_core::optim::check_eta;
+/// assert_eq!(check_eta(0.1).unwrap(), 0.1);
+/// assert!(check_eta(-0.1).is_err() && check_eta(f64::NAN).is_err());
+/// ```
 pub fn check_eta(eta: f64) -> Result<f64> {
     if eta < 0.0 || eta.is_nan() {
         return Err(value_err!("the learning rate cannot be negative, got eta={eta}"));
@@ -215,6 +230,14 @@ pub fn check_eta(eta: f64) -> Result<f64> {
 }
 
 /// Named hyperparameters given to [`build`].
+///
+/// ```
+/// use flux_core::optim::{Fields, Hyper};
+/// let given = [("eta".to_string(), Hyper::Float(0.1))];
+/// let f = Fields(&given);
+/// assert_eq!(f.float_or("eta", 1e-3).unwrap(), 0.1);
+/// assert_eq!(f.pair_or("beta", (0.9, 0.999)).unwrap(), (0.9, 0.999));
+/// ```
 pub struct Fields<'a>(pub &'a [(String, Hyper)]);
 
 impl Fields<'_> {
@@ -383,6 +406,11 @@ pub(crate) fn init_beta_t(x: &Tensor, beta: (f64, f64)) -> State {
 }
 
 /// A rule's format for printing: `Momentum(eta=0.01, rho=0.9)`.
+///
+/// ```
+/// use flux_core::optim::{describe, Momentum};
+/// assert_eq!(describe(&Momentum::default()), "Momentum(eta=0.01, rho=0.9)");
+/// ```
 pub fn describe(rule: &dyn Rule) -> String {
     let parts: Vec<String> = rule
         .fields()
@@ -467,6 +495,19 @@ pub fn setup(rule: &dyn Rule, model: &dyn crate::nn::Module) -> Result<Vec<Leaf>
 /// Apply one step to every parameter with a gradient (`None` leaves it and its state alone).
 /// `grads` and `leaves` are in the model's visiting order (as [`setup`] and
 /// [`crate::nn::Module::params`] give them).
+///
+/// ```
+/// use flux_core::{nn::{Dense, Module}, optim, Tensor};
+/// let mut m = Dense::new(2, 1);
+/// let mut leaves = optim::setup(&optim::Descent::new(0.5), &m).unwrap();
+/// let w0 = m.weight.to_vec_f64().unwrap();
+/// let g = Tensor::ones(&[1, 2], flux_core::DType::F32);
+/// // a gradient for the weight only: the bias and its state are left alone
+/// optim::update(&mut leaves, &mut m, &[Some(&g), None]).unwrap();
+/// assert_eq!(m.weight.to_vec_f64().unwrap(), w0.iter().map(|w| (*w as f32 - 0.5) as f64).collect::<Vec<_>>());
+/// assert_eq!(m.bias.as_ref().unwrap().to_vec_f64().unwrap(), vec![0.0]);
+/// assert!(optim::update(&mut leaves, &mut m, &[Some(&g)]).is_err());  // one gradient per parameter
+/// ```
 pub fn update(leaves: &mut [Leaf], model: &mut dyn crate::nn::Module, grads: &[Option<&Tensor>]) -> Result<()> {
     let n = model.params().len();
     if n != leaves.len() || grads.len() != leaves.len() {
