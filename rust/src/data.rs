@@ -151,11 +151,27 @@ impl LoaderOptions {
         self
     }
     /// The same options with shuffling on or off.
+    ///
+    /// ```
+    /// use flux_core::{data::{DataLoader, LoaderOptions}, Tensor};
+    /// let x = Tensor::from_vec((0..8).map(|v| v as f32).collect(), &[8, 1]).unwrap();
+    /// let mut dl = DataLoader::new(x.clone(), x, LoaderOptions::default().batchsize(8).shuffle(true).seed(3)).unwrap();
+    /// let a = dl.epoch().next().unwrap().unwrap().0.to_vec_f64().unwrap();
+    /// let b = dl.epoch().next().unwrap().unwrap().0.to_vec_f64().unwrap();
+    /// assert_ne!(a, b);  // a fresh order every epoch
+    /// ```
     pub fn shuffle(mut self, on: bool) -> Self {
         self.shuffle = on;
         self
     }
     /// The same options keeping (`true`) or dropping the last, smaller batch.
+    ///
+    /// ```
+    /// use flux_core::{data::{DataLoader, LoaderOptions}, DType, Tensor};
+    /// let x = Tensor::zeros(&[5, 1], DType::F32);
+    /// let mut dl = DataLoader::new(x.clone(), x, LoaderOptions::default().batchsize(2).partial(false)).unwrap();
+    /// assert_eq!(dl.epoch().count(), 2);  // the fifth observation is left out
+    /// ```
     pub fn partial(mut self, keep: bool) -> Self {
         self.partial = keep;
         self

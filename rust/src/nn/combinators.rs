@@ -43,6 +43,14 @@ impl SkipConnection {
     /// ```
     pub fn new(layer: Box<dyn Module>, connection: Connection) -> SkipConnection { SkipConnection { layers: layer, connection } }
     /// `layer(x) + x`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Dense, Module, combinators::SkipConnection}};
+    /// let mut d = Dense::new(2, 2);
+    /// d.weight = Tensor::zeros(&[2, 2], DType::F32);  // layer(x) = 0: the block is the identity
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0], &[1, 2]).unwrap();
+    /// assert_eq!(SkipConnection::add(Box::new(d)).forward(&x).unwrap().to_vec_f64().unwrap(), vec![1.0, 2.0]);
+    /// ```
     pub fn add(layer: Box<dyn Module>) -> SkipConnection { Self::new(layer, Box::new(|y, x| y.add(x))) }
     /// `layer(x)` and `x` concatenated along `axis` (negative counts from the end).
     pub fn cat(layer: Box<dyn Module>, axis: isize) -> SkipConnection { Self::new(layer, Box::new(move |y, x| Tensor::concat(&[y, x], axis))) }
@@ -158,6 +166,12 @@ impl Maxout {
     /// ```
     pub fn new(layers: Vec<Box<dyn Module>>) -> Maxout { Maxout { layers } }
     /// The maximum over `n` layers made by `make`.
+    ///
+    /// ```
+    /// use flux_core::nn::{Dense, Module, combinators::Maxout};
+    /// let m = Maxout::from_fn(|| Box::new(Dense::new(4, 2)), 3);
+    /// assert_eq!((m.layers.len(), m.parameters().len()), (3, 6));
+    /// ```
     pub fn from_fn(mut make: impl FnMut() -> Box<dyn Module>, n: usize) -> Maxout { Maxout { layers: (0..n).map(|_| make()).collect() } }
 }
 

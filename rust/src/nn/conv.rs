@@ -138,6 +138,12 @@ impl Conv {
         Ok(self)
     }
     /// The same layer with its parameters converted to `dtype`.
+    ///
+    /// ```
+    /// use flux_core::{DType, nn::conv::Conv};
+    /// let c = Conv::new(&[3, 3], 1, 2).dtype(DType::F64);
+    /// assert_eq!((c.weight.dtype(), c.bias.dtype()), (DType::F64, DType::F64));
+    /// ```
     pub fn dtype(mut self, dtype: DType) -> Conv {
         // a cast between float types cannot fail
         self.weight = self.weight.cast(dtype).expect("float cast");
@@ -249,6 +255,13 @@ impl ConvTranspose {
         self
     }
     /// The same layer with dilation `d` in every spatial dimension.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::ConvTranspose}};
+    /// // (4 − 1) + 2·(3 − 1) + 1 = 8
+    /// let c = ConvTranspose::new(&[3], 1, 1).dilation(2);
+    /// assert_eq!(c.forward(&Tensor::zeros(&[1, 1, 4], DType::F32)).unwrap().shape(), &[1, 1, 8]);
+    /// ```
     pub fn dilation(mut self, d: usize) -> ConvTranspose {
         self.spec.dilation = vec![d; self.spec.dilation.len()];
         self

@@ -189,6 +189,13 @@ impl Dense {
     /// ```
     pub fn new(inp: usize, out: usize) -> Dense { crate::tensor::random::with_global(|r| Dense::with_rng(inp, out, DType::F32, r)) }
     /// A layer of `dtype` with a Glorot-uniform weight drawn from `rng`, zero bias, no activation.
+    ///
+    /// ```
+    /// use flux_core::{nn::Dense, tensor::random::Rng, DType};
+    /// let a = Dense::with_rng(3, 2, DType::F64, &mut Rng::seed(7));
+    /// let b = Dense::with_rng(3, 2, DType::F64, &mut Rng::seed(7));
+    /// assert_eq!(a.weight.to_vec_f64().unwrap(), b.weight.to_vec_f64().unwrap());
+    /// ```
     pub fn with_rng(inp: usize, out: usize, dtype: DType, rng: &mut Rng) -> Dense {
         Dense { weight: super::init::glorot_uniform(&[out, inp], 1.0, dtype, rng), bias: Some(Tensor::zeros(&[out], dtype)), act: Activation::Identity }
     }

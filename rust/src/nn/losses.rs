@@ -18,6 +18,14 @@ use crate::tensor::elementwise::CmpOp;
 use crate::tensor::{DType, Float, Tensor};
 
 /// How per-element (or per-sample) losses are combined.
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// let e = t(vec![1.0, 3.0]);
+/// assert_eq!((val(Agg::Mean.apply(&e).unwrap()), val(Agg::Sum.apply(&e).unwrap())), (2.0, 4.0));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Agg {
     /// The mean over all elements.
@@ -75,6 +83,14 @@ pub fn default_eps(dtype: DType) -> f64 {
 }
 
 /// `x·log(z)`, exactly 0 where `x == 0` (and then no gradient reaches `z`).
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// // x·log(z), and 0 where x = 0 (even for z = 0)
+/// assert_eq!(losses::xlogy(&t(vec![0.0, 2.0]), &t(vec![0.0, 1.0])).unwrap().to_vec_f64().unwrap(), vec![0.0, 0.0]);
+/// ```
 pub fn xlogy(x: &Tensor, z: &Tensor) -> Result<Tensor> {
     let nz = x.compare(&Tensor::scalar(0.0, x.dtype()), CmpOp::Ne)?;
     // z where x ≠ 0, 1 elsewhere: log stays finite and d/dz vanishes where x == 0
@@ -94,12 +110,30 @@ fn per_sample(x: &Tensor, dim: isize) -> Result<Tensor> {
 }
 
 /// `agg(|ŷ − y|)`
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// assert_eq!(val(losses::mae(&t(vec![1.0, 2.0]), &t(vec![0.0, 4.0]), Agg::Mean).unwrap()), 1.5);
+/// ```
 pub fn mae(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
     let y = target(yhat, y, "mae")?;
     agg.apply(&yhat.sub(&y)?.abs()?)
 }
 
 /// `agg(|ŷ − y|²)`
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// let (yhat, y) = (t(vec![1.0, 2.0]), t(vec![0.0, 4.0]));
+/// assert_eq!(val(losses::mse(&yhat, &y, Agg::Mean).unwrap()), 2.5);
+/// assert_eq!(val(losses::mse(&yhat, &y, Agg::Sum).unwrap()), 5.0);
+/// assert_eq!(losses::mse(&yhat, &y, Agg::None).unwrap().to_vec_f64().unwrap(), vec![1.0, 4.0]);
+/// assert!(losses::mse(&yhat, &t(vec![1.0]), Agg::Mean).is_err());  // shapes must match
+/// ```
 pub fn mse(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
     let y = target(yhat, y, "mse")?;
     if agg != Agg::None && yhat.shape() == y.shape() {
@@ -149,6 +183,14 @@ impl Backward for MseBackward {
 }
 
 /// `agg(log((ŷ + ϵ)/(y + ϵ))²)`
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// assert!(val(losses::msle(&t(vec![1.0, 3.0]), &t(vec![1.0, 3.0]), Agg::Mean, None).unwrap()).abs() < 1e-12);
+/// assert!(val(losses::msle(&t(vec![1.0]), &t(vec![3.0]), Agg::Mean, None).unwrap()) > 0.0);
+/// ```
 pub fn msle(yhat: &Tensor, y: &Tensor, agg: Agg, eps: Option<f64>) -> Result<Tensor> {
     let y = target(yhat, y, "msle")?;
     let eps = eps.unwrap_or_else(|| default_eps(yhat.dtype()));
@@ -156,6 +198,15 @@ pub fn msle(yhat: &Tensor, y: &Tensor, agg: Agg, eps: Option<f64>) -> Result<Ten
 }
 
 /// `e = |ŷ − y|`: `½e²` where `e < δ`, else `δ(e − ½δ)`; then `agg`.
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// // ½e² for |e| ≤ δ, δ(|e| − ½δ) beyond: (0.125 + 2.5) / 2
+/// let l = val(losses::huber_loss(&t(vec![0.5, 3.0]), &t(vec![0.0, 0.0]), Agg::Mean, 1.0).unwrap());
+/// assert!((l - 1.3125).abs() < 1e-12);
+/// ```
 pub fn huber_loss(yhat: &Tensor, y: &Tensor, agg: Agg, delta: f64) -> Result<Tensor> {
     let y = target(yhat, y, "huber_loss")?;
     let e = yhat.sub(&y)?.abs()?;
@@ -168,6 +219,14 @@ pub fn huber_loss(yhat: &Tensor, y: &Tensor, agg: Agg, delta: f64) -> Result<Ten
 
 /// Smoothed labels: `y(1 − α) + α/size(y, dim)`, or with `dim = None` (binary labels,
 /// Flux's `dims = 0`) `y(1 − α) + α/2`. Requires `0 < α < 1`.
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// let s = losses::label_smoothing(&t(vec![0.0, 1.0]), 0.2, None).unwrap().to_vec_f64().unwrap();
+/// assert!((s[0] - 0.1).abs() < 1e-12 && (s[1] - 0.9).abs() < 1e-12);
+/// ```
 pub fn label_smoothing(y: &Tensor, alpha: f64, dim: Option<isize>) -> Result<Tensor> {
     if !(alpha > 0.0 && alpha < 1.0) {
         return Err(value_err!("label_smoothing needs 0 < α < 1, got α = {alpha}"));
@@ -183,6 +242,14 @@ pub fn label_smoothing(y: &Tensor, alpha: f64, dim: Option<isize>) -> Result<Ten
 }
 
 /// `−Σ_dim xlogy(y, ŷ + ϵ)` per sample, then `agg` (ŷ are probabilities).
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// let l = val(losses::crossentropy(&t(vec![0.25, 0.75]), &t(vec![0.0, 1.0]), -1, Agg::Mean, None).unwrap());
+/// assert!((l + 0.75f64.ln()).abs() < 1e-9);
+/// ```
 pub fn crossentropy(yhat: &Tensor, y: &Tensor, dim: isize, agg: Agg, eps: Option<f64>) -> Result<Tensor> {
     let y = target(yhat, y, "crossentropy")?;
     let eps = eps.unwrap_or_else(|| default_eps(yhat.dtype()));
@@ -190,12 +257,29 @@ pub fn crossentropy(yhat: &Tensor, y: &Tensor, dim: isize, agg: Agg, eps: Option
 }
 
 /// `−Σ_dim y·logsoftmax(ŷ)` per sample, then `agg` (ŷ are logits).
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// // equal logits: log 2 for two classes
+/// let l = val(losses::logitcrossentropy(&t(vec![3.0, 3.0]), &t(vec![0.0, 1.0]), -1, Agg::Mean).unwrap());
+/// assert!((l - 2f64.ln()).abs() < 1e-12);
+/// ```
 pub fn logitcrossentropy(yhat: &Tensor, y: &Tensor, dim: isize, agg: Agg) -> Result<Tensor> {
     let y = target(yhat, y, "logitcrossentropy")?;
     agg.apply(&per_sample(&y.mul(&yhat.logsoftmax(dim)?)?, dim)?.neg()?)
 }
 
 /// `agg(−xlogy(y, ŷ + ϵ) − xlogy(1 − y, 1 − ŷ + ϵ))` (ŷ are probabilities).
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// let l = val(losses::binarycrossentropy(&t(vec![0.5]), &t(vec![1.0]), Agg::Mean, None).unwrap());
+/// assert!((l - 2f64.ln()).abs() < 1e-9);
+/// ```
 pub fn binarycrossentropy(yhat: &Tensor, y: &Tensor, agg: Agg, eps: Option<f64>) -> Result<Tensor> {
     let y = target(yhat, y, "binarycrossentropy")?;
     let eps = eps.unwrap_or_else(|| default_eps(yhat.dtype()));
@@ -206,12 +290,29 @@ pub fn binarycrossentropy(yhat: &Tensor, y: &Tensor, agg: Agg, eps: Option<f64>)
 
 /// `agg((1 − y)·ŷ − logσ(ŷ))` for logits ŷ, with `−logσ(ŷ) = softplus(−ŷ)` (stable for
 /// any ŷ, and its gradient `σ(ŷ) − y` never overflows).
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// let l = val(losses::logitbinarycrossentropy(&t(vec![0.0]), &t(vec![1.0]), Agg::Mean).unwrap());
+/// assert!((l - 2f64.ln()).abs() < 1e-12);
+/// ```
 pub fn logitbinarycrossentropy(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
     let y = target(yhat, y, "logitbinarycrossentropy")?;
     agg.apply(&y.rsub_scalar(1.0)?.mul(yhat)?.add(&yhat.neg()?.softplus()?)?)
 }
 
 /// KL(y ‖ ŷ): per sample `Σ_dim xlogx(y) − Σ_dim xlogy(y, ŷ + ϵ)`, then `agg`.
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// let p = t(vec![0.2, 0.8]);
+/// assert!(val(losses::kldivergence(&p, &p, -1, Agg::Mean, None).unwrap()).abs() < 1e-9);
+/// assert!(val(losses::kldivergence(&t(vec![0.5, 0.5]), &p, -1, Agg::Mean, None).unwrap()) > 0.0);
+/// ```
 pub fn kldivergence(yhat: &Tensor, y: &Tensor, dim: isize, agg: Agg, eps: Option<f64>) -> Result<Tensor> {
     let y = target(yhat, y, "kldivergence")?;
     let eps = eps.unwrap_or_else(|| default_eps(yhat.dtype()));
@@ -221,24 +322,56 @@ pub fn kldivergence(yhat: &Tensor, y: &Tensor, dim: isize, agg: Agg, eps: Option
 }
 
 /// `agg(ŷ − xlogy(y, ŷ))`
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// // ŷ − y·log ŷ
+/// assert!((val(losses::poisson_loss(&t(vec![1.0]), &t(vec![1.0]), Agg::Mean).unwrap()) - 1.0).abs() < 1e-12);
+/// ```
 pub fn poisson_loss(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
     let y = target(yhat, y, "poisson_loss")?;
     agg.apply(&yhat.sub(&xlogy(&y, yhat)?)?)
 }
 
 /// `agg(max(0, 1 − ŷ·y))` for labels y ∈ {−1, 1}.
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// // mean(max(0, 1 − ŷ·y)) = (0.5 + 3) / 2
+/// assert_eq!(val(losses::hinge_loss(&t(vec![0.5, -2.0]), &t(vec![1.0, 1.0]), Agg::Mean).unwrap()), 1.75);
+/// ```
 pub fn hinge_loss(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
     let y = target(yhat, y, "hinge_loss")?;
     agg.apply(&yhat.mul(&y)?.rsub_scalar(1.0)?.relu()?)
 }
 
 /// `agg(max(0, 1 − ŷ·y)²)`
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// assert_eq!(val(losses::squared_hinge_loss(&t(vec![0.5, -2.0]), &t(vec![1.0, 1.0]), Agg::Mean).unwrap()), 4.625);
+/// ```
 pub fn squared_hinge_loss(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
     let y = target(yhat, y, "squared_hinge_loss")?;
     agg.apply(&yhat.mul(&y)?.rsub_scalar(1.0)?.relu()?.square()?)
 }
 
 /// `1 − (2Σ(y·ŷ) + s)/(Σy² + Σŷ² + s)` over all elements (no `agg`).
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// let y = t(vec![1.0, 0.0, 1.0]);
+/// assert!(val(losses::dice_coeff_loss(&y, &y, 1.0).unwrap()).abs() < 1e-12);  // a perfect overlap
+/// assert!(val(losses::dice_coeff_loss(&t(vec![0.0, 1.0, 0.0]), &y, 1.0).unwrap()) > 0.5);
+/// ```
 pub fn dice_coeff_loss(yhat: &Tensor, y: &Tensor, smooth: f64) -> Result<Tensor> {
     let y = target(yhat, y, "dice_coeff_loss")?;
     let num = y.mul(yhat)?.sum_all()?.mul_scalar(2.0)?.add_scalar(smooth)?;
@@ -248,6 +381,15 @@ pub fn dice_coeff_loss(yhat: &Tensor, y: &Tensor, smooth: f64) -> Result<Tensor>
 
 /// `1 − (TP + 1)/(TP + β·FP + (1 − β)·FN + 1)` with `TP = Σyŷ`, `FP = Σ(1 − y)ŷ`,
 /// `FN = Σy(1 − ŷ)` (no `agg`; β weighs false positives, as Flux's code does).
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// let y = t(vec![1.0, 0.0, 1.0]);
+/// assert!(val(losses::tversky_loss(&y, &y, 0.7).unwrap()).abs() < 1e-12);
+/// assert!(val(losses::tversky_loss(&t(vec![0.0, 1.0, 0.0]), &y, 0.7).unwrap()) > 0.5);
+/// ```
 pub fn tversky_loss(yhat: &Tensor, y: &Tensor, beta: f64) -> Result<Tensor> {
     let y = target(yhat, y, "tversky_loss")?;
     let tp = y.mul(yhat)?;
@@ -267,6 +409,16 @@ fn focal_weight(one_minus: &Tensor, gamma: f64) -> Result<Option<Tensor>> {
 }
 
 /// `ŷϵ = ŷ + ϵ`, `p_t = y·ŷϵ + (1 − y)(1 − ŷϵ)`: `agg((1 − p_t)^γ · (−log p_t))`.
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// // γ = 0 is the binary cross-entropy
+/// let (yhat, y) = (t(vec![0.3, 0.9]), t(vec![0.0, 1.0]));
+/// let f = val(losses::binary_focal_loss(&yhat, &y, Agg::Mean, 0.0, None).unwrap());
+/// assert!((f - val(losses::binarycrossentropy(&yhat, &y, Agg::Mean, None).unwrap())).abs() < 1e-9);
+/// ```
 pub fn binary_focal_loss(yhat: &Tensor, y: &Tensor, agg: Agg, gamma: f64, eps: Option<f64>) -> Result<Tensor> {
     let y = target(yhat, y, "binary_focal_loss")?;
     let eps = eps.unwrap_or_else(|| default_eps(yhat.dtype()));
@@ -281,6 +433,16 @@ pub fn binary_focal_loss(yhat: &Tensor, y: &Tensor, agg: Agg, gamma: f64, eps: O
 }
 
 /// Per sample `Σ_dim −y·(1 − ŷϵ)^γ·log(ŷϵ)` with `ŷϵ = ŷ + ϵ`, then `agg`.
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// // γ = 0 is the cross-entropy
+/// let (yhat, y) = (t(vec![0.3, 0.7]), t(vec![0.0, 1.0]));
+/// let f = val(losses::focal_loss(&yhat, &y, -1, Agg::Mean, 0.0, None).unwrap());
+/// assert!((f - val(losses::crossentropy(&yhat, &y, -1, Agg::Mean, None).unwrap())).abs() < 1e-9);
+/// ```
 pub fn focal_loss(yhat: &Tensor, y: &Tensor, dim: isize, agg: Agg, gamma: f64, eps: Option<f64>) -> Result<Tensor> {
     let y = target(yhat, y, "focal_loss")?;
     let eps = eps.unwrap_or_else(|| default_eps(yhat.dtype()));
@@ -294,6 +456,15 @@ pub fn focal_loss(yhat: &Tensor, y: &Tensor, dim: isize, agg: Agg, gamma: f64, e
 
 /// `agg((1 − y)·ŷ² + y·max(0, margin − ŷ)²)` for distances ŷ and labels y (0 similar,
 /// 1 dissimilar). A negative margin is a ValueError.
+///
+/// ```
+/// use flux_core::{nn::losses::{self, Agg}, Tensor};
+/// let t = |v: Vec<f64>| Tensor::from_vec(v.clone(), &[v.len()]).unwrap();
+/// let val = |l: Tensor| l.item().unwrap();
+/// // (1 − y)·ŷ² + y·max(0, margin − ŷ)²
+/// let l = val(losses::siamese_contrastive_loss(&t(vec![0.2]), &t(vec![1.0]), Agg::Mean, 1.0).unwrap());
+/// assert!((l - 0.64).abs() < 1e-12);
+/// ```
 pub fn siamese_contrastive_loss(yhat: &Tensor, y: &Tensor, agg: Agg, margin: f64) -> Result<Tensor> {
     if margin < 0.0 {
         return Err(value_err!("siamese_contrastive_loss: margin must be non-negative, got {margin}"));

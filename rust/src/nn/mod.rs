@@ -75,6 +75,13 @@ pub struct ParamPath {
 
 impl ParamPath {
     /// The empty path (the model itself).
+    ///
+    /// ```
+    /// use flux_core::nn::ParamPath;
+    /// let p = ParamPath::new();
+    /// assert!(p.is_empty() && p.segments().is_empty());
+    /// assert_eq!(p.to_string(), "");
+    /// ```
     pub fn new() -> ParamPath { ParamPath { segs: Vec::with_capacity(8) } }
     /// Step into a field or list position.
     ///

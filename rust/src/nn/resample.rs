@@ -168,6 +168,14 @@ impl Upsample {
         self
     }
     /// The same layer with `align_corners` set (linear mode only).
+    ///
+    /// ```
+    /// use flux_core::{Tensor, nn::{Module, resample::{Upsample, UpsampleMode}}};
+    /// let x = Tensor::from_vec(vec![0.0f64, 4.0], &[1, 1, 2]).unwrap();
+    /// let up = |on| Upsample::scale(2.0).mode(UpsampleMode::Linear).align_corners(on).forward(&x).unwrap().to_vec_f64().unwrap();
+    /// assert_eq!(up(false), vec![0.0, 1.0, 3.0, 4.0]);  // PyTorch's pixel centres
+    /// assert_eq!(up(true)[0], 0.0);
+    /// ```
     pub fn align_corners(mut self, on: bool) -> Upsample {
         self.align_corners = on;
         self
