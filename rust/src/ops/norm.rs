@@ -32,6 +32,7 @@ use crate::autodiff::Backward;
 use crate::error::{shape_err, value_err, Error, Result};
 use crate::nn::Activation;
 use crate::tensor::elementwise::UnaryOp;
+use crate::tensor::reduce::sum_lanes;
 use crate::tensor::{Float, Tensor, PAR_THRESHOLD};
 
 /// How a norm is laid out over its input: the (P, S, Q) view, the affine indexing, ε
@@ -160,14 +161,37 @@ fn per_slice<R: Send>(n: usize, s: usize, f: impl Fn(usize) -> R + Sync + Send) 
     }
 }
 
+/// `(Σ u, Σ v)` with `(u, v) = f(a, b, c)` over three runs of equal length, in 16
+/// interleaved partial sums each, as [`sum_lanes`] (so the backward's sums vectorise).
+#[inline(always)]
+fn sum2_lanes<T: Float>(a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> (T, T)) -> (T, T) {
+    const L: usize = 16;
+    let (mut su, mut sv) = ([T::zero(); L], [T::zero(); L]);
+    let n = a.len() / L * L;
+    for ((ca, cb), cc) in a[..n].chunks_exact(L).zip(b[..n].chunks_exact(L)).zip(c[..n].chunks_exact(L)) {
+        for l in 0..L {
+            let (u, v) = f(ca[l], cb[l], cc[l]);
+            su[l] += u;
+            sv[l] += v;
+        }
+    }
+    let (mut tu, mut tv) = (T::zero(), T::zero());
+    for ((&x, &y), &z) in a[n..].iter().zip(&b[n..]).zip(&c[n..]) {
+        let (u, v) = f(x, y, z);
+        tu += u;
+        tv += v;
+    }
+    (su.iter().fold(T::zero(), |s, &x| s + x) + tu, sv.iter().fold(T::zero(), |s, &x| s + x) + tv)
+}
+
 /// Per-slice mean and uncorrected variance, two passes for accuracy.
 fn batch_stats<T: Float>(x: &[T], sp: &NormSpec) -> (Vec<T>, Vec<T>) {
     let (p, s, q) = (sp.p, sp.s, sp.q);
     let m = T::f((p * q) as f64);
     per_slice(x.len(), s, |si| {
         let block = |pi: usize| &x[(pi * s + si) * q..][..q];
-        let mu = (0..p).map(|pi| block(pi).iter().copied().sum::<T>()).sum::<T>() / m;
-        let var = (0..p).map(|pi| block(pi).iter().map(|&a| (a - mu) * (a - mu)).sum::<T>()).sum::<T>() / m;
+        let mu = (0..p).map(|pi| sum_lanes(block(pi), |a| a)).sum::<T>() / m;
+        let var = (0..p).map(|pi| sum_lanes(block(pi), |a| (a - mu) * (a - mu))).sum::<T>() / m;
         (mu, var)
     })
     .into_iter()
@@ -352,13 +376,11 @@ impl NormBackward {
                         for (ia, a) in acc.iter_mut().enumerate() {
                             let (gm, bt) = (gam[a0 + ia], bet[a0 + ia]);
                             let r = o + ia * qb..o + (ia + 1) * qb;
-                            let (mut sd, mut sdx) = (T::zero(), T::zero());
-                            for ((&gv, &xv), &yv) in gs[r.clone()].iter().zip(&xs[r.clone()]).zip(&ys[r]) {
+                            let (sd, sdx) = sum2_lanes(&gs[r.clone()], &xs[r.clone()], &ys[r], |gv, xv, yv| {
                                 let xh = (xv - mi) * iv;
                                 let dz = gv * d(gm * xh + bt, yv);
-                                sd += dz;
-                                sdx += dz * xh;
-                            }
+                                (dz, dz * xh)
+                            });
                             a.0 += sd;
                             a.1 += sdx;
                         }

@@ -134,6 +134,16 @@ fn copy_row<T: Copy>(dst: &mut [T], src: &[T]) {
     }
 }
 
+/// The output columns `lo..hi` of a row whose input column is `ow·stride + off` and
+/// lies inside `0..bw`: the others read padding.
+#[inline(always)]
+fn valid_cols(sw: usize, bw: usize, stride: usize, off: isize) -> (usize, usize) {
+    let lo = if off < 0 { (off.unsigned_abs()).div_ceil(stride) } else { 0 };
+    let room = bw as isize - off;
+    let hi = if room <= 0 { 0 } else { (room as usize).div_ceil(stride).min(sw) };
+    (lo.min(sw), hi.max(lo.min(sw)))
+}
+
 /// Unfold one sample `x` (cb × big) into `col` (cb·∏k × small), zeros where the window
 /// reads padding. Row `c·∏k + kidx` matches the weight's `(c, k...)` flattening.
 fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
@@ -148,6 +158,9 @@ fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
             for b in 0..kh {
                 for e in 0..kw {
                     let out = &mut col[row * ls..(row + 1) * ls];
+                    let off = (e * g.dil[2]) as isize - g.pad[2] as isize;
+                    // the padded columns are the same in every output row of this kernel row
+                    let (lo, hi) = valid_cols(sw, bw, g.stride[2], off);
                     let mut o = 0;
                     for od in 0..sd {
                         let id = (od * g.stride[0] + a * g.dil[0]) as isize - g.pad[0] as isize;
@@ -156,17 +169,18 @@ fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
                             let dst = &mut out[o..o + sw];
                             o += sw;
                             if id < 0 || id >= bd as isize || ih < 0 || ih >= bh as isize {
-                                dst.iter_mut().for_each(|v| *v = T::zero());
+                                dst.fill(T::zero());
                                 continue;
                             }
                             let src = &xc[(id as usize * bh + ih as usize) * bw..][..bw];
-                            let off = (e * g.dil[2]) as isize - g.pad[2] as isize;
-                            if g.stride[2] == 1 && off >= 0 && off as usize + sw <= bw {
-                                copy_row(dst, &src[off as usize..off as usize + sw]);
+                            dst[..lo].fill(T::zero());
+                            dst[hi..].fill(T::zero());
+                            if g.stride[2] == 1 {
+                                let s0 = (lo as isize + off) as usize;
+                                copy_row(&mut dst[lo..hi], &src[s0..s0 + hi - lo]);
                             } else {
-                                for (ow, d) in dst.iter_mut().enumerate() {
-                                    let iw = (ow * g.stride[2]) as isize + off;
-                                    *d = if iw >= 0 && iw < bw as isize { src[iw as usize] } else { T::zero() };
+                                for (ow, d) in dst[lo..hi].iter_mut().enumerate() {
+                                    *d = src[(((lo + ow) * g.stride[2]) as isize + off) as usize];
                                 }
                             }
                         }
@@ -184,7 +198,7 @@ fn col2im<T: Float>(g: &Geom, col: &[T], x: &mut [T]) {
     let [sd, sh, sw] = g.small;
     let [kd, kh, kw] = g.k;
     let ls = g.ls();
-    x.iter_mut().for_each(|v| *v = T::zero());
+    x.fill(T::zero());
     let mut row = 0;
     for c in 0..g.cb {
         let xc = &mut x[c * bd * bh * bw..(c + 1) * bd * bh * bw];
@@ -192,26 +206,25 @@ fn col2im<T: Float>(g: &Geom, col: &[T], x: &mut [T]) {
             for b in 0..kh {
                 for e in 0..kw {
                     let src_row = &col[row * ls..(row + 1) * ls];
+                    let off = (e * g.dil[2]) as isize - g.pad[2] as isize;
+                    let (lo, hi) = valid_cols(sw, bw, g.stride[2], off);
                     let mut o = 0;
                     for od in 0..sd {
                         let id = (od * g.stride[0] + a * g.dil[0]) as isize - g.pad[0] as isize;
                         for oh in 0..sh {
                             let ih = (oh * g.stride[1] + b * g.dil[1]) as isize - g.pad[1] as isize;
-                            let s = &src_row[o..o + sw];
+                            let s = &src_row[o + lo..o + hi];
                             o += sw;
                             if id < 0 || id >= bd as isize || ih < 0 || ih >= bh as isize {
                                 continue;
                             }
                             let dst = &mut xc[(id as usize * bh + ih as usize) * bw..][..bw];
-                            let off = (e * g.dil[2]) as isize - g.pad[2] as isize;
-                            if g.stride[2] == 1 && off >= 0 && off as usize + sw <= bw {
-                                dst[off as usize..off as usize + sw].iter_mut().zip(s).for_each(|(d, &v)| *d += v);
+                            if g.stride[2] == 1 {
+                                let d0 = (lo as isize + off) as usize;
+                                dst[d0..d0 + s.len()].iter_mut().zip(s).for_each(|(d, &v)| *d += v);
                             } else {
                                 for (ow, &v) in s.iter().enumerate() {
-                                    let iw = (ow * g.stride[2]) as isize + off;
-                                    if iw >= 0 && iw < bw as isize {
-                                        dst[iw as usize] += v;
-                                    }
+                                    dst[(((lo + ow) * g.stride[2]) as isize + off) as usize] += v;
                                 }
                             }
                         }
@@ -361,7 +374,7 @@ fn bias_grad<T: Float>(dy: &[T], n: usize, c: usize, l: usize) -> Vec<T> {
     let mut db = vec![T::zero(); c];
     for ni in 0..n {
         for (ci, d) in db.iter_mut().enumerate() {
-            *d += dy[(ni * c + ci) * l..][..l].iter().copied().sum::<T>();
+            *d += super::reduce::sum_lanes(&dy[(ni * c + ci) * l..][..l], |v| v);
         }
     }
     db

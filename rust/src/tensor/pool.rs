@@ -6,6 +6,7 @@
 //! PyTorch's default `count_include_pad=True`); max pooling never picks padding.
 use rayon::prelude::*;
 
+use super::reduce::sum_lanes;
 use super::{Float, Tensor, PAR_THRESHOLD};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, value_err, Result};
@@ -94,8 +95,11 @@ impl PGeom {
 
 /// Forward over one plane: outputs and (for max) the winning input offsets.
 fn plane_fwd<T: Float>(g: &PGeom, mode: PoolMode, x: &[T], y: &mut [T], arg: &mut [u32]) {
-    if mode == PoolMode::Max && g.pad == [0; 3] {
-        return plane_max_unpadded(g, x, y, arg);
+    if g.pad == [0; 3] {
+        return match mode {
+            PoolMode::Max => plane_max_unpadded(g, x, y, arg),
+            PoolMode::Mean => plane_mean_unpadded(g, x, y),
+        };
     }
     let kk = T::f(g.k.iter().product::<usize>() as f64);
     let mut o = 0;
@@ -121,6 +125,36 @@ fn plane_fwd<T: Float>(g: &PGeom, mode: PoolMode, x: &[T], y: &mut [T], arg: &mu
                         y[o] = s / kk;
                     }
                 }
+                o += 1;
+            }
+        }
+    }
+}
+
+/// Visit the window rows (start offset into the plane, length `k[2]`) of output (od, oh, ow)
+/// when there is no padding: every row lies inside the plane.
+#[inline(always)]
+fn unpadded_rows(g: &PGeom, od: usize, oh: usize, ow: usize, mut f: impl FnMut(usize)) {
+    let [_, bh, bw] = g.big;
+    for a in 0..g.k[0] {
+        for b in 0..g.k[1] {
+            f(((od * g.stride[0] + a) * bh + oh * g.stride[1] + b) * bw + ow * g.stride[2]);
+        }
+    }
+}
+
+/// Mean pooling without padding: each window is `k[0]·k[1]` contiguous runs of `k[2]`
+/// values, summed as runs (a global mean pool is one long run per row).
+fn plane_mean_unpadded<T: Float>(g: &PGeom, x: &[T], y: &mut [T]) {
+    let inv = T::one() / T::f(g.k.iter().product::<usize>() as f64);
+    let kw = g.k[2];
+    let mut o = 0;
+    for od in 0..g.small[0] {
+        for oh in 0..g.small[1] {
+            for ow in 0..g.small[2] {
+                let mut s = T::zero();
+                unpadded_rows(g, od, oh, ow, |base| s += sum_lanes(&x[base..base + kw], |v| v));
+                y[o] = s * inv;
                 o += 1;
             }
         }
@@ -173,6 +207,20 @@ fn plane_max_unpadded<T: Float>(g: &PGeom, x: &[T], y: &mut [T], arg: &mut [u32]
 
 fn plane_bwd<T: Float>(g: &PGeom, mode: PoolMode, gy: &[T], arg: &[u32], dx: &mut [T]) {
     let inv = T::one() / T::f(g.k.iter().product::<usize>() as f64);
+    if mode == PoolMode::Mean && g.pad == [0; 3] {
+        let kw = g.k[2];
+        let mut o = 0;
+        for od in 0..g.small[0] {
+            for oh in 0..g.small[1] {
+                for ow in 0..g.small[2] {
+                    let v = gy[o] * inv;
+                    unpadded_rows(g, od, oh, ow, |base| dx[base..base + kw].iter_mut().for_each(|d| *d += v));
+                    o += 1;
+                }
+            }
+        }
+        return;
+    }
     let mut o = 0;
     for od in 0..g.small[0] {
         for oh in 0..g.small[1] {

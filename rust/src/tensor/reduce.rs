@@ -17,6 +17,23 @@ pub enum ReduceOp {
     Min,
 }
 
+/// `Σ f(x)` over `xs` in 16 interleaved partial sums, added up in a fixed order: one
+/// running float sum is a serial chain the compiler may not reorder, so it does not
+/// vectorise (the convolution's bias gradient and the norms' statistics use this).
+#[inline(always)]
+pub(crate) fn sum_lanes<T: Float>(xs: &[T], f: impl Fn(T) -> T) -> T {
+    const L: usize = 16;
+    let mut acc = [T::zero(); L];
+    let mut it = xs.chunks_exact(L);
+    for c in &mut it {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    let tail = it.remainder().iter().fold(T::zero(), |s, &v| s + f(v));
+    acc.iter().fold(T::zero(), |s, &a| s + a) + tail
+}
+
 /// Sorted, unique, non-negative dims; `None` means all.
 pub(crate) fn norm_dims(dims: Option<&[isize]>, ndim: usize) -> Result<Vec<usize>> {
     let mut v = match dims {
