@@ -1,5 +1,6 @@
 //! Kernels of the conv / pool / norm / dropout / embedding / resampling layers. Each
 //! function checks and converts its arguments and calls one flux-core op.
+use flux_core::nn::{conv::conv_layer, Activation};
 use flux_core::tensor::conv::{self as kconv, ConvSpec};
 use flux_core::tensor::pool::{self as kpool, PoolMode, PoolSpec};
 use flux_core::tensor::{dropout as kdrop, gather, misc, norm};
@@ -16,19 +17,22 @@ fn spec(stride: Vec<usize>, pad_lo: Vec<usize>, pad_hi: Vec<usize>, dilation: Ve
     ConvSpec { stride, pad_lo, pad_hi, dilation, groups }
 }
 
-/// Cross-correlation of `x` (N, C, spatial...) with `w` (O, C/groups, k...), plus bias.
+/// `act(conv(x, w) + b)`: cross-correlation of `x` (N, C, spatial...) with `w`
+/// (O, C/groups, k...), plus bias, then the activation by name (the Conv layer in one
+/// call; a relu is fused into the convolution).
 #[pyfunction]
-#[pyo3(signature = (x, w, b, stride, pad_lo, pad_hi, dilation, groups))]
+#[pyo3(signature = (x, w, b, stride, pad_lo, pad_hi, dilation, groups, act="identity", param=None))]
 #[allow(clippy::too_many_arguments)]
 fn conv(
     py: Python<'_>, x: &Bound<'_, PyAny>, w: PyRef<'_, PyTensor>, b: Option<PyRef<'_, PyTensor>>,
-    stride: Vec<usize>, pad_lo: Vec<usize>, pad_hi: Vec<usize>, dilation: Vec<usize>, groups: usize,
+    stride: Vec<usize>, pad_lo: Vec<usize>, pad_hi: Vec<usize>, dilation: Vec<usize>, groups: usize, act: &str, param: Option<f64>,
 ) -> PyResult<PyTensor> {
+    let act = Activation::parse(act, param).py()?;
     let x = to_tensor(x, Some(w.t.dtype()))?;
     let (w, b) = (&w.t, b.as_ref().map(|b| &b.t));
     let s = spec(stride, pad_lo, pad_hi, dilation, groups);
     let work = x.numel() * w.numel();
-    Ok(PyTensor::new(maybe_detach(py, work, || kconv::conv(&x, w, b, &s)).py()?))
+    Ok(PyTensor::new(maybe_detach(py, work, || conv_layer(&x, w, b, &s, act)).py()?))
 }
 
 /// Transposed convolution of `x` (N, C_in, spatial...) with `w` (C_in, C_out/groups, k...).

@@ -270,7 +270,7 @@ def clip_global_norm_(grads: Any, omega: float, p: float = ..., throw: bool = ..
     `omega / n` (ClipNorm's rule, spec §3.20, applied to the whole tree). Returns `n`.
     """
 
-def conv(x: _TensorLike, w: Tensor, b: _TensorLike, stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int], dilation: Sequence[int], groups: int) -> Tensor:
+def conv(x: _TensorLike, w: Tensor, b: _TensorLike, stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int], dilation: Sequence[int], groups: int, act: str = ..., param: float | None = ...) -> Tensor:
     """Cross-correlation of `x` (N, C, spatial...) with `w` (O, C/groups, k...), plus bias."""
 
 def conv_transpose(x: _TensorLike, w: Tensor, b: _TensorLike, stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int], dilation: Sequence[int], groups: int, out_pad: Sequence[int]) -> Tensor:

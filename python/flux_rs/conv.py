@@ -166,8 +166,9 @@ class Conv:
         _check_input(self, x, len(k), w.shape[1] * self.groups)
         lo, hi = _pads(self.pad, k, self.dilation)
         b = self.bias if isinstance(self.bias, Tensor) else None
-        y = _core.conv(x, w, b, list(self.stride), lo, hi, list(self.dilation), self.groups)
-        return y if self.σ is identity else self.σ(y)
+        act, param, post = _fused(self.σ)
+        y = _core.conv(x, w, b, list(self.stride), lo, hi, list(self.dilation), self.groups, act, param)
+        return y if post is None else post(y)
 
     def __repr__(self):
         out, cin = self.weight.shape[:2]

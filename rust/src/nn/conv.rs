@@ -2,7 +2,7 @@
 //! same ops in [`crate::tensor::conv`] and [`crate::tensor::pool`]).
 use super::{Activation, Module};
 use crate::error::Result;
-use crate::tensor::conv::{conv, conv_transpose, ConvSpec};
+use crate::tensor::conv::{conv, conv_relu, conv_transpose, ConvSpec};
 use crate::tensor::pool::{pool, PoolMode, PoolSpec};
 use crate::tensor::random::Rng;
 use crate::tensor::{DType, Tensor};
@@ -153,8 +153,26 @@ impl Conv {
 }
 
 impl Module for Conv {
-    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { self.act.apply(&conv(x, &self.weight, Some(&self.bias), &self.spec)?) }
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { conv_layer(x, &self.weight, Some(&self.bias), &self.spec, self.act) }
     crate::module_params!(weight, bias);
+}
+
+/// `act(conv(x, w) + b)`: the whole [`Conv`] layer in one call (the Python layer calls
+/// this too). A relu is fused into the convolution ([`conv_relu`]); other activations
+/// are applied after it.
+///
+/// ```
+/// use flux_core::{DType, Tensor, nn::{conv::conv_layer, Activation}, tensor::conv::ConvSpec};
+/// let x = Tensor::from_vec(vec![1.0f32, -2.0, 3.0], &[1, 1, 3]).unwrap();
+/// let w = Tensor::ones(&[1, 1, 1], DType::F32);
+/// let y = conv_layer(&x, &w, None, &ConvSpec::new(1), Activation::Relu).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![1.0, 0.0, 3.0]);
+/// ```
+pub fn conv_layer(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec, act: Activation) -> Result<Tensor> {
+    match act {
+        Activation::Relu => conv_relu(x, w, b, spec),
+        other => other.apply(&conv(x, w, b, spec)?),
+    }
 }
 
 /// `act(conv_transpose(x, weight) + bias)`: the whole [`ConvTranspose`] layer in one

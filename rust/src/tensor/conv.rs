@@ -11,6 +11,7 @@
 //! threads instead.
 use rayon::prelude::*;
 
+use super::elementwise::UnaryOp;
 use super::{DType, Float, Tensor};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, value_err, Result};
@@ -192,13 +193,13 @@ fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
     }
 }
 
-/// The adjoint of [`im2col`]: add `col` back into one sample `x` (which is zeroed first).
+/// The adjoint of [`im2col`]: add `col` into one sample `x` (the caller's buffer is
+/// already zeroed: clearing it here was a second pass over the input gradient).
 fn col2im<T: Float>(g: &Geom, col: &[T], x: &mut [T]) {
     let [bd, bh, bw] = g.big;
     let [sd, sh, sw] = g.small;
     let [kd, kh, kw] = g.k;
     let ls = g.ls();
-    x.fill(T::zero());
     let mut row = 0;
     for c in 0..g.cb {
         let xc = &mut x[c * bd * bh * bw..(c + 1) * bd * bh * bw];
@@ -281,8 +282,9 @@ fn inner_threads(n: usize, work: usize) -> usize {
     if n >= t || work < (1 << 18) { 1 } else { t }
 }
 
-/// small[n] = W · cols(big[n]) (+ bias). `w` is (cs, cb/groups, k...).
-pub(crate) fn conv_fwd<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+/// small[n] = W · cols(big[n]) (+ bias), then relu when `relu` (bias and relu are applied
+/// to each sample while its output is in cache). `w` is (cs, cb/groups, k...).
+pub(crate) fn conv_fwd<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, relu: bool) -> Vec<T> {
     let (lb, ls, ckg, osg) = (g.lb(), g.ls(), g.ckg(), g.osg());
     let mut out = vec![T::zero(); g.n * g.cs * ls];
     if out.is_empty() {
@@ -294,9 +296,12 @@ pub(crate) fn conv_fwd<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>)
         for gi in 0..g.groups {
             gemm_strided(osg, ls, ckg, &w[gi * osg * ckg..], ckg, 1, &col[gi * ckg * ls..], ls, 1, &mut y[gi * osg * ls..], false, th);
         }
-        if let Some(b) = bias {
-            for (o, row) in y.chunks_exact_mut(ls).enumerate() {
-                row.iter_mut().for_each(|v| *v += b[o]);
+        for (o, row) in y.chunks_exact_mut(ls).enumerate() {
+            let b = bias.map_or(T::zero(), |b| b[o]);
+            match (bias.is_some(), relu) {
+                (true, false) => row.iter_mut().for_each(|v| *v += b),
+                (_, true) => row.iter_mut().for_each(|v| *v = UnaryOp::Relu.fwd(*v + b)),
+                (false, false) => {}
             }
         }
     };
@@ -336,19 +341,24 @@ pub(crate) fn conv_bwd_data<T: Float>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
     out
 }
 
-/// dW = Σₙ small[n] · cols(big[n])ᵀ, summed over the batch in a fixed order of chunks
-/// (so the result does not depend on how rayon schedules them).
-pub(crate) fn conv_bwd_filter<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
+/// dW = Σₙ small[n] · cols(big[n])ᵀ and, with `bias`, db = Σ over batch and space of
+/// small (summed while each sample's gradient is in cache, not in a pass of its own);
+/// summed over the batch in a fixed order of chunks (so the result does not depend on
+/// how rayon schedules them).
+pub(crate) fn conv_bwd_filter<T: Float>(g: &Geom, x: &[T], dy: &[T], bias: bool) -> (Vec<T>, Option<Vec<T>>) {
     let (lb, ls, ckg, osg) = (g.lb(), g.ls(), g.ckg(), g.osg());
     let wsize = g.cs * ckg;
+    let nb = if bias { g.cs } else { 0 };
     if g.n == 0 || wsize == 0 {
-        return vec![T::zero(); wsize];
+        return (vec![T::zero(); wsize], bias.then(|| vec![T::zero(); nb]));
     }
     let chunks = rayon::current_num_threads().min(g.n).max(1);
     let th = inner_threads(g.n, osg * ckg * ls);
     let per = g.n.div_ceil(chunks);
+    // one chunk's dW followed by its db
     let part = |ci: usize| -> Vec<T> {
-        let mut dw = vec![T::zero(); wsize];
+        let mut acc = vec![T::zero(); wsize + nb];
+        let (dw, db) = acc.split_at_mut(wsize);
         let mut col = vec![T::zero(); g.groups * ckg * ls];
         for ni in ci * per..((ci + 1) * per).min(g.n) {
             im2col(g, &x[ni * g.cb * lb..(ni + 1) * g.cb * lb], &mut col);
@@ -357,16 +367,20 @@ pub(crate) fn conv_bwd_filter<T: Float>(g: &Geom, x: &[T], dy: &[T]) -> Vec<T> {
                 // colᵀ of group gi: (ls × ckg), element (l, r) at col[r·ls + l]
                 gemm_strided(osg, ckg, ls, &d[gi * osg * ls..], ls, 1, &col[gi * ckg * ls..], 1, ls, &mut dw[gi * osg * ckg..], true, th);
             }
+            for (b, row) in db.iter_mut().zip(d.chunks_exact(ls.max(1))) {
+                *b += super::reduce::sum_lanes(row, |v| v);
+            }
         }
-        dw
+        acc
     };
     let parts: Vec<Vec<T>> = if th > 1 || chunks == 1 { (0..chunks).map(part).collect() } else { (0..chunks).into_par_iter().map(part).collect() };
     let mut it = parts.into_iter();
-    let mut acc = it.next().unwrap_or_else(|| vec![T::zero(); wsize]);
+    let mut acc = it.next().unwrap_or_else(|| vec![T::zero(); wsize + nb]);
     for p in it {
         acc.iter_mut().zip(p).for_each(|(a, v)| *a += v);
     }
-    acc
+    let db = bias.then(|| acc.split_off(wsize));
+    (acc, db)
 }
 
 /// Σ over batch and space of `dy` (n, c, l): the bias gradient.
@@ -407,6 +421,8 @@ struct ConvBackward {
     w: Tensor,
     g: Geom,
     transposed: bool,
+    /// the output, when a relu was fused into the forward (its derivative is read off it)
+    relu_y: Option<Tensor>,
 }
 
 impl Backward for ConvBackward {
@@ -414,19 +430,34 @@ impl Backward for ConvBackward {
         let g = &self.g;
         let gy = gy.cast(self.x.dtype())?.contiguous();
         crate::dispatch!(self.x.dtype(), T => {
-            let (xs, ws, d) = (self.x.as_slice::<T>()?, self.w.as_slice::<T>()?, gy.as_slice::<T>()?);
+            let (xs, ws) = (self.x.as_slice::<T>()?, self.w.as_slice::<T>()?);
+            let masked: Vec<T>;
+            let d = match &self.relu_y {
+                Some(y) => {
+                    masked = gy.as_slice::<T>()?.iter().zip(y.as_slice::<T>()?).map(|(&g, &y)| g * UnaryOp::Relu.deriv(y, y)).collect();
+                    &masked[..]
+                }
+                None => gy.as_slice::<T>()?,
+            };
             // conv: x is big, y small. transposed: x is small, y big.
+            let need_b = needs.get(2).copied().unwrap_or(false);
             let (dx, dw, db) = if !self.transposed {
+                let (dw, db) = if needs[1] {
+                    let (dw, db) = conv_bwd_filter(g, xs, d, need_b);
+                    (Some(dw), db)
+                } else {
+                    (None, need_b.then(|| bias_grad(d, g.n, g.cs, g.ls())))
+                };
                 (
                     needs[0].then(|| vec_tensor(conv_bwd_data(g, d, ws), self.x.shape())),
-                    needs[1].then(|| vec_tensor(conv_bwd_filter(g, xs, d), self.w.shape())),
-                    needs.get(2).copied().unwrap_or(false).then(|| vec_tensor(bias_grad(d, g.n, g.cs, g.ls()), &[g.cs])),
+                    dw.map(|v| vec_tensor(v, self.w.shape())),
+                    db.map(|v| vec_tensor(v, &[g.cs])),
                 )
             } else {
                 (
-                    needs[0].then(|| vec_tensor(conv_fwd(g, d, ws, None), self.x.shape())),
-                    needs[1].then(|| vec_tensor(conv_bwd_filter(g, d, xs), self.w.shape())),
-                    needs.get(2).copied().unwrap_or(false).then(|| vec_tensor(bias_grad(d, g.n, g.cb, g.lb()), &[g.cb])),
+                    needs[0].then(|| vec_tensor(conv_fwd(g, d, ws, None, false), self.x.shape())),
+                    needs[1].then(|| vec_tensor(conv_bwd_filter(g, d, xs, false).0, self.w.shape())),
+                    need_b.then(|| vec_tensor(bias_grad(d, g.n, g.cb, g.lb()), &[g.cb])),
                 )
             };
             let mut out = vec![dx, dw];
@@ -438,12 +469,13 @@ impl Backward for ConvBackward {
     }
 }
 
-fn record_conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &Tensor, g: Geom, transposed: bool) {
+fn record_conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, out: &Tensor, g: Geom, transposed: bool, relu: bool) {
     let mut ins = vec![x, w];
     if let Some(b) = b {
         ins.push(b);
     }
-    record(&ins, out, || Op::Custom(Box::new(ConvBackward { x: x.clone(), w: w.clone(), g, transposed })));
+    let relu_y = relu.then(|| out.clone());
+    record(&ins, out, || Op::Custom(Box::new(ConvBackward { x: x.clone(), w: w.clone(), g, transposed, relu_y })));
 }
 
 /// Cross-correlation (PyTorch's `conv1d/2d/3d`): `x` (N, C_in, spatial...), `w` (C_out,
@@ -474,7 +506,21 @@ fn reserve_conv(oshape: &[usize], ws: &[usize], dt: DType) -> Result<()> {
 /// let y = conv(&Tensor::ones(&[1, 1, 4, 4], DType::F32), &Tensor::ones(&[1, 1, 3, 3], DType::F32), None, &ConvSpec::new(2)).unwrap();
 /// assert_eq!(y.to_vec_f64().unwrap(), vec![9.0; 4]);
 /// ```
-pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) -> Result<Tensor> {
+pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) -> Result<Tensor> { conv_impl(x, w, b, spec, false) }
+
+/// `relu(conv(x, w, b))` as one op: the relu is applied to each sample's output while
+/// it is in cache, and the backward masks the gradient with the saved output (one pass
+/// over the activations and one tape node fewer than [`conv`] then `relu`).
+///
+/// ```
+/// use flux_core::{DType, Tensor, tensor::conv::{conv_relu, ConvSpec}};
+/// let x = Tensor::from_vec(vec![1.0f32, -2.0, 3.0], &[1, 1, 3]).unwrap();
+/// let y = conv_relu(&x, &Tensor::ones(&[1, 1, 1], DType::F32), None, &ConvSpec::new(1)).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![1.0, 0.0, 3.0]);
+/// ```
+pub fn conv_relu(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) -> Result<Tensor> { conv_impl(x, w, b, spec, true) }
+
+fn conv_impl(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec, relu: bool) -> Result<Tensor> {
     let (xc, wc, bc, dt) = prepare(x, w, b, "conv")?;
     let ns = wc.ndim() - 2;
     spec.check(ns)?;
@@ -512,9 +558,9 @@ pub fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec) -> Resu
     reserve_conv(&oshape, ws, dt)?;
     let out = crate::dispatch!(dt, T => {
         let bs = match &bc { Some(b) => Some(b.as_slice::<T>()?), None => None };
-        vec_tensor(conv_fwd(&g, xc.as_slice::<T>()?, wc.as_slice::<T>()?, bs), &oshape)
+        vec_tensor(conv_fwd(&g, xc.as_slice::<T>()?, wc.as_slice::<T>()?, bs, relu), &oshape)
     });
-    record_conv(&xc, &wc, bc.as_ref(), &out, g, false);
+    record_conv(&xc, &wc, bc.as_ref(), &out, g, false, relu);
     Ok(out)
 }
 
@@ -586,6 +632,6 @@ pub fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpe
         }
         vec_tensor(y, &oshape)
     });
-    record_conv(&xc, &wc, bc.as_ref(), &out, g, true);
+    record_conv(&xc, &wc, bc.as_ref(), &out, g, true, false);
     Ok(out)
 }

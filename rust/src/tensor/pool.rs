@@ -97,6 +97,7 @@ impl PGeom {
 fn plane_fwd<T: Float>(g: &PGeom, mode: PoolMode, x: &[T], y: &mut [T], arg: &mut [u32]) {
     if g.pad == [0; 3] {
         return match mode {
+            PoolMode::Max if g.k == [1, 2, 2] && g.stride == [1, 2, 2] && g.big[0] == 1 => plane_max_2x2(g, x, y, arg),
             PoolMode::Max => plane_max_unpadded(g, x, y, arg),
             PoolMode::Mean => plane_mean_unpadded(g, x, y),
         };
@@ -157,6 +158,33 @@ fn plane_mean_unpadded<T: Float>(g: &PGeom, x: &[T], y: &mut [T]) {
                 y[o] = s * inv;
                 o += 1;
             }
+        }
+    }
+}
+
+/// 2-D max pooling with a 2×2 window and stride 2 (CNNs' usual downsampling): the
+/// winner rule of [`plane_max_unpadded`] (first maximum in window order, the first NaN
+/// wins) on the four values of each window, without the general loops.
+fn plane_max_2x2<T: Float>(g: &PGeom, x: &[T], y: &mut [T], arg: &mut [u32]) {
+    let [_, _, bw] = g.big;
+    let [_, sh, sw] = g.small;
+    for oh in 0..sh {
+        let (r0, r1) = (2 * oh * bw, (2 * oh + 1) * bw);
+        let (x0, x1) = (&x[r0..r0 + 2 * sw], &x[r1..r1 + 2 * sw]);
+        let (yo, ao) = (&mut y[oh * sw..(oh + 1) * sw], &mut arg[oh * sw..(oh + 1) * sw]);
+        for (ow, (yv, av)) in yo.iter_mut().zip(ao.iter_mut()).enumerate() {
+            let c = [x0[2 * ow], x0[2 * ow + 1], x1[2 * ow], x1[2 * ow + 1]];
+            let (mut best, mut at) = (c[0], 0);
+            for (i, &v) in c.iter().enumerate().skip(1) {
+                let take = v > best;
+                best = if take { v } else { best };
+                at = if take { i } else { at };
+            }
+            if let Some(i) = c.iter().position(|v| v.is_nan()) {
+                (best, at) = (c[i], i);
+            }
+            *yv = best;
+            *av = ([r0, r0 + 1, r1, r1 + 1][at] + 2 * ow) as u32;
         }
     }
 }
