@@ -129,3 +129,24 @@ def test_fused_batchnorm_gradient_matches_the_composed_one():
     np.testing.assert_allclose(v1.item(), v2.item(), rtol=1e-12)
     for a, b in zip(g1, g2):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
+
+
+def test_conv_relu_is_one_rust_call_with_the_composed_values_and_gradient():
+    """Conv(σ = relu) fuses the relu into the convolution: one `_core` call, the same
+    bits as conv then relu, and the same gradient (float64)."""
+    c = fx.Conv((3, 3), 3, 4, fx.relu, pad=1)
+    xt = x32(2, 3, 5, 5)
+    y, calls = core_calls(c, xt)
+    assert calls == ["conv"], calls
+    plain = fx.relu(fx.Conv((3, 3), 3, 4, pad=1, init=lambda *s: np.asarray(c.weight))(xt))
+    assert np.array_equal(np.asarray(y), np.asarray(plain))
+    assert (np.asarray(y) == 0).any() and (np.asarray(y) > 0).any()
+    x = fx.tensor(RNG.normal(size=(2, 3, 6, 5)))
+    w, b = fx.tensor(RNG.normal(size=(4, 3, 3, 3))), fx.tensor(RNG.normal(size=4))
+    u = fx.tensor(RNG.normal(size=(2, 4, 3, 3)))
+    args = ([2, 2], [1, 1], [1, 1], [1, 1], 1)
+    v1, g1 = fx.withgradient(lambda w, b: (_core.conv(x, w, b, *args, "relu", None) * u).sum(), w, b)
+    v2, g2 = fx.withgradient(lambda w, b: (fx.relu(_core.conv(x, w, b, *args)) * u).sum(), w, b)
+    np.testing.assert_allclose(v1.item(), v2.item(), rtol=1e-12)
+    for a, b2 in zip(g1, g2):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b2), rtol=1e-12, atol=1e-12)

@@ -271,7 +271,10 @@ def clip_global_norm_(grads: Any, omega: float, p: float = ..., throw: bool = ..
     """
 
 def conv(x: _TensorLike, w: Tensor, b: _TensorLike, stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int], dilation: Sequence[int], groups: int, act: str = ..., param: float | None = ...) -> Tensor:
-    """Cross-correlation of `x` (N, C, spatial...) with `w` (O, C/groups, k...), plus bias."""
+    """`act(conv(x, w) + b)`: cross-correlation of `x` (N, C, spatial...) with `w`
+    (O, C/groups, k...), plus bias, then the activation by name (the Conv layer in one
+    call; a relu is fused into the convolution).
+    """
 
 def conv_transpose(x: _TensorLike, w: Tensor, b: _TensorLike, stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int], dilation: Sequence[int], groups: int, out_pad: Sequence[int]) -> Tensor:
     """Transposed convolution of `x` (N, C_in, spatial...) with `w` (C_in, C_out/groups, k...)."""

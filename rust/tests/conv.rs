@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use flux_core::tensor::conv::{conv, conv_transpose, ConvSpec};
+use flux_core::tensor::conv::{conv, conv_relu, conv_transpose, ConvSpec};
 use flux_core::tensor::dropout::{alpha_dropout, dropout};
 use flux_core::tensor::gather::{gather, scatter_add};
 use flux_core::tensor::misc::{clamp, pixel_shuffle, split, upsample_linear, upsample_nearest, where_};
@@ -141,6 +141,48 @@ fn pooling_values_and_gradients() {
     }
     let x1 = Nd::new(&[1, 2, 7], g.distinct(14, -1.0, 1.0));
     gradcheck(&[x1.tensor()], |t| pool(&t[0], PoolMode::Max, &PoolSpec::new(&[3])));
+}
+
+#[test]
+fn conv_relu_is_relu_of_conv_with_its_gradient() {
+    let mut g = Gen::new(6);
+    let (x, w, b) = (rnd(&mut g, &[2, 3, 6, 5]), rnd(&mut g, &[4, 3, 3, 3]), rnd(&mut g, &[4]));
+    let s = spec2(1, 1, 1, 1);
+    let fused = conv_relu(&x, &w, Some(&b), &s).unwrap();
+    let plain = conv(&x, &w, Some(&b), &s).unwrap().relu().unwrap();
+    assert_close(&vals(&fused), &vals(&plain), 0.0, 0.0);
+    assert!(vals(&fused).iter().any(|&v| v == 0.0) && vals(&fused).iter().any(|&v| v > 0.0));
+    gradcheck(&[x, w, b], |t| conv_relu(&t[0], &t[1], Some(&t[2]), &spec2(2, 1, 1, 1)));
+}
+
+#[test]
+fn max_pool_2x2_and_unpadded_mean_pool_match_loops() {
+    let mut g = Gen::new(5);
+    let x = Nd::new(&[2, 3, 6, 8], g.distinct(288, -3.0, 3.0));
+    let y = pool(&x.tensor(), PoolMode::Max, &PoolSpec::new(&[2, 2])).unwrap();
+    let ym = pool(&x.tensor(), PoolMode::Mean, &PoolSpec::new(&[6, 8])).unwrap();
+    let (mut want, mut want_mean) = (vec![], vec![]);
+    for b in 0..2 {
+        for c in 0..3 {
+            for i in 0..3 {
+                for j in 0..4 {
+                    let m = [(0, 0), (0, 1), (1, 0), (1, 1)].iter().map(|&(a, e)| x.at(&[b, c, 2 * i + a, 2 * j + e])).fold(f64::NEG_INFINITY, f64::max);
+                    want.push(m);
+                }
+            }
+            want_mean.push((0..6).flat_map(|i| (0..8).map(move |j| (i, j))).map(|(i, j)| x.at(&[b, c, i, j])).sum::<f64>() / 48.0);
+        }
+    }
+    assert_close(&vals(&y), &want, 0.0, 0.0);
+    assert_close(&vals(&ym), &want_mean, 1e-12, 1e-12);
+    for (mode, k) in [(PoolMode::Max, [2, 2]), (PoolMode::Mean, [2, 2]), (PoolMode::Mean, [3, 4])] {
+        gradcheck(&[x.tensor()], |t| pool(&t[0], mode, &PoolSpec::new(&k)));
+    }
+    // the first NaN of a window wins, as in the general path
+    let mut v = vec![1.0f64; 16];
+    v[5] = f64::NAN;
+    let yn = vals(&pool(&Tensor::from_vec(v, &[1, 1, 4, 4]).unwrap(), PoolMode::Max, &PoolSpec::new(&[2, 2])).unwrap());
+    assert!(yn[0].is_nan() && yn[1..].iter().all(|&a| a == 1.0), "{yn:?}");
 }
 
 #[test]
