@@ -23,6 +23,7 @@
 //! statistics instead of saving them: with `dz = g ⊙ λ′` and `dx̂ = dz ⊙ γ`,
 //! `dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))/√(σ² + ε)` (means over each slice; only
 //! `dx̂/√(σ² + ε)` with fixed statistics), `dγ = Σ dz·x̂`, `dβ = Σ dz`.
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use rayon::prelude::*;
@@ -139,7 +140,7 @@ struct NormOp<'a> {
 }
 
 /// Apply `f(chunk index, slice index, chunk)` over the P·S chunks of length q.
-fn for_chunks<T: Float>(out: &mut [T], s: usize, q: usize, f: impl Fn(usize, usize, &mut [T]) + Sync + Send) {
+fn for_chunks<E: Send>(out: &mut [E], s: usize, q: usize, f: impl Fn(usize, usize, &mut [E]) + Sync + Send) {
     if q == 0 {
         return;
     }
@@ -149,6 +150,20 @@ fn for_chunks<T: Float>(out: &mut [T], s: usize, q: usize, f: impl Fn(usize, usi
     } else {
         out.chunks_exact_mut(q).enumerate().for_each(|(k, ch)| f(k, k % s, ch));
     }
+}
+
+/// A vector of the `n = P·S·Q` values that `write` puts into each chunk of length q, as
+/// [`for_chunks`]: the buffer is not zero-filled first (that was a pass of its own over
+/// every activation). `write` must write every element of its chunk.
+fn from_chunks<T: Float>(n: usize, s: usize, q: usize, write: impl Fn(usize, usize, &mut [MaybeUninit<T>]) + Sync + Send) -> Vec<T> {
+    let mut v = Vec::with_capacity(n);
+    if q > 0 {
+        for_chunks(&mut v.spare_capacity_mut()[..n], s, q, write);
+    }
+    // SAFETY: n is a multiple of q (the spec's check), so the chunks cover all n elements
+    // and `write` initialised each of them (or n = 0 when q = 0).
+    unsafe { v.set_len(if q > 0 { n } else { 0 }) };
+    v
 }
 
 /// `(0..s).map(f)`, on rayon when the work is large.
@@ -293,9 +308,8 @@ impl NormOp<'_> {
         let gs: &[T] = match &g { Some(g) => g.as_slice::<T>()?, None => &ones };
         let bs: &[T] = match &b { Some(b) => b.as_slice::<T>()?, None => &zeros };
         let qb = q / inner;
-        let mut y = vec![T::zero(); xs.len()];
-        with_act!(T, sp.act, |f, _d| {
-            for_chunks(&mut y, s, q, |k, si, ch| {
+        let y = with_act!(T, sp.act, |f, _d| {
+            from_chunks(xs.len(), s, q, |k, si, ch| {
                 let (m, iv) = (mu[si], inv[si]);
                 let a0 = (si % period) * inner;
                 let xk = &xs[k * q..(k + 1) * q];
@@ -304,7 +318,9 @@ impl NormOp<'_> {
                     let scale = gs[a0 + ia] * iv;
                     let shift = bs[a0 + ia] - m * scale;
                     let (yo, xi) = (&mut ch[ia * qb..(ia + 1) * qb], &xk[ia * qb..(ia + 1) * qb]);
-                    yo.iter_mut().zip(xi).for_each(|(o, &v)| *o = f(v * scale + shift));
+                    yo.iter_mut().zip(xi).for_each(|(o, &v)| {
+                        o.write(f(v * scale + shift));
+                    });
                 }
             })
         });
@@ -363,7 +379,6 @@ impl NormBackward {
         let need_affine = self.affine && (needs.get(1).copied().unwrap_or(false) || needs.get(2).copied().unwrap_or(false));
         let need_sums = self.batch || need_affine;
         let m = T::f((p * q) as f64);
-        let mut dx = vec![T::zero(); xs.len()];
         with_act!(T, sp.act, |f, d| {
             let _ = &f;
             // pass 1: per slice and affine entry, Σdz and Σdz·x̂
@@ -404,8 +419,8 @@ impl NormBackward {
                 vec![(T::zero(), T::zero()); s]
             };
             // pass 2: dx
-            if needs[0] {
-                for_chunks(&mut dx, s, q, |k, si, ch| {
+            let dx = needs[0].then(|| {
+                from_chunks(xs.len(), s, q, |k, si, ch| {
                     let (mi, iv, a0) = (mu[si], inv[si], (si % period) * inner);
                     let (a, b) = ab[si];
                     let o = k * q;
@@ -416,12 +431,12 @@ impl NormBackward {
                         for (((dv, &gv), &xv), &yv) in out.iter_mut().zip(&gs[r.clone()]).zip(&xs[r.clone()]).zip(&ys[r]) {
                             let xh = (xv - mi) * iv;
                             let dxh = gv * d(gm * xh + bt, yv) * gm;
-                            *dv = (dxh - a - xh * b) * iv;
+                            dv.write((dxh - a - xh * b) * iv);
                         }
                     }
-                });
-            }
-            let mut out = vec![needs[0].then(|| Tensor::from_vec(std::mem::take(&mut dx), self.x.shape())).transpose()?];
+                })
+            });
+            let mut out = vec![dx.map(|dx| Tensor::from_vec(dx, self.x.shape())).transpose()?];
             if self.affine {
                 // Σ over the slices sharing an entry, in slice order
                 let (mut dg, mut db) = (vec![T::zero(); na], vec![T::zero(); na]);
