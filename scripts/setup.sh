@@ -12,6 +12,16 @@ say() { printf '[%s] %s\n' "$(basename "$0" .sh)" "$*" >&2; }
 quiet() {
     "$@" 2>&1 | { LC_ALL=C grep --line-buffered -vE $'^(Requirement already satisfied|Ignoring [^ ]+: markers|Looking in (links|indexes):|[\x80-\xff])' || true; } >&2
 }
+# The GPU tests (the wheel is built with the wgpu feature) need a Vulkan driver; on a
+# machine without a GPU, Mesa's lavapipe (a CPU Vulkan device) is one. Installed when no
+# driver is present and apt-get can (CI runs as root on Debian); else those tests skip.
+if ! ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 \
+        && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    say "installing Mesa's Vulkan drivers (lavapipe) for the GPU tests"
+    { quiet apt-get install -y -q mesa-vulkan-drivers \
+        || { quiet apt-get update -q && quiet apt-get install -y -q mesa-vulkan-drivers; }; } \
+        || say "could not install mesa-vulkan-drivers: the GPU tests will skip"
+fi
 command -v cargo >/dev/null || { echo "setup: cargo (Rust) is required: install it from https://rustup.rs" >&2; exit 1; }
 if [ ! -x .venv/bin/python ]; then
     say "creating the virtual environment .venv"

@@ -15,6 +15,7 @@
 // argument checks are written `!(x > 0.0)` on purpose: unlike `x <= 0.0` they reject NaN
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 pub mod autodiff;
+pub mod backend;
 pub mod data;
 pub mod distributed;
 pub mod error;

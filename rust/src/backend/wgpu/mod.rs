@@ -1,0 +1,23 @@
+//! The wgpu backend (crate feature `wgpu`): one GPU, found at first use, computing in
+//! f32 with WGSL kernels on Vulkan, Metal or DX12 (Mesa's lavapipe on a machine with
+//! no GPU).
+//!
+//! - [`device`]: the global context and what adapter it runs on ([`gpu_available`]),
+//! - [`pool`]: device buffers pooled by size class,
+//! - [`transfer`]: uploads and downloads,
+//! - [`kernel`]: running a WGSL kernel over buffers with a pipeline cache,
+//! - the kernel families, each a WGSL file under `kernels/` and the Rust that launches it.
+pub mod device;
+pub mod elementwise;
+pub mod gather;
+pub mod kernel;
+pub mod matmul;
+pub mod pool;
+pub mod reduce;
+pub mod transfer;
+
+pub use device::{context, gpu_available, gpu_info, GpuInfo};
+pub use pool::GpuBuffer;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,91 @@
+//! Host ↔ device copies: upload into a pooled buffer, download through a pooled
+//! read-back buffer (the only place the host waits for the GPU).
+use super::device::context;
+use super::pool::{GpuBuffer, READBACK};
+use crate::error::{Error, Result};
+
+/// A new device buffer holding `data`.
+///
+/// ```
+/// # use flux_core::backend::wgpu::{gpu_available, transfer};
+/// if gpu_available() {
+///     let b = transfer::upload(&[1.0, 2.0, 3.0]).unwrap();
+///     assert_eq!(transfer::download(&b).unwrap(), vec![1.0, 2.0, 3.0]);
+/// }
+/// ```
+pub fn upload(data: &[f32]) -> Result<GpuBuffer> {
+    let b = GpuBuffer::new(data.len())?;
+    write(&b, 0, bytemuck::cast_slice(data))?;
+    Ok(b)
+}
+
+/// A new device buffer holding the u32 values `data` (indices, shapes and other
+/// parameters of kernels).
+pub fn upload_u32(data: &[u32]) -> Result<GpuBuffer> {
+    let b = GpuBuffer::new(data.len())?;
+    write(&b, 0, bytemuck::cast_slice(data))?;
+    Ok(b)
+}
+
+/// Overwrite the bytes of `buf` from byte `offset` on with `bytes` (a multiple of 4 long).
+/// The write lands before any work submitted after this call and after all work
+/// submitted before it.
+pub fn write(buf: &GpuBuffer, offset: u64, bytes: &[u8]) -> Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    if offset + bytes.len() as u64 > buf.raw().size() || bytes.len() % 4 != 0 || offset % 4 != 0 {
+        return Err(Error::Device(format!(
+            "cannot write {} bytes at byte {offset} of a GPU buffer of {} bytes",
+            bytes.len(),
+            buf.raw().size()
+        )));
+    }
+    let ctx = context()?;
+    ctx.queue.write_buffer(buf.raw(), offset, bytes);
+    ctx.check("writing a GPU buffer")
+}
+
+/// The first `buf.len()` elements of `buf` as f32, after all submitted work is done.
+pub fn download(buf: &GpuBuffer) -> Result<Vec<f32>> { download_range(buf, 0, buf.len()) }
+
+/// Elements `start..start + len` of `buf` as f32.
+pub fn download_range(buf: &GpuBuffer, start: usize, len: usize) -> Result<Vec<f32>> {
+    // the bytes of a Vec<u8> need not be aligned for f32: copy them out element by element
+    Ok(bytemuck::pod_collect_to_vec(&download_bytes(buf, 4 * start as u64, 4 * len as u64)?))
+}
+
+/// The first `buf.len()` elements of `buf` as u32.
+pub fn download_u32(buf: &GpuBuffer) -> Result<Vec<u32>> {
+    Ok(bytemuck::pod_collect_to_vec(&download_bytes(buf, 0, buf.bytes())?))
+}
+
+fn download_bytes(buf: &GpuBuffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
+    if bytes == 0 {
+        return Ok(Vec::new());
+    }
+    if offset + bytes > buf.raw().size() {
+        return Err(Error::Device(format!("cannot read {bytes} bytes at byte {offset} of a GPU buffer of {} bytes", buf.raw().size())));
+    }
+    let ctx = context()?;
+    let staging = GpuBuffer::with_usage((bytes / 4) as usize, READBACK)?;
+    let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("flux_rs download") });
+    enc.copy_buffer_to_buffer(buf.raw(), offset, staging.raw(), 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.raw().map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Device(format!("waiting for the GPU: {e}")))?;
+    let mapped = rx.recv().map_err(|_| Error::Device("the GPU read-back never finished".into()))?;
+    ctx.check("reading a GPU buffer back")?;
+    mapped.map_err(|e| Error::Device(format!("mapping a GPU buffer for reading: {e}")))?;
+    let out = {
+        let view = staging.raw().get_mapped_range(0..bytes).map_err(|e| Error::Device(format!("reading a mapped GPU buffer: {e}")))?;
+        view.to_vec()
+    };
+    staging.raw().unmap();
+    Ok(out)
+}
