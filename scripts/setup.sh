@@ -15,7 +15,7 @@ quiet() {
 # The GPU tests (the wheel is built with the wgpu feature) need a Vulkan driver; on a
 # machine without a GPU, Mesa's lavapipe (a CPU Vulkan device) is one. Installed when no
 # driver is present and apt-get can (CI runs as root on Debian); else those tests skip.
-if ! ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 \
+if ! compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null && ! compgen -G '/etc/vulkan/icd.d/*.json' >/dev/null \
         && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     say "installing Mesa's Vulkan drivers (lavapipe) for the GPU tests"
     { quiet apt-get install -y -q mesa-vulkan-drivers \
