@@ -59,6 +59,13 @@ impl Bilinear {
         self
     }
     /// The same layer without a bias.
+    ///
+    /// ```
+    /// use flux_core::nn::{Module, bilinear::Bilinear};
+    /// let b = Bilinear::new(2, 2, 3).no_bias();
+    /// assert!(b.bias.is_none());
+    /// assert_eq!(b.parameters().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["weight"]);
+    /// ```
     pub fn no_bias(mut self) -> Bilinear {
         self.bias = None;
         self

@@ -139,6 +139,14 @@ pub struct AlphaDropout {
 
 impl AlphaDropout {
     /// Probability `p` in [0, 1], the global generator.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, dropout::AlphaDropout}};
+    /// let d = AlphaDropout::new(0.2).unwrap().seed(4);
+    /// let x = Tensor::zeros(&[4], DType::F64);
+    /// assert_eq!(d.forward_t(&x, false).unwrap().to_vec_f64().unwrap(), vec![0.0; 4]);  // the identity in inference
+    /// assert!(AlphaDropout::new(-0.1).is_err());
+    /// ```
     pub fn new(p: f64) -> Result<AlphaDropout> { Ok(AlphaDropout { p: check_p(p)?, rng: Source::Global }) }
     /// A generator of the layer's own, seeded with `seed`.
     pub fn seed(mut self, seed: u64) -> Self {

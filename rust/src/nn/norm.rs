@@ -40,6 +40,12 @@ impl Default for NormOpts {
 
 impl NormOpts {
     /// Set ε.
+    ///
+    /// ```
+    /// use flux_core::nn::{norm::NormOpts, Activation};
+    /// let o = NormOpts::default().eps(1e-3).momentum(0.01).activation(Activation::Relu);
+    /// assert_eq!((o.eps, o.momentum, o.act), (1e-3, 0.01, Activation::Relu));
+    /// ```
     pub fn eps(mut self, eps: f64) -> Self {
         self.eps = eps;
         self

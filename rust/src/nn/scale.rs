@@ -59,6 +59,12 @@ impl Scale {
         self
     }
     /// The same layer with its parameters converted to `dtype`.
+    ///
+    /// ```
+    /// use flux_core::{DType, nn::scale::Scale};
+    /// let s = Scale::new(&[2, 3]).dtype(DType::F64);
+    /// assert_eq!((s.scale.dtype(), s.bias.unwrap().shape()), (DType::F64, &[2usize, 3][..]));
+    /// ```
     pub fn dtype(mut self, dtype: DType) -> Scale {
         // a cast between float types cannot fail
         self.scale = self.scale.cast(dtype).expect("float cast");
