@@ -2,31 +2,29 @@
 //! over the four gates (Flux's order: input, forget, cell, output); BPTT in reverse with
 //! one GEMM per step. The sequence machinery it shares with the GRU and RNN is in
 //! [`super::recurrent`].
-use super::recurrent::{input_projection, through_wh, Dims, Saved};
+use super::recurrent::{batch_chunks, gemm_here, run_chunks, split_by, Dims, Inputs, Saved, ToWh};
 use crate::autodiff::Backward;
 use crate::error::Result;
-use crate::tensor::matmul::{gemm_into, Mat};
+use crate::tensor::matmul::Mat;
 use crate::tensor::{Float, Tensor};
 
-use super::gates::{block, sigmoid, tanh, wide, wide_or_not};
+use super::gates::{sigmoid, tanh, wide, wide_or_not};
 
-/// One step of one sequence: the gate pre-activations in `ga` (4H, `x·Wiᵀ + b`) plus `gh`
-/// (`h·Whᵀ`) become the activations, in place; the cell state `c` and the output `y`
-/// from the previous cell state `cp`.
+/// One step of one sequence: the gate pre-activations in `ga` (4H, `x·Wiᵀ + b + h·Whᵀ`)
+/// become the activations, in place; the cell state `c` and the output `y` from the
+/// previous cell state `cp`.
 #[inline(always)]
-fn step_fwd_body<T: Float>(h: usize, ga: &mut [T], gh: &[T], cp: &[T], c: &mut [T], y: &mut [T]) {
+fn step_fwd_body<T: Float>(h: usize, ga: &mut [T], cp: &[T], c: &mut [T], y: &mut [T]) {
     // one slice of length h per gate, so that the loop has no bounds checks and vectorises
-    let q = |v, k| block(v, k, h);
-    let (hi, hf, hg, ho) = (q(gh, 0), q(gh, 1), q(gh, 2), q(gh, 3));
     let (ai, rest) = ga[..4 * h].split_at_mut(h);
     let (af, rest) = rest.split_at_mut(h);
     let (ag, ao) = rest.split_at_mut(h);
     let (cp, c, y) = (&cp[..h], &mut c[..h], &mut y[..h]);
     for j in 0..h {
-        let i = sigmoid(ai[j] + hi[j]);
-        let f = sigmoid(af[j] + hf[j]);
-        let g = tanh(ag[j] + hg[j]);
-        let o = sigmoid(ao[j] + ho[j]);
+        let i = sigmoid(ai[j]);
+        let f = sigmoid(af[j]);
+        let g = tanh(ag[j]);
+        let o = sigmoid(ao[j]);
         let cn = f * cp[j] + i * g;
         ai[j] = i;
         af[j] = f;
@@ -37,17 +35,17 @@ fn step_fwd_body<T: Float>(h: usize, ga: &mut [T], gh: &[T], cp: &[T], c: &mut [
     }
 }
 
-wide_or_not!(step_fwd_wide, <T>(h: usize, ga: &mut [T], gh: &[T], cp: &[T], c: &mut [T], y: &mut [T]) {
-    step_fwd_body(h, ga, gh, cp, c, y)
+wide_or_not!(step_fwd_wide, <T>(h: usize, ga: &mut [T], cp: &[T], c: &mut [T], y: &mut [T]) {
+    step_fwd_body(h, ga, cp, c, y)
 });
 
-fn step_fwd<T: Float>(h: usize, ga: &mut [T], gh: &[T], cp: &[T], c: &mut [T], y: &mut [T]) {
+fn step_fwd<T: Float>(h: usize, ga: &mut [T], cp: &[T], c: &mut [T], y: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
     if wide() {
         // SAFETY: the CPU has AVX2 and FMA (checked by `wide`).
-        return unsafe { step_fwd_wide(h, ga, gh, cp, c, y) };
+        return unsafe { step_fwd_wide(h, ga, cp, c, y) };
     }
-    step_fwd_body(h, ga, gh, cp, c, y)
+    step_fwd_body(h, ga, cp, c, y)
 }
 
 /// One step back: from the gradient reaching this step's output (`gy + dh`) and cell
@@ -90,31 +88,37 @@ fn step_bwd<T: Float>(h: usize, gy: &[T], dh: &[T], dc: &mut [T], a: &[T], cp: &
 
 /// The forward pass of [`super::recurrent::Sequence`] for the LSTM: output `[ys…, c_T…]`.
 pub(super) fn forward<T: Float>(d: Dims, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
-    // the input projection of every step, overwritten step by step with the activations
-    let mut acts = input_projection::<T>(d, xs[0], xs[1], xs[3])?;
+    let ins = Inputs::<T>::new(d, xs)?;
     let (h0, c0) = (xs[4].as_slice::<T>()?, xs[5].as_slice::<T>()?);
     let (b, h, h4) = (d.b, d.h, 4 * d.h);
     let n = b * d.t * h;
+    // per step: the input projection, then h·Whᵀ added in place, then the activations
+    let mut acts = vec![T::zero(); b * d.t * h4];
     let mut out = vec![T::zero(); n + b * h];
     let mut cs = vec![T::zero(); n];
-    let mut gh = vec![T::zero(); b * h4];
-    let whm = Mat::of(xs[2], true)?;
-    for t in 0..d.t {
-        gemm_into(b, h4, h, d.h_prev(t, h0, &out), whm, &mut gh, false);
-        for bi in 0..b {
-            let r = d.row(bi, t);
-            let (done, now) = cs.split_at_mut(r * h);
-            let cp = if t == 0 { &c0[bi * h..] } else { &done[(r - 1) * h..] };
-            step_fwd(h, &mut acts[r * h4..], &gh[bi * h4..], cp, now, &mut out[r * h..]);
+    let chunks = batch_chunks(b);
+    let (ys, _) = out.split_at_mut(n);
+    let jobs = chunks.iter().zip(split_by(&mut acts, &chunks, d.t * h4)).zip(split_by(ys, &chunks, d.t * h)).zip(split_by(&mut cs, &chunks, d.t * h));
+    run_chunks(jobs.collect(), |(((rows, acts), ys), cs)| {
+        let dc = d.chunk(rows);
+        ins.project(rows, acts);
+        let (h0, c0) = (&h0[rows.start * h..], &c0[rows.start * h..]);
+        for t in 0..d.t {
+            gemm_here(dc.b, h4, h, dc.h_prev(t, h0, ys), ins.wht(), &mut acts[t * h4..], d.t * h4, true);
+            for bi in 0..dc.b {
+                let r = dc.row(bi, t);
+                let (done, now) = cs.split_at_mut(r * h);
+                let cp = if t == 0 { &c0[bi * h..] } else { &done[(r - 1) * h..] };
+                step_fwd(h, &mut acts[r * h4..], cp, now, &mut ys[r * h..]);
+            }
         }
-    }
+    });
     for bi in 0..b {
         let last = d.row(bi, d.t - 1) * h;
         out[n + bi * h..n + (bi + 1) * h].copy_from_slice(&cs[last..last + h]);
     }
     let y = Tensor::from_vec(out, &[n + b * h])?;
-    let saved = |v: Vec<T>| Tensor::from_vec(v, &[n * 4]);
-    let bwd = LstmBackward { s: Saved::new(d, xs), c0: xs[5].clone(), y: y.clone(), acts: saved(acts)?, cs: Tensor::from_vec(cs, &[n])? };
+    let bwd = LstmBackward { s: Saved::new(d, xs), c0: xs[5].clone(), y: y.clone(), acts: Tensor::from_vec(acts, &[n * 4])?, cs: Tensor::from_vec(cs, &[n])? };
     Ok((y, Box::new(bwd)))
 }
 
@@ -138,20 +142,29 @@ impl LstmBackward {
         let (gy, gc) = g.as_slice::<T>()?.split_at(n);
         let (acts, cs) = (self.acts.as_slice::<T>()?, self.cs.as_slice::<T>()?);
         let c0 = self.c0.as_slice::<T>()?;
+        let whm = Mat::of(&self.s.wh, false)?;
         let mut dg = vec![T::zero(); b * d.t * h4];
         let mut dh = vec![T::zero(); b * h];
         let mut dc = gc.to_vec();
-        for t in (0..d.t).rev() {
-            for bi in 0..b {
-                let r = d.row(bi, t);
-                let cp = if t == 0 { &c0[bi * h..] } else { &cs[(r - 1) * h..] };
-                step_bwd(h, &gy[r * h..], &dh[bi * h..], &mut dc[bi * h..], &acts[r * h4..], cp, &cs[r * h..], &mut dg[r * h4..]);
+        let chunks = batch_chunks(b);
+        let jobs = chunks.iter().zip(split_by(&mut dg, &chunks, d.t * h4)).zip(split_by(&mut dh, &chunks, h)).zip(split_by(&mut dc, &chunks, h));
+        run_chunks(jobs.collect(), |(((rows, dg), dh), dc)| {
+            let dn = d.chunk(rows);
+            let (s, c) = (rows.start * d.t, rows.start);
+            let (gy, acts, cs, c0) = (&gy[s * h..], &acts[s * h4..], &cs[s * h..], &c0[c * h..]);
+            for t in (0..d.t).rev() {
+                for bi in 0..dn.b {
+                    let r = dn.row(bi, t);
+                    let cp = if t == 0 { &c0[bi * h..] } else { &cs[(r - 1) * h..] };
+                    step_bwd(h, &gy[r * h..], &dh[bi * h..], &mut dc[bi * h..], &acts[r * h4..], cp, &cs[r * h..], &mut dg[r * h4..]);
+                }
+                if t > 0 || needs[4] {
+                    gemm_here(dn.b, h, h4, dn.step_rows(t, dg, h4), whm, dh, h, false);
+                }
             }
-            if t > 0 || needs[4] {
-                through_wh(d, d.step_rows(t, &dg, h4), &self.s.wh, &mut dh, false)?;
-            }
-        }
-        let mut res = self.s.weight_grads(&dg, &dg, &self.y.as_slice::<T>()?[..n], needs)?;
+        });
+        let to_wh = ToWh { dg: Mat { data: &dg, off: 0, rs: h4 as isize, cs: 1 }, first: 0, rows: h4 };
+        let mut res = self.s.weight_grads(&dg, &[to_wh], &self.y.as_slice::<T>()?[..n], needs)?;
         res.push(needs[4].then(|| Tensor::from_vec(dh, &[b, h])).transpose()?);
         res.push(needs[5].then(|| Tensor::from_vec(dc, &[b, h])).transpose()?);
         Ok(res)
