@@ -168,6 +168,63 @@ fn f32_gradients_match_f64() {
     }
 }
 
+/// A batch large enough to be cut into chunks that run on different threads (17
+/// sequences: uneven chunks; 96 units: per-step products past gemm's small-size path)
+/// gives every sequence what it gives alone, gradients included.
+#[test]
+fn a_batch_split_across_threads_equals_each_sequence_alone() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    pool.install(|| {
+        for (k, cell) in CELLS.into_iter().enumerate() {
+            let (bs, t, h) = (17, 3, 96);
+            let c = case(cell, bs, t, 4, h, 50 + k as u64);
+            let (ys, hl, cl) = reference(cell, &c.x, &c.wi, &c.wh, &c.b, &c.h0, &c.c0);
+            let (y, s) = run(cell, &c, false);
+            assert_close(&vals(&y), &ys, 1e-12, 1e-12);
+            assert_close(&vals(&s[0]), &hl, 1e-12, 1e-12);
+            if cell == Cell::Lstm {
+                assert_close(&vals(&s[1]), &cl, 1e-12, 1e-12);
+            }
+            // the gradients of the batch: x's rows and the sums over sequences of the
+            // weights' gradients, against each sequence run alone
+            let w = weights_for(&[bs, t, h], 7);
+            let mut ins = vec![c.x.tensor(), c.wi.tensor(), c.wh.tensor(), c.b.tensor(), c.h0.tensor()];
+            if cell == Cell::Lstm {
+                ins.push(c.c0.tensor());
+            }
+            let grads = |ins: &[Tensor], w: &Tensor| -> Vec<Vec<f64>> {
+                let refs: Vec<&Tensor> = ins.iter().collect();
+                let (_, g) = autodiff::value_and_grad(&refs, || {
+                    let (ys, st) = sequence(cell, &ins[0], &ins[1], &ins[2], Some(&ins[3]), Some(&ins[4..]))?;
+                    ys.mul(w)?.sum_all()?.add(&st.last().unwrap().sum_all()?)
+                })
+                .unwrap();
+                g.iter().map(|g| vals(g.as_ref().unwrap())).collect()
+            };
+            let whole = grads(&ins, &w);
+            let mut sums = vec![vec![0.0; whole[1].len()], vec![0.0; whole[2].len()], vec![0.0; whole[3].len()]];
+            for q in 0..bs {
+                let one: Vec<Tensor> = ins.iter().enumerate().map(|(j, v)| match j {
+                    0 => v.slice(&[sd(q, 1), sd(0, t), sd(0, 4)]).unwrap(),
+                    1..=3 => v.clone(),
+                    _ => v.slice(&[sd(q, 1), sd(0, h)]).unwrap(),
+                }).collect();
+                let g = grads(&one, &w.slice(&[sd(q, 1), sd(0, t), sd(0, h)]).unwrap());
+                assert_close(&g[0], &whole[0][q * t * 4..(q + 1) * t * 4], 1e-12, 1e-12);
+                for (j, sum) in sums.iter_mut().enumerate() {
+                    sum.iter_mut().zip(&g[j + 1]).for_each(|(a, b)| *a += b);
+                }
+                for s in 4..ins.len() {
+                    assert_close(&g[s], &whole[s][q * h..(q + 1) * h], 1e-12, 1e-12);
+                }
+            }
+            for (j, sum) in sums.iter().enumerate() {
+                assert_close(sum, &whole[j + 1], 1e-10, 1e-10);
+            }
+        }
+    });
+}
+
 #[test]
 fn a_sequence_continued_from_its_state_equals_one_pass() {
     for (k, cell) in CELLS.into_iter().enumerate() {
