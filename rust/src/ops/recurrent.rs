@@ -1,12 +1,13 @@
 //! Recurrent sequences as fused ops: a whole RNN, LSTM or GRU pass over (batch, time,
 //! features) is one tape node.
 //!
-//! The forward pass projects the input of every time step at once (one GEMM,
-//! `x·Wiᵀ + b`), then per step runs one GEMM with the recurrent kernel (`h·Whᵀ`) and one
-//! fused sweep over the gates. The backward pass (BPTT) walks the steps in reverse with one
-//! GEMM per step (`dgates·Wh`, the gradient reaching the previous state) and collects the
-//! gate gradients of all steps, so that the gradients of `Wi`, `Wh`, `b` and `x` are again
-//! one GEMM each after the loop. The gate kernels of each cell live beside this file:
+//! The batch is cut into chunks of whole sequences, one per thread, and each chunk runs
+//! its time loop alone: the input of every step projected at once (one GEMM,
+//! `x·Wiᵀ + b`), then per step one GEMM with the recurrent kernel (`h·Whᵀ`) and one fused
+//! sweep over the gates. The backward pass (BPTT) walks the steps in reverse, again per
+//! chunk, with one GEMM per step (`dgates·Wh`, the gradient reaching the previous state),
+//! and collects the gate gradients of all steps, so that the gradients of `Wi`, `Wh`, `b`
+//! and `x` are one (threaded) GEMM each after the loop. The gate kernels of each cell live beside this file:
 //! [`super::lstm`], [`super::gru`], [`super::rnn`].
 //!
 //! Layouts (Flux's gate order, PyTorch's weight shapes): `x` (B, T, I), `Wi` (G·H, I),
