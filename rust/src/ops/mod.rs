@@ -5,7 +5,7 @@
 //! a [`FusedOp`]: its checks and its backward rule are device-free; its forward is
 //! chosen by the device its inputs live on. Today the only device is the CPU; the wgpu
 //! backend adds a `wgpu_fwd` to exactly these ops, and a device without a forward
-//! returns [`Error::Device`] naming the op — never a panic (the pattern of candle's
+//! returns [`Error::Device`](crate::Error::Device) naming the op — never a panic (the pattern of candle's
 //! `CustomOp1 { cpu_fwd, cuda_fwd, metal_fwd, bwd }`).
 //!
 //! Each op lives in its own file here, forward kernel and backward rule side by side.
@@ -46,7 +46,7 @@ pub mod scale;
 use std::fmt::Debug;
 
 use crate::autodiff::{record, Backward, Op};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::tensor::{Device, Tensor};
 
 /// An op with a forward per device and one backward rule.
@@ -60,6 +60,12 @@ pub trait FusedOp: Send + Sync + Debug {
     fn name(&self) -> &'static str;
     /// The CPU forward: output and backward rule.
     fn cpu_fwd(&self, inputs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)>;
+    /// The GPU forward (inputs on [`Device::Wgpu`]); by default an [`Error::Device`](crate::Error::Device)
+    /// naming the op, until the wgpu backend gives this op a kernel.
+    fn wgpu_fwd(&self, inputs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let _ = inputs;
+        Err(crate::backend::no_kernel(Device::Wgpu, self.name()))
+    }
 }
 
 /// Run `op` on `inputs`: check they share a device, run that device's forward, and
@@ -67,10 +73,11 @@ pub trait FusedOp: Send + Sync + Debug {
 pub fn apply(op: &dyn FusedOp, inputs: &[&Tensor]) -> Result<Tensor> {
     let device = inputs.first().map(|x| x.device()).unwrap_or(Device::Cpu);
     if let Some(x) = inputs.iter().find(|x| x.device() != device) {
-        return Err(Error::Device(format!("{}: inputs on different devices ({device:?} and {:?})", op.name(), x.device())));
+        return Err(crate::backend::mixed_devices(op.name(), device, x.device()));
     }
     let (out, bwd) = match device {
         Device::Cpu => op.cpu_fwd(inputs)?,
+        Device::Wgpu => op.wgpu_fwd(inputs)?,
     };
     record(inputs, &out, || Op::Custom(bwd));
     Ok(out)

@@ -1,455 +1,27 @@
-//! Elementwise ops: unary maps, numpy-broadcasting binary ops, comparisons.
-//!
-//! Each unary op has its value and its derivative side by side (`fwd` / `deriv`), so
-//! the backward pass is one fused kernel `g · f′(x, y)`.
-use rayon::prelude::*;
-
-use super::layout::{broadcast_shapes, for_each_offset2};
-use super::{DType, Float, Tensor};
+//! Elementwise ops: unary maps, numpy-broadcasting binary ops, comparisons. The checks
+//! and tape records are here; the kernels are the backend's (`backend/cpu/elementwise.rs`
+//! on the CPU).
+use super::layout::{broadcast_shapes, Layout};
+use super::{DType, Tensor};
 use crate::autodiff::{record, Op};
 use crate::error::Result;
 
-/// An elementwise function of one tensor (the kernels behind `Tensor::unary`).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum UnaryOp {
-    /// `−x`.
-    Neg,
-    /// `eˣ`.
-    Exp,
-    /// The natural logarithm.
-    Log,
-    /// `√x`.
-    Sqrt,
-    /// `|x|`.
-    Abs,
-    /// `tanh(x)`.
-    Tanh,
-    /// `1 / (1 + e⁻ˣ)`.
-    Sigmoid,
-    /// `max(0, x)`.
-    Relu,
-    /// `x` if `x > 0`, else `a·x`.
-    LeakyRelu(f64),
-    /// `x` if `x > 0`, else `α·(eˣ − 1)`.
-    Elu(f64),
-    /// The Gaussian error linear unit (tanh approximation).
-    Gelu,
-    /// `x·σ(x)`.
-    Swish,
-    /// `log(1 + eˣ)`, computed stably.
-    Softplus,
-    /// `x²`.
-    Square,
-    /// −1, 0 or 1.
-    Sign,
-}
-
-/// An elementwise function of two broadcast tensors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a − b`.
-    Sub,
-    /// `a · b`.
-    Mul,
-    /// `a / b`.
-    Div,
-    /// `aᵇ`.
-    Pow,
-    /// The larger of `a` and `b` (a tie shares the gradient).
-    Max,
-    /// The smaller of `a` and `b` (a tie shares the gradient).
-    Min,
-}
-
-/// A comparison; the result is 1.0 where it holds and 0.0 elsewhere.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CmpOp {
-    /// `a > b`.
-    Gt,
-    /// `a ≥ b`.
-    Ge,
-    /// `a < b`.
-    Lt,
-    /// `a ≤ b`.
-    Le,
-    /// `a == b`.
-    Eq,
-    /// `a ≠ b`.
-    Ne,
-}
-
-/// The logistic function of one number, without overflow for large |x|.
-#[inline(always)]
-pub fn sigmoid<T: Float>(x: T) -> T {
-    if x >= T::zero() {
-        T::one() / (T::one() + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (T::one() + e)
-    }
-}
-/// `log(1 + eˣ)` of one number, without overflow.
-#[inline(always)]
-pub fn softplus<T: Float>(x: T) -> T { x.max(T::zero()) + (-x.abs()).exp().ln_1p() }
-
-const GELU_C: f64 = 0.7978845608028654; // sqrt(2/pi)
-const GELU_A: f64 = 0.044715;
-
-/// `eˣ`: in f32 Cephes' `expf` (range reduction by ln 2, a degree-6 polynomial, the
-/// exponent set by bits; within 1 ulp), which the compiler vectorises where libm's is a
-/// call per element (glibc's `expf` and `tanhf` were a third of a transformer block's
-/// step); 0 below −87.3, ∞ above 88.7, NaN kept. f64 keeps libm's.
-#[inline(always)]
-pub(crate) fn exp_fast<T: Float>(x: T) -> T {
-    if T::DTYPE != DType::F32 {
-        return x.exp();
-    }
-    let x = x.to_f64() as f32;
-    let xc = x.clamp(-87.0, 88.0);
-    // n = round(x·log2 e) by adding and removing 1.5·2²³, which leaves n in the low
-    // mantissa bits of `t`: no `floor` (a libm call without SSE4.1) and no saturating
-    // float→int cast (scalar per lane), so the loop stays in vector registers
-    const MAGIC: f32 = 12_582_912.0;
-    let t = xc * std::f32::consts::LOG2_E + MAGIC;
-    let n = t - MAGIC;
-    let r = xc - n * 0.693_359_4 + n * 2.121_944_4e-4;
-    let p = ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1) * r + 5.000_000_1e-1;
-    // 2ⁿ: n + 127 in the exponent field (t's bits are 0x4B40_0000 + n)
-    let y = (p * r * r + r + 1.0) * f32::from_bits(t.to_bits().wrapping_sub(0x4B40_0000 - 127) << 23);
-    T::f(if x < -87.3 { 0.0 } else if x > 88.72 { f64::INFINITY } else { y as f64 })
-}
-
-/// GELU's gate `½(1 + tanh u)`, written as the logistic `1/(1 + e^(−2u))`: the same
-/// number without the cancellation of `1 + tanh u` where tanh u ≈ −1, and vectorised
-/// through [`exp_fast`].
-#[inline(always)]
-fn gelu_gate<T: Float>(u: T) -> T { T::one() / (T::one() + exp_fast(T::f(-2.0) * u)) }
-
-impl UnaryOp {
-    /// y = f(x)
-    #[inline(always)]
-    pub fn fwd<T: Float>(self, x: T) -> T {
-        match self {
-            UnaryOp::Neg => -x,
-            UnaryOp::Exp => x.exp(),
-            UnaryOp::Log => x.ln(),
-            UnaryOp::Sqrt => x.sqrt(),
-            UnaryOp::Abs => x.abs(),
-            UnaryOp::Tanh => x.tanh(),
-            UnaryOp::Sigmoid => sigmoid(x),
-            // `x > 0 ? x : 0` lets NaN propagate, as NNlib's relu does
-            UnaryOp::Relu => if x < T::zero() { T::zero() } else { x },
-            UnaryOp::LeakyRelu(a) => if x > T::zero() { x } else { T::f(a) * x },
-            UnaryOp::Elu(a) => if x >= T::zero() { x } else { T::f(a) * x.exp_m1() },
-            UnaryOp::Gelu => {
-                x * gelu_gate(T::f(GELU_C) * (x + T::f(GELU_A) * x * x * x))
-            }
-            UnaryOp::Swish => x * sigmoid(x),
-            UnaryOp::Softplus => softplus(x),
-            UnaryOp::Square => x * x,
-            UnaryOp::Sign => if x > T::zero() { T::one() } else if x < T::zero() { -T::one() } else { x * T::zero() },
-        }
-    }
-    /// dy/dx, given the input x and the output y.
-    #[inline(always)]
-    pub fn deriv<T: Float>(self, x: T, y: T) -> T {
-        let one = T::one();
-        match self {
-            UnaryOp::Neg => -one,
-            UnaryOp::Exp => y,
-            UnaryOp::Log => one / x,
-            UnaryOp::Sqrt => T::f(0.5) / y,
-            UnaryOp::Abs => if x > T::zero() { one } else if x < T::zero() { -one } else { T::zero() },
-            UnaryOp::Tanh => one - y * y,
-            UnaryOp::Sigmoid => y * (one - y),
-            UnaryOp::Relu => if x > T::zero() { one } else { T::zero() },
-            UnaryOp::LeakyRelu(a) => if x > T::zero() { one } else { T::f(a) },
-            UnaryOp::Elu(a) => if x >= T::zero() { one } else { y + T::f(a) },
-            UnaryOp::Gelu => {
-                let x2 = x * x;
-                // d/dx x·σ(2u) = σ + x·σ(1 − σ)·2u′
-                let s = gelu_gate(T::f(GELU_C) * (x + T::f(GELU_A) * x2 * x));
-                s + x * s * (one - s) * T::f(2.0 * GELU_C) * (one + T::f(3.0 * GELU_A) * x2)
-            }
-            UnaryOp::Swish => {
-                let s = sigmoid(x);
-                s + x * s * (one - s)
-            }
-            UnaryOp::Softplus => sigmoid(x),
-            UnaryOp::Square => T::f(2.0) * x,
-            UnaryOp::Sign => T::zero(),
-        }
-    }
-}
-
-impl BinaryOp {
-    /// The op applied to one pair of numbers.
-    #[inline(always)]
-    pub fn fwd<T: Float>(self, a: T, b: T) -> T {
-        match self {
-            BinaryOp::Add => a + b,
-            BinaryOp::Sub => a - b,
-            BinaryOp::Mul => a * b,
-            BinaryOp::Div => a / b,
-            BinaryOp::Pow => a.powf(b),
-            // NaN-propagating, like numpy's maximum
-            BinaryOp::Max => if a.is_nan() || a >= b { a } else { b },
-            BinaryOp::Min => if a.is_nan() || a <= b { a } else { b },
-        }
-    }
-}
-
-impl CmpOp {
-    #[inline(always)]
-    fn test<T: Float>(self, a: T, b: T) -> bool {
-        match self {
-            CmpOp::Gt => a > b,
-            CmpOp::Ge => a >= b,
-            CmpOp::Lt => a < b,
-            CmpOp::Le => a <= b,
-            CmpOp::Eq => a == b,
-            CmpOp::Ne => a != b,
-        }
-    }
-}
-
-/// Elements above which a cheap kernel (a vector instruction or two per element) is
-/// split over rayon's threads: below it, waking the pool costs more than the loop.
-const PAR_CHEAP: usize = 1 << 18;
-/// The same for kernels that call libm (exp, tanh, log…) at 10–20 ns an element.
-const PAR_COSTLY: usize = 1 << 14;
-/// Elements per parallel task.
-const CHUNK: usize = 1 << 14;
-
-impl UnaryOp {
-    /// Cheap enough that only big arrays are worth splitting over threads.
-    fn is_cheap(self) -> bool {
-        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Relu | UnaryOp::LeakyRelu(_) | UnaryOp::Square | UnaryOp::Sign | UnaryOp::Sqrt)
-    }
-    fn par_min(self) -> usize { if self.is_cheap() { PAR_CHEAP } else { PAR_COSTLY } }
-}
-
-// The kernels below are written once, generically over a closure, and instantiated once
-// per op by these macros: each arm's closure names its op as a constant, so the match
-// in `fwd`/`deriv` folds away and the loop vectorises (a closure capturing the op at
-// run time kept a 15-way branch in every iteration, ~15× slower).
-macro_rules! with_unary {
-    ($T:ty, $op:expr, |$f:ident| $body:expr) => {
-        match $op {
-            UnaryOp::Neg => { let $f = |v: $T| UnaryOp::Neg.fwd(v); $body }
-            UnaryOp::Exp => { let $f = |v: $T| UnaryOp::Exp.fwd(v); $body }
-            UnaryOp::Log => { let $f = |v: $T| UnaryOp::Log.fwd(v); $body }
-            UnaryOp::Sqrt => { let $f = |v: $T| UnaryOp::Sqrt.fwd(v); $body }
-            UnaryOp::Abs => { let $f = |v: $T| UnaryOp::Abs.fwd(v); $body }
-            UnaryOp::Tanh => { let $f = |v: $T| UnaryOp::Tanh.fwd(v); $body }
-            UnaryOp::Sigmoid => { let $f = |v: $T| UnaryOp::Sigmoid.fwd(v); $body }
-            UnaryOp::Relu => { let $f = |v: $T| UnaryOp::Relu.fwd(v); $body }
-            UnaryOp::LeakyRelu(a) => { let $f = move |v: $T| UnaryOp::LeakyRelu(a).fwd(v); $body }
-            UnaryOp::Elu(a) => { let $f = move |v: $T| UnaryOp::Elu(a).fwd(v); $body }
-            UnaryOp::Gelu => { let $f = |v: $T| UnaryOp::Gelu.fwd(v); $body }
-            UnaryOp::Swish => { let $f = |v: $T| UnaryOp::Swish.fwd(v); $body }
-            UnaryOp::Softplus => { let $f = |v: $T| UnaryOp::Softplus.fwd(v); $body }
-            UnaryOp::Square => { let $f = |v: $T| UnaryOp::Square.fwd(v); $body }
-            UnaryOp::Sign => { let $f = |v: $T| UnaryOp::Sign.fwd(v); $body }
-        }
-    };
-}
-macro_rules! with_deriv {
-    ($T:ty, $op:expr, |$f:ident| $body:expr) => {
-        match $op {
-            UnaryOp::Neg => { let $f = |x: $T, y: $T| UnaryOp::Neg.deriv(x, y); $body }
-            UnaryOp::Exp => { let $f = |x: $T, y: $T| UnaryOp::Exp.deriv(x, y); $body }
-            UnaryOp::Log => { let $f = |x: $T, y: $T| UnaryOp::Log.deriv(x, y); $body }
-            UnaryOp::Sqrt => { let $f = |x: $T, y: $T| UnaryOp::Sqrt.deriv(x, y); $body }
-            UnaryOp::Abs => { let $f = |x: $T, y: $T| UnaryOp::Abs.deriv(x, y); $body }
-            UnaryOp::Tanh => { let $f = |x: $T, y: $T| UnaryOp::Tanh.deriv(x, y); $body }
-            UnaryOp::Sigmoid => { let $f = |x: $T, y: $T| UnaryOp::Sigmoid.deriv(x, y); $body }
-            UnaryOp::Relu => { let $f = |x: $T, y: $T| UnaryOp::Relu.deriv(x, y); $body }
-            UnaryOp::LeakyRelu(a) => { let $f = move |x: $T, y: $T| UnaryOp::LeakyRelu(a).deriv(x, y); $body }
-            UnaryOp::Elu(a) => { let $f = move |x: $T, y: $T| UnaryOp::Elu(a).deriv(x, y); $body }
-            UnaryOp::Gelu => { let $f = |x: $T, y: $T| UnaryOp::Gelu.deriv(x, y); $body }
-            UnaryOp::Swish => { let $f = |x: $T, y: $T| UnaryOp::Swish.deriv(x, y); $body }
-            UnaryOp::Softplus => { let $f = |x: $T, y: $T| UnaryOp::Softplus.deriv(x, y); $body }
-            UnaryOp::Square => { let $f = |x: $T, y: $T| UnaryOp::Square.deriv(x, y); $body }
-            UnaryOp::Sign => { let $f = |x: $T, y: $T| UnaryOp::Sign.deriv(x, y); $body }
-        }
-    };
-}
-macro_rules! with_binary {
-    ($T:ty, $op:expr, |$f:ident| $body:expr) => {
-        match $op {
-            BinaryOp::Add => { let $f = |a: $T, b: $T| BinaryOp::Add.fwd(a, b); $body }
-            BinaryOp::Sub => { let $f = |a: $T, b: $T| BinaryOp::Sub.fwd(a, b); $body }
-            BinaryOp::Mul => { let $f = |a: $T, b: $T| BinaryOp::Mul.fwd(a, b); $body }
-            BinaryOp::Div => { let $f = |a: $T, b: $T| BinaryOp::Div.fwd(a, b); $body }
-            BinaryOp::Pow => { let $f = |a: $T, b: $T| BinaryOp::Pow.fwd(a, b); $body }
-            BinaryOp::Max => { let $f = |a: $T, b: $T| BinaryOp::Max.fwd(a, b); $body }
-            BinaryOp::Min => { let $f = |a: $T, b: $T| BinaryOp::Min.fwd(a, b); $body }
-        }
-    };
-}
-macro_rules! with_cmp {
-    ($T:ty, $op:expr, |$f:ident| $body:expr) => {
-        match $op {
-            CmpOp::Gt => { let $f = |a: $T, b: $T| if CmpOp::Gt.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
-            CmpOp::Ge => { let $f = |a: $T, b: $T| if CmpOp::Ge.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
-            CmpOp::Lt => { let $f = |a: $T, b: $T| if CmpOp::Lt.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
-            CmpOp::Le => { let $f = |a: $T, b: $T| if CmpOp::Le.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
-            CmpOp::Eq => { let $f = |a: $T, b: $T| if CmpOp::Eq.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
-            CmpOp::Ne => { let $f = |a: $T, b: $T| if CmpOp::Ne.test(a, b) { <$T>::one() } else { <$T>::zero() }; $body }
-        }
-    };
-}
-
-/// `f` over a slice into a new vector, on rayon from `par_min` elements.
-pub(crate) fn map_slice_par<T: Float>(src: &[T], par_min: usize, f: impl Fn(T) -> T + Sync + Send) -> Vec<T> {
-    let n = src.len();
-    if n < par_min || rayon::current_num_threads() < 2 {
-        return src.iter().map(|&v| f(v)).collect();
-    }
-    crate::parallel::warm();
-    let mut out: Vec<T> = Vec::with_capacity(n);
-    out.spare_capacity_mut()[..n].par_chunks_mut(CHUNK).zip(src.par_chunks(CHUNK)).for_each(|(d, s)| {
-        d.iter_mut().zip(s).for_each(|(d, &v)| {
-            d.write(f(v));
-        })
-    });
-    // SAFETY: the chunks cover 0..n and every element was written above.
-    unsafe { out.set_len(n) };
-    out
-}
-
-/// Map a contiguous slice with a cheap function, on rayon for big slices.
-pub(crate) fn map_slice<T: Float>(src: &[T], f: impl Fn(T) -> T + Sync + Send) -> Vec<T> { map_slice_par(src, PAR_CHEAP, f) }
-
-/// Combine two equally long slices, on rayon from `par_min` elements.
-pub(crate) fn zip_slices<T: Float>(a: &[T], b: &[T], par_min: usize, f: impl Fn(T, T) -> T + Sync + Send) -> Vec<T> {
-    let n = a.len().min(b.len());
-    if n < par_min || rayon::current_num_threads() < 2 {
-        return a.iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
-    }
-    crate::parallel::warm();
-    let mut out: Vec<T> = Vec::with_capacity(n);
-    out.spare_capacity_mut()[..n].par_chunks_mut(CHUNK).zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK))).for_each(|(d, (a, b))| {
-        d.iter_mut().zip(a.iter().zip(b)).for_each(|(d, (&x, &y))| {
-            d.write(f(x, y));
-        })
-    });
-    // SAFETY: the chunks cover 0..n and every element was written above.
-    unsafe { out.set_len(n) };
-    out
-}
-
-/// `f(a, b, c)` over three equally long slices, on rayon from `par_min` elements.
-fn zip3_slices<T: Float>(a: &[T], b: &[T], c: &[T], par_min: usize, f: impl Fn(T, T, T) -> T + Sync + Send) -> Vec<T> {
-    let n = a.len().min(b.len()).min(c.len());
-    if n < par_min || rayon::current_num_threads() < 2 {
-        return a.iter().zip(b).zip(c).map(|((&x, &y), &z)| f(x, y, z)).collect();
-    }
-    crate::parallel::warm();
-    let mut out: Vec<T> = Vec::with_capacity(n);
-    out.spare_capacity_mut()[..n]
-        .par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)).zip(c.par_chunks(CHUNK)))
-        .for_each(|(d, ((a, b), c))| {
-            d.iter_mut().zip(a.iter().zip(b).zip(c)).for_each(|(d, ((&x, &y), &z))| {
-                d.write(f(x, y, z));
-            })
-        });
-    // SAFETY: the chunks cover 0..n and every element was written above.
-    unsafe { out.set_len(n) };
-    out
-}
-
-/// `σ(v)` for every element of `v`, in place (the fused layers' activation pass).
-pub(crate) fn unary_inplace<T: Float>(op: UnaryOp, v: &mut [T]) {
-    with_unary!(T, op, |f| {
-        if v.len() >= op.par_min() && rayon::current_num_threads() > 1 {
-            crate::parallel::warm();
-            v.par_chunks_mut(CHUNK).for_each(|c| c.iter_mut().for_each(|x| *x = f(*x)));
-        } else {
-            v.iter_mut().for_each(|x| *x = f(*x));
-        }
-    })
-}
-
-/// `g ← g · σ′(x, y)` in place (the fused layers' backward sweep).
-pub(crate) fn mul_deriv_inplace<T: Float>(op: UnaryOp, g: &mut [T], x: &[T], y: &[T]) {
-    with_deriv!(T, op, |d| {
-        if g.len() >= op.par_min() && rayon::current_num_threads() > 1 {
-            crate::parallel::warm();
-            g.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(g, (x, y))| {
-                g.iter_mut().zip(x.iter().zip(y)).for_each(|(g, (&a, &b))| *g *= d(a, b))
-            });
-        } else {
-            g.iter_mut().zip(x.iter().zip(y)).for_each(|(g, (&a, &b))| *g *= d(a, b));
-        }
-    })
-}
-
-/// Broadcast `a` and `b` (already of dtype T) and combine them elementwise.
-pub(crate) fn broadcast_zip<T: Float>(a: &Tensor, b: &Tensor, par_min: usize, f: impl Fn(T, T) -> T + Sync + Send) -> Result<Tensor> {
-    let shape = broadcast_shapes(a.shape(), b.shape())?;
-    super::alloc::reserve(&shape, T::DTYPE)?;
-    if a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous() {
-        return Ok(Tensor::from_cpu(T::vec_into(zip_slices(a.as_slice::<T>()?, b.as_slice::<T>()?, par_min, f)), &shape));
-    }
-    if b.numel() == 1 && a.shape() == shape.as_slice() && a.is_contiguous() {
-        let bv = b.contiguous().as_slice::<T>()?[0];
-        return Ok(Tensor::from_cpu(T::vec_into(map_slice_par(a.as_slice::<T>()?, par_min, |x| f(x, bv))), &shape));
-    }
-    if a.numel() == 1 && b.shape() == shape.as_slice() && b.is_contiguous() {
-        let av = a.contiguous().as_slice::<T>()?[0];
-        return Ok(Tensor::from_cpu(T::vec_into(map_slice_par(b.as_slice::<T>()?, par_min, |y| f(av, y))), &shape));
-    }
-    let (la, lb) = (a.layout().broadcast_to(&shape)?, b.layout().broadcast_to(&shape)?);
-    let (ra, rb) = (a.raw::<T>()?, b.raw::<T>()?);
-    let n: usize = shape.iter().product();
-    let mut out = Vec::with_capacity(n);
-    let nd = shape.len();
-    // Row by row when the last dimension is contiguous or broadcast in both operands
-    // (bias rows, keepdims reductions): a vectorised inner loop per row instead of a
-    // closure call per element.
-    if nd >= 1 && shape[nd - 1] >= 8 && la.strides[nd - 1] <= 1 && lb.strides[nd - 1] <= 1 {
-        let (len, sa, sb) = (shape[nd - 1], la.strides[nd - 1], lb.strides[nd - 1]);
-        for_each_offset2(&shape[..nd - 1], &la.strides[..nd - 1], la.offset, &lb.strides[..nd - 1], lb.offset, |_, i, j| match (sa, sb) {
-            (1, 1) => out.extend(ra[i..i + len].iter().zip(&rb[j..j + len]).map(|(&x, &y)| f(x, y))),
-            (1, _) => {
-                let y = rb[j];
-                out.extend(ra[i..i + len].iter().map(|&x| f(x, y)))
-            }
-            (_, 1) => {
-                let x = ra[i];
-                out.extend(rb[j..j + len].iter().map(|&y| f(x, y)))
-            }
-            _ => out.extend(std::iter::repeat_n(f(ra[i], rb[j]), len)),
-        });
-        return Ok(Tensor::from_cpu(T::vec_into(out), &shape));
-    }
-    for_each_offset2(&shape, &la.strides, la.offset, &lb.strides, lb.offset, |_, i, j| out.push(f(ra[i], rb[j])));
-    Ok(Tensor::from_cpu(T::vec_into(out), &shape))
-}
+pub use crate::backend::{BinaryOp, CmpOp, UnaryOp};
+pub use crate::backend::cpu::elementwise::{sigmoid, softplus};
+pub(crate) use crate::backend::cpu::elementwise::{exp_fast, map_slice, mul_deriv_inplace, unary_inplace};
 
 /// The backward kernel of a unary op: `g · f′(x, y)`.
 pub(crate) fn unary_backward(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {
-    let (x, y, g) = (x.contiguous(), y.contiguous(), g.cast(x.dtype())?.contiguous());
-    crate::dispatch!(x.dtype(), T => {
-        let (xs, ys, gs) = (x.as_slice::<T>()?, y.as_slice::<T>()?, g.as_slice::<T>()?);
-        let out = with_deriv!(T, op, |d| zip3_slices(xs, ys, gs, op.par_min(), move |a, b, c| c * d(a, b)));
-        Ok(Tensor::from_cpu(T::vec_into(out), x.shape()))
-    })
+    let g = g.cast(x.dtype())?;
+    let s = x.storage().unary_backward(x.layout(), y.storage(), y.layout(), g.storage(), g.layout(), op)?;
+    Ok(Tensor::from_storage(s, Layout::contiguous(x.shape())))
 }
 
 impl Tensor {
     /// Apply a unary op (recorded on the tape).
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor> {
-        let x = self.contiguous();
-        let out = crate::dispatch!(self.dtype(), T => {
-            let xs = x.as_slice::<T>()?;
-            with_unary!(T, op, |f| Tensor::from_cpu(T::vec_into(map_slice_par(xs, op.par_min(), f)), self.shape()))
-        });
+        let s = self.storage().unary(self.layout(), op)?;
+        let out = Tensor::from_storage(s, Layout::contiguous(self.shape()));
         record(&[self], &out, || Op::Unary { op, x: self.clone(), y: out.clone() });
         Ok(out)
     }
@@ -457,8 +29,9 @@ impl Tensor {
     pub fn binary(&self, other: &Tensor, op: BinaryOp) -> Result<Tensor> {
         let dt = DType::promote(self.dtype(), other.dtype());
         let (a, b) = (self.cast(dt)?, other.cast(dt)?);
-        let par = if op == BinaryOp::Pow { PAR_COSTLY } else { PAR_CHEAP };
-        let out = crate::dispatch!(dt, T => with_binary!(T, op, |f| broadcast_zip::<T>(&a, &b, par, f))?);
+        let shape = broadcast_shapes(a.shape(), b.shape())?;
+        let s = a.storage().binary(a.layout(), b.storage(), b.layout(), &shape, op)?;
+        let out = Tensor::from_storage(s, Layout::contiguous(&shape));
         record(&[&a, &b], &out, || Op::Binary { op, a: a.clone(), b: b.clone() });
         Ok(out)
     }
@@ -466,10 +39,12 @@ impl Tensor {
     pub fn compare(&self, other: &Tensor, op: CmpOp) -> Result<Tensor> {
         let dt = DType::promote(self.dtype(), other.dtype());
         let (a, b) = (self.cast(dt)?, other.cast(dt)?);
-        crate::dispatch!(dt, T => with_cmp!(T, op, |f| broadcast_zip::<T>(&a, &b, PAR_CHEAP, f)))
+        let shape = broadcast_shapes(a.shape(), b.shape())?;
+        let s = a.storage().cmp(a.layout(), b.storage(), b.layout(), &shape, op)?;
+        Ok(Tensor::from_storage(s, Layout::contiguous(&shape)))
     }
     fn with_scalar(&self, v: f64, op: BinaryOp, scalar_first: bool) -> Result<Tensor> {
-        let s = Tensor::scalar(v, self.dtype());
+        let s = Tensor::full_on(&[], v, self.dtype(), self.device())?;
         if scalar_first { s.binary(self, op) } else { self.binary(&s, op) }
     }
 

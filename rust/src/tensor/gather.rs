@@ -63,15 +63,9 @@ pub fn scatter_add(src: &Tensor, idx: &[usize], idx_shape: &[usize], n: usize) -
     let inner: usize = rest.iter().product();
     let mut oshape = vec![n];
     oshape.extend(rest);
-    let s = src.contiguous();
-    let out = crate::dispatch!(src.dtype(), T => {
-        let sv = s.as_slice::<T>()?;
-        let mut o = vec![T::zero(); n * inner];
-        for (j, &i) in idx.iter().enumerate() {
-            o[i * inner..(i + 1) * inner].iter_mut().zip(&sv[j * inner..(j + 1) * inner]).for_each(|(d, &v)| *d += v);
-        }
-        Tensor::from_cpu(T::vec_into(o), &oshape)
-    });
-    record(&[&s], &out, || Op::Custom(Box::new(ScatterBackward { idx: Arc::new(idx.to_vec()), src_shape: src.shape().to_vec() })));
+    // the source read as [rows, inner] (a view when it is contiguous), scattered by row
+    let s = src.try_contiguous()?.reshape_view(&[idx.len(), inner]);
+    let out = Tensor::from_storage(s.storage().index_add(s.layout(), 0, idx, n)?, super::Layout::contiguous(&oshape));
+    record(&[src], &out, || Op::Custom(Box::new(ScatterBackward { idx: Arc::new(idx.to_vec()), src_shape: src.shape().to_vec() })));
     Ok(out)
 }

@@ -1,7 +1,8 @@
 //! Matrix products through the `gemm` crate. Operands are read through their strides,
 //! so a transposed view costs no copy; batch dimensions broadcast as in numpy.
-use super::layout::broadcast_shapes;
+use super::layout::{broadcast_shapes, Layout};
 use super::{DType, Float, Tensor};
+use crate::backend::MatmulDims;
 use crate::autodiff::{record, Op};
 use crate::error::{shape_err, Result};
 
@@ -141,8 +142,9 @@ unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat
     );
 }
 
-/// Batched product of `a` (..., m, k) and `b` (..., k, n), both ≥ 2-D and of one dtype.
-fn bmm<T: Float>(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+/// Batched product of `a` (..., m, k) and `b` (..., k, n), both ≥ 2-D and of one dtype:
+/// the shape checks here, the product by the operands' backend.
+fn bmm(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (sa, sb) = (a.shape(), b.shape());
     let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
     let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
@@ -152,32 +154,38 @@ fn bmm<T: Float>(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let batch = broadcast_shapes(&sa[..sa.len() - 2], &sb[..sb.len() - 2])?;
     let mut oshape = batch.clone();
     oshape.extend([m, n]);
-    super::alloc::reserve(&oshape, T::DTYPE)?;
-    let nb: usize = batch.iter().product();
+    super::alloc::reserve(&oshape, a.dtype())?;
     let la = a.layout().broadcast_to(&[batch.as_slice(), &[m, k]].concat())?;
     let lb = b.layout().broadcast_to(&[batch.as_slice(), &[k, n]].concat())?;
-    let (ra, rb) = (a.raw::<T>()?, b.raw::<T>()?);
-    let nd = batch.len();
+    let dims = MatmulDims { batch: batch.iter().product(), m, n, k };
+    Ok(Tensor::from_storage(a.storage().matmul(&la, b.storage(), &lb, dims)?, Layout::contiguous(&oshape)))
+}
+
+/// The CPU's batched product over host buffers: `la` and `lb` are broadcast to
+/// `(batch…, m, k)` and `(batch…, k, n)`; the result is `(batch…, m, n)` row-major.
+pub(crate) fn bmm_strided<T: Float>(ra: &[T], la: &Layout, rb: &[T], lb: &Layout, dims: MatmulDims) -> Vec<T> {
+    let MatmulDims { batch: nb, m, n, k } = dims;
+    let nd = la.ndim() - 2;
     let (a_rs, a_cs) = (la.strides[nd] as isize, la.strides[nd + 1] as isize);
     let (b_rs, b_cs) = (lb.strides[nd] as isize, lb.strides[nd + 1] as isize);
     if m * n == 0 || nb == 0 {
-        return Ok(Tensor::from_cpu(T::vec_into(Vec::new()), &oshape));
+        return Vec::new();
     }
     if nb == 1 {
         let a = Mat { data: ra, off: la.offset, rs: a_rs, cs: a_cs };
         let b = Mat { data: rb, off: lb.offset, rs: b_rs, cs: b_cs };
-        return Ok(Tensor::from_cpu(T::vec_into(gemm_new(m, n, k, a, b)), &oshape));
+        return gemm_new(m, n, k, a, b);
     }
     let mut out = vec![T::zero(); nb * m * n];
     let mut bi = 0;
-    super::layout::for_each_offset2(&batch, &la.strides[..nd], la.offset, &lb.strides[..nd], lb.offset, |_, oa, ob| {
+    super::layout::for_each_offset2(&la.shape[..nd], &la.strides[..nd], la.offset, &lb.strides[..nd], lb.offset, |_, oa, ob| {
         let c = &mut out[bi * m * n..(bi + 1) * m * n];
         let a = Mat { data: ra, off: oa, rs: a_rs, cs: a_cs };
         let b = Mat { data: rb, off: ob, rs: b_rs, cs: b_cs };
         gemm_into(m, n, k, a, b, c, false);
         bi += 1;
     });
-    Ok(Tensor::from_cpu(T::vec_into(out), &oshape))
+    out
 }
 
 impl Tensor {
@@ -197,7 +205,7 @@ impl Tensor {
         let a = if self.ndim() == 1 { self.reshape(&[1, self.numel()])? } else { self.cast(dt)? };
         let b = if other.ndim() == 1 { other.reshape(&[other.numel(), 1])? } else { other.cast(dt)? };
         let (a, b) = (a.cast(dt)?, b.cast(dt)?);
-        let out = crate::dispatch!(dt, T => bmm::<T>(&a, &b)?);
+        let out = bmm(&a, &b)?;
         record(&[&a, &b], &out, || Op::Matmul { a: a.clone(), b: b.clone() });
         let mut s = out.shape().to_vec();
         if other.ndim() == 1 {

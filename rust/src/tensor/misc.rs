@@ -39,15 +39,13 @@ pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let shape = broadcast_shapes(&broadcast_shapes(cond.shape(), a.shape())?, b.shape())?;
     let dt = DType::promote(a.dtype(), b.dtype());
     super::alloc::reserve(&shape, dt)?;
-    let a = a.cast(dt)?.broadcast_to(&shape)?.contiguous();
-    let b = b.cast(dt)?.broadcast_to(&shape)?.contiguous();
-    let c = cond.detach().cast(dt)?.broadcast_to(&shape)?.contiguous();
-    let (out, mask) = crate::dispatch!(dt, T => {
-        let (av, bv, cv) = (a.as_slice::<T>()?, b.as_slice::<T>()?, c.as_slice::<T>()?);
-        let o: Vec<T> = cv.iter().zip(av).zip(bv).map(|((&c, &x), &y)| if c != T::zero() { x } else { y }).collect();
-        let m: Vec<T> = cv.iter().map(|&c| if c != T::zero() { T::one() } else { T::zero() }).collect();
-        (Tensor::from_cpu(T::vec_into(o), &shape), Tensor::from_cpu(T::vec_into(m), &shape))
-    });
+    let a = a.cast(dt)?.broadcast_to(&shape)?;
+    let b = b.cast(dt)?.broadcast_to(&shape)?;
+    let c = cond.detach().cast(dt)?.broadcast_to(&shape)?;
+    let zero = Tensor::full_on(&[], 0.0, dt, c.device())?;
+    let mask = c.compare(&zero, super::elementwise::CmpOp::Ne)?;
+    let s = c.storage().where_cond(c.layout(), a.storage(), a.layout(), b.storage(), b.layout(), &shape)?;
+    let out = Tensor::from_storage(s, super::Layout::contiguous(&shape));
     record(&[&a, &b], &out, || Op::Custom(Box::new(WhereBackward { cond: mask })));
     Ok(out)
 }

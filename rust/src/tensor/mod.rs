@@ -88,7 +88,20 @@ impl Tensor {
     /// Every element `v`.
     pub fn full(shape: &[usize], v: f64, dtype: DType) -> Tensor {
         let n = shape.iter().product();
-        crate::dispatch!(dtype, T => Tensor::from_cpu(T::vec_into(vec![T::f(v); n]), shape))
+        Tensor::from_cpu(crate::backend::cpu::full(n, v, dtype), shape)
+    }
+    /// Every element `v`, on `device`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Device, Tensor};
+    /// let t = Tensor::full_on(&[2], 3.0, DType::F32, Device::Cpu).unwrap();
+    /// assert_eq!(t.to_vec_f64().unwrap(), vec![3.0, 3.0]);
+    /// ```
+    pub fn full_on(shape: &[usize], v: f64, dtype: DType, device: Device) -> Result<Tensor> {
+        if device == Device::Cpu {
+            return Ok(Self::full(shape, v, dtype));
+        }
+        Ok(Self::from_storage(Storage::full(shape.iter().product(), v, dtype, device)?, Layout::contiguous(shape)))
     }
     /// Zeros.
     pub fn zeros(shape: &[usize], dtype: DType) -> Tensor { Self::full(shape, 0.0, dtype) }
@@ -119,16 +132,22 @@ impl Tensor {
     pub fn device(&self) -> Device { self.storage.device() }
     /// Is the layout plain row-major?
     pub fn is_contiguous(&self) -> bool { self.layout.is_contiguous() }
-    pub(crate) fn cpu(&self) -> &CpuStorage { self.storage.cpu() }
+    /// The host buffer; an [`Error::Device`] for a tensor on another device.
+    #[inline]
+    pub(crate) fn cpu(&self) -> Result<&CpuStorage> { self.storage.cpu() }
+    /// The buffer, on whatever device it is (the backend seam's entry point).
+    #[inline]
+    pub(crate) fn storage(&self) -> &Storage { &self.storage }
     /// Does this tensor share its buffer with another handle?
     pub fn is_shared(&self) -> bool { Arc::strong_count(&self.storage) > 1 }
 
     /// The whole storage buffer (not just this view's part).
     pub(crate) fn raw<T: Float>(&self) -> Result<&[T]> {
-        T::slice(self.cpu()).ok_or_else(|| Error::DType(format!("expected {}, got {}", T::DTYPE.name(), self.dtype().name())))
+        T::slice(self.cpu()?).ok_or_else(|| Error::DType(format!("expected {}, got {}", T::DTYPE.name(), self.dtype().name())))
     }
     /// This tensor's elements as a slice; requires a contiguous layout.
     pub fn as_slice<T: Float>(&self) -> Result<&[T]> {
+        let raw = self.raw::<T>()?;
         if !self.is_contiguous() {
             return Err(Error::Value("as_slice needs a contiguous tensor; call contiguous() first".into()));
         }
@@ -136,9 +155,9 @@ impl Tensor {
         if n == 0 {
             // an empty view may sit past the end of its buffer (a slice at the end of
             // an axis, a zero-size batch of a sequence)
-            return Ok(&self.raw::<T>()?[..0]);
+            return Ok(&raw[..0]);
         }
-        Ok(&self.raw::<T>()?[off..off + n])
+        Ok(&raw[off..off + n])
     }
     /// Mutable access to the elements, copying first if the buffer is shared or the
     /// layout is not plain contiguous. Keeps the tensor's identity.
@@ -147,16 +166,20 @@ impl Tensor {
             return Err(Error::DType(format!("expected {}, got {}", T::DTYPE.name(), self.dtype().name())));
         }
         let n = self.numel();
-        if !self.is_contiguous() || self.layout.offset != 0 || self.cpu().len() != n {
-            let c = self.contiguous_copy();
+        if !self.is_contiguous() || self.layout.offset != 0 || self.cpu()?.len() != n {
+            let c = self.try_contiguous_copy()?;
             self.storage = c.storage;
             self.layout = c.layout;
         }
         let s = Arc::make_mut(&mut self.storage);
-        Ok(T::slice_mut(s.cpu_mut()).expect("dtype checked"))
+        T::slice_mut(s.cpu_mut()?).ok_or_else(|| Error::DType(format!("expected {}", T::DTYPE.name())))
     }
     /// The elements in row-major order as `T` (which must be this dtype).
     pub fn to_vec<T: Float>(&self) -> Result<Vec<T>> {
+        if self.device() != Device::Cpu {
+            // reading values out is the one place a device tensor is copied to the host
+            return self.to_device(Device::Cpu)?.to_vec::<T>();
+        }
         Ok(self.contiguous().as_slice::<T>()?.to_vec())
     }
     /// All elements converted to f64, in row-major order.
@@ -189,25 +212,54 @@ impl Tensor {
         Ok(std::borrow::Cow::Owned(self.cast(T::DTYPE)?.contiguous()))
     }
     /// This tensor if already contiguous, else a contiguous copy (recorded on the tape).
-    pub fn contiguous(&self) -> Tensor {
+    ///
+    /// Infallible for the CPU-only paths that call it; where the device cannot copy (a
+    /// backend without the kernel) it returns the view unchanged, so the next host read
+    /// (`as_slice`) is the [`Error::Device`]. Device-aware code calls
+    /// [`try_contiguous`](Self::try_contiguous).
+    pub fn contiguous(&self) -> Tensor { self.try_contiguous().unwrap_or_else(|_| self.clone()) }
+    /// [`contiguous`](Self::contiguous), with a device's missing kernel as an error.
+    pub fn try_contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
-            return self.clone();
+            return Ok(self.clone());
         }
-        let out = self.contiguous_copy();
+        let out = self.try_contiguous_copy()?;
         // The copy has a fresh id, so it must be on the tape (as a same-shape reshape):
         // otherwise the gradient of `x.t().contiguous()`, or of ops that copy their
         // operands before recording (concat), never reached `x`.
         crate::autodiff::record(&[self], &out, || crate::autodiff::Op::Reshape { in_shape: self.shape().to_vec() });
-        out
+        Ok(out)
     }
-    fn contiguous_copy(&self) -> Tensor {
-        let l = &self.layout;
-        crate::dispatch!(self.dtype(), T => {
-            let src = self.raw::<T>().expect("dtype");
-            let mut out = Vec::with_capacity(l.numel());
-            layout::for_each_offset(&l.shape, &l.strides, l.offset, |_, o| out.push(src[o]));
-            Tensor::from_cpu(T::vec_into(out), &l.shape)
-        })
+    fn try_contiguous_copy(&self) -> Result<Tensor> {
+        Ok(Tensor::from_storage(self.storage.copy_strided(&self.layout)?, Layout::contiguous(self.shape())))
+    }
+
+    /// This tensor on `device`: itself when already there, else a copy (recorded on
+    /// the tape, so a gradient flows back to the source device).
+    ///
+    /// ```
+    /// use flux_core::{Device, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+    /// assert_eq!(x.to_device(Device::Cpu).unwrap().to_vec_f64().unwrap(), vec![1.0, 2.0]);
+    /// assert!(Tensor::zeros(&[1], flux_core::DType::F32).to_device(Device::Wgpu).is_err() || Device::wgpu().is_ok());
+    /// ```
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        let from = self.device();
+        if device == from {
+            return Ok(self.clone());
+        }
+        // the view's elements, contiguous, in host memory, then onto the target device
+        let host = match self.storage.as_ref() {
+            Storage::Cpu(c) => crate::backend::BackendStorage::copy_strided(c, &self.layout)?,
+            #[allow(unreachable_patterns)]
+            other => {
+                let c = other.to_cpu()?;
+                crate::backend::BackendStorage::copy_strided(&c, &self.layout)?
+            }
+        };
+        let out = Tensor::from_storage(Storage::from_cpu(host, device)?, Layout::contiguous(self.shape()));
+        crate::autodiff::record(&[self], &out, || crate::autodiff::Op::Custom(Box::new(ToDeviceBackward { device: from })));
+        Ok(out)
     }
 
     /// Convert to another dtype (recorded on the tape).
@@ -215,11 +267,7 @@ impl Tensor {
         if dtype == self.dtype() {
             return Ok(self.clone());
         }
-        let c = self.contiguous();
-        let out = crate::dispatch!(self.dtype(), S => {
-            let src = c.as_slice::<S>()?;
-            crate::dispatch!(dtype, D => Tensor::from_cpu(D::vec_into(src.iter().map(|&v| D::f(v.to_f64())).collect()), self.shape()))
-        });
+        let out = Tensor::from_storage(self.storage.cast(&self.layout, dtype)?, Layout::contiguous(self.shape()));
         crate::autodiff::record(&[self], &out, || crate::autodiff::Op::Cast { from: self.dtype() });
         Ok(out)
     }
@@ -250,4 +298,14 @@ impl Tensor {
         self.storage = src.storage.clone();
         self.layout = src.layout.clone();
     }
+}
+
+/// The backward of [`Tensor::to_device`]: the gradient moved back.
+#[derive(Debug)]
+struct ToDeviceBackward {
+    device: Device,
+}
+
+impl crate::autodiff::Backward for ToDeviceBackward {
+    fn backward(&self, g: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> { Ok(vec![Some(g.to_device(self.device)?)]) }
 }

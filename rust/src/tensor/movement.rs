@@ -129,23 +129,10 @@ impl Tensor {
         if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
             return Err(shape_err!("index {} is out of bounds for axis {} with size {}", bad, ax, n));
         }
-        let x = self.contiguous();
-        let outer: usize = self.shape()[..ax].iter().product();
-        let inner: usize = self.shape()[ax + 1..].iter().product();
         let mut shape = self.shape().to_vec();
         shape[ax] = idx.len();
         super::alloc::reserve(&shape, self.dtype())?;
-        let out = crate::dispatch!(self.dtype(), T => {
-            let xs = x.as_slice::<T>()?;
-            let mut o = Vec::with_capacity(outer * idx.len() * inner);
-            for b in 0..outer {
-                for &i in idx {
-                    let s = (b * n + i) * inner;
-                    o.extend_from_slice(&xs[s..s + inner]);
-                }
-            }
-            Tensor::from_cpu(T::vec_into(o), &shape)
-        });
+        let out = Tensor::from_storage(self.storage().index_select(self.layout(), ax, idx)?, Layout::contiguous(&shape));
         record(&[self], &out, || Op::IndexSelect { in_shape: self.shape().to_vec(), axis: ax, idx: Arc::new(idx.to_vec()) });
         Ok(out)
     }
@@ -165,22 +152,12 @@ impl Tensor {
                 return Err(shape_err!("concat along axis {}: shape {:?} does not match {:?}", ax, t.shape(), first.shape()));
             }
         }
-        let cast: Vec<Tensor> = ts.iter().map(|t| t.cast(dt).map(|c| c.contiguous())).collect::<Result<_>>()?;
-        let outer: usize = first.shape()[..ax].iter().product();
+        let cast: Vec<Tensor> = ts.iter().map(|t| t.cast(dt)).collect::<Result<_>>()?;
         let sizes: Vec<usize> = ts.iter().map(|t| t.shape()[ax]).collect();
-        let inner: usize = first.shape()[ax + 1..].iter().product();
         let mut shape = first.shape().to_vec();
         shape[ax] = sizes.iter().sum();
-        let out = crate::dispatch!(dt, T => {
-            let parts: Vec<&[T]> = cast.iter().map(|c| c.as_slice::<T>()).collect::<Result<_>>()?;
-            let mut o = Vec::with_capacity(shape.iter().product());
-            for b in 0..outer {
-                for (p, &s) in parts.iter().zip(&sizes) {
-                    o.extend_from_slice(&p[b * s * inner..(b + 1) * s * inner]);
-                }
-            }
-            Tensor::from_cpu(T::vec_into(o), &shape)
-        });
+        let parts: Vec<(&super::Storage, &Layout)> = cast.iter().map(|c| (c.storage(), c.layout())).collect();
+        let out = Tensor::from_storage(super::Storage::concat(&parts, ax)?, Layout::contiguous(&shape));
         let refs: Vec<&Tensor> = cast.iter().collect();
         record(&refs, &out, || Op::Concat { axis: ax, sizes });
         Ok(out)
@@ -220,22 +197,8 @@ pub(crate) fn slice_backward(in_shape: &[usize], dims: &[SliceDim], g: &Tensor) 
 
 /// Backward of [`Tensor::index_select`]: scatter-add of `g` into zeros.
 pub(crate) fn index_add(in_shape: &[usize], axis: usize, idx: &[usize], g: &Tensor) -> Result<Tensor> {
-    let g = g.contiguous();
-    let outer: usize = in_shape[..axis].iter().product();
-    let inner: usize = in_shape[axis + 1..].iter().product();
-    let n = in_shape[axis];
-    crate::dispatch!(g.dtype(), T => {
-        let gs = g.as_slice::<T>()?;
-        let mut out = vec![T::zero(); in_shape.iter().product()];
-        for b in 0..outer {
-            for (j, &i) in idx.iter().enumerate() {
-                let src = &gs[(b * idx.len() + j) * inner..][..inner];
-                let dst = &mut out[(b * n + i) * inner..][..inner];
-                dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
-            }
-        }
-        Ok(Tensor::from_cpu(T::vec_into(out), in_shape))
-    })
+    let s = g.storage().index_add(g.layout(), axis, idx, in_shape[axis])?;
+    Ok(Tensor::from_storage(s, Layout::contiguous(in_shape)))
 }
 
 #[allow(dead_code)]

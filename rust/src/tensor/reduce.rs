@@ -1,21 +1,10 @@
 //! Reductions over any set of dimensions: sum, mean, max, min.
-use rayon::prelude::*;
-
-use super::layout::norm_dim;
-use super::{Float, Tensor, PAR_THRESHOLD};
+use super::layout::{norm_dim, Layout};
+use super::Tensor;
 use crate::autodiff::{record, Op};
 use crate::error::Result;
 
-/// A reduction over some dimensions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReduceOp {
-    /// The sum.
-    Sum,
-    /// The maximum.
-    Max,
-    /// The minimum.
-    Min,
-}
+pub use crate::backend::ReduceOp;
 
 /// `Σ f(x)` over `xs` in 16 interleaved partial sums, added up in a fixed order: one
 /// running float sum is a serial chain the compiler may not reorder, so it does not
@@ -55,56 +44,11 @@ fn drop_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
     shape.iter().enumerate().filter(|(i, _)| !dims.contains(i)).map(|(_, &s)| s).collect()
 }
 
-/// Reduce `x` over `dims` (normalised); the result has the keepdims shape.
-fn reduce_kernel<T: Float>(x: &Tensor, dims: &[usize], op: ReduceOp) -> Result<Tensor> {
-    let shape = x.shape();
-    let kshape = keep_shape(shape, dims);
-    let init = match op {
-        ReduceOp::Sum => T::zero(),
-        ReduceOp::Max => T::neg_infinity(),
-        ReduceOp::Min => T::infinity(),
-    };
-    let comb = move |a: T, b: T| match op {
-        ReduceOp::Sum => a + b,
-        ReduceOp::Max => if b > a || b.is_nan() { b } else { a },
-        ReduceOp::Min => if b < a || b.is_nan() { b } else { a },
-    };
-    let nd = shape.len();
-    let is_prefix = dims.iter().enumerate().all(|(i, &d)| i == d);
-    if x.is_contiguous() && is_prefix && !dims.is_empty() && dims.len() < nd {
-        // Leading dims reduced (a bias gradient): accumulate rows, vectorisable.
-        let xs = x.as_slice::<T>()?;
-        let inner: usize = shape[dims.len()..].iter().product();
-        let mut acc = vec![init; inner];
-        for row in xs.chunks_exact(inner.max(1)) {
-            acc.iter_mut().zip(row).for_each(|(a, &v)| *a = comb(*a, v));
-        }
-        return Ok(Tensor::from_cpu(T::vec_into(acc), &kshape));
-    }
-    // General: move reduced dims last, then reduce contiguous chunks.
-    let kept: Vec<usize> = (0..nd).filter(|i| !dims.contains(i)).collect();
-    let perm: Vec<usize> = kept.iter().chain(dims.iter()).copied().collect();
-    let xp = x.permute_view(&perm).contiguous();
-    let xs = xp.as_slice::<T>()?;
-    let inner: usize = dims.iter().map(|&d| shape[d]).product();
-    let outer: usize = kept.iter().map(|&d| shape[d]).product();
-    let fold = |c: &[T]| c.iter().fold(init, |a, &v| comb(a, v));
-    let out: Vec<T> = if inner == 0 {
-        vec![init; outer]
-    } else if xs.len() >= PAR_THRESHOLD && outer > 1 {
-        let mut o = Vec::new();
-        xs.par_chunks(inner).map(fold).collect_into_vec(&mut o);
-        o
-    } else {
-        xs.chunks(inner).map(fold).collect()
-    };
-    Ok(Tensor::from_cpu(T::vec_into(out), &kshape))
-}
-
 impl Tensor {
     fn reduce(&self, dims: Option<&[isize]>, keepdims: bool, op: ReduceOp) -> Result<(Tensor, Vec<usize>)> {
         let d = norm_dims(dims, self.ndim())?;
-        let k = crate::dispatch!(self.dtype(), T => reduce_kernel::<T>(self, &d, op)?);
+        let kshape = keep_shape(self.shape(), &d);
+        let k = Tensor::from_storage(self.storage().reduce(self.layout(), &d, op)?, Layout::contiguous(&kshape));
         let out = if keepdims { k } else { k.reshape_view(&drop_shape(self.shape(), &d)) };
         Ok((out, d))
     }
@@ -121,10 +65,7 @@ impl Tensor {
         let (s, d) = self.reduce(dims, keepdims, ReduceOp::Sum)?;
         let count: usize = d.iter().map(|&i| self.shape()[i]).product();
         let scale = 1.0 / count as f64;
-        let out = crate::dispatch!(self.dtype(), T => {
-            let v: Vec<T> = s.as_slice::<T>()?.iter().map(|&x| x * T::f(scale)).collect();
-            Tensor::from_cpu(T::vec_into(v), s.shape())
-        });
+        let out = Tensor::from_storage(s.storage().affine(s.layout(), scale, 0.0)?, Layout::contiguous(s.shape()));
         record(&[self], &out, || Op::Sum { in_shape: self.shape().to_vec(), dims: d, scale });
         Ok(out)
     }

@@ -1,13 +1,65 @@
 //! Where a tensor's numbers live. Storage is shared through an `Arc`; writers call
 //! `Arc::make_mut`, so a uniquely owned buffer is updated in place and a shared one is
 //! copied first (copy-on-write).
+//!
+//! [`Storage`] is the enum over the backends' buffers; each of its kernel methods
+//! matches on the variant and calls that backend's
+//! [`BackendStorage`](crate::backend::BackendStorage) method (static dispatch). Two
+//! operands on different devices are an [`Error::Device`] naming both.
 use super::dtype::DType;
+use super::layout::Layout;
+use crate::backend::{mixed_devices, BackendStorage, BinaryOp, CmpOp, MatmulDims, ReduceOp, UnaryOp};
+use crate::error::{Error, Result};
 
-/// The device a storage lives on. Only the CPU today; a wgpu variant slots in beside it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The device a storage lives on.
+///
+/// `Wgpu` is always a variant (so code matching on devices needs no `cfg`); tensors can
+/// only be put there when the crate is built with the `wgpu` feature and an adapter is
+/// found, see [`Device::wgpu`].
+///
+/// ```
+/// use flux_core::Device;
+/// assert_eq!(Device::Cpu.name(), "cpu");
+/// assert_eq!(Device::Wgpu.name(), "gpu");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Device {
     /// Host memory.
     Cpu,
+    /// A GPU through wgpu (Vulkan, Metal, DX12 or GL).
+    Wgpu,
+}
+
+impl Device {
+    /// The name Python shows (`Tensor.device`): `"cpu"` or `"gpu"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Wgpu => "gpu",
+        }
+    }
+    /// The GPU, if this build has the `wgpu` feature and an adapter can be had.
+    ///
+    /// ```
+    /// // without the feature (or without an adapter) this is an Error::Device, never a panic
+    /// match flux_core::Device::wgpu() {
+    ///     Ok(d) => assert_eq!(d.name(), "gpu"),
+    ///     Err(e) => assert!(matches!(e, flux_core::Error::Device(_))),
+    /// }
+    /// ```
+    pub fn wgpu() -> Result<Device> {
+        #[cfg(feature = "wgpu")]
+        {
+            crate::backend::wgpu::available()?;
+            Ok(Device::Wgpu)
+        }
+        #[cfg(not(feature = "wgpu"))]
+        Err(Error::Device("no GPU: flux-core was built without the wgpu feature".into()))
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.name()) }
 }
 
 /// A host buffer of one dtype.
@@ -44,6 +96,40 @@ impl CpuStorage {
 pub enum Storage {
     /// A host buffer.
     Cpu(CpuStorage),
+    /// A GPU buffer.
+    #[cfg(feature = "wgpu")]
+    Wgpu(crate::backend::wgpu::WgpuStorage),
+    /// A device with transfers and no kernels (tests of the seam's errors).
+    #[cfg(test)]
+    Null(crate::backend::null::NullStorage),
+}
+
+/// `$body` with `$s` bound to the backend storage inside `$x`, its result wrapped in
+/// the same variant (one arm per backend; the CPU's is the only one without a feature).
+macro_rules! each {
+    ($x:expr, |$s:ident| $body:expr) => {
+        match $x {
+            Storage::Cpu($s) => Storage::Cpu($body),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu($s) => Storage::Wgpu($body),
+            #[cfg(test)]
+            Storage::Null($s) => Storage::Null($body),
+        }
+    };
+}
+/// Like [`each!`] for two operands that must share a device.
+macro_rules! each2 {
+    ($op:expr, $x:expr, $y:expr, |$a:ident, $b:ident| $body:expr) => {
+        match ($x, $y) {
+            (Storage::Cpu($a), Storage::Cpu($b)) => Storage::Cpu($body),
+            #[cfg(feature = "wgpu")]
+            (Storage::Wgpu($a), Storage::Wgpu($b)) => Storage::Wgpu($body),
+            #[cfg(test)]
+            (Storage::Null($a), Storage::Null($b)) => Storage::Null($body),
+            #[allow(unreachable_patterns)]
+            (a, b) => return Err(mixed_devices($op, a.device(), b.device())),
+        }
+    };
 }
 
 impl Storage {
@@ -51,24 +137,182 @@ impl Storage {
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => s.device(),
+            #[cfg(test)]
+            Storage::Null(s) => s.device(),
         }
     }
     /// The element type.
     pub fn dtype(&self) -> DType {
         match self {
             Storage::Cpu(c) => c.dtype(),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => s.dtype(),
+            #[cfg(test)]
+            Storage::Null(s) => s.dtype(),
         }
     }
-    /// The host buffer.
-    pub fn cpu(&self) -> &CpuStorage {
+    /// The number of elements in the buffer.
+    pub fn len(&self) -> usize {
         match self {
-            Storage::Cpu(c) => c,
+            Storage::Cpu(c) => c.len(),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => s.len(),
+            #[cfg(test)]
+            Storage::Null(s) => s.len(),
         }
     }
-    /// The host buffer, mutably.
-    pub fn cpu_mut(&mut self) -> &mut CpuStorage {
+    /// Does the buffer hold no elements?
+    pub fn is_empty(&self) -> bool { self.len() == 0 }
+    /// The host buffer; an [`Error::Device`] when the buffer is on another device (the
+    /// CPU-only paths read memory through this, so they refuse GPU tensors instead of
+    /// panicking or copying behind the caller's back).
+    #[inline]
+    pub fn cpu(&self) -> Result<&CpuStorage> {
         match self {
-            Storage::Cpu(c) => c,
+            Storage::Cpu(c) => Ok(c),
+            #[allow(unreachable_patterns)]
+            other => Err(host_only(other.device())),
         }
     }
+    /// The host buffer, mutably (see [`Storage::cpu`]).
+    #[inline]
+    pub fn cpu_mut(&mut self) -> Result<&mut CpuStorage> {
+        match self {
+            Storage::Cpu(c) => Ok(c),
+            #[allow(unreachable_patterns)]
+            other => Err(host_only(other.device())),
+        }
+    }
+    /// The whole buffer copied to host memory.
+    pub fn to_cpu(&self) -> Result<CpuStorage> {
+        match self {
+            Storage::Cpu(c) => Ok(c.clone()),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => s.to_cpu(),
+            #[cfg(test)]
+            Storage::Null(s) => s.to_cpu(),
+        }
+    }
+    /// `c` put on `device`.
+    pub fn from_cpu(c: CpuStorage, device: Device) -> Result<Storage> {
+        match device {
+            Device::Cpu => Ok(Storage::Cpu(c)),
+            #[cfg(feature = "wgpu")]
+            Device::Wgpu => Ok(Storage::Wgpu(crate::backend::wgpu::WgpuStorage::from_cpu(&c)?)),
+            #[cfg(not(feature = "wgpu"))]
+            Device::Wgpu => Device::wgpu().map(|_| unreachable!("wgpu() errs without the feature")),
+        }
+    }
+    /// `n` elements equal to `v` on `device`.
+    pub fn full(n: usize, v: f64, dtype: DType, device: Device) -> Result<Storage> {
+        match device {
+            Device::Cpu => Ok(Storage::Cpu(crate::backend::cpu::full(n, v, dtype))),
+            #[cfg(feature = "wgpu")]
+            Device::Wgpu => Ok(Storage::Wgpu(crate::backend::wgpu::WgpuStorage::full(n, v, dtype)?)),
+            #[cfg(not(feature = "wgpu"))]
+            Device::Wgpu => Device::wgpu().map(|_| unreachable!("wgpu() errs without the feature")),
+        }
+    }
+
+    // ---- kernels: one line each, through the backend ------------------------------
+
+    /// See [`BackendStorage::unary`].
+    #[inline]
+    pub fn unary(&self, l: &Layout, op: UnaryOp) -> Result<Storage> { Ok(each!(self, |s| s.unary(l, op)?)) }
+    /// See [`BackendStorage::unary_backward`].
+    pub fn unary_backward(&self, l: &Layout, y: &Storage, yl: &Layout, g: &Storage, gl: &Layout, op: UnaryOp) -> Result<Storage> {
+        let name = "unary backward";
+        if y.device() != self.device() {
+            return Err(mixed_devices(name, self.device(), y.device()));
+        }
+        Ok(match (self, y, g) {
+            (Storage::Cpu(x), Storage::Cpu(y), Storage::Cpu(g)) => Storage::Cpu(x.unary_backward(l, y, yl, g, gl, op)?),
+            #[cfg(feature = "wgpu")]
+            (Storage::Wgpu(x), Storage::Wgpu(y), Storage::Wgpu(g)) => Storage::Wgpu(x.unary_backward(l, y, yl, g, gl, op)?),
+            #[cfg(test)]
+            (Storage::Null(x), Storage::Null(y), Storage::Null(g)) => Storage::Null(x.unary_backward(l, y, yl, g, gl, op)?),
+            #[allow(unreachable_patterns)]
+            (x, _, g) => return Err(mixed_devices(name, x.device(), g.device())),
+        })
+    }
+    /// See [`BackendStorage::binary`].
+    #[inline]
+    pub fn binary(&self, l: &Layout, rhs: &Storage, rl: &Layout, shape: &[usize], op: BinaryOp) -> Result<Storage> {
+        Ok(each2!("binary", self, rhs, |a, b| a.binary(l, b, rl, shape, op)?))
+    }
+    /// See [`BackendStorage::cmp`].
+    pub fn cmp(&self, l: &Layout, rhs: &Storage, rl: &Layout, shape: &[usize], op: CmpOp) -> Result<Storage> {
+        Ok(each2!("compare", self, rhs, |a, b| a.cmp(l, b, rl, shape, op)?))
+    }
+    /// See [`BackendStorage::affine`].
+    pub fn affine(&self, l: &Layout, mul: f64, add: f64) -> Result<Storage> { Ok(each!(self, |s| s.affine(l, mul, add)?)) }
+    /// See [`BackendStorage::reduce`].
+    pub fn reduce(&self, l: &Layout, dims: &[usize], op: ReduceOp) -> Result<Storage> { Ok(each!(self, |s| s.reduce(l, dims, op)?)) }
+    /// See [`BackendStorage::softmax`].
+    pub fn softmax(&self, l: &Layout, dim: usize, log: bool) -> Result<Storage> { Ok(each!(self, |s| s.softmax(l, dim, log)?)) }
+    /// See [`BackendStorage::matmul`].
+    pub fn matmul(&self, l: &Layout, rhs: &Storage, rl: &Layout, dims: MatmulDims) -> Result<Storage> {
+        Ok(each2!("matmul", self, rhs, |a, b| a.matmul(l, b, rl, dims)?))
+    }
+    /// See [`BackendStorage::cast`].
+    pub fn cast(&self, l: &Layout, dtype: DType) -> Result<Storage> { Ok(each!(self, |s| s.cast(l, dtype)?)) }
+    /// See [`BackendStorage::copy_strided`].
+    pub fn copy_strided(&self, l: &Layout) -> Result<Storage> { Ok(each!(self, |s| s.copy_strided(l)?)) }
+    /// See [`BackendStorage::index_select`].
+    pub fn index_select(&self, l: &Layout, axis: usize, idx: &[usize]) -> Result<Storage> {
+        Ok(each!(self, |s| s.index_select(l, axis, idx)?))
+    }
+    /// See [`BackendStorage::index_add`].
+    pub fn index_add(&self, l: &Layout, axis: usize, idx: &[usize], n: usize) -> Result<Storage> {
+        Ok(each!(self, |s| s.index_add(l, axis, idx, n)?))
+    }
+    /// See [`BackendStorage::where_cond`].
+    pub fn where_cond(&self, l: &Layout, a: &Storage, al: &Layout, b: &Storage, bl: &Layout, shape: &[usize]) -> Result<Storage> {
+        let name = "where";
+        Ok(match (self, a, b) {
+            (Storage::Cpu(c), Storage::Cpu(a), Storage::Cpu(b)) => Storage::Cpu(c.where_cond(l, a, al, b, bl, shape)?),
+            #[cfg(feature = "wgpu")]
+            (Storage::Wgpu(c), Storage::Wgpu(a), Storage::Wgpu(b)) => Storage::Wgpu(c.where_cond(l, a, al, b, bl, shape)?),
+            #[cfg(test)]
+            (Storage::Null(c), Storage::Null(a), Storage::Null(b)) => Storage::Null(c.where_cond(l, a, al, b, bl, shape)?),
+            #[allow(unreachable_patterns)]
+            (c, a, b) => {
+                let other = if a.device() != c.device() { a.device() } else { b.device() };
+                return Err(mixed_devices(name, c.device(), other));
+            }
+        })
+    }
+    /// See [`BackendStorage::concat`]; `parts` must all be on this storage's device.
+    pub fn concat(parts: &[(&Storage, &Layout)], axis: usize) -> Result<Storage> {
+        let (first, _) = *parts.first().ok_or_else(|| Error::Shape("concat needs at least one tensor".into()))?;
+        macro_rules! gather_parts {
+            ($V:ident) => {{
+                let mut v = Vec::with_capacity(parts.len());
+                for (p, l) in parts {
+                    match p {
+                        Storage::$V(s) => v.push((s, *l)),
+                        #[allow(unreachable_patterns)]
+                        other => return Err(mixed_devices("concat", first.device(), other.device())),
+                    }
+                }
+                v
+            }};
+        }
+        Ok(match first {
+            Storage::Cpu(s) => Storage::Cpu(s.concat(&gather_parts!(Cpu), axis)?),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => Storage::Wgpu(s.concat(&gather_parts!(Wgpu), axis)?),
+            #[cfg(test)]
+            Storage::Null(s) => Storage::Null(s.concat(&gather_parts!(Null), axis)?),
+        })
+    }
+}
+
+/// The error of a CPU-only path given a tensor on another device.
+pub(crate) fn host_only(device: Device) -> Error {
+    Error::Device(format!(
+        "this operation runs only on the CPU, and its tensor is on the {device} device; move it with to_device(Device::Cpu) (Python: fx.cpu)"
+    ))
 }

@@ -21,3 +21,6 @@ pub use pool::GpuBuffer;
 
 #[cfg(test)]
 mod tests;
+
+pub mod storage;
+pub use storage::{available, WgpuStorage};
