@@ -115,3 +115,23 @@ fn without_the_feature_the_gpu_is_a_device_error() {
     let x = Tensor::from_vec(vec![1.0f32], &[1]).unwrap();
     assert!(matches!(x.to_device(Device::Wgpu), Err(Error::Device(m)) if m.contains("wgpu feature")));
 }
+
+#[test]
+fn an_optimiser_rule_without_a_device_kernel_names_itself() {
+    use crate::optim::kernel::{device_step, elementwise, Target};
+    let mut x = on_null(vec![1.0, 2.0], &[2]);
+    let g = on_null(vec![0.5, 0.5], &[2]);
+    let mut m = x.zeros_like();
+    assert_eq!(m.device(), Device::Wgpu, "optimiser state is made on the parameter's device");
+    let step = super::OptimStep { rule: "adam", hyper: &[1e-3, 0.9, 0.999, 1e-8], t: 1, into_x: true };
+    device_error_naming(device_step(Target::Param { x: &mut x, g: &g }, &mut [&mut m], step), "adam");
+    // the CPU closure driver refuses device tensors with an error, not a host read
+    let r = elementwise::<f32, 1>(Target::Param { x: &mut x, g: &g }, [&mut m], |_, g, _| g);
+    device_error_naming(r, "optimiser step");
+    // a parameter on one device and a gradient on another
+    let c = Tensor::from_vec(vec![0.5f32, 0.5], &[2]).unwrap();
+    match device_step(Target::Param { x: &mut x, g: &c }, &mut [], step) {
+        Err(Error::Device(msg)) => assert!(msg.contains("cpu") && msg.contains("gpu"), "{msg}"),
+        other => panic!("expected Error::Device, got {other:?}"),
+    }
+}

@@ -6,8 +6,9 @@
 //! gradient (the pure `apply`), in parallel above a size threshold.
 use rayon::prelude::*;
 
+use crate::backend::{no_kernel, OptimStep};
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Float, Tensor, PAR_THRESHOLD};
+use crate::tensor::{DType, Device, Float, Tensor, PAR_THRESHOLD};
 
 /// Where the step goes.
 pub enum Target<'a> {
@@ -66,14 +67,12 @@ pub fn elementwise<T: Float, const K: usize>(
     states: [&mut Tensor; K],
     f: impl Fn(T, T, &mut [T; K]) -> T + Sync + Send,
 ) -> Result<()> {
+    check(&target, states.iter().map(|s| &**s))?;
     let n = target.x().numel();
-    if target.g().numel() != n {
-        return Err(Error::mismatch("update", target.g().shape(), target.x().shape()));
-    }
-    for s in states.iter() {
-        if s.numel() != n {
-            return Err(Error::Shape(format!("optimiser state of shape {:?} does not match parameter {:?}", s.shape(), target.x().shape())));
-        }
+    if target.x().device() != Device::Cpu {
+        // a rule reaches here on a GPU only when it has not been given a device kernel
+        // (see `device_step`)
+        return Err(no_kernel(target.x().device(), "optimiser step"));
     }
     let sp: Vec<Ptr<T>> = states.into_iter().map(|s| s.data_mut::<T>().map(|v| Ptr(v.as_mut_ptr()))).collect::<Result<_>>()?;
     let sp: [Ptr<T>; K] = sp.try_into().unwrap_or_else(|_| unreachable!());
@@ -125,6 +124,55 @@ pub fn elementwise<T: Float, const K: usize>(
         run(0, n);
     }
     Ok(())
+}
+
+/// The shapes of the target and its states agree.
+fn check<'a>(target: &Target, states: impl Iterator<Item = &'a Tensor>) -> Result<()> {
+    let n = target.x().numel();
+    if target.g().numel() != n {
+        return Err(Error::mismatch("update", target.g().shape(), target.x().shape()));
+    }
+    for s in states {
+        if s.numel() != n {
+            return Err(Error::Shape(format!("optimiser state of shape {:?} does not match parameter {:?}", s.shape(), target.x().shape())));
+        }
+    }
+    Ok(())
+}
+
+/// The fused step of one rule on the tensors' own device (the GPU's entry point; the
+/// CPU runs rules through [`elementwise`]): the backend's
+/// [`optim_step`](crate::backend::BackendStorage::optim_step) gets the rule's name and
+/// hyperparameters and updates the parameter (or, for the pure apply, the gradient)
+/// and the state arrays in place. A device without a kernel for the rule is an
+/// [`Error::Device`] naming it.
+///
+/// ```
+/// use flux_core::backend::OptimStep;
+/// use flux_core::optim::kernel::{device_step, Target};
+/// use flux_core::Tensor;
+/// let mut x = Tensor::from_vec(vec![1.0f32], &[1]).unwrap();
+/// let g = Tensor::from_vec(vec![0.5f32], &[1]).unwrap();
+/// // the CPU runs rules as closures, so it has no kernel behind this entry point
+/// let step = OptimStep { rule: "descent", hyper: &[0.1], t: 1, into_x: true };
+/// assert!(matches!(device_step(Target::Param { x: &mut x, g: &g }, &mut [], step), Err(flux_core::Error::Device(_))));
+/// ```
+pub fn device_step(target: Target, states: &mut [&mut Tensor], step: OptimStep<'_>) -> Result<()> {
+    check(&target, states.iter().map(|s| &**s))?;
+    let mut st: Vec<&mut crate::tensor::Storage> = Vec::with_capacity(states.len());
+    for s in states.iter_mut() {
+        st.push(s.storage_mut()?);
+    }
+    match target {
+        Target::Param { x, g } => {
+            let g = g.cast(x.dtype())?.try_contiguous()?;
+            x.storage_mut()?.optim_step(g.storage(), &mut st, OptimStep { into_x: true, ..step })
+        }
+        Target::Grad { x, g } => {
+            let x = x.cast(g.dtype())?.try_contiguous()?;
+            g.storage_mut()?.optim_step(x.storage(), &mut st, OptimStep { into_x: false, ..step })
+        }
+    }
 }
 
 /// `x ← x − f(x, g, s)` over one run of elements. Slices (not pointers) carry the

@@ -44,7 +44,7 @@ impl Tensor {
         Ok(Tensor::from_storage(s, Layout::contiguous(&shape)))
     }
     fn with_scalar(&self, v: f64, op: BinaryOp, scalar_first: bool) -> Result<Tensor> {
-        let s = Tensor::full_on(&[], v, self.dtype(), self.device())?;
+        let s = self.full_beside(&[], v, self.dtype())?;
         if scalar_first { s.binary(self, op) } else { self.binary(&s, op) }
     }
 

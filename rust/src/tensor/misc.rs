@@ -42,7 +42,7 @@ pub fn where_(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let a = a.cast(dt)?.broadcast_to(&shape)?;
     let b = b.cast(dt)?.broadcast_to(&shape)?;
     let c = cond.detach().cast(dt)?.broadcast_to(&shape)?;
-    let zero = Tensor::full_on(&[], 0.0, dt, c.device())?;
+    let zero = c.full_beside(&[], 0.0, dt)?;
     let mask = c.compare(&zero, super::elementwise::CmpOp::Ne)?;
     let s = c.storage().where_cond(c.layout(), a.storage(), a.layout(), b.storage(), b.layout(), &shape)?;
     let out = Tensor::from_storage(s, super::Layout::contiguous(&shape));

@@ -110,7 +110,19 @@ impl Tensor {
     /// A 0-d tensor holding `v`.
     pub fn scalar(v: f64, dtype: DType) -> Tensor { Self::full(&[], v, dtype) }
     /// Zeros of this shape and dtype.
-    pub fn zeros_like(&self) -> Tensor { Self::zeros(self.shape(), self.dtype()) }
+    /// Zeros of this shape and dtype, on this tensor's device (on the CPU if that
+    /// device cannot make them, so the next op reports the mixed devices).
+    pub fn zeros_like(&self) -> Tensor {
+        self.full_beside(self.shape(), 0.0, self.dtype()).unwrap_or_else(|_| Self::zeros(self.shape(), self.dtype()))
+    }
+    /// Every element `v`, on this tensor's device (made by its backend).
+    #[inline]
+    pub(crate) fn full_beside(&self, shape: &[usize], v: f64, dtype: DType) -> Result<Tensor> {
+        if self.device() == Device::Cpu {
+            return Ok(Self::full(shape, v, dtype));
+        }
+        Ok(Self::from_storage(self.storage.full_like(shape.iter().product(), v, dtype)?, Layout::contiguous(shape)))
+    }
     /// The same values under a new identity (a copy-on-write share, no data copied).
     pub fn detach(&self) -> Tensor { self.view(self.layout.clone()) }
 
@@ -292,6 +304,16 @@ impl Tensor {
         let s = src.cast(self.dtype())?.contiguous();
         crate::dispatch!(self.dtype(), T => self.data_mut::<T>()?.copy_from_slice(s.as_slice::<T>()?));
         Ok(())
+    }
+    /// The buffer for an in-place kernel: contiguous from offset 0 and owned by this
+    /// handle alone (copied first otherwise), keeping the tensor's identity.
+    pub(crate) fn storage_mut(&mut self) -> Result<&mut Storage> {
+        if !self.is_contiguous() || self.layout.offset != 0 || self.storage.len() != self.numel() {
+            let c = self.try_contiguous_copy()?;
+            self.storage = c.storage;
+            self.layout = c.layout;
+        }
+        Ok(Arc::make_mut(&mut self.storage))
     }
     /// Replace storage and layout with `src`'s wholesale (sharing, no copy), keeping identity.
     pub fn replace_data_(&mut self, src: &Tensor) {

@@ -216,6 +216,12 @@ impl Storage {
         }
     }
 
+    /// `n` elements equal to `v` on this storage's device (made by its backend).
+    pub fn full_like(&self, n: usize, v: f64, dtype: DType) -> Result<Storage> {
+        fn full_as<S: BackendStorage>(_: &S, n: usize, v: f64, dtype: DType) -> Result<S> { S::full(n, v, dtype) }
+        Ok(each!(self, |s| full_as(s, n, v, dtype)?))
+    }
+
     // ---- kernels: one line each, through the backend ------------------------------
 
     /// See [`BackendStorage::unary`].
@@ -283,6 +289,32 @@ impl Storage {
                 return Err(mixed_devices(name, c.device(), other));
             }
         })
+    }
+    /// See [`BackendStorage::optim_step`]; all buffers on this storage's device.
+    pub fn optim_step(&mut self, read: &Storage, states: &mut [&mut Storage], step: crate::backend::OptimStep<'_>) -> Result<()> {
+        let device = self.device();
+        let mixed = |d: Device| mixed_devices(step.rule, device, d);
+        macro_rules! run {
+            ($V:ident, $x:expr) => {{
+                #[allow(unreachable_patterns, irrefutable_let_patterns)]
+                let Storage::$V(g) = read else { return Err(mixed(read.device())) };
+                let mut st = Vec::with_capacity(states.len());
+                for s in states.iter_mut() {
+                    let d = s.device();
+                    #[allow(unreachable_patterns, irrefutable_let_patterns)]
+                    let Storage::$V(s) = &mut **s else { return Err(mixed(d)) };
+                    st.push(s);
+                }
+                $x.optim_step(g, &mut st, step)
+            }};
+        }
+        match self {
+            Storage::Cpu(x) => run!(Cpu, x),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(x) => run!(Wgpu, x),
+            #[cfg(test)]
+            Storage::Null(x) => run!(Null, x),
+        }
     }
     /// See [`BackendStorage::concat`]; `parts` must all be on this storage's device.
     pub fn concat(parts: &[(&Storage, &Layout)], axis: usize) -> Result<Storage> {
