@@ -7,7 +7,7 @@ use crate::tensor::{CpuStorage, DType, Device};
 
 /// A host buffer that claims to live on the GPU and has no kernels.
 #[derive(Clone, Debug)]
-pub(crate) struct NullStorage(pub CpuStorage);
+pub struct NullStorage(pub CpuStorage);
 
 impl BackendStorage for NullStorage {
     fn device(&self) -> Device { Device::Wgpu }
