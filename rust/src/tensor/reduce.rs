@@ -1,6 +1,6 @@
 //! Reductions over any set of dimensions: sum, mean, max, min.
 use super::layout::{norm_dim, Layout};
-use super::Tensor;
+use super::{Float, Tensor};
 use crate::autodiff::{record, Op};
 use crate::error::Result;
 
