@@ -9,6 +9,8 @@
 //! forward is `conv_bwd_data` and its backward uses the other two. The batch is split
 //! over rayon's threads, one GEMM per sample and group; a single sample uses GEMM's own
 //! threads instead.
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::elementwise::UnaryOp;
@@ -246,16 +248,46 @@ pub(crate) fn gemm_strided<T: Float>(
     b: &[T], b_rs: usize, b_cs: usize,
     c: &mut [T], accumulate: bool, threads: usize,
 ) {
-    if m == 0 || n == 0 {
-        return;
+    if k == 0 && !accumulate {
+        c[..m * n].fill(T::zero());
     }
+    // SAFETY: c holds initialised values (read when accumulating)
+    unsafe { gemm_raw(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c.as_mut_ptr(), c.len(), accumulate, threads) }
+}
+
+/// [`gemm_strided`] writing `C = A · B` into a buffer not yet initialised (a fresh
+/// output: no zero fill first); afterwards its first `m·n` values are initialised.
+#[allow(clippy::too_many_arguments)]
+fn gemm_uninit<T: Float>(
+    m: usize, n: usize, k: usize,
+    a: &[T], a_rs: usize, a_cs: usize,
+    b: &[T], b_rs: usize, b_cs: usize,
+    c: &mut [MaybeUninit<T>], threads: usize,
+) {
     if k == 0 {
-        if !accumulate {
-            c[..m * n].iter_mut().for_each(|v| *v = T::zero());
-        }
+        c[..m * n].iter_mut().for_each(|v| {
+            v.write(T::zero());
+        });
+    }
+    // SAFETY: with `accumulate` false gemm writes C without reading it
+    unsafe { gemm_raw(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c.as_mut_ptr().cast::<T>(), c.len(), false, threads) }
+}
+
+/// The call into gemm shared by [`gemm_strided`] and [`gemm_uninit`].
+///
+/// # Safety
+/// `c` points to `c_len` writable values, initialised if `accumulate`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw<T: Float>(
+    m: usize, n: usize, k: usize,
+    a: &[T], a_rs: usize, a_cs: usize,
+    b: &[T], b_rs: usize, b_cs: usize,
+    c: *mut T, c_len: usize, accumulate: bool, threads: usize,
+) {
+    if m == 0 || n == 0 || k == 0 {
         return;
     }
-    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() > (k - 1) * b_rs + (n - 1) * b_cs && c.len() >= m * n);
+    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() > (k - 1) * b_rs + (n - 1) * b_cs && c_len >= m * n);
     let par = if threads > 1 {
         crate::parallel::warm();
         gemm::Parallelism::Rayon(threads)
@@ -266,7 +298,7 @@ pub(crate) fn gemm_strided<T: Float>(
     unsafe {
         gemm::gemm(
             m, n, k,
-            c.as_mut_ptr(), 1, n as isize, accumulate,
+            c, 1, n as isize, accumulate,
             a.as_ptr(), a_cs as isize, a_rs as isize,
             b.as_ptr(), b_cs as isize, b_rs as isize,
             if accumulate { T::one() } else { T::zero() }, T::one(),
@@ -286,16 +318,20 @@ fn inner_threads(n: usize, work: usize) -> usize {
 /// to each sample while its output is in cache). `w` is (cs, cb/groups, k...).
 pub(crate) fn conv_fwd<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>, relu: bool) -> Vec<T> {
     let (lb, ls, ckg, osg) = (g.lb(), g.ls(), g.ckg(), g.osg());
-    let mut out = vec![T::zero(); g.n * g.cs * ls];
-    if out.is_empty() {
+    let total = g.n * g.cs * ls;
+    // written by GEMM without a zero fill first (that was a pass over the whole output)
+    let mut out: Vec<T> = Vec::with_capacity(total);
+    if total == 0 {
         return out;
     }
     let th = inner_threads(g.n, osg * ckg * ls);
-    let one = |col: &mut Vec<T>, (ni, y): (usize, &mut [T])| {
+    let one = |col: &mut Vec<T>, (ni, y): (usize, &mut [MaybeUninit<T>])| {
         im2col(g, &x[ni * g.cb * lb..(ni + 1) * g.cb * lb], col);
         for gi in 0..g.groups {
-            gemm_strided(osg, ls, ckg, &w[gi * osg * ckg..], ckg, 1, &col[gi * ckg * ls..], ls, 1, &mut y[gi * osg * ls..], false, th);
+            gemm_uninit(osg, ls, ckg, &w[gi * osg * ckg..], ckg, 1, &col[gi * ckg * ls..], ls, 1, &mut y[gi * osg * ls..], th);
         }
+        // SAFETY: the groups' GEMMs wrote all cs·ls values of this sample
+        let y = unsafe { &mut *(y as *mut [MaybeUninit<T>] as *mut [T]) };
         for (o, row) in y.chunks_exact_mut(ls).enumerate() {
             let b = bias.map_or(T::zero(), |b| b[o]);
             match (bias.is_some(), relu) {
@@ -306,12 +342,15 @@ pub(crate) fn conv_fwd<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
         }
     };
     let colsize = g.groups * ckg * ls;
+    let spare = &mut out.spare_capacity_mut()[..total];
     if th > 1 || g.n == 1 {
         let mut col = vec![T::zero(); colsize];
-        out.chunks_exact_mut(g.cs * ls).enumerate().for_each(|p| one(&mut col, p));
+        spare.chunks_exact_mut(g.cs * ls).enumerate().for_each(|p| one(&mut col, p));
     } else {
-        out.par_chunks_exact_mut(g.cs * ls).enumerate().for_each_init(|| vec![T::zero(); colsize], one);
+        spare.par_chunks_exact_mut(g.cs * ls).enumerate().for_each_init(|| vec![T::zero(); colsize], one);
     }
+    // SAFETY: the n samples' chunks cover all `total` values, each written above
+    unsafe { out.set_len(total) };
     out
 }
 
