@@ -96,7 +96,8 @@ pub fn finish(loss: &Tensor, wrt: &[&Tensor]) -> Result<Vec<Option<Tensor>>> {
         return Ok(vec![None; wrt.len()]);
     };
     let mut grads: Vec<Option<Tensor>> = vec![None; root + 1];
-    grads[root] = Some(Tensor::ones(loss.shape(), loss.dtype()));
+    // the seed on the loss's device, so the whole backward pass runs there
+    grads[root] = Some(Tensor::ones(loss.shape(), loss.dtype()).to_device(loss.device())?);
     let mut nodes = tape.nodes;
     nodes.truncate(root + 1);
     for i in (0..=root).rev() {

@@ -28,6 +28,16 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
     if x.ndim() == 0 || x.shape()[x.ndim() - 1] != inp {
         return Err(shape_err!("Dense({inp} => {out}) expects input with last dimension {inp}, got shape {:?}", x.shape()));
     }
+    if x.device() != crate::Device::Cpu {
+        // off the CPU the fused kernel (which reads host memory) gives way to the
+        // composed ops, which every backend runs
+        let y = x.matmul(&w.t()?)?;
+        let y = match b {
+            Some(b) => y.add(b)?,
+            None => y,
+        };
+        return act.apply(&y);
+    }
     if let Some(b) = b {
         if b.shape() != [out] {
             // a bias that only broadcasts: the composed (unfused) path

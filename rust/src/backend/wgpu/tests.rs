@@ -405,3 +405,47 @@ fn steady_steps_create_no_new_buffers_and_no_new_pipelines() {
     let _big = GpuBuffer::new(3_000_001).unwrap();
     assert_eq!(pool::created_on_this_thread(), created + 1);
 }
+
+#[test]
+fn mlp_forward_and_backward_on_the_gpu_match_the_cpu() {
+    use crate::autodiff::value_and_grad;
+    use crate::nn::dense::linear;
+    use crate::nn::losses::{logitcrossentropy, Agg};
+    use crate::nn::Activation;
+    use crate::Device;
+    let Some(_turn) = gpu() else { return };
+    // Dense(12 => 20, relu) → Dense(20 => 5) → logitcrossentropy on a batch of 16
+    let (bn, ni, nh, no) = (16, 12, 20, 5);
+    let x = cpu(&rand_vec(bn * ni, 30, -1.0, 1.0), &[bn, ni]);
+    let w1 = cpu(&rand_vec(nh * ni, 31, -0.5, 0.5), &[nh, ni]);
+    let b1 = cpu(&rand_vec(nh, 32, -0.1, 0.1), &[nh]);
+    let w2 = cpu(&rand_vec(no * nh, 33, -0.5, 0.5), &[no, nh]);
+    let b2 = cpu(&rand_vec(no, 34, -0.1, 0.1), &[no]);
+    let y: Vec<f32> = (0..bn * no).map(|i| if i % no == (i / no) % no { 1.0 } else { 0.0 }).collect();
+    let y = cpu(&y, &[bn, no]);
+    let run = |dev: Device| {
+        let on = |t: &Tensor| t.to_device(dev).unwrap();
+        let (x, w1, b1, w2, b2, y) = (on(&x), on(&w1), on(&b1), on(&w2), on(&b2), on(&y));
+        let (loss, grads) = value_and_grad(&[&w1, &b1, &w2, &b2], || {
+            let h = linear(&x, &w1, Some(&b1), Activation::Relu)?;
+            let z = linear(&h, &w2, Some(&b2), Activation::Identity)?;
+            logitcrossentropy(&z, &y, -1, Agg::Mean)
+        })
+        .unwrap();
+        assert_eq!(loss.device(), dev);
+        let grads: Vec<Vec<f32>> = grads.into_iter().map(|g| {
+            let g = g.expect("every parameter gets a gradient");
+            assert_eq!(g.device(), dev, "the gradient stays on the parameter's device");
+            g.to_device(Device::Cpu).unwrap().to_vec::<f32>().unwrap()
+        }).collect();
+        (loss.to_device(Device::Cpu).unwrap().to_vec::<f32>().unwrap(), grads)
+    };
+    let (lc, gc) = run(Device::Cpu);
+    let (lg, gg) = run(Device::Wgpu);
+    assert_close(&lg, &lc, "loss");
+    for (i, (g, c)) in gg.iter().zip(&gc).enumerate() {
+        // gradients are sums over the batch: compared within 1e-5 of their largest entry
+        let scale = c.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        assert_close_scaled(g, &c.iter().map(|&v| v as f64).collect::<Vec<_>>(), &vec![scale; c.len()], &format!("gradient {i}"));
+    }
+}
