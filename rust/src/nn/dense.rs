@@ -5,7 +5,7 @@
 use super::{Activation, Module};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, Result};
-use crate::tensor::elementwise::{mul_deriv_inplace, unary_inplace};
+use crate::tensor::elementwise::{mul_deriv_map, unary_inplace, unary_map};
 use crate::tensor::matmul::{gemm_into, gemm_new, Mat};
 use crate::tensor::random::Rng;
 use crate::tensor::{DType, Float, Tensor};
@@ -90,8 +90,7 @@ fn forward<T: Float>(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation
         return Ok((Tensor::from_vec(z, &[rows, out])?, None));
     };
     if needs_z(act) {
-        let mut y = z.clone();
-        unary_inplace(op, &mut y);
+        let y = unary_map(op, &z);
         return Ok((Tensor::from_vec(y, &[rows, out])?, Some(Tensor::from_vec(z, &[rows, out])?)));
     }
     unary_inplace(op, &mut z);
@@ -125,9 +124,7 @@ impl DenseBackward {
                     Some(z) => z.as_slice::<T>()?,
                     None => y, // relu: y > 0 exactly where z > 0
                 };
-                let mut d = gs.to_vec();
-                mul_deriv_inplace(op, &mut d, z, y);
-                dz_own = d;
+                dz_own = mul_deriv_map(op, gs, z, y);
                 &dz_own
             }
         };

@@ -35,7 +35,7 @@ use super::{apply, FusedOp};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, value_err, Error, Result};
 use crate::tensor::dropout::dropout_mask;
-use crate::tensor::elementwise::exp_fast;
+use crate::tensor::elementwise::{exp_fast, wide_fn};
 use crate::tensor::layout::broadcast_shapes;
 use crate::tensor::matmul::{gemm_into, gemm_into_ld, gemm_scaled_ld, Mat};
 use crate::tensor::random::{self, Rng};
@@ -452,20 +452,46 @@ impl SdpaOp {
     }
 }
 
-/// Softmax of one row in place, as [`Tensor::softmax`] computes it but with the
-/// vectorised `exp` (a row that is all −∞, every key masked, becomes NaN as there).
-fn softmax_row<T: Float>(row: &mut [T]) {
-    let mut mx = row.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
-    if !mx.is_finite() {
-        mx = T::zero();
+wide_fn! {
+    /// Softmax of one row in place, as [`Tensor::softmax`] computes it but with the
+    /// vectorised `exp` (a row that is all −∞, every key masked, becomes NaN as there);
+    /// max and sum in eight interleaved lanes, which vectorise (one running value does not).
+    fn softmax_row[T: Float](row: &mut [T]) {
+        let mut mx = lanes(row, T::neg_infinity(), |m, x| m.max(x));
+        if !mx.is_finite() {
+            mx = T::zero();
+        }
+        row.iter_mut().for_each(|x| *x = exp_fast(*x - mx));
+        let r = T::one() / lanes(row, T::zero(), |a, x| a + x);
+        row.iter_mut().for_each(|x| *x *= r);
     }
-    let mut s = T::zero();
-    for x in row.iter_mut() {
-        *x = exp_fast(*x - mx);
-        s += *x;
+}
+
+/// Σ aᵢbᵢ in eight interleaved lanes (as [`lanes`]).
+#[inline(always)]
+fn dot8<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest = ca.remainder().iter().zip(cb.remainder()).fold(T::zero(), |s, (&x, &y)| s + x * y);
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
     }
-    let r = T::one() / s;
-    row.iter_mut().for_each(|x| *x *= r);
+    acc.iter().fold(rest, |s, &v| s + v)
+}
+
+/// `f` folded over `xs` in eight interleaved lanes, then the lanes folded in order.
+#[inline(always)]
+fn lanes<T: Float>(xs: &[T], init: T, f: impl Fn(T, T) -> T) -> T {
+    let mut acc = [init; 8];
+    let mut it = xs.chunks_exact(8);
+    for c in &mut it {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = f(*a, x);
+        }
+    }
+    it.remainder().iter().fold(acc.iter().fold(init, |a, &x| f(a, x)), |a, &x| f(a, x))
 }
 
 /// The gradients of q, k, v and bias, from the output's gradient (`of_weights` false)
@@ -545,7 +571,7 @@ impl SdpaBackward {
                 }
                 // through the softmax: dS = α ⊙ (dα − Σ_j dα⊙α)
                 for (dr, ar) in ds.chunks_exact_mut(d.lk.max(1)).zip(a.chunks_exact(d.lk.max(1))) {
-                    let dot = dr.iter().zip(ar).fold(T::zero(), |acc, (&x, &y)| acc + x * y);
+                    let dot = dot8(dr, ar);
                     dr.iter_mut().zip(ar).for_each(|(x, &y)| *x = y * (*x - dot));
                 }
                 if need_bias {

@@ -313,6 +313,16 @@ impl NormOp<'_> {
                 let (m, iv) = (mu[si], inv[si]);
                 let a0 = (si % period) * inner;
                 let xk = &xs[k * q..(k + 1) * q];
+                if qb == 1 {
+                    // an affine entry per element (LayerNorm): one loop along the slice,
+                    // the same arithmetic as below, vectorised
+                    let (ga, ba) = (&gs[a0..a0 + q], &bs[a0..a0 + q]);
+                    ch.iter_mut().zip(xk).zip(ga.iter().zip(ba)).for_each(|((o, &v), (&gm, &bt))| {
+                        let scale = gm * iv;
+                        o.write(f(v * scale + (bt - m * scale)));
+                    });
+                    return;
+                }
                 for ia in 0..inner {
                     // z = γ·(x − μ)·inv + β = x·scale + shift
                     let scale = gs[a0 + ia] * iv;
@@ -388,6 +398,17 @@ impl NormBackward {
                     let mut acc = vec![(T::zero(), T::zero()); inner];
                     for pi in 0..p {
                         let o = (pi * s + si) * q;
+                        if qb == 1 {
+                            // an affine entry per element (LayerNorm): one loop along the slice
+                            let ins = gs[o..o + q].iter().zip(&xs[o..o + q]).zip(&ys[o..o + q]);
+                            for ((a, ((&gv, &xv), &yv)), (&gm, &bt)) in acc.iter_mut().zip(ins).zip(gam[a0..a0 + q].iter().zip(&bet[a0..a0 + q])) {
+                                let xh = (xv - mi) * iv;
+                                let dz = gv * d(gm * xh + bt, yv);
+                                a.0 += dz;
+                                a.1 += dz * xh;
+                            }
+                            continue;
+                        }
                         for (ia, a) in acc.iter_mut().enumerate() {
                             let (gm, bt) = (gam[a0 + ia], bet[a0 + ia]);
                             let r = o + ia * qb..o + (ia + 1) * qb;
@@ -424,6 +445,16 @@ impl NormBackward {
                     let (mi, iv, a0) = (mu[si], inv[si], (si % period) * inner);
                     let (a, b) = ab[si];
                     let o = k * q;
+                    if qb == 1 {
+                        // an affine entry per element (LayerNorm): one loop along the slice
+                        let ins = gs[o..o + q].iter().zip(&xs[o..o + q]).zip(&ys[o..o + q]);
+                        for ((dv, ((&gv, &xv), &yv)), (&gm, &bt)) in ch.iter_mut().zip(ins).zip(gam[a0..a0 + q].iter().zip(&bet[a0..a0 + q])) {
+                            let xh = (xv - mi) * iv;
+                            let dxh = gv * d(gm * xh + bt, yv) * gm;
+                            dv.write((dxh - a - xh * b) * iv);
+                        }
+                        return;
+                    }
                     for ia in 0..inner {
                         let (gm, bt) = (gam[a0 + ia], bet[a0 + ia]);
                         let r = o + ia * qb..o + (ia + 1) * qb;
