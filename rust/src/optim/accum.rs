@@ -3,10 +3,10 @@
 //! run once per n calls.
 use rayon::prelude::*;
 
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{Hyper, Rule, State};
 use crate::error::{value_err, Error, Result};
-use crate::tensor::{Tensor, PAR_THRESHOLD};
+use crate::tensor::{Device, Tensor, PAR_THRESHOLD};
 
 /// The AccumGrad rule of Optimisers.jl (see the module docs for its formula).
 ///
@@ -53,8 +53,17 @@ impl AccumGrad {
         crate::dispatch!(t.dtype(), T => {
             let n = T::f(self.n as f64);
             let add = move |a: T, g: T| if first { g / n } else { a + g / n };
+            let gpu = wgsl!("accum", [n, if first { T::one() } else { T::zero() }]);
             if last {
-                elementwise::<T, 1>(t, [acc], move |_, g, [a]| {
+                elementwise::<T, 1>(t, [acc], gpu, move |_, g, [a]| {
+                    *a = add(*a, g);
+                    *a
+                })?;
+            } else if t.x().device() != Device::Cpu || t.g().device() != Device::Cpu || acc.device() != Device::Cpu {
+                // only the state changes: the kernel's pure form writes its dx′ into a
+                // scratch copy of the gradient
+                let mut scratch = t.g().detach();
+                elementwise::<T, 1>(Target::Grad { x: t.x(), g: &mut scratch }, [acc], gpu, |_, g, [a]| {
                     *a = add(*a, g);
                     *a
                 })?;

@@ -1,6 +1,6 @@
 //! AdaBelief (spec §3.15): the second moment tracks `(g − m)²` of the updated m, with ϵ
 //! added inside the EMA every step (default ϵ = 1e-16).
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -51,7 +51,7 @@ impl AdaBelief {
             let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
             let (b1t, b2t) = (T::f(b1t), T::f(b2t));
             let (c1, c2, r1, r2) = (one - b1t, one - b2t, one - b1, one - b2);
-            elementwise::<T, 2>(t, [m, s], move |_, g, [m, s]| {
+            elementwise::<T, 2>(t, [m, s], wgsl!("adabelief", [b1, b2, c1, c2, eta, eps]), move |_, g, [m, s]| {
                 *m = b1 * *m + r1 * g;
                 let d = g - *m;
                 *s = b2 * *s + r2 * (d * d) + eps;

@@ -1,7 +1,7 @@
 //! AdaDelta (spec §3.11), no learning rate: `acc ← ρ·acc + (1−ρ)·g²`,
 //! `dx′ = g·sqrt(Δacc + ϵ)/sqrt(acc + ϵ)` with the old Δacc, then
 //! `Δacc ← ρ·Δacc + (1−ρ)·dx′²`.
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -45,7 +45,7 @@ impl AdaDelta {
         crate::dispatch!(t.dtype(), T => {
             let (rho, eps) = (T::f(self.rho), T::f(self.epsilon));
             let r = T::one() - rho;
-            elementwise::<T, 2>(t, [acc, dacc], move |_, g, [acc, dacc]| {
+            elementwise::<T, 2>(t, [acc, dacc], wgsl!("adadelta", [rho, eps, r]), move |_, g, [acc, dacc]| {
                 *acc = rho * *acc + r * (g * g);
                 let d = g * (*dacc + eps).sqrt() / (*acc + eps).sqrt();
                 *dacc = rho * *dacc + r * (d * d);

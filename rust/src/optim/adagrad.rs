@@ -1,6 +1,6 @@
 //! AdaGrad (spec §3.10): `acc ← acc + g²` (acc starts filled with ϵ),
 //! `dx′ = g·η/(sqrt(acc) + ϵ)`.
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -43,7 +43,7 @@ impl AdaGrad {
         let acc = st.tensor_mut()?;
         crate::dispatch!(t.dtype(), T => {
             let (eta, eps) = (T::f(self.eta), T::f(self.epsilon));
-            elementwise::<T, 1>(t, [acc], move |_, g, [acc]| {
+            elementwise::<T, 1>(t, [acc], wgsl!("adagrad", [eta, eps]), move |_, g, [acc]| {
                 *acc += g * g;
                 g * eta / (acc.sqrt() + eps)
             })?;

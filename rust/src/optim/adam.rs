@@ -1,5 +1,5 @@
 //! Adam (spec §3.6): bias-corrected moments, ϵ added after the square root.
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -41,7 +41,7 @@ impl Adam {
             let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
             let (b1t, b2t) = (T::f(b1t), T::f(b2t));
             let (c1, c2) = (T::one() - b1t, T::one() - b2t);
-            elementwise::<T, 2>(t, [m.tensor_mut()?, v.tensor_mut()?], move |_, g, [m, v]| {
+            elementwise::<T, 2>(t, [m.tensor_mut()?, v.tensor_mut()?], wgsl!("adam", [b1, b2, c1, c2, eta, eps]), move |_, g, [m, v]| {
                 *m = b1 * *m + (T::one() - b1) * g;
                 *v = b2 * *v + (T::one() - b2) * g * g;
                 eta * (*m / c1) / ((*v / c2).sqrt() + eps)

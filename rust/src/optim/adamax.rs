@@ -1,6 +1,6 @@
 //! AdaMax (spec §3.8): `m ← β₁·m + (1−β₁)·g`, `u ← max(β₂·u, |g|)`,
 //! `dx′ = (η/(1−β₁ᵗ))·m/(u + ϵ)`.
-use super::kernel::{elementwise, jmax, Target};
+use super::kernel::{elementwise, wgsl, jmax, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -51,7 +51,7 @@ impl AdaMax {
             let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
             let (b1t, b2t) = (T::f(b1t), T::f(b2t));
             let (r1, a) = (one - b1, eta / (one - b1t));
-            elementwise::<T, 2>(t, [m, u], move |_, g, [m, u]| {
+            elementwise::<T, 2>(t, [m, u], wgsl!("adamax", [b1, b2, r1, a, eps]), move |_, g, [m, u]| {
                 *m = b1 * *m + r1 * g;
                 *u = jmax(b2 * *u, g.abs());
                 a * *m / (*u + eps)

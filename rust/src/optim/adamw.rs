@@ -1,7 +1,7 @@
 //! AdamW (spec §3.14): Adam's direction `a` with learning rate 1, then
 //! `dx′ = η·(a + λ·x)` (coupled, PyTorch's form, the default) or `η·a + λ·x`.
 //! ϵ is used as given (no Float16 floor in the reference).
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -59,7 +59,7 @@ impl AdamW {
             let (b1t, b2t) = (T::f(b1t), T::f(b2t));
             let (c1, c2, r1, r2) = (one - b1t, one - b2t, one - b1, one - b2);
             let couple = self.couple;
-            elementwise::<T, 2>(t, [m, v], move |x, g, [m, v]| {
+            elementwise::<T, 2>(t, [m, v], wgsl!("adamw", [b1, b2, c1, c2, eta, eps, lambda, if couple { one } else { T::zero() }]), move |x, g, [m, v]| {
                 *m = b1 * *m + r1 * g;
                 *v = b2 * *v + r2 * (g * g);
                 let a = *m / c1 / ((*v / c2).sqrt() + eps);

@@ -1,6 +1,6 @@
 //! AMSGrad (spec §3.12): Adam's moments with `v̂ ← max(v̂, v)` and no bias correction,
 //! `dx′ = η·m/(sqrt(v̂) + ϵ)`; m, v and v̂ all start filled with ϵ.
-use super::kernel::{elementwise, jmax, Target};
+use super::kernel::{elementwise, wgsl, jmax, Target};
 use super::{check_eta, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -49,7 +49,7 @@ impl AMSGrad {
             let (eta, eps) = (T::f(self.eta), T::f(self.epsilon));
             let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
             let (r1, r2) = (one - b1, one - b2);
-            elementwise::<T, 3>(t, [m, v, vh], move |_, g, [m, v, vh]| {
+            elementwise::<T, 3>(t, [m, v, vh], wgsl!("amsgrad", [b1, b2, eta, eps]), move |_, g, [m, v, vh]| {
                 *m = b1 * *m + r1 * g;
                 *v = b2 * *v + r2 * (g * g);
                 *vh = jmax(*vh, *v);

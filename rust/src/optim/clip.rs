@@ -1,6 +1,6 @@
 //! Gradient clipping (spec §3.19, §3.20): ClipGrad clamps each entry to [−δ, δ];
 //! ClipNorm rescales the whole array so that its p-norm is at most ω.
-use super::kernel::{elementwise, jmax, jmin, Target};
+use super::kernel::{elementwise, wgsl, jmax, jmin, Target};
 use super::{Hyper, Rule, State};
 use crate::error::{py_shape, Error, Result};
 use crate::tensor::{Float, Tensor};
@@ -41,7 +41,7 @@ impl ClipGrad {
             let (lo, hi) = (-T::f(self.delta), T::f(self.delta));
             // Julia's clamp: `x > hi ? hi : x < lo ? lo : x` (NaN passes through; no panic
             // for a negative δ)
-            elementwise::<T, 0>(t, [], move |_, g, _| if g > hi { hi } else if g < lo { lo } else { g })?;
+            elementwise::<T, 0>(t, [], wgsl!("clip_grad", [lo, hi]), move |_, g, _| if g > hi { hi } else if g < lo { lo } else { g })?;
         });
         Ok(true)
     }
@@ -104,7 +104,7 @@ impl ClipNorm {
             }
             // λ = T(min(ω/n, 1)): the division and min in f64, as Julia promotes
             let lam = T::f(jmin(self.omega / n.to_f64(), 1.0));
-            elementwise::<T, 0>(t, [], move |_, g, _| g * lam)?;
+            elementwise::<T, 0>(t, [], wgsl!("scale", [lam]), move |_, g, _| g * lam)?;
         });
         Ok(true)
     }

@@ -1,7 +1,7 @@
 //! Penalties added to the gradient (spec §3.17, §3.18): WeightDecay `dx′ = g + λ·x`
 //! (L2) and SignDecay `dx′ = g + λ·sign(x)` (L1). Place them before the main rule in an
 //! [`super::OptimiserChain`].
-use super::kernel::{elementwise, sign, Target};
+use super::kernel::{elementwise, wgsl, sign, Target};
 use super::{Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -40,7 +40,7 @@ impl WeightDecay {
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
             let lambda = T::f(self.lambda);
-            elementwise::<T, 0>(t, [], move |x, g, _| g + lambda * x)?;
+            elementwise::<T, 0>(t, [], wgsl!("weight_decay", [lambda]), move |x, g, _| g + lambda * x)?;
         });
         Ok(true)
     }
@@ -97,7 +97,7 @@ impl SignDecay {
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
             let lambda = T::f(self.lambda);
-            elementwise::<T, 0>(t, [], move |x, g, _| g + lambda * sign(x))?;
+            elementwise::<T, 0>(t, [], wgsl!("sign_decay", [lambda]), move |x, g, _| g + lambda * sign(x))?;
         });
         Ok(true)
     }

@@ -1,5 +1,5 @@
 //! Descent: `dx′ = η·g` (spec §3.1).
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -38,7 +38,7 @@ impl Descent {
     fn run(&self, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
             let eta = T::f(self.eta);
-            elementwise::<T, 0>(t, [], move |_, g, _| eta * g)?;
+            elementwise::<T, 0>(t, [], wgsl!("descent", [eta]), move |_, g, _| eta * g)?;
         });
         Ok(true)
     }

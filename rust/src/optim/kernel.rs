@@ -4,9 +4,14 @@
 //! each of its K state arrays (updated in place). [`elementwise`] walks all arrays once,
 //! either subtracting dx′ from the parameter (the fused update) or writing dx′ over the
 //! gradient (the pure `apply`), in parallel above a size threshold.
+//!
+//! The same step for tensors on a GPU is the rule's WGSL twin of that closure, named by
+//! the [`OptimStep`] the rule passes beside it (one file per rule in
+//! rust/src/backend/wgpu/rules/, made with [`wgsl!`]); [`elementwise`] hands such
+//! tensors to [`device_step`], which runs it in one in-place pass on the device.
 use rayon::prelude::*;
 
-use crate::backend::{no_kernel, OptimStep};
+use crate::backend::OptimStep;
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Device, Float, Tensor, PAR_THRESHOLD};
 
@@ -60,20 +65,35 @@ unsafe impl<T> Sync for Ptr<T> {}
 
 const CHUNK: usize = 1 << 14;
 
+/// The [`OptimStep`] naming the rule kernel `rust/src/backend/wgpu/rules/<name>.wgsl`
+/// and the scalars it reads as `p(0)`, `p(1)`, … (each a `Float` of the parameter's
+/// precision, computed on the host exactly as the CPU closure uses them).
+macro_rules! wgsl {
+    ($name:literal, [$($p:expr),* $(,)?]) => {
+        $crate::backend::OptimStep { rule: $name, hyper: &[$($crate::tensor::Float::to_f64($p)),*], t: 0, into_x: true }
+    };
+}
+pub(crate) use wgsl;
+
+/// Is any operand of the step off the CPU? (Then the step is the device's, which
+/// reports mixed devices naming them.)
+fn off_cpu<'a>(t: &Target, mut states: impl Iterator<Item = &'a Tensor>) -> bool {
+    t.x().device() != Device::Cpu || t.g().device() != Device::Cpu || states.any(|s| s.device() != Device::Cpu)
+}
+
 /// Run `f` over every element of the target and the K state arrays (all of `x`'s shape
-/// and dtype `T`).
+/// and dtype `T`); on a GPU, run `gpu`, the rule's WGSL twin of `f`, instead.
 pub fn elementwise<T: Float, const K: usize>(
     target: Target,
-    states: [&mut Tensor; K],
+    mut states: [&mut Tensor; K],
+    gpu: OptimStep<'_>,
     f: impl Fn(T, T, &mut [T; K]) -> T + Sync + Send,
 ) -> Result<()> {
     check(&target, states.iter().map(|s| &**s))?;
-    let n = target.x().numel();
-    if target.x().device() != Device::Cpu {
-        // a rule reaches here on a GPU only when it has not been given a device kernel
-        // (see `device_step`)
-        return Err(no_kernel(target.x().device(), "optimiser step"));
+    if off_cpu(&target, states.iter().map(|s| &**s)) {
+        return device_step(target, &mut states, gpu);
     }
+    let n = target.x().numel();
     let sp: Vec<Ptr<T>> = states.into_iter().map(|s| s.data_mut::<T>().map(|v| Ptr(v.as_mut_ptr()))).collect::<Result<_>>()?;
     let sp: [Ptr<T>; K] = sp.try_into().unwrap_or_else(|_| unreachable!());
     // x and g as raw pointers; `into_x` says whether dx′ is subtracted from x or stored in g.

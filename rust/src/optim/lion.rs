@@ -4,7 +4,7 @@
 //! Quirk kept for bit-compatibility: the EMA weights are swapped relative to the Lion
 //! paper (β₂ multiplies the new gradient), so with the defaults the step is essentially
 //! `η·sign(g)`.
-use super::kernel::{elementwise, sign, Target};
+use super::kernel::{elementwise, wgsl, sign, Target};
 use super::{check_eta, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -49,7 +49,7 @@ impl Lion {
             let eta = T::f(self.eta);
             let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
             let (r2, d) = (T::one() - b2, b2 - b1);
-            elementwise::<T, 1>(t, [m], move |_, g, [m]| {
+            elementwise::<T, 1>(t, [m], wgsl!("lion", [eta, b1, b2, r2, d]), move |_, g, [m]| {
                 *m = b2 * g + r2 * *m;
                 eta * sign(d * g + b1 * *m)
             })?;

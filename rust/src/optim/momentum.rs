@@ -1,5 +1,5 @@
 //! Momentum (heavy ball, η inside the velocity): `v ← ρ·v + η·g`, `dx′ = v` (spec §3.2).
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -42,7 +42,7 @@ impl Momentum {
         let v = st.tensor_mut()?;
         crate::dispatch!(t.dtype(), T => {
             let (eta, rho) = (T::f(self.eta), T::f(self.rho));
-            elementwise::<T, 1>(t, [v], move |_, g, [v]| {
+            elementwise::<T, 1>(t, [v], wgsl!("momentum", [eta, rho]), move |_, g, [v]| {
                 *v = rho * *v + eta * g;
                 *v
             })?;

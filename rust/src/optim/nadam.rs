@@ -1,6 +1,6 @@
 //! NAdam (spec §3.13): Nesterov-accelerated Adam. Copies the reference's extra factor
 //! β₂ on v in the denominator: `sqrt(v·β₂/(1−β₂ᵗ)) + ϵ`.
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -52,7 +52,7 @@ impl NAdam {
             let (b1t, b2t) = (T::f(b1t), T::f(b2t));
             let (r1, r2) = (one - b1, one - b2);
             let (cm, cg, c2) = (one - b1 * b1t, one - b1t, one - b2t);
-            elementwise::<T, 2>(t, [m, v], move |_, g, [m, v]| {
+            elementwise::<T, 2>(t, [m, v], wgsl!("nadam", [b1, b2, cm, cg, c2, eta, eps]), move |_, g, [m, v]| {
                 *m = b1 * *m + r1 * g;
                 *v = b2 * *v + r2 * (g * g);
                 (b1 * *m / cm + r1 * g / cg) / ((*v * b2 / c2).sqrt() + eps) * eta

@@ -1,6 +1,6 @@
 //! Nesterov (spec §3.3): `dx′ = −ρ²·v + (1 + ρ)·η·g` from the old `v`, then
 //! `v ← ρ·v − η·g` (v holds the negative of a descent direction).
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -44,7 +44,7 @@ impl Nesterov {
         crate::dispatch!(t.dtype(), T => {
             let (eta, rho) = (T::f(self.eta), T::f(self.rho));
             let (a, b) = (-(rho * rho), (T::one() + rho) * eta);
-            elementwise::<T, 1>(t, [v], move |_, g, [v]| {
+            elementwise::<T, 1>(t, [v], wgsl!("nesterov", [eta, rho, a, b]), move |_, g, [v]| {
                 let d = a * *v + b * g;
                 *v = rho * *v - eta * g;
                 d

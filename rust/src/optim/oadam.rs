@@ -1,6 +1,6 @@
 //! OAdam, optimistic Adam (spec §3.9): `term ← η·m̂/(sqrt(v̂) + ϵ)`,
 //! `dx′ = 2·term − term_old`. Default β = (0.5, 0.9).
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -51,7 +51,7 @@ impl OAdam {
             let (b1, b2) = (T::f(self.beta.0), T::f(self.beta.1));
             let (b1t, b2t) = (T::f(b1t), T::f(b2t));
             let (c1, c2, r1, r2, two) = (one - b1t, one - b2t, one - b1, one - b2, T::f(2.0));
-            elementwise::<T, 3>(t, [m, v, term], move |_, g, [m, v, term]| {
+            elementwise::<T, 3>(t, [m, v, term], wgsl!("oadam", [b1, b2, c1, c2, eta, eps]), move |_, g, [m, v, term]| {
                 *m = b1 * *m + r1 * g;
                 *v = b2 * *v + r2 * (g * g);
                 let prev = *term;

@@ -1,7 +1,7 @@
 //! RAdam (spec §3.7): Adam's moments with a variance rectification term; steps whose
 //! ρt ≤ 4 (the first four with the default β₂) are un-rectified momentum steps
 //! `η·m/(1−β₁ᵗ)`. The state `(m, v, βt, t)` counts steps from 1.
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -60,13 +60,13 @@ impl RAdam {
             let rho = rinf - T::f((2 * step) as f64) * b2t / c2;
             if rho > four {
                 let r = ((rho - four) * (rho - two) * rinf / ((rinf - four) * (rinf - two) * rho)).sqrt();
-                elementwise::<T, 2>(t, [m, v], move |_, g, [m, v]| {
+                elementwise::<T, 2>(t, [m, v], wgsl!("radam", [b1, b2, c1, c2, eta, eps, one, r]), move |_, g, [m, v]| {
                     *m = b1 * *m + r1 * g;
                     *v = b2 * *v + r2 * (g * g);
                     *m / c1 * r / ((*v / c2).sqrt() + eps) * eta
                 })?;
             } else {
-                elementwise::<T, 2>(t, [m, v], move |_, g, [m, v]| {
+                elementwise::<T, 2>(t, [m, v], wgsl!("radam", [b1, b2, c1, c2, eta, eps, T::zero(), T::zero()]), move |_, g, [m, v]| {
                     *m = b1 * *m + r1 * g;
                     *v = b2 * *v + r2 * (g * g);
                     *m / c1 * eta

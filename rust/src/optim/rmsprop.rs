@@ -1,6 +1,6 @@
 //! RMSProp (spec §3.5): `s ← ρ·s + (1−ρ)·g²`, optionally centred with
 //! `c ← ρ·c + (1−ρ)·g`; `dx′ = g·η / (sqrt(s − c²) + ϵ)`.
-use super::kernel::{elementwise, Target};
+use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, Hyper, Rule, State};
 use crate::error::{value_err, Result};
 use crate::tensor::Tensor;
@@ -53,13 +53,13 @@ impl RMSProp {
             let r1 = T::one() - rho;
             if self.centred {
                 let c = c.tensor_mut().map_err(|_| value_err!("RMSProp(centred=true) needs the state of a centred RMSProp"))?;
-                elementwise::<T, 2>(t, [s, c], move |_, g, [s, c]| {
+                elementwise::<T, 2>(t, [s, c], wgsl!("rmsprop_centred", [eta, rho, eps, r1]), move |_, g, [s, c]| {
                     *s = rho * *s + r1 * (g * g);
                     *c = rho * *c + r1 * g;
                     g * eta / ((*s - *c * *c).sqrt() + eps)
                 })?;
             } else {
-                elementwise::<T, 1>(t, [s], move |_, g, [s]| {
+                elementwise::<T, 1>(t, [s], wgsl!("rmsprop", [eta, rho, eps, r1]), move |_, g, [s]| {
                     *s = rho * *s + r1 * (g * g);
                     g * eta / (s.sqrt() + eps)
                 })?;

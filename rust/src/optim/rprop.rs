@@ -1,6 +1,6 @@
 //! Rprop (spec §3.4): per-element step sizes grown by ℓ₂ (up to Γ₂) while the gradient
 //! keeps its sign and shrunk by ℓ₁ (down to Γ₁) when it flips; no move after a flip.
-use super::kernel::{elementwise, jmax, jmin, sign, Target};
+use super::kernel::{elementwise, wgsl, jmax, jmin, sign, Target};
 use super::{check_eta, Hyper, Rule, State};
 use crate::error::Result;
 use crate::tensor::Tensor;
@@ -46,7 +46,7 @@ impl Rprop {
         let (gp, step) = (gp.tensor_mut()?, step.tensor_mut()?);
         crate::dispatch!(t.dtype(), T => {
             let (l1, l2, lo, hi) = (T::f(self.ell.0), T::f(self.ell.1), T::f(self.gamma.0), T::f(self.gamma.1));
-            elementwise::<T, 2>(t, [gp, step], move |_, g, [gp, s]| {
+            elementwise::<T, 2>(t, [gp, step], wgsl!("rprop", [l1, l2, lo, hi]), move |_, g, [gp, s]| {
                 let p = *gp * g;
                 if p > T::zero() {
                     *s = jmin(*s * l2, hi);

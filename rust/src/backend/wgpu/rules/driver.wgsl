@@ -1,0 +1,44 @@
+// The single-pass driver every elementwise rule runs through on the GPU, the mirror of
+// optim/kernel.rs. The host prepends `const K` (the rule's number of state arrays, at
+// least 1) and the `S0…` bindings, and appends the rule's `fn rule`. P holds
+// [n, mode, rule scalars…]; mode 0 is the fused update x ← x − dx′, mode 1 the pure
+// apply g ← dx′, mode 2 updates the state only (AccumGrad between steps).
+@group(0) @binding(0) var<storage, read> P: array<f32>;
+@group(0) @binding(1) var<storage, read_write> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> G: array<f32>;
+
+// The rule's k-th scalar.
+fn p(k: u32) -> f32 { return P[k + 2u]; }
+
+// Julia's max and min for floats: NaN if either argument is NaN (WGSL's are undefined there).
+fn jmax(a: f32, b: f32) -> f32 {
+    if (a != a || b != b) { return a + b; }
+    return select(b, a, a > b);
+}
+fn jmin(a: f32, b: f32) -> f32 {
+    if (a != a || b != b) { return a + b; }
+    return select(b, a, a < b);
+}
+// Julia's sign: ±1, and 0 (keeping its sign) or NaN passed through.
+fn jsign(a: f32) -> f32 {
+    if (a > 0.0) { return 1.0; }
+    if (a < 0.0) { return -1.0; }
+    return a;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+    // large arrays are dispatched as a 2-D grid of workgroups (65535 per dimension)
+    let i = gid.x + gid.y * nw.x * 256u;
+    if (i >= bitcast<u32>(P[0])) { return; }
+    var s: array<f32, K>;
+    LOAD_STATES
+    let mode = bitcast<u32>(P[1]);
+    let d = rule(X[i], G[i], &s);
+    STORE_STATES
+    if (mode == 0u) {
+        X[i] = X[i] - d;
+    } else if (mode == 1u) {
+        G[i] = d;
+    }
+}

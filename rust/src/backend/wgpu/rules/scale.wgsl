@@ -1,0 +1,4 @@
+// ClipNorm's rescaling once the norm is known: dx′ = g·λ. P = [λ]
+fn rule(x: f32, g: f32, s: ptr<function, array<f32, K>>) -> f32 {
+    return g * p(0u);
+}
