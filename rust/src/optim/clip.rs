@@ -3,7 +3,7 @@
 use super::kernel::{elementwise, wgsl, jmax, jmin, Target};
 use super::{Hyper, Rule, State};
 use crate::error::{py_shape, Error, Result};
-use crate::tensor::{Float, Tensor};
+use crate::tensor::{Device, Float, Tensor};
 
 /// The ClipGrad rule of Optimisers.jl (see the module docs for its formula).
 ///
@@ -91,8 +91,12 @@ impl ClipNorm {
     pub fn new(omega: f64, p: f64, throw: bool) -> Self { ClipNorm { omega, p, throw } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
-            let g = t.g().cast(T::DTYPE)?.contiguous();
-            let n = pnorm::<T>(g.as_slice::<T>()?, self.p);
+            // on the GPU the gradient is read back for its norm (then scaled in place there)
+            let n = if t.g().device() == Device::Cpu {
+                pnorm::<T>(t.g().cast(T::DTYPE)?.contiguous().as_slice::<T>()?, self.p)
+            } else {
+                pnorm::<T>(&t.g().to_vec::<T>()?, self.p)
+            };
             if self.throw && !n.is_finite() {
                 return Err(Error::Domain(format!(
                     "gradient has {}-norm {}, for array of shape {} and dtype {}",

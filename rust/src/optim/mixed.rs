@@ -3,7 +3,7 @@
 //! the master copy rounded to its own dtype.
 use super::{Hyper, Rule, State};
 use crate::error::{Error, Result};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Device, Tensor};
 
 /// The MixedPrecision rule of Optimisers.jl (see the module docs for its formula).
 ///
@@ -61,7 +61,9 @@ impl MixedPrecision {
                 self.master.name()
             )));
         }
-        let gm = g.cast(self.master)?;
+        // a GPU parameter's master copy and inner state stay on the host (the GPU has no
+        // float64): its gradient comes down, the rounded parameter goes back up
+        let gm = g.to_device(Device::Cpu)?.cast(self.master)?;
         self.rule.step_(inner, xt, &gm)?;
         Ok(xt)
     }
@@ -108,6 +110,12 @@ impl Rule for MixedPrecision {
     /// `dx′ = x − xT` rounded to x's dtype, so that `x − dx′` ≈ xT.
     fn apply_(&self, s: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool> {
         let xt = self.advance(s, x, g)?;
+        if x.device() != Device::Cpu {
+            let mut d = x.to_device(Device::Cpu)?.detach_copy();
+            combine(&mut d, xt, |x, xt| x - xt)?;
+            *g = d.to_device(x.device())?.detach();
+            return Ok(true);
+        }
         if g.dtype() != x.dtype() {
             *g = g.cast(x.dtype())?;
         }
@@ -118,7 +126,16 @@ impl Rule for MixedPrecision {
     /// `x ← xT` rounded to x's dtype.
     fn step_(&self, s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> {
         let xt = self.advance(s, x, g)?;
-        combine(x, xt, |_, xt| xt)
+        if x.device() == Device::Cpu {
+            return combine(x, xt, |_, xt| xt);
+        }
+        let mut r = Tensor::zeros(x.shape(), x.dtype());
+        combine(&mut r, xt, |_, xt| xt)?;
+        x.replace_data_(&r.to_device(x.device())?);
+        Ok(())
     }
+    /// The master copy and the inner rule's state stay on the host, whatever the
+    /// parameter's device (the GPU computes in float32 only).
+    fn init_on_device(&self, x: &Tensor) -> Result<State> { self.init(x) }
     fn box_clone(&self) -> Box<dyn Rule> { Box::new(self.clone()) }
 }

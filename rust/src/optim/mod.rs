@@ -194,6 +194,9 @@ pub trait Rule: Debug + Send + Sync {
     fn set(&mut self, field: &str, value: Hyper) -> Result<()>;
     /// The state for a parameter like `x`.
     fn init(&self, x: &Tensor) -> Result<State>;
+    /// The state for `x` on `x`'s device: `init` builds it on the host, then its arrays
+    /// follow the parameter (a GPU parameter gets its moments on the GPU).
+    fn init_on_device(&self, x: &Tensor) -> Result<State> { self.init(x)?.to_device(x.device()) }
     /// Overwrite `g` with the step dx′ (reading `x`); `false` means no step this time.
     fn apply_(&self, state: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool>;
     /// `x ← x − dx′`. Rules override this with a single fused pass.
@@ -458,7 +461,7 @@ pub struct Leaf {
 impl Leaf {
     /// A leaf for parameter `x`: `rule` with its fresh state, not frozen.
     pub fn new(rule: Box<dyn Rule>, x: &Tensor) -> Result<Leaf> {
-        let state = rule.init(x)?;
+        let state = rule.init_on_device(x)?;
         Ok(Leaf { rule, state, frozen: false })
     }
     /// One fused step of this leaf's rule on `x` (nothing when frozen).

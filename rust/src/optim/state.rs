@@ -109,6 +109,21 @@ impl State {
             other => Err(bad("a pair of numbers", other)),
         }
     }
+    /// The same state with every array on `device` (numbers stay as they are).
+    ///
+    /// ```
+    /// use flux_core::optim::{Adam, Rule};
+    /// use flux_core::{Device, Tensor};
+    /// let s = Adam::default().init(&Tensor::zeros(&[2], flux_core::DType::F32)).unwrap();
+    /// assert!(s.to_device(Device::Cpu).unwrap().same_form(&s));
+    /// ```
+    pub fn to_device(&self, device: crate::tensor::Device) -> Result<State> {
+        Ok(match self {
+            State::Tensor(t) => State::Tensor(t.to_device(device)?.detach()),
+            State::Tuple(v) => State::Tuple(v.iter().map(|s| s.to_device(device)).collect::<Result<_>>()?),
+            s => s.clone(),
+        })
+    }
     /// A deep copy whose arrays no longer share storage with this one's.
     pub fn deep_clone(&self) -> State {
         match self {

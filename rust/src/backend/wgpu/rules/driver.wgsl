@@ -1,14 +1,16 @@
 // The single-pass driver every elementwise rule runs through on the GPU, the mirror of
-// optim/kernel.rs. The host prepends `const K` (the rule's number of state arrays, at
-// least 1) and the `S0…` bindings, and appends the rule's `fn rule`. P holds
-// [n, mode, rule scalars…]; mode 0 is the fused update x ← x − dx′, mode 1 the pure
-// apply g ← dx′, mode 2 updates the state only (AccumGrad between steps).
-@group(0) @binding(0) var<storage, read> P: array<f32>;
-@group(0) @binding(1) var<storage, read_write> X: array<f32>;
-@group(0) @binding(2) var<storage, read_write> G: array<f32>;
+// optim/kernel.rs. The host (rules/mod.rs) prepends `const K` (the rule's number of
+// state arrays, at least 1) and the `S0…` bindings, puts the loads and stores of the
+// state where LOAD_STATES and STORE_STATES stand, and appends the rule's `fn rule`.
+// P holds [n, mode, the rule's scalars as f32 bits…]; mode 0 is the fused update
+// x ← x − dx′, mode 1 the pure apply g ← dx′, mode 2 updates the state only (AccumGrad
+// between its steps).
+@group(0) @binding(0) var<storage, read_write> X: array<f32>;
+@group(0) @binding(1) var<storage, read_write> G: array<f32>;
+@group(1) @binding(0) var<storage, read> P: array<u32>;
 
 // The rule's k-th scalar.
-fn p(k: u32) -> f32 { return P[k + 2u]; }
+fn p(k: u32) -> f32 { return bitcast<f32>(P[k + 2u]); }
 
 // Julia's max and min for floats: NaN if either argument is NaN (WGSL's are undefined there).
 fn jmax(a: f32, b: f32) -> f32 {
@@ -30,10 +32,10 @@ fn jsign(a: f32) -> f32 {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
     // large arrays are dispatched as a 2-D grid of workgroups (65535 per dimension)
     let i = gid.x + gid.y * nw.x * 256u;
-    if (i >= bitcast<u32>(P[0])) { return; }
+    if (i >= P[0]) { return; }
     var s: array<f32, K>;
     LOAD_STATES
-    let mode = bitcast<u32>(P[1]);
+    let mode = P[1];
     let d = rule(X[i], G[i], &s);
     STORE_STATES
     if (mode == 0u) {
