@@ -12,6 +12,7 @@ mod attention;
 mod autodiff;
 mod convert;
 mod data;
+mod device;
 mod distributed;
 mod errors;
 mod io;
@@ -42,6 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     nn::register(m)?;
     optim::register(m)?;
     data::register(m)?;
+    device::register(m)?;
     distributed::register(m)?;
     io::register(m)?;
     layers::register(m)?;

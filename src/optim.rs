@@ -296,6 +296,26 @@ impl PyLeaf {
         self.views = None;
         Ok(())
     }
+    /// Move the state's arrays to `device` ("cpu" or "gpu") in place. MixedPrecision
+    /// keeps its float64 master copy and inner state on the host whatever the device.
+    fn _to_device_(&mut self, py: Python<'_>, device: &str) -> PyResult<()> {
+        let d = crate::device::parse(device)?;
+        if self.core.name() == "MixedPrecision" {
+            return Ok(());
+        }
+        self.with_arrays_mut(py, |s| -> flux_core::Result<()> {
+            let mut ts = Vec::new();
+            state_tensors_mut(s, &mut ts);
+            for t in ts {
+                if t.device() != d {
+                    let moved = t.to_device(d)?;
+                    t.replace_data_(&moved);
+                }
+            }
+            Ok(())
+        })?
+        .py()
+    }
     /// A copy whose state arrays are independent of this leaf's.
     fn _copy(&mut self, py: Python<'_>) -> PyResult<PyLeaf> {
         let state = self.with_arrays(py, |s| s.deep_clone())?;
@@ -333,6 +353,14 @@ fn swap_arrays(state: &mut State, vs: &mut [PyRefMut<'_, PyTensor>]) {
 }
 
 impl PyLeaf {
+    /// `f` of the state with its arrays in place, allowed to change them.
+    fn with_arrays_mut<R>(&mut self, py: Python<'_>, f: impl FnOnce(&mut State) -> R) -> PyResult<R> {
+        let mut vs = borrow_views(py, &self.views)?;
+        swap_arrays(&mut self.state, &mut vs);
+        let r = f(&mut self.state);
+        swap_arrays(&mut self.state, &mut vs);
+        Ok(r)
+    }
     /// `f` of the state with its arrays in place.
     fn with_arrays<R>(&mut self, py: Python<'_>, f: impl FnOnce(&State) -> R) -> PyResult<R> {
         let mut vs = borrow_views(py, &self.views)?;
@@ -453,7 +481,7 @@ fn step_leaves_holding_views(
 fn rule_init<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let r = core_of(rule)?;
     let x = to_tensor(x, None)?;
-    state_to_py(py, &r.init(&x).py()?)
+    state_to_py(py, &r.init_on_device(&x).py()?)
 }
 
 /// The pure rule interface: `(new_state, dx)` for state, parameter `x` and gradient `g`;

@@ -1,7 +1,7 @@
 //! `fx.Tensor`: a Rust-owned n-d array with numpy interop and operators.
 use flux_core::tensor::elementwise::{BinaryOp, CmpOp};
 use flux_core::tensor::movement::SliceDim;
-use flux_core::{DType, Tensor};
+use flux_core::{DType, Device, Tensor};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -90,6 +90,22 @@ impl PyTensor {
             Ok(py.import("numpy")?.getattr("dtype")?.call1((self.t.dtype().name(),))?.unbind())
         })?;
         Ok(d.bind(py).clone())
+    }
+    /// Where the values live: `"cpu"` or `"gpu"`.
+    #[getter]
+    fn device(&self) -> &'static str { self.t.device().name() }
+    /// Move the values to `device` ("cpu" or "gpu") in place, keeping this Tensor's
+    /// identity (so models and optimiser states holding it follow). A float64 Tensor
+    /// becomes float32 on the GPU, as Flux's `gpu` does.
+    fn _to_device_(&mut self, device: &str) -> PyResult<()> {
+        let d = crate::device::parse(device)?;
+        if self.t.device() == d {
+            return Ok(());
+        }
+        let src = if d != Device::Cpu && self.t.dtype() == DType::F64 { self.t.cast(DType::F32).py()? } else { self.t.detach() };
+        let moved = src.to_device(d).py()?;
+        self.t.replace_data_(&moved);
+        Ok(())
     }
     #[getter]
     fn ndim(&self) -> usize { self.t.ndim() }

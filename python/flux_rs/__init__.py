@@ -33,7 +33,7 @@ from .optimise import (AdaBelief, AdaDelta, AdaGrad, AdaMax, Adam, AdamW, AMSGra
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .serialization import CheckpointError, load, loadmodel_, save, state
 from .train import NonFiniteGradientError, NonFiniteLossError, train_
-from .utils import cpu, gpu, onecold, onehotbatch, trainables
+from .utils import cpu, gpu, gpu_available, onecold, onehotbatch, trainables
 
 __version__ = _core.__version__
 
@@ -56,7 +56,7 @@ __all__ = [
     "Descent", "Momentum", "Nesterov", "Rprop", "RMSProp", "Adam", "RAdam", "AdaMax", "OAdam", "AdaGrad",
     "AdaDelta", "AMSGrad", "NAdam", "AdamW", "AdaBelief", "Lion", "WeightDecay", "SignDecay", "ClipGrad", "ClipNorm",
     "OptimiserChain", "AccumGrad", "MixedPrecision", "adjust_", "adjust", "freeze_", "thaw_", "clip_norm_", "schedules",
-    "DataLoader", "train_", "NonFiniteLossError", "NonFiniteGradientError", "onehotbatch", "onecold", "trainables", "gpu", "cpu",
+    "DataLoader", "train_", "NonFiniteLossError", "NonFiniteGradientError", "onehotbatch", "onecold", "trainables", "gpu", "cpu", "gpu_available",
     "RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MultiHeadAttention", "dot_product_attention",
     "make_causal_mask",
     "params", "Params", "Grads", "throttle", "stop", "epochs", "Optimiser",

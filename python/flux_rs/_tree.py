@@ -178,13 +178,19 @@ def map_tree(f: Callable[[Any], Any], x: Any, *, walk=children, _visiting: set |
 
 def tensors(x: Any, *, walk=children) -> list[Tensor]:
     """Every Tensor in the tree, each once, in walking order."""
+    return values_of(x, Tensor, walk=walk)
+
+
+def values_of(x: Any, kinds, *, walk=children) -> list:
+    """Every value of type ``kinds`` in the tree (not looking inside them), each once, in
+    walking order."""
     seen: set[int] = set()
-    out: list[Tensor] = []
+    out: list = []
 
     def go(v, visited):
         if v is None or id(v) in visited:
             return
-        if isinstance(v, Tensor):
+        if isinstance(v, kinds):
             if id(v) not in seen:
                 seen.add(id(v))
                 out.append(v)

@@ -98,6 +98,11 @@ class DataLoader:
     not divide it (every observation is seen exactly once when ``size`` divides the
     number of observations).
 
+    ``device="gpu"`` delivers every batch on the GPU (as ``fx.gpu(batch)``: float
+    arrays become float32 GPU Tensors), so a whole epoch runs without moving data by
+    hand; with no GPU adapter this warns once and batches stay on the CPU, as ``fx.gpu``
+    does.
+
     >>> import flux_rs as fx, numpy as np
     >>> X = np.arange(10.0).reshape(5, 2)
     >>> [x.shape for x in fx.DataLoader(X, batchsize=2)]
@@ -107,7 +112,10 @@ class DataLoader:
     """
 
     def __init__(self, data, batchsize: int = 1, shuffle: bool = False, partial: bool = True, rng=None,
-                 collate=None, parallel: bool = False, shard=None):
+                 collate=None, parallel: bool = False, shard=None, device: str = "cpu"):
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f'device must be "cpu" or "gpu", got {device!r}')
+        self.device = device
         self.data = data
         self.n = numobs(data)
         if isinstance(batchsize, bool) or not isinstance(batchsize, (int, np.integer)):
@@ -154,6 +162,13 @@ class DataLoader:
         return [order[i:i + bs] for i in range(0, len(order), bs) if self.partial or i + bs <= len(order)]
 
     def _make(self, idx):
+        b = self._gather(idx)
+        if self.device == "gpu":
+            from .utils import gpu
+            return gpu(b)
+        return b
+
+    def _gather(self, idx):
         if self.batchsize <= 0 or self.collate is None:
             return getobs(self.data, idx)
         obs = [getobs(self.data, i) for i in idx]
@@ -209,8 +224,9 @@ class DataLoader:
 
     def __repr__(self):
         shard = "" if self.shard is None else f", shard={self.shard}"
+        dev = "" if self.device == "cpu" else f", device={self.device!r}"
         return (f"DataLoader(<{numobs(self.data)} observations>, batchsize={self.batchsize}, shuffle={self.shuffle}, "
-                f"partial={self.partial}{shard})")
+                f"partial={self.partial}{shard}{dev})")
 
 
 def _shard_arg(shard):

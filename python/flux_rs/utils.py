@@ -6,10 +6,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _core
-from ._core import Tensor
-from ._tree import tensors, trainable_children
+from ._core import Leaf, Tensor
+from ._tree import tensors, trainable_children, values_of
 
-__all__ = ["onehotbatch", "onecold", "trainables", "gpu", "cpu"]
+__all__ = ["onehotbatch", "onecold", "trainables", "gpu", "cpu", "gpu_available"]
 
 
 def onehotbatch(labels, classes) -> Tensor:
@@ -70,34 +70,74 @@ def trainables(model) -> list[Tensor]:
 _warned_gpu = False
 
 
+def gpu_available() -> bool:
+    """Can tensors move to the GPU? True when the wgpu backend found an adapter (any
+    Vulkan, Metal or DX12 device, Mesa's lavapipe included).
+
+    >>> import flux_rs as fx
+    >>> isinstance(fx.gpu_available(), bool)
+    True
+    """
+    return _core.gpu_available()
+
+
+def _to(tree, device: str):
+    """``tree`` with every Tensor and optimiser Leaf in it moved to ``device`` in place
+    (so a model object, and a state tree holding its parameters, stay what they are),
+    and, for the GPU, numpy float arrays in tuples, lists and dicts made float32 GPU
+    Tensors (a batch)."""
+    if isinstance(tree, (Tensor, Leaf)):
+        tree._to_device_(device)
+        return tree
+    if device == "gpu" and isinstance(tree, np.ndarray) and tree.dtype.kind == "f":
+        t = _core.tensor(tree.astype(np.float32, copy=False))
+        t._to_device_(device)
+        return t
+    t = type(tree)
+    if t is tuple or t is list:
+        return t(_to(v, device) for v in tree)
+    if t is dict:
+        return {k: _to(v, device) for k, v in tree.items()}
+    for v in values_of(tree, (Tensor, Leaf)):
+        v._to_device_(device)
+    return tree
+
+
 def gpu(tree):
-    """Move a model or state tree to the GPU. This build has no GPU backend (the
-    optional wgpu backend is not compiled in), so, as Flux does when no GPU package is
-    loaded, the tree is returned unchanged and a warning is shown once.
+    """Move every Tensor of a model, optimiser state or batch to the GPU (Flux's
+    ``gpu``) and return it. Tensors move in place, so a model keeps its identity and a
+    state tree from ``fx.setup`` follows with ``fx.gpu(state)``; float64 becomes
+    float32; numpy float arrays in a batch (tuples, lists, dicts) become GPU Tensors.
+    With no GPU adapter, as Flux does, a warning is shown once and the tree is
+    returned unchanged.
 
     >>> import flux_rs as fx, warnings
     >>> m = fx.Dense(2, 1)
     >>> with warnings.catch_warnings():
     ...     warnings.simplefilter("ignore")
-    ...     fx.gpu(m) is m
+    ...     m2 = fx.gpu(m)
+    >>> m2 is m and m.weight.device == ("gpu" if fx.gpu_available() else "cpu")
     True
+    >>> _ = fx.cpu(m)
     """
     global _warned_gpu
-    if not _warned_gpu:
-        _warned_gpu = True
-        import warnings
-        warnings.warn("flux_rs was built without a GPU backend; fx.gpu returns its argument unchanged (on the CPU)",
-                      stacklevel=2)
-    return tree
+    if not _core.gpu_available():
+        if not _warned_gpu:
+            _warned_gpu = True
+            import warnings
+            warnings.warn(f"no GPU can be used ({_core._gpu_unavailable_reason()}); fx.gpu returns its argument "
+                          "unchanged, on the CPU", stacklevel=2)
+        return tree
+    return _to(tree, "gpu")
 
 
 def cpu(tree):
-    """Move a tree to the CPU: every Tensor of this build already lives there, so the
-    tree is returned unchanged.
+    """Move every Tensor of a model, optimiser state or batch back to the CPU, in place,
+    and return it (Flux's ``cpu``).
 
     >>> import flux_rs as fx
     >>> m = fx.Dense(2, 1)
-    >>> fx.cpu(m) is m
+    >>> fx.cpu(m) is m and m.weight.device == "cpu"
     True
     """
-    return tree
+    return _to(tree, "cpu")

@@ -1,7 +1,7 @@
 // The single-pass driver every elementwise rule runs through on the GPU, the mirror of
 // optim/kernel.rs. The host (rules/mod.rs) prepends `const K` (the rule's number of
 // state arrays, at least 1) and the `S0…` bindings, puts the loads and stores of the
-// state where LOAD_STATES and STORE_STATES stand, and appends the rule's `fn rule`.
+// state at the two placeholders in `main`, and appends the rule's `fn rule`.
 // P holds [n, mode, the rule's scalars as f32 bits…]; mode 0 is the fused update
 // x ← x − dx′, mode 1 the pure apply g ← dx′, mode 2 updates the state only (AccumGrad
 // between its steps).

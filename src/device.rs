@@ -1,0 +1,31 @@
+//! Devices from Python: `"cpu"` and `"gpu"` (the wgpu backend), whether a GPU can be had,
+//! and why not.
+use flux_core::Device;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::errors::IntoPyResult;
+
+/// The device a Python name stands for; `"gpu"` without an adapter is the reason none
+/// can be had (a ValueError).
+pub fn parse(name: &str) -> PyResult<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "gpu" => Device::wgpu().py(),
+        _ => Err(PyValueError::new_err(format!("device must be \"cpu\" or \"gpu\", got {name:?}"))),
+    }
+}
+
+/// Can tensors move to the GPU (a wgpu adapter was found, lavapipe included)?
+#[pyfunction]
+fn gpu_available() -> bool { Device::wgpu().is_ok() }
+
+/// Why the GPU cannot be used, or None when it can.
+#[pyfunction]
+fn _gpu_unavailable_reason() -> Option<String> { Device::wgpu().err().map(|e| e.to_string()) }
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(gpu_available, m)?)?;
+    m.add_function(wrap_pyfunction!(_gpu_unavailable_reason, m)?)?;
+    Ok(())
+}
