@@ -387,10 +387,19 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
     // the gradients first, before any parameter is borrowed for writing: a parameter may
     // be its own gradient (the step then reads the old values: copy-on-write)
     let busy = || PyValueError::new_err("a parameter is being updated by another call (another thread?)");
+    // a host array (numpy) given for a parameter on the GPU goes up to it; a Tensor on
+    // another device than its parameter is the step's error, naming both
     let gts: Vec<Tensor> = xs
         .iter()
         .zip(gs)
-        .map(|(x, g)| to_tensor(g, Some(x.try_borrow().map_err(|_| busy())?.t.dtype())))
+        .map(|(x, g)| {
+            let x = x.try_borrow().map_err(|_| busy())?;
+            let t = to_tensor(g, Some(x.t.dtype()))?;
+            if x.t.device() != flux_core::Device::Cpu && !g.is_instance_of::<PyTensor>() {
+                return t.to_device(x.t.device()).py();
+            }
+            Ok(t)
+        })
         .collect::<PyResult<_>>()?;
     let mut lrefs: Vec<PyRefMut<'_, PyLeaf>> = leaves.iter().map(|l| l.borrow_mut()).collect();
     let mut xrefs: Vec<PyRefMut<'_, PyTensor>> = xs

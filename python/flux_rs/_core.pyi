@@ -49,6 +49,10 @@ class Leaf:
     def __repr__(self, /) -> str: ...
     def _copy(self, /) -> Leaf:
         """A copy whose state arrays are independent of this leaf's."""
+    def _to_device_(self, /, device: str) -> None:
+        """Move the state's arrays to `device` ("cpu" or "gpu") in place. MixedPrecision
+        keeps its float64 master copy and inner state on the host whatever the device.
+        """
     @property
     def frozen(self) -> bool: ...
     @frozen.setter
@@ -149,6 +153,14 @@ class Tensor:
     def __new__(cls, data: Any, dtype: Any = ...) -> Tensor: ...
     @property
     def T(self) -> Tensor: ...
+    @property
+    def device(self) -> str:
+        """Where the values live: `"cpu"` or `"gpu"`."""
+    def _to_device_(self, /, device: str) -> None:
+        """Move the values to `device` ("cpu" or "gpu") in place, keeping this Tensor's
+        identity (so models and optimiser states holding it follow). A float64 Tensor
+        becomes float32 on the GPU, as Flux's `gpu` does.
+        """
     def __abs__(self, /) -> Tensor: ...
     def __add__(self, value: Any, /) -> Tensor: ...
     def __array__(self, /, dtype: Any = ..., copy: bool | None = ...) -> np.ndarray[Any, Any]: ...
@@ -304,6 +316,12 @@ def embedding(w: Tensor, idx: Any, padding_idx: Any = ...) -> Tensor:
     """Embedding's lookup: rows of `w` for the integer array `idx` (shape idx.shape + w.shape[1:]);
     row `padding_idx` reads as zeros and gets no gradient.
     """
+
+def gpu_available() -> bool:
+    """Can tensors move to the GPU (a wgpu adapter was found, lavapipe included)?"""
+
+def _gpu_unavailable_reason() -> str | None:
+    """Why the GPU cannot be used, or None when it can."""
 
 def full(shape: Sequence[int], value: Any, dtype: Any) -> Tensor:
     """A tensor filled with `value`."""
