@@ -85,7 +85,7 @@ fn rules() -> Vec<(String, Box<dyn Rule>)> {
 
 fn close(what: &str, cpu: &Tensor, gpu: &Tensor) {
     assert_eq!(gpu.shape(), cpu.shape(), "{what}: shape");
-    let (a, b) = (cpu.to_vec::<f32>().unwrap(), gpu.to_vec::<f32>().unwrap());
+    let (a, b) = (cpu.to_vec_f64().unwrap(), gpu.to_vec_f64().unwrap());
     for (i, (&x, &y)) in a.iter().zip(&b).enumerate() {
         let tol = 1e-5 * x.abs().max(y.abs()).max(1.0);
         assert!((x - y).abs() <= tol || (x.is_nan() && y.is_nan()), "{what}: element {i}: cpu {x}, gpu {y}");
@@ -126,7 +126,7 @@ fn every_rule_steps_on_the_gpu_as_on_the_cpu() {
         let mut lg = Leaf::new(r.clone(), &xg).unwrap();
         for g in &grads {
             lc.step(&mut xc, g).unwrap();
-            lg.step(&mut xg, &g.to_device(dev).unwrap()).unwrap();
+            lg.step(&mut xg, &g.to_device(dev).unwrap()).unwrap_or_else(|e| panic!("{label}: {e}"));
         }
         assert_eq!(xg.device(), dev, "{label}: the parameter left the GPU");
         close(&format!("{label} step_ x"), &xc, &xg);

@@ -109,7 +109,8 @@ impl Rule for OptimiserChain {
     /// fused step then updates `x`.
     fn step_(&self, s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> {
         let st = self.states(s)?;
-        let Some((last, init)) = self.opts.split_last() else { return x.sub_assign_(g) };
+        // the empty chain is the identity, dx′ = g: Descent(1)'s kernel runs on either device
+        let Some((last, init)) = self.opts.split_last() else { return super::Descent::new(1.0).step_(&mut State::Empty, x, g) };
         let (last_st, init_st) = st.split_last_mut().expect("lengths checked");
         let mut d = g.cast(x.dtype())?.detach();
         for (r, s) in init.iter().zip(init_st.iter_mut()) {
