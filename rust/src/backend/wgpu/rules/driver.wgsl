@@ -3,8 +3,7 @@
 // state arrays, at least 1) and the `S0…` bindings, puts the loads and stores of the
 // state at the two placeholders in `main`, and appends the rule's `fn rule`.
 // P holds [n, mode, the rule's scalars as f32 bits…]; mode 0 is the fused update
-// x ← x − dx′, mode 1 the pure apply g ← dx′, mode 2 updates the state only (AccumGrad
-// between its steps).
+// x ← x − dx′, mode 1 the pure apply g ← dx′.
 @group(0) @binding(0) var<storage, read_write> X: array<f32>;
 @group(0) @binding(1) var<storage, read_write> G: array<f32>;
 @group(1) @binding(0) var<storage, read> P: array<u32>;

@@ -4,26 +4,43 @@
 //! gradient and the rule's state arrays, all of which stay on the GPU. The scalars
 //! (η, β, the bias corrections βᵗ…) are computed on the host in f32 exactly as the CPU
 //! step computes them and passed with each launch.
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::kernel::{groups_1d, launch, Kernel};
 use super::WgpuStorage;
+use crate::backend::OptimStep;
 use crate::error::{Error, Result};
-use crate::optim::kernel::{Mode, Wgsl};
-use crate::tensor::{Storage, Tensor};
 
 const DRIVER: &str = include_str!("driver.wgsl");
 const WORKGROUP: u32 = 256;
 
-/// The driver specialised to a rule with `k` state arrays: the state bindings, loads and
-/// stores written out, and the rule appended. Made once per rule and kept for the life
-/// of the process (the pipeline cache keys on `'static` sources).
-fn kernel(rule: &Wgsl, k: usize) -> Kernel {
-    static SOURCES: Mutex<Option<HashMap<(&'static str, usize), &'static str>>> = Mutex::new(None);
+/// Each rule kernel's source and number of state arrays, by the name its rule passes
+/// (`optim::kernel::wgsl!`).
+fn rule_source(name: &str) -> Option<(&'static str, usize)> {
+    macro_rules! table {
+        ($($name:literal => $k:literal),* $(,)?) => {
+            match name {
+                $($name => Some((include_str!(concat!($name, ".wgsl")), $k)),)*
+                _ => None,
+            }
+        };
+    }
+    table! {
+        "descent" => 0, "momentum" => 1, "nesterov" => 1, "rprop" => 2, "rmsprop" => 1, "rmsprop_centred" => 2,
+        "adam" => 2, "radam" => 2, "adamax" => 2, "oadam" => 3, "adagrad" => 1, "adadelta" => 2, "amsgrad" => 3,
+        "nadam" => 2, "adamw" => 2, "adabelief" => 2, "lion" => 1, "weight_decay" => 0, "sign_decay" => 0,
+        "clip_grad" => 0, "scale" => 0, "accum" => 1,
+    }
+}
+
+/// The driver specialised to one rule: its state bindings, loads and stores written
+/// out, and the rule appended. Made once per rule and kept for the life of the process
+/// (the pipeline cache keys on `'static` sources).
+fn kernel(name: &'static str, src: &'static str, k: usize) -> Kernel {
+    static SOURCES: Mutex<Option<HashMap<&'static str, &'static str>>> = Mutex::new(None);
     let mut guard = SOURCES.lock().unwrap_or_else(|e| e.into_inner());
-    let src = *guard.get_or_insert_with(HashMap::new).entry((rule.name, k)).or_insert_with(|| {
+    let full = *guard.get_or_insert_with(HashMap::new).entry(name).or_insert_with(|| {
         let mut head = format!("const K: u32 = {}u;\n", k.max(1));
         for j in 0..k {
             head += &format!("@group(0) @binding({}) var<storage, read_write> S{j}: array<f32>;\n", j + 2);
@@ -31,60 +48,35 @@ fn kernel(rule: &Wgsl, k: usize) -> Kernel {
         let loads: String = (0..k).map(|j| format!("s[{j}] = S{j}[i];\n    ")).collect();
         let stores: String = (0..k).map(|j| format!("S{j}[i] = s[{j}];\n    ")).collect();
         let body = DRIVER.replace("LOAD_STATES", &loads).replace("STORE_STATES", &stores);
-        Box::leak(format!("{head}{body}\n{}", rule.src).into_boxed_str())
+        Box::leak(format!("{head}{body}\n{src}").into_boxed_str())
     });
-    Kernel { name: rule.name, source: src }
+    Kernel { name, source: full }
 }
 
-/// A tensor's GPU buffer as the driver binds it: contiguous from element 0 and exactly
-/// its size (a view is copied first).
-fn plain(t: &Tensor) -> Result<Cow<'_, Tensor>> {
-    let whole = matches!(t.storage(), Storage::Wgpu(s) if s.buffer().len() == t.numel());
-    if t.is_contiguous() && t.layout().offset == 0 && whole {
-        return Ok(Cow::Borrowed(t));
+/// One step of the rule `step.rule` over every element, in place on the GPU: `target`
+/// is the buffer written (the parameter when `step.into_x`, else the gradient), `read`
+/// the other one, `states` the rule's state arrays (all of one length: the seam's
+/// `optim::kernel::device_step` made them contiguous and unshared).
+pub(crate) fn optim_step(target: &mut WgpuStorage, read: &WgpuStorage, states: &mut [&mut WgpuStorage], step: OptimStep<'_>) -> Result<()> {
+    let Some((src, k)) = rule_source(step.rule) else {
+        return Err(crate::backend::no_kernel(crate::tensor::Device::Wgpu, step.rule));
+    };
+    if states.len() != k {
+        return Err(Error::Device(format!("the GPU kernel of {} takes {k} state arrays, given {}", step.rule, states.len())));
     }
-    let mut c = t.detach();
-    c.wgpu_mut()?;
-    Ok(Cow::Owned(c))
-}
-
-fn buffer(t: &Tensor) -> Result<&WgpuStorage> {
-    match t.storage() {
-        Storage::Wgpu(s) => Ok(s),
-        _ => Err(Error::Device(format!("expected a tensor on the gpu, got one on the {}", t.device().name()))),
+    let n = target.buffer().len();
+    if read.buffer().len() != n || states.iter().any(|s| s.buffer().len() != n) {
+        return Err(Error::Device(format!("optimiser step {} on the GPU: buffers of different lengths", step.rule)));
     }
-}
-
-/// One step of `rule` in `mode` over every element, in place on the GPU. The caller
-/// (`optim::kernel::gpu_elementwise`) has checked devices, dtype and sizes.
-pub(crate) fn step<const K: usize>(rule: &Wgsl, params: &[f32], mode: Mode, mut states: [&mut Tensor; K]) -> Result<()> {
-    let n = u32::try_from(states.first().map_or(0, |s| s.numel()).max(match &mode {
-        Mode::Param { x, .. } => x.numel(),
-        Mode::Grad { x, .. } | Mode::State { x, .. } => x.numel(),
-    }))
-    .map_err(|_| Error::Device("an optimiser step on the GPU handles at most 2³² − 1 elements per parameter".into()))?;
     if n == 0 {
         return Ok(());
     }
-    for s in states.iter_mut() {
-        s.wgpu_mut()?;
-    }
-    let (code, xw, gw) = match mode {
-        Mode::Param { x, g } => {
-            x.wgpu_mut()?;
-            (0u32, Cow::Borrowed(&*x), plain(g)?)
-        }
-        Mode::Grad { x, g } => {
-            g.wgpu_mut()?;
-            (1, plain(x)?, Cow::Borrowed(&*g))
-        }
-        Mode::State { x, g } => (2, plain(x)?, plain(g)?),
-    };
-    let mut bufs: Vec<&super::GpuBuffer> = vec![buffer(&xw)?.buffer(), buffer(&gw)?.buffer()];
-    for s in states.iter() {
-        bufs.push(buffer(s)?.buffer());
-    }
-    let mut p = vec![n, code];
-    p.extend(params.iter().map(|v| v.to_bits()));
-    launch(&kernel(rule, K), "main", &[], &bufs, &p, groups_1d(n as usize, WORKGROUP))
+    let n32 = u32::try_from(n).map_err(|_| Error::Device("an optimiser step on the GPU handles at most 2³² − 1 elements per parameter".into()))?;
+    let (x, g) = if step.into_x { (&*target, read) } else { (read, &*target) };
+    let mut bufs: Vec<&super::GpuBuffer> = vec![x.buffer(), g.buffer()];
+    bufs.extend(states.iter().map(|s| s.buffer()));
+    // [n, mode, the rule's scalars in f32 (the GPU's precision, as the CPU step uses them)]
+    let mut p = vec![n32, if step.into_x { 0 } else { 1 }];
+    p.extend(step.hyper.iter().map(|&v| (v as f32).to_bits()));
+    launch(&kernel(step.rule, src, k), "main", &[], &bufs, &p, groups_1d(n, WORKGROUP))
 }
