@@ -44,7 +44,7 @@ ATTN = "tuple[Tensor, Tensor]"
 T = "Tensor"
 # every function's and method's return type ("Class.name" for methods and properties)
 RETURNS = {
-    "_panic_for_test": "None", "alpha_dropout": T, "assign_": "None", "cat": T, "clamp": T,
+    "_panic_for_test": "None", "_gpu_unavailable_reason": "str | None", "gpu_available": "bool", "alpha_dropout": T, "assign_": "None", "cat": T, "clamp": T,
     "clip_global_norm_": "float", "conv": T, "conv_transpose": T, "conv_transpose_layer": T, "scale_layer": T,
     "bilinear_layer": T, "maxout": T, "ctc_loss": T, "dense": T,
     "dot_product_attention": ATTN, "dropout": T, "full": T, "gather_bytes": "None", "gather_rows": T,
@@ -59,14 +59,14 @@ RETURNS = {
     "upsample": T, "value_and_grad": "tuple[Any, tuple[Any, ...]]", "where_": T,
     "Buckets.dtypes": "list[str]", "Buckets.sizes": "list[int]", "Buckets.members": "list[list[int]]",
     "Buckets.pack": "None", "Buckets.unpack": "None",
-    "Leaf._copy": "Leaf", "Leaf.frozen": "bool", "Leaf.rule": "Any", "Leaf.state": "Any",
+    "Leaf._copy": "Leaf", "Leaf._to_device_": "None", "Leaf.frozen": "bool", "Leaf.rule": "Any", "Leaf.state": "Any",
     "Node.__dir__": "list[str]", "Node.__getitem__": "Any", "Node.__iter__": "Iterator[Any]",
     "Node.__reduce__": "tuple[Any, ...]", "Node._asdict": "dict[str, Any]", "Node._fields": "tuple[str, ...]",
     "Node._name": "str", "Node._values": "tuple[Any, ...]", "Node.__getattr__": "Any",
     "Rng._getstate": "tuple[str, int, str]", "Rng.permutation": "list[int]", "Rng._fromstate": "Rng",
     "RuleCore.describe": "str", "RuleCore.fields": "list[tuple[str, Any]]", "RuleCore.name": "str",
     "RuleCore.python": "RuleCore",
-    "Tensor.T": T, "Tensor.argmax": "np.ndarray[Any, Any]", "Tensor.dtype": "np.dtype[Any]",
+    "Tensor.T": T, "Tensor._to_device_": "None", "Tensor.device": "str", "Tensor.argmax": "np.ndarray[Any, Any]", "Tensor.dtype": "np.dtype[Any]",
     "Tensor.item": "float", "Tensor.ndim": "int", "Tensor.numpy": "np.ndarray[Any, Any]",
     "Tensor.shape": "tuple[int, ...]", "Tensor.size": "int", "Tensor.tolist": "Any",
     "Tensor.__array__": "np.ndarray[Any, Any]", "Tensor.__reduce__": "tuple[Any, ...]",

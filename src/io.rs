@@ -16,6 +16,19 @@ fn assign_(py: Python<'_>, dst: &Bound<'_, PyTensor>, src: &Bound<'_, PyAny>) ->
     let mut d = dst.try_borrow_mut().map_err(|_| pyo3::exceptions::PyValueError::new_err("assign_: the destination is in use"))?;
     let s = to_tensor(src, Some(d.t.dtype()))?;
     let t = &mut d.t;
+    if t.device() != flux_core::Device::Cpu {
+        // a model on the GPU: the values go up to it (loading a checkpoint into it)
+        if s.shape() != t.shape() {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "cannot assign a tensor of shape {:?} into one of shape {:?}",
+                s.shape(),
+                t.shape()
+            )));
+        }
+        let v = s.cast(t.dtype()).py()?.to_device(t.device()).py()?;
+        t.replace_data_(&v);
+        return Ok(());
+    }
     maybe_detach(py, s.numel(), || t.assign_(&s)).py()
 }
 

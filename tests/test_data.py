@@ -66,15 +66,6 @@ def test_onehot_and_onecold():
         fx.onehotbatch([7], range(3))
 
 
-def test_gpu_without_a_backend_warns_once_and_returns_the_tree():
-    import flux_rs.utils
-    flux_rs.utils._warned_gpu = False
-    m = fx.Dense(2, 1)
-    with pytest.warns(UserWarning, match="without a GPU backend"):
-        assert fx.gpu(m) is m
-    assert fx.cpu(m) is m
-
-
 def test_default_shuffle_follows_fx_seed():
     runs = []
     for _ in range(2):
