@@ -155,3 +155,22 @@ def test_checkpoints_of_gpu_models_save_and_load(tmp_path):
     st2 = fx.gpu(back["opt"])
     assert st2.weight.state[0].device == "gpu"
     np.testing.assert_array_equal(np.asarray(st2.weight.state[0]), np.asarray(st.weight.state[0]))
+
+
+LOSSES = ["mae", "mse", "msle", "huber_loss", "crossentropy", "logitcrossentropy", "binarycrossentropy",
+          "logitbinarycrossentropy", "kldivergence", "poisson_loss", "hinge_loss", "squared_hinge_loss",
+          "dice_coeff_loss", "tversky_loss", "binary_focal_loss", "focal_loss", "siamese_contrastive_loss"]
+
+
+@needs_gpu
+@pytest.mark.parametrize("name", LOSSES)
+def test_every_loss_on_the_gpu_gives_the_cpu_value(name):
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0.05, 0.95, size=(4, 3)).astype(np.float32)
+    p /= p.sum(-1, keepdims=True)  # rows of probabilities, for the cross-entropies
+    y = np.eye(3, dtype=np.float32)[[0, 2, 1, 1]]
+    f = getattr(fx.losses, name)
+    cpu = f(fx.tensor(p), fx.tensor(y))
+    gpu = f(fx.gpu(fx.tensor(p)), fx.gpu(fx.tensor(y)))
+    assert gpu.device == "gpu"
+    close(cpu, gpu)

@@ -92,7 +92,7 @@ pub fn default_eps(dtype: DType) -> f64 {
 /// assert_eq!(losses::xlogy(&t(vec![0.0, 2.0]), &t(vec![0.0, 1.0])).unwrap().to_vec_f64().unwrap(), vec![0.0, 0.0]);
 /// ```
 pub fn xlogy(x: &Tensor, z: &Tensor) -> Result<Tensor> {
-    let nz = x.compare(&Tensor::scalar(0.0, x.dtype()), CmpOp::Ne)?;
+    let nz = x.compare(&x.full_beside(&[], 0.0, x.dtype())?, CmpOp::Ne)?;
     // z where x ≠ 0, 1 elsewhere: log stays finite and d/dz vanishes where x == 0
     let zs = z.mul(&nz)?.add(&nz.rsub_scalar(1.0)?)?;
     x.mul(&zs.log()?)
@@ -136,9 +136,9 @@ pub fn mae(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
 /// ```
 pub fn mse(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
     let y = target(yhat, y, "mse")?;
-    if agg != Agg::None && yhat.shape() == y.shape() {
+    if agg != Agg::None && yhat.shape() == y.shape() && yhat.device() == crate::tensor::Device::Cpu && y.device() == yhat.device() {
         // one pass and one tape node instead of three (sub, square, mean): the common
-        // case, and most of a small regression step
+        // case, and most of a small regression step (on the host; a GPU composes the ops)
         return crate::dispatch!(yhat.dtype(), T => mse_fused::<T>(yhat, &y, agg));
     }
     agg.apply(&yhat.sub(&y)?.square()?)
@@ -211,7 +211,7 @@ pub fn huber_loss(yhat: &Tensor, y: &Tensor, agg: Agg, delta: f64) -> Result<Ten
     let y = target(yhat, y, "huber_loss")?;
     let e = yhat.sub(&y)?.abs()?;
     // the branch mask is a constant for differentiation, as Flux's ignore_derivatives
-    let small = e.compare(&Tensor::scalar(delta, e.dtype()), CmpOp::Lt)?;
+    let small = e.compare(&e.full_beside(&[], delta, e.dtype())?, CmpOp::Lt)?;
     let quad = e.square()?.mul_scalar(0.5)?.mul(&small)?;
     let lin = e.add_scalar(-0.5 * delta)?.mul_scalar(delta)?.mul(&small.rsub_scalar(1.0)?)?;
     agg.apply(&quad.add(&lin)?)
