@@ -6,7 +6,7 @@ import numpy as np
 _TensorLike = Tensor | np.ndarray[Any, Any] | float | int | Sequence[Any]
 
 __version__: str
-__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_misc_forward', '_module_forward', '_panic_for_test', 'alpha_dropout', 'assign_', 'batchnorm', 'bilinear_layer', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'conv_transpose_layer', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'embedding', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'groupnorm', 'init', 'instancenorm', 'is_recording', 'label_smoothing', 'layernorm', 'load_safetensors', 'loss', 'maximum', 'maxout', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scale_layer', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
+__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_gpu_unavailable_reason', '_misc_forward', '_module_forward', '_panic_for_test', 'alpha_dropout', 'assign_', 'batchnorm', 'bilinear_layer', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'conv_transpose_layer', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'embedding', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'gpu_available', 'groupnorm', 'init', 'instancenorm', 'is_recording', 'label_smoothing', 'layernorm', 'load_safetensors', 'loss', 'maximum', 'maxout', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scale_layer', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
 
 @final
 class Buckets:
@@ -49,7 +49,7 @@ class Leaf:
     def __repr__(self, /) -> str: ...
     def _copy(self, /) -> Leaf:
         """A copy whose state arrays are independent of this leaf's."""
-    def _to_device_(self, /, device: str) -> None:
+    def _to_device_(self, /, device: Any) -> None:
         """Move the state's arrays to `device` ("cpu" or "gpu") in place. MixedPrecision
         keeps its float64 master copy and inner state on the host whatever the device.
         """
@@ -153,14 +153,6 @@ class Tensor:
     def __new__(cls, data: Any, dtype: Any = ...) -> Tensor: ...
     @property
     def T(self) -> Tensor: ...
-    @property
-    def device(self) -> str:
-        """Where the values live: `"cpu"` or `"gpu"`."""
-    def _to_device_(self, /, device: str) -> None:
-        """Move the values to `device` ("cpu" or "gpu") in place, keeping this Tensor's
-        identity (so models and optimiser states holding it follow). A float64 Tensor
-        becomes float32 on the GPU, as Flux's `gpu` does.
-        """
     def __abs__(self, /) -> Tensor: ...
     def __add__(self, value: Any, /) -> Tensor: ...
     def __array__(self, /, dtype: Any = ..., copy: bool | None = ...) -> np.ndarray[Any, Any]: ...
@@ -195,12 +187,20 @@ class Tensor:
     def __rtruediv__(self, value: Any, /) -> Tensor: ...
     def __sub__(self, value: Any, /) -> Tensor: ...
     def __truediv__(self, value: Any, /) -> Tensor: ...
+    def _to_device_(self, /, device: Any) -> None:
+        """Move the values to `device` ("cpu" or "gpu") in place, keeping this Tensor's
+        identity (so models and optimiser states holding it follow). A float64 Tensor
+        becomes float32 on the GPU, as Flux's `gpu` does.
+        """
     def abs(self, /) -> Tensor: ...
     def argmax(self, /, dim: int = ...) -> np.ndarray[Any, Any]:
         """Index of the largest entry along `dim`, as a numpy int64 array."""
     def astype(self, /, dtype: Any) -> Tensor: ...
     def copy(self, /) -> Tensor:
         """A copy with its own identity (shares memory until either is written)."""
+    @property
+    def device(self) -> str:
+        """Where the values live: `"cpu"` or `"gpu"`."""
     @property
     def dtype(self) -> np.dtype[Any]: ...
     def eq(self, /, o: Any) -> Tensor:
@@ -232,6 +232,9 @@ class Tensor:
     def tolist(self, /) -> Any: ...
     def transpose(self, /, *perm: int) -> Tensor:
         """Reverse the dimensions, or permute them: `t.transpose(1, 0, 2)`."""
+
+def _gpu_unavailable_reason() -> str | None:
+    """Why the GPU cannot be used, or None when it can."""
 
 def _misc_forward(kind: str, x: _TensorLike, weight: Tensor | None = ..., bias: _TensorLike | None = ..., act: str = ..., param: float | None = ..., y: _TensorLike | None = ..., stride: Sequence[int] | None = ..., pad_lo: Sequence[int] | None = ..., pad_hi: Sequence[int] | None = ..., dilation: Sequence[int] | None = ..., groups: int = ..., out_pad: Sequence[int] | None = ..., members: Sequence[tuple[Tensor, Tensor | None]] | None = ..., mode: str = ..., scales: Sequence[float] | None = ..., size: Any = ..., align_corners: bool = ..., r: int = ...) -> Tensor:
     """Test hook: build the Rust layer `kind` (`"ConvTranspose"`, `"Scale"`, `"Bilinear"`,
@@ -317,12 +320,6 @@ def embedding(w: Tensor, idx: Any, padding_idx: Any = ...) -> Tensor:
     row `padding_idx` reads as zeros and gets no gradient.
     """
 
-def gpu_available() -> bool:
-    """Can tensors move to the GPU (a wgpu adapter was found, lavapipe included)?"""
-
-def _gpu_unavailable_reason() -> str | None:
-    """Why the GPU cannot be used, or None when it can."""
-
 def full(shape: Sequence[int], value: Any, dtype: Any) -> Tensor:
     """A tensor filled with `value`."""
 
@@ -336,6 +333,9 @@ def gather_rows(src: Any, idx: Any) -> Tensor:
 
 def gather_tensor(t: Tensor, idx: Any) -> Tensor:
     """Rows `idx` of a tensor (a new tensor)."""
+
+def gpu_available() -> bool:
+    """Can tensors move to the GPU (a wgpu adapter was found, lavapipe included)?"""
 
 def groupnorm(x: _TensorLike, chs: Any, groups: int, gamma: Any, beta: Any, eps: float, act: str = ..., param: float | None = ...) -> Tensor:
     """GroupNorm's forward: `chs` channels in `groups` groups."""

@@ -14,6 +14,7 @@ pub mod kernel;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+pub mod rules; // the 23 optimisation rules as WGSL kernels (helper gpurules)
 pub mod transfer;
 
 pub use device::{context, gpu_available, gpu_info, GpuInfo};

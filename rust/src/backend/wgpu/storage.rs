@@ -175,4 +175,7 @@ impl BackendStorage for WgpuStorage {
         let (lc, la, lb) = (l.broadcast_to(shape)?, al.broadcast_to(shape)?, bl.broadcast_to(shape)?);
         Ok(wrap(ew::where_(&self.buf, &lc, &a.buf, &la, &b.buf, &lb)?.0))
     }
+    fn optim_step(&mut self, read: &Self, states: &mut [&mut Self], step: crate::backend::OptimStep<'_>) -> Result<()> {
+        super::rules::optim_step(self, read, states, step)
+    }
 }
