@@ -321,3 +321,23 @@ fn bad_input_is_a_shape_error_naming_the_layer() {
     let w = Tensor::ones(&[7, 2], DType::F32);
     assert!(matches!(seq::gru(&x, &w, &Tensor::ones(&[7, 3], DType::F32), None, None), Err(Error::Shape(_))));
 }
+
+#[test]
+fn an_empty_batch_runs_forward_and_backward_for_every_cell() {
+    // a batch of no sequences over several steps (an empty last batch of a loader): the
+    // time loop must not index a step of a sequence that does not exist
+    for cell in CELLS {
+        let c = case(cell, 0, 5, 3, 4, 11);
+        let (ys, st) = run(cell, &c, false);
+        assert_eq!(ys.shape(), &[0, 5, 4], "{cell:?}");
+        assert!(st.iter().all(|s| s.shape() == [0, 4]), "{cell:?}");
+        let t = |n: &Nd| n.tensor();
+        let (x, wi, wh, b) = (t(&c.x), t(&c.wi), t(&c.wh), t(&c.b));
+        let (_, g) = autodiff::value_and_grad(&[&wi, &wh, &b], || sequence(cell, &x, &wi, &wh, Some(&b), None)?.0.sum_all()).unwrap();
+        for (gi, p) in g.iter().zip([&wi, &wh, &b]) {
+            let gi = gi.as_ref().expect("a gradient for every weight");
+            assert_eq!(gi.shape(), p.shape(), "{cell:?}");
+            assert!(vals(gi).iter().all(|v| *v == 0.0), "{cell:?}: no sequence, no gradient");
+        }
+    }
+}

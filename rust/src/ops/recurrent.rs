@@ -171,6 +171,11 @@ const MIN_CHUNK: usize = 8;
 /// step's GEMM and gate sweep, BPTT) without waiting for another thread; a parallel GEMM
 /// per step instead paid a hand-off 100 times a pass for products of 32×512×128.
 pub(crate) fn batch_chunks(b: usize) -> Vec<Range<usize>> {
+    if b == 0 {
+        // an empty batch has no sequence to run: no chunk (a chunk of none would still
+        // index its time steps)
+        return Vec::new();
+    }
     let n = rayon::current_num_threads().min(b / MIN_CHUNK).max(1);
     (0..n).map(|k| k * b / n..(k + 1) * b / n).collect()
 }
@@ -188,7 +193,7 @@ pub(crate) fn split_by<'a, T>(mut buf: &'a mut [T], chunks: &[Range<usize>], per
 
 /// Run `f` on every chunk's job, each on a thread of its own (inline when there is one).
 pub(crate) fn run_chunks<J: Send>(jobs: Vec<J>, f: impl Fn(J) + Sync + Send) {
-    if jobs.len() == 1 {
+    if jobs.len() <= 1 {
         jobs.into_iter().for_each(f);
     } else {
         crate::parallel::warm();
