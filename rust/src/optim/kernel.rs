@@ -7,7 +7,7 @@
 //!
 //! The same step for tensors on a GPU is the rule's WGSL twin of that closure, named by
 //! the [`OptimStep`] the rule passes beside it (one file per rule in
-//! rust/src/backend/wgpu/rules/, made with [`wgsl!`]); [`elementwise`] hands such
+//! rust/src/backend/wgpu/rules/, made with the `wgsl!` macro); [`elementwise`] hands such
 //! tensors to [`device_step`], which runs it in one in-place pass on the device.
 use rayon::prelude::*;
 

@@ -4,7 +4,7 @@
 //!
 //! [`Storage`] is the enum over the backends' buffers; each of its kernel methods
 //! matches on the variant and calls that backend's
-//! [`BackendStorage`](crate::backend::BackendStorage) method (static dispatch). Two
+//! [`BackendStorage`] method (static dispatch). Two
 //! operands on different devices are an [`Error::Device`] naming both.
 use super::dtype::DType;
 use super::layout::Layout;
