@@ -44,9 +44,9 @@ fi
 awk '/^test result:/ {p+=$4; f+=$6} END {printf "flux-core (cargo test): %d passed, %d failed\n", p, f}' "$log"
 say "native example: char_lstm, small settings (built by cargo test above)"
 target/release/examples/char_lstm --steps 40 --hidden 32 --seq 16 --batch 16 --sample 60
-say "Rust API docs: cargo doc -p flux-core (no warnings allowed)"
+say "Rust API docs: cargo doc -p flux-core --features wgpu (no warnings allowed)"
 # the Rust API docs must build without warnings (broken or private links)
-RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc -p flux-core --no-deps -q
+RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc -p flux-core --no-deps --features wgpu -q
 say "native example: cnn_batchnorm (train, checkpoint, resume; small settings)"
 # built by the cargo test above (cargo test builds the examples)
 target/release/examples/cnn_batchnorm --epochs 1 --resume-epochs 1 --train 256 --test 200 >/dev/null

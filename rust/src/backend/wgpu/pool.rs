@@ -21,7 +21,7 @@ pub const READBACK: wgpu::BufferUsages = wgpu::BufferUsages::MAP_READ.union(wgpu
 const MIN_BYTES: u64 = 256;
 
 /// The size class of a request of `bytes`: the next of 2^k, 1.25·2^k, 1.5·2^k and
-/// 1.75·2^k (at most a quarter wasted), never below [`MIN_BYTES`].
+/// 1.75·2^k (at most a quarter wasted), never below `MIN_BYTES` (256 bytes).
 ///
 /// ```
 /// use flux_core::backend::wgpu::pool::size_class;
