@@ -59,6 +59,9 @@ impl Context {
         errs.clear();
         Err(Error::Device(format!("GPU error in {what}: {msg}")))
     }
+
+    /// Keep an error message for the next [`Context::check`].
+    pub(crate) fn push_error(&self, msg: String) { self.errors.lock().unwrap_or_else(|e| e.into_inner()).push(msg) }
 }
 
 static CONTEXT: OnceLock<std::result::Result<Context, String>> = OnceLock::new();

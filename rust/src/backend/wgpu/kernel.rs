@@ -12,6 +12,7 @@ use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::batch;
 use super::device::{context, Context};
 use super::pool::GpuBuffer;
 use super::transfer;
@@ -106,7 +107,8 @@ fn binding(b: &GpuBuffer) -> wgpu::BindingResource<'_> {
 
 /// Run `entry` of `kernel`, specialised by the `override` constants `consts`, over
 /// `buffers` (bindings 0.. of group 0) and `params` (group 1), on `groups` workgroups.
-/// The work is submitted at once; it runs before anything submitted later.
+/// The dispatch is recorded into the pending batch ([`batch`]) and runs, in recording
+/// order, when the batch is submitted: at the latest when the host reads a buffer back.
 ///
 /// ```
 /// use flux_core::backend::wgpu::{gpu_available, kernel::{groups_1d, launch, Kernel}, transfer};
@@ -149,16 +151,30 @@ pub fn launch(
         layout: &pipe.get_bind_group_layout(0),
         entries: &entries,
     });
-    let pbuf = if params.is_empty() { None } else { Some(transfer::upload_u32(params)?) };
-    let g1 = pbuf.as_ref().map(|pb| {
+    let groups_layout = (!params.is_empty()).then(|| pipe.get_bind_group_layout(1));
+    let params_group = |buffer: &wgpu::Buffer, offset: u64| {
         ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("params"),
-            layout: &pipe.get_bind_group_layout(1),
-            entries: &[wgpu::BindGroupEntry { binding: 0, resource: binding(pb) }],
+            layout: groups_layout.as_ref().expect("parameters were given"),
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset,
+                    size: NonZeroU64::new(4 * params.len() as u64),
+                }),
+            }],
         })
-    });
-    let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(kernel.name) });
-    {
+    };
+    // parameters too many for the batch's arena get a buffer of their own (fresh from
+    // the pool, so its upload cannot overtake pending work; dropped after the lock)
+    let own = if 4 * params.len() as u64 > batch::ARENA_BYTES { Some(transfer::upload_u32(params)?) } else { None };
+    batch::record(ctx, kernel.name, params, |enc, slot| {
+        let g1 = match (&own, slot) {
+            (Some(b), _) => Some(params_group(b.raw(), 0)),
+            (None, Some(s)) => Some(params_group(s.buffer, s.offset)),
+            (None, None) => None,
+        };
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(kernel.name), timestamp_writes: None });
         pass.set_pipeline(&pipe);
         pass.set_bind_group(0, &g0, &[]);
@@ -166,7 +182,7 @@ pub fn launch(
             pass.set_bind_group(1, g1, &[]);
         }
         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-    }
-    ctx.queue.submit([enc.finish()]);
+    })?;
+    drop(own);
     ctx.check(&format!("running the GPU kernel {}::{entry}", kernel.name))
 }

@@ -6,7 +6,10 @@
 //! - [`pool`]: device buffers pooled by size class,
 //! - [`transfer`]: uploads and downloads,
 //! - [`kernel`]: running a WGSL kernel over buffers with a pipeline cache,
+//! - [`batch`]: the pending command buffer kernels are recorded into, submitted when the
+//!   host needs data (a few submits per training step, not one per kernel),
 //! - the kernel families, each a WGSL file under `kernels/` and the Rust that launches it.
+pub mod batch;
 pub mod device;
 pub mod elementwise;
 pub mod gather;

@@ -1,9 +1,11 @@
 //! GPU buffers pooled by size class, so that a steady training step, which asks for the
 //! same sizes every step, creates no new GPU buffers after its first.
 //!
-//! A [`GpuBuffer`] goes back to its free list when dropped. Reusing it at once is safe:
-//! every command goes through the one queue, so work submitted later (the next user of
-//! the buffer) runs after work submitted earlier (its last reader).
+//! A [`GpuBuffer`] goes back to its free list when dropped, or, while recorded work is
+//! pending ([`super::batch`]), when that work is submitted: from then on every later
+//! use of the buffer reaches the one queue after its last reader and writer. Handing it
+//! out earlier would let an upload into it (`queue.write_buffer`, which lands before the
+//! pending work) overwrite what a pending kernel has yet to read.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -179,11 +181,24 @@ fn create(ctx: &Context, class: u64, usage: wgpu::BufferUsages) -> Result<wgpu::
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
         if let Some(b) = self.buf.take() {
-            let (key, class) = ((self.usage.bits(), self.class), self.class);
-            with_pool(|p| {
-                p.free.entry(key).or_default().push(b);
-                p.idle_bytes += class;
-            });
+            let key = (self.usage.bits(), self.class);
+            // (the batch's lock is taken and released before the pool's: never nested the other way)
+            if let Some(b) = super::batch::retire(key, b) {
+                release(vec![(key, b)]);
+            }
         }
     }
+}
+
+/// Put buffers (with their `(usage bits, size class)` keys) on the free lists.
+pub(super) fn release(bufs: Vec<((u32, u64), wgpu::Buffer)>) {
+    if bufs.is_empty() {
+        return;
+    }
+    with_pool(|p| {
+        for (key, b) in bufs {
+            p.free.entry(key).or_default().push(b);
+            p.idle_bytes += key.1;
+        }
+    });
 }

@@ -399,8 +399,8 @@ fn steady_steps_create_no_new_buffers_and_no_new_pipelines() {
     }
     assert_eq!(pool::created_on_this_thread(), created, "steady steps created GPU buffers");
     assert_eq!(super::kernel::pipelines_compiled_on_this_thread(), compiled, "steady steps compiled pipelines");
-    // 3 uploads, 4 results, 4 parameter buffers and a read-back buffer a step
-    assert!(pool::stats().reused >= reused + 5 * 12, "{:?}", pool::stats());
+    // 3 uploads, 4 results and a read-back buffer a step (parameters go in the batch's arena)
+    assert!(pool::stats().reused >= reused + 5 * 8, "{:?}", pool::stats());
     // a size never asked for before is a new buffer
     let _big = GpuBuffer::new(3_000_001).unwrap();
     assert_eq!(pool::created_on_this_thread(), created + 1);
@@ -447,5 +447,145 @@ fn mlp_forward_and_backward_on_the_gpu_match_the_cpu() {
         // gradients are sums over the batch: compared within 1e-5 of their largest entry
         let scale = c.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
         assert_close_scaled(g, &c.iter().map(|&v| v as f64).collect::<Vec<_>>(), &vec![scale; c.len()], &format!("gradient {i}"));
+    }
+}
+
+/// A chain of `n` elementwise ops and a matmul every 50, from `x` ([16, 16]).
+fn chain(x: &[f32], n: usize) -> Vec<f32> {
+    let l = Layout::contiguous(&[16, 16]);
+    let mut a = upload(x).unwrap();
+    for i in 0..n {
+        a = match i % 4 {
+            0 => ew::unary(&a, &l, UnaryOp::Tanh).unwrap(),
+            1 => ew::scalar(&a, &l, ScalarOp::Affine(1.5, 0.25)).unwrap(),
+            2 => ew::binary(&a, &l, &a, &Layout { shape: vec![16, 16], strides: vec![1, 16], offset: 0 }, BinaryOp::Mul).unwrap().0,
+            _ if i % 50 == 3 => matmul(&a, MatLayout::contiguous(16, 16), &a, MatLayout::contiguous(16, 16), 1).unwrap(),
+            _ => ew::unary(&a, &l, UnaryOp::Sigmoid).unwrap(),
+        };
+    }
+    download(&a).unwrap()
+}
+
+#[test]
+fn batched_kernels_give_the_unbatched_results_bit_for_bit() {
+    let Some(_turn) = gpu() else { return };
+    let x = rand_vec(256, 40, -1.0, 1.0);
+    // 600 ops: more than one batch's worth of dispatches, and buffers dropped and
+    // reused throughout while their batch is pending
+    let s0 = super::batch::submits();
+    let batched = chain(&x, 600);
+    let batched_submits = super::batch::submits() - s0;
+    super::batch::set_unbatched(true);
+    let s1 = super::batch::submits();
+    let unbatched = chain(&x, 600);
+    let unbatched_submits = super::batch::submits() - s1;
+    super::batch::set_unbatched(false);
+    assert_eq!(batched, unbatched);
+    assert!(unbatched_submits >= 600, "one submit per kernel unbatched: {unbatched_submits}");
+    assert!(batched_submits <= 600usize.div_ceil(super::batch::MAX_DISPATCHES as usize) as u64 + 2, "{batched_submits} submits batched");
+    // and the chain computes what the CPU computes (a shorter one: f32 drift grows with length)
+    let t = cpu(&x, &[16, 16]);
+    let mut c = t.clone();
+    for i in 0..7 {
+        c = match i % 4 {
+            0 => c.tanh().unwrap(),
+            1 => c.mul_scalar(1.5).unwrap().add_scalar(0.25).unwrap(),
+            2 => c.mul(&c.t().unwrap()).unwrap(),
+            _ if i % 50 == 3 => c.matmul(&c).unwrap(),
+            _ => c.sigmoid().unwrap(),
+        };
+    }
+    assert_close_scaled(
+        &chain(&x, 7),
+        &c.to_vec::<f32>().unwrap().iter().map(|&v| v as f64).collect::<Vec<_>>(),
+        &vec![16.0; 256],
+        "a short chain vs the CPU",
+    );
+}
+
+#[test]
+fn a_buffer_dropped_while_its_reader_is_pending_is_not_overwritten_early() {
+    let Some(_turn) = gpu() else { return };
+    let l = Layout::contiguous(&[1000]);
+    let (a, b) = (rand_vec(1000, 50, -1.0, 1.0), rand_vec(1000, 51, -1.0, 1.0));
+    let ga = upload(&a).unwrap();
+    let neg = ew::scalar(&ga, &l, ScalarOp::Affine(-1.0, 0.0)).unwrap();
+    assert!(super::batch::pending(), "the kernel waits in the batch");
+    // the reader of `ga` has not run yet; without holding `ga` back, the pool would hand
+    // it to this upload, whose write lands before the pending kernel reads it
+    drop(ga);
+    let gb = upload(&b).unwrap();
+    let sum = ew::binary(&neg, &l, &gb, &l, BinaryOp::Add).unwrap().0;
+    let want: Vec<f32> = a.iter().zip(&b).map(|(a, b)| -a + b).collect();
+    assert_eq!(download(&sum).unwrap(), want);
+    assert_eq!(download(&neg).unwrap(), a.iter().map(|v| -v).collect::<Vec<_>>());
+    // a write into a live buffer with a pending reader: the reader sees the old values
+    let gc = upload(&a).unwrap();
+    let twice = ew::scalar(&gc, &l, ScalarOp::Affine(2.0, 0.0)).unwrap();
+    super::transfer::write(&gc, 0, bytemuck::cast_slice(&b)).unwrap();
+    assert_eq!(download(&twice).unwrap(), a.iter().map(|v| 2.0 * v).collect::<Vec<_>>());
+    assert_eq!(download(&gc).unwrap(), b);
+}
+
+#[test]
+fn a_training_loop_submits_a_few_command_buffers_a_step_and_matches_the_cpu() {
+    use crate::autodiff::value_and_grad;
+    use crate::nn::dense::linear;
+    use crate::nn::losses::{logitcrossentropy, Agg};
+    use crate::nn::Activation;
+    use crate::optim::{Adam, Leaf};
+    use crate::Device;
+    let Some(_turn) = gpu() else { return };
+    let (bn, ni, nh, no) = (16, 12, 20, 5);
+    let x = cpu(&rand_vec(bn * ni, 60, -1.0, 1.0), &[bn, ni]);
+    let init = [
+        cpu(&rand_vec(nh * ni, 61, -0.5, 0.5), &[nh, ni]),
+        cpu(&rand_vec(nh, 62, -0.1, 0.1), &[nh]),
+        cpu(&rand_vec(no * nh, 63, -0.5, 0.5), &[no, nh]),
+        cpu(&rand_vec(no, 64, -0.1, 0.1), &[no]),
+    ];
+    let y: Vec<f32> = (0..bn * no).map(|i| if i % no == (i / no) % no { 1.0 } else { 0.0 }).collect();
+    let y = cpu(&y, &[bn, no]);
+    let rule = Adam::new(0.01, (0.9, 0.999), 1e-8).unwrap();
+    // 4 steps; the loss of each (read back: the one download a step) and the final parameters
+    let train = |dev: Device| -> (Vec<f32>, Vec<Vec<f32>>, Vec<u64>) {
+        let on = |t: &Tensor| t.to_device(dev).unwrap().detach();
+        let (x, y) = (on(&x), on(&y));
+        let mut ps: Vec<Tensor> = init.iter().map(on).collect();
+        let mut leaves: Vec<Leaf> = ps.iter().map(|p| Leaf::new(Box::new(rule.clone()), p).unwrap()).collect();
+        let (mut losses, mut submits) = (vec![], vec![]);
+        for _ in 0..4 {
+            let s0 = super::batch::submits();
+            let refs: Vec<&Tensor> = ps.iter().collect();
+            let (loss, grads) = value_and_grad(&refs, || {
+                let h = linear(&x, &ps[0], Some(&ps[1]), Activation::Relu)?;
+                let z = linear(&h, &ps[2], Some(&ps[3]), Activation::Identity)?;
+                logitcrossentropy(&z, &y, -1, Agg::Mean)
+            })
+            .unwrap();
+            for ((p, l), g) in ps.iter_mut().zip(&mut leaves).zip(&grads) {
+                l.step(p, g.as_ref().unwrap()).unwrap();
+            }
+            losses.push(loss.to_device(Device::Cpu).unwrap().to_vec::<f32>().unwrap()[0]);
+            submits.push(super::batch::submits() - s0);
+        }
+        let ps = ps.iter().map(|p| p.to_device(Device::Cpu).unwrap().to_vec::<f32>().unwrap()).collect();
+        (losses, ps, submits)
+    };
+    let (lc, pc, _) = train(Device::Cpu);
+    let d0 = super::batch::dispatches();
+    let (lg, pg, submits) = train(Device::Wgpu);
+    let dispatches = super::batch::dispatches() - d0;
+    assert_close(&lg, &lc, "losses");
+    for (i, (g, c)) in pg.iter().zip(&pc).enumerate() {
+        let scale = c.iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
+        assert_close_scaled(g, &c.iter().map(|&v| v as f64).collect::<Vec<_>>(), &vec![scale * 10.0; c.len()], &format!("parameter {i}"));
+    }
+    eprintln!("a training step: {submits:?} submits, {} dispatches", dispatches / 4);
+    assert!(dispatches / 4 > 10, "the step runs its kernels on the GPU: {dispatches} dispatches");
+    // the steady steps: the loss's read-back submits the step's kernels, and the
+    // optimiser's kernels wait for the next step's read-back
+    for &s in &submits[1..] {
+        assert!(s <= 2, "submits a step: {submits:?}");
     }
 }

@@ -1,5 +1,6 @@
 //! Host ↔ device copies: upload into a pooled buffer, download through a pooled
-//! read-back buffer (the only place the host waits for the GPU).
+//! read-back buffer (the only place the host waits for the GPU, after submitting the
+//! pending batch of kernels).
 use super::device::context;
 use super::pool::{GpuBuffer, READBACK};
 use crate::error::{Error, Result};
@@ -15,7 +16,7 @@ use crate::error::{Error, Result};
 /// ```
 pub fn upload(data: &[f32]) -> Result<GpuBuffer> {
     let b = GpuBuffer::new(data.len())?;
-    write(&b, 0, bytemuck::cast_slice(data))?;
+    write_fresh(&b, 0, bytemuck::cast_slice(data))?;
     Ok(b)
 }
 
@@ -23,14 +24,24 @@ pub fn upload(data: &[f32]) -> Result<GpuBuffer> {
 /// parameters of kernels).
 pub fn upload_u32(data: &[u32]) -> Result<GpuBuffer> {
     let b = GpuBuffer::new(data.len())?;
-    write(&b, 0, bytemuck::cast_slice(data))?;
+    write_fresh(&b, 0, bytemuck::cast_slice(data))?;
     Ok(b)
 }
 
 /// Overwrite the bytes of `buf` from byte `offset` on with `bytes` (a multiple of 4 long).
 /// The write lands before any work submitted after this call and after all work
-/// submitted before it.
+/// submitted before it (pending batched work is submitted first, as it may use `buf`).
 pub fn write(buf: &GpuBuffer, offset: u64, bytes: &[u8]) -> Result<()> {
+    if !bytes.is_empty() {
+        super::batch::flush()?;
+    }
+    write_fresh(buf, offset, bytes)
+}
+
+/// [`write`] into a buffer just taken from the pool, which no pending work uses (the
+/// pool holds back buffers dropped while work is pending): no flush needed, the write
+/// lands before any work recorded after this call.
+fn write_fresh(buf: &GpuBuffer, offset: u64, bytes: &[u8]) -> Result<()> {
     if bytes.is_empty() {
         return Ok(());
     }
@@ -69,9 +80,8 @@ fn download_bytes(buf: &GpuBuffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
     }
     let ctx = context()?;
     let staging = GpuBuffer::with_usage((bytes / 4) as usize, READBACK)?;
-    let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("flux_rs download") });
-    enc.copy_buffer_to_buffer(buf.raw(), offset, staging.raw(), 0, bytes);
-    ctx.queue.submit([enc.finish()]);
+    // the copy follows the pending work in the batch, which is submitted with it
+    super::batch::copy_and_flush(buf.raw(), offset, staging.raw(), bytes)?;
     let (tx, rx) = std::sync::mpsc::channel();
     staging.raw().map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
         let _ = tx.send(r);
