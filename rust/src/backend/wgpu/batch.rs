@@ -17,7 +17,7 @@
 //! - `queue.write_buffer` is the one operation that does NOT follow recording order:
 //!   it lands before every command buffer of the next submit, i.e. before pending
 //!   dispatches recorded earlier. So (a) a buffer dropped while a batch is pending is
-//!   not handed out again until the batch is submitted ([`retire`]): an upload into a
+//!   not handed out again until the batch is submitted (`retire`): an upload into a
 //!   buffer fresh from the pool can never overtake a pending reader or writer of it,
 //!   and (b) a write into a live buffer flushes first.
 //! - Kernel parameters go into one arena buffer per batch at aligned offsets: the host
