@@ -359,6 +359,8 @@ class Dropout:
     """Dropout with probability ``p``; ``dims`` are the dimensions along which the mask
     varies (e.g. ``dims=1`` on NCHW: one decision per channel, shared by the batch and
     all positions). ``rng``: an ``fx.Rng``, an int seed, or None for the global one.
+    On the GPU the mask is drawn there, keyed by a seed from ``rng``: the same keep
+    probability and scale as on the CPU, not the same elements.
 
     >>> import flux_rs as fx
     >>> d = fx.Dropout(0.5)

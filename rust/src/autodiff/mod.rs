@@ -53,6 +53,21 @@ pub(crate) fn record(inputs: &[&Tensor], out: &Tensor, op: impl FnOnce() -> Op) 
     })
 }
 
+/// Run `f` with this thread's tape set aside, so that the tensor ops it calls record
+/// nothing: a fused op composed of tensor ops (its GPU forward) is one node on the tape,
+/// recorded by [`crate::ops::apply`]. The tape is put back even if `f` panics.
+pub(crate) fn unrecorded<R>(f: impl FnOnce() -> R) -> R {
+    struct PutBack(Option<Tape>);
+    impl Drop for PutBack {
+        fn drop(&mut self) {
+            let tape = self.0.take();
+            TAPE.with(|t| *t.borrow_mut() = tape);
+        }
+    }
+    let _tape = PutBack(TAPE.with(|t| t.borrow_mut().take()));
+    f()
+}
+
 /// Open a tape on this thread. Nested gradients are not supported.
 pub fn start() -> Result<()> {
     TAPE.with(|t| {

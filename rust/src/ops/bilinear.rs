@@ -7,9 +7,9 @@ use super::{apply, FusedOp};
 use crate::autodiff::Backward;
 use crate::error::{py_shape, shape_err, Result};
 use crate::nn::Activation;
-use crate::tensor::elementwise::{mul_deriv_inplace, unary_inplace, UnaryOp};
+use crate::tensor::elementwise::{mul_deriv_inplace, unary_backward, unary_inplace, UnaryOp};
 use crate::tensor::matmul::{gemm_new, Mat};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::{DType, Device, Tensor};
 
 /// The sizes: rows (all leading dims together), in1, in2, out.
 #[derive(Clone, Copy, Debug)]
@@ -99,10 +99,66 @@ impl FusedOp for BilinearOp {
             Ok((y, Box::new(bwd) as Box<dyn Backward>))
         })
     }
+    /// The same GEMM and row sums with the device's kernels.
+    fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let Dims { rows, in1, in2, out } = self.d;
+        crate::autodiff::unrecorded(|| {
+            let x = xs[0].reshape(&[rows, in1])?.try_contiguous()?;
+            let y = xs[1].reshape(&[rows, in2])?.try_contiguous()?;
+            let wp = xs[2].permute(&[1, 0, 2])?.try_contiguous()?.reshape(&[in1, out * in2])?;
+            let u = x.matmul(&wp)?;
+            let z = u.reshape(&[rows, out, in2])?.mul(&y.reshape(&[rows, 1, in2])?)?.sum(Some(&[2]), false)?;
+            let z = match xs.get(3) {
+                Some(b) => z.add(b)?,
+                None => z,
+            }
+            .reshape(&self.out_shape)?;
+            let (out_t, act) = match self.act.unary_op() {
+                None => (z, None),
+                Some(op) => {
+                    let a = z.unary(op)?;
+                    (a.clone(), Some((op, z, a)))
+                }
+            };
+            let shapes = [xs[0].shape().to_vec(), xs[1].shape().to_vec(), xs[2].shape().to_vec()];
+            let bwd = BilinearBackward { d: self.d, x, y, wp, u, shapes, has_bias: xs.len() > 3, act };
+            Ok((out_t, Box::new(bwd) as Box<dyn Backward>))
+        })
+    }
+}
+
+impl BilinearBackward {
+    /// The rule with the device's kernels (a GPU forward's backward).
+    fn on_device(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let Dims { rows, in1, in2, out } = self.d;
+        let gz = match &self.act {
+            Some((op, z, y)) => unary_backward(*op, z, y, g)?,
+            None => g.clone(),
+        };
+        let gz = gz.reshape(&[rows, out, 1])?;
+        let need = |i: usize| needs.get(i).copied().unwrap_or(false);
+        // V[r, o, j] = gz[r, o]·y[r, j]
+        let v = gz.mul(&self.y.reshape(&[rows, 1, in2])?)?.reshape(&[rows, out * in2])?;
+        let dx = need(0).then(|| v.matmul(&self.wp.t()?)?.reshape(&self.shapes[0])).transpose()?;
+        let dy = need(1)
+            .then(|| gz.mul(&self.u.reshape(&[rows, out, in2])?)?.sum(Some(&[1]), false)?.reshape(&self.shapes[1]))
+            .transpose()?;
+        let dw = need(2)
+            .then(|| self.x.t()?.matmul(&v)?.reshape(&[in1, out, in2])?.permute(&[1, 0, 2])?.try_contiguous()?.reshape(&self.shapes[2]))
+            .transpose()?;
+        let mut grads = vec![dx, dy, dw];
+        if self.has_bias {
+            grads.push(need(3).then(|| gz.reshape(&[rows, out])?.sum(Some(&[0]), false)).transpose()?);
+        }
+        Ok(grads)
+    }
 }
 
 impl Backward for BilinearBackward {
     fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        if self.x.device() != Device::Cpu {
+            return self.on_device(g, needs);
+        }
         let Dims { rows, in1, in2, out } = self.d;
         crate::dispatch!(self.x.dtype(), T => {
             let gc = g.as_contiguous::<T>()?;

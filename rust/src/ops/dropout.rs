@@ -4,13 +4,20 @@
 //! The draws are those of [`crate::tensor::dropout::dropout_mask`] (one uniform per
 //! mask element in row-major order, kept iff it exceeds `p`), so a seeded generator
 //! gives the same mask as before the ops were fused.
+//!
+//! On the GPU the mask is drawn there ([`crate::backend::wgpu::random`]), keyed by a
+//! seed taken from the same generator on each call: a seeded generator gives the same
+//! GPU masks run after run, but not the CPU's masks — the same keep probability and
+//! scale, not the same elements.
 use super::{apply, FusedOp};
 use crate::autodiff::Backward;
 use crate::error::{shape_err, value_err, Result};
 use crate::tensor::dropout::{check_p, ALPHA_PRIME};
 use crate::tensor::layout::{broadcast_shapes, for_each_offset, row_major_strides, Layout};
 use crate::tensor::random::Rng;
-use crate::tensor::{Float, Tensor};
+#[cfg(feature = "wgpu")]
+use crate::backend::wgpu as gpu;
+use crate::tensor::{Device, Float, Tensor};
 
 /// `x ⊙ m` with `m` broadcast from `mask` (shape `mask_shape`) to `x`'s shape.
 fn scale_by<T: Float>(x: &[T], shape: &[usize], mask: &[T], mask_shape: &[usize]) -> Vec<T> {
@@ -43,6 +50,10 @@ struct DropoutBackward {
 impl Backward for DropoutBackward {
     fn backward(&self, g: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
         let m = &self.mask;
+        if m.device() != Device::Cpu {
+            // the mask was drawn where g is: the same mask, by the device's kernels
+            return Ok(vec![Some(g.mul(m)?)]);
+        }
         crate::dispatch!(m.dtype(), T => {
             let gc = g.as_contiguous::<T>()?;
             let v = scale_by(gc.as_slice::<T>()?, g.shape(), m.as_slice::<T>()?, m.shape());
@@ -64,6 +75,15 @@ impl FusedOp for DropoutOp<'_> {
             let y = scale_by(xc.as_slice::<T>()?, x.shape(), &mask, self.mask_shape);
             Ok((Tensor::from_vec(y, x.shape())?, Box::new(DropoutBackward { mask: Tensor::from_vec(mask, self.mask_shape)? })))
         })
+    }
+    #[cfg(feature = "wgpu")]
+    fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let seed = self.rng.lock().map_err(|_| value_err!("dropout: generator poisoned by a panic"))?.key();
+        let keep = if self.p >= 1.0 { 0.0 } else { 1.0 / (1.0 - self.p) };
+        let n = self.mask_shape.iter().product();
+        let mask = gpu::tensors::wrap(gpu::random::keep_mask(n, seed, self.p as f32, keep as f32)?, self.mask_shape);
+        let y = crate::autodiff::unrecorded(|| xs[0].mul(&mask))?;
+        Ok((y, Box::new(DropoutBackward { mask })))
     }
 }
 
@@ -122,6 +142,20 @@ impl FusedOp for AlphaDropoutOp<'_> {
                 .collect();
             Ok((Tensor::from_vec(y, x.shape())?, Box::new(DropoutBackward { mask: Tensor::from_vec(mask, x.shape())? })))
         })
+    }
+    /// With the mask `m` ∈ {0, A} drawn on the GPU, `y = x·m + B′ + (B − B′)·m/A`, where
+    /// `B′ = A·α′ + B` is a dropped element's value.
+    #[cfg(feature = "wgpu")]
+    fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let p = self.p;
+        let seed = self.rng.lock().map_err(|_| value_err!("alpha_dropout: generator poisoned by a panic"))?.key();
+        let a = 1.0 / ((1.0 - p) * (1.0 + p * ALPHA_PRIME * ALPHA_PRIME)).sqrt();
+        let b = -a * ALPHA_PRIME * p;
+        let dropped = a * ALPHA_PRIME + b;
+        let x = xs[0];
+        let mask = gpu::tensors::wrap(gpu::random::keep_mask(x.numel(), seed, p as f32, a as f32)?, x.shape());
+        let y = crate::autodiff::unrecorded(|| x.mul(&mask)?.add(&mask.mul_scalar((b - dropped) / a)?.add_scalar(dropped)?))?;
+        Ok((y, Box::new(DropoutBackward { mask })))
     }
 }
 

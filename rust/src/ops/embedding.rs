@@ -6,6 +6,8 @@ use std::sync::Arc;
 use super::{apply, FusedOp};
 use crate::autodiff::Backward;
 use crate::error::{shape_err, Result};
+use crate::tensor::misc::where_;
+use crate::tensor::movement::index_add;
 use crate::tensor::{Float, Tensor};
 
 #[derive(Debug)]
@@ -66,6 +68,54 @@ impl FusedOp for EmbeddingOp<'_> {
         });
         let bwd = EmbeddingBackward { idx: Arc::new(self.idx.to_vec()), padding: self.padding, table: w.shape().to_vec() };
         Ok((y, Box::new(bwd)))
+    }
+    /// A row gather on the device; the padding rows are zeroed by a `where` on a
+    /// per-index mask.
+    fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let w = xs[0];
+        let mut shape = self.idx_shape.to_vec();
+        shape.extend(&w.shape()[1..]);
+        let keep = padding_mask(self.idx, self.padding, w)?;
+        let y = crate::autodiff::unrecorded(|| -> Result<Tensor> {
+            let rows = w.index_select(0, self.idx)?;
+            match &keep {
+                Some(k) => where_(k, &rows, &rows.full_beside(&[], 0.0, rows.dtype())?)?.reshape(&shape),
+                None => rows.reshape(&shape),
+            }
+        })?;
+        Ok((y, Box::new(EmbeddingDeviceBackward { idx: self.idx.to_vec(), keep, table: w.shape().to_vec() })))
+    }
+}
+
+/// 1 for the indices that read a row, 0 for the padding ones, shaped (k, 1, …) to
+/// broadcast over the gathered rows of `w`; `None` when no index is the padding row.
+fn padding_mask(idx: &[usize], padding: Option<usize>, w: &Tensor) -> Result<Option<Tensor>> {
+    let Some(pad) = padding.filter(|p| idx.contains(p)) else { return Ok(None) };
+    let mut shape = vec![idx.len()];
+    shape.resize(w.ndim(), 1);
+    let m: Vec<f32> = idx.iter().map(|&i| if i == pad { 0.0 } else { 1.0 }).collect();
+    Ok(Some(Tensor::from_vec(m, &shape)?.to_device(w.device())?))
+}
+
+/// The embedding's backward on a device other than the CPU: a scatter-add of the
+/// (padding-masked) output gradient into the table's rows, by the device's kernels.
+#[derive(Debug)]
+struct EmbeddingDeviceBackward {
+    idx: Vec<usize>,
+    keep: Option<Tensor>,
+    table: Vec<usize>,
+}
+
+impl Backward for EmbeddingDeviceBackward {
+    fn backward(&self, g: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let mut rows = vec![self.idx.len()];
+        rows.extend(&self.table[1..]);
+        let g = g.reshape(&rows)?;
+        let g = match &self.keep {
+            Some(k) => where_(k, &g, &g.full_beside(&[], 0.0, g.dtype())?)?,
+            None => g,
+        };
+        Ok(vec![Some(index_add(&self.table, 0, &self.idx, &g)?)])
     }
 }
 

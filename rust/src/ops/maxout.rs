@@ -4,9 +4,10 @@
 use super::{apply, FusedOp};
 use crate::autodiff::Backward;
 use crate::error::{value_err, Result};
-use crate::tensor::elementwise::BinaryOp;
+use crate::tensor::elementwise::{BinaryOp, CmpOp};
 use crate::tensor::layout::broadcast_shapes;
-use crate::tensor::{DType, Tensor};
+use crate::tensor::misc::where_;
+use crate::tensor::{DType, Device, Tensor};
 
 #[derive(Debug)]
 struct MaxoutOp;
@@ -34,10 +35,31 @@ impl FusedOp for MaxoutOp {
             Ok((out.clone(), Box::new(MaxoutBackward { ys: cs, out }) as Box<dyn Backward>))
         })
     }
+    /// `maximum` over the inputs with the device's kernels.
+    fn wgpu_fwd(&self, ys: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let out = crate::autodiff::unrecorded(|| ys[1..].iter().try_fold(ys[0].clone(), |acc, y| acc.maximum(y)))?;
+        let ys = ys.iter().map(|&y| y.clone()).collect();
+        Ok((out.clone(), Box::new(MaxoutBackward { ys, out })))
+    }
+}
+
+impl MaxoutBackward {
+    /// The rule with the device's kernels: each input that attains the maximum gets
+    /// `g / count`, where `count` (≥ 1 but where the maximum is NaN) is how many attain it.
+    fn on_device(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let hits: Vec<Tensor> = self.ys.iter().map(|y| y.compare(&self.out, CmpOp::Eq)).collect::<Result<_>>()?;
+        let count = hits[1..].iter().try_fold(hits[0].clone(), |c, h| c.add(h))?;
+        let zero = g.full_beside(&[], 0.0, g.dtype())?;
+        let share = where_(&count, &g.div(&count)?, &zero)?;
+        hits.iter().zip(needs).map(|(h, &need)| need.then(|| h.mul(&share)).transpose()).collect()
+    }
 }
 
 impl Backward for MaxoutBackward {
     fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        if self.out.device() != Device::Cpu {
+            return self.on_device(g, needs);
+        }
         crate::dispatch!(self.out.dtype(), T => {
             let gc = g.as_contiguous::<T>()?;
             let (gv, ov) = (gc.as_slice::<T>()?, self.out.as_slice::<T>()?);

@@ -357,6 +357,49 @@ impl FusedOp for NormOp<'_> {
         let (g, b) = if self.affine { (xs.get(1).copied(), xs.get(2).copied()) } else { (None, None) };
         crate::dispatch!(x.dtype(), T => self.forward::<T>(x, g, b))
     }
+    /// The GPU kernels of `backend/wgpu/norm.rs`; the running statistics are folded in
+    /// on the device with tensor ops.
+    #[cfg(feature = "wgpu")]
+    fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let (x, sp) = (xs[0], &self.spec);
+        let affine = if self.affine { Some((xs[1], xs[2])) } else { None };
+        let mut stats = self.stats.lock().map_err(|_| Error::Value("normalize: running statistics poisoned by a panic".into()))?;
+        let tracks = matches!(&*stats, Stats::Track { .. });
+        if tracks && sp.p * sp.q < 2 {
+            return Err(value_err!("normalize: tracking statistics needs more than one value per slice, got shape {:?}", x.shape()));
+        }
+        if !matches!(&*stats, Stats::Batch) && sp.inner != 1 {
+            return Err(value_err!("normalize: running statistics need one affine entry per slice"));
+        }
+        let running = match &*stats {
+            Stats::Running { mean, var } => Some((&**mean, &**var)),
+            _ => None,
+        };
+        let (y, bwd, batch) = crate::autodiff::unrecorded(|| crate::backend::wgpu::norm::norm_forward(x, affine, sp, running))?;
+        if let (Stats::Track { mean, var, momentum }, Some((mu, v))) = (&mut *stats, &batch) {
+            crate::autodiff::unrecorded(|| fold_running_tensors(mean, var, *momentum, mu, v, sp))?;
+        }
+        *self.batch_stats.lock().expect("not poisoned") = batch;
+        Ok((y, bwd))
+    }
+}
+
+/// [`fold_running`] with tensor ops, on the device of the batch statistics; the
+/// running statistics keep their device, dtype and shape.
+#[cfg(feature = "wgpu")]
+fn fold_running_tensors(mean: &mut Tensor, var: &mut Tensor, momentum: f64, mu: &Tensor, v: &Tensor, sp: &NormSpec) -> Result<()> {
+    let (period, reps) = (sp.period, sp.s / sp.period);
+    let m = (sp.p * sp.q) as f64;
+    for (run, batch, w) in [(mean, mu, momentum), (var, v, momentum * m / (m - 1.0))] {
+        if run.numel() != period {
+            return Err(shape_err!("normalize: running statistics have {} entries, expected {period}", run.numel()));
+        }
+        let b = batch.reshape(&[reps, period])?.mean(Some(&[0]), false)?;
+        let r = run.to_device(b.device())?.cast(b.dtype())?.reshape(&[period])?;
+        let new = r.mul_scalar(1.0 - momentum)?.add(&b.mul_scalar(w)?)?;
+        run.replace_data_(&new.reshape(run.shape())?.to_device(run.device())?.cast(run.dtype())?);
+    }
+    Ok(())
 }
 
 #[derive(Debug)]

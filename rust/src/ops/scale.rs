@@ -4,8 +4,8 @@ use super::{apply, FusedOp};
 use crate::autodiff::Backward;
 use crate::error::{shape_err, Result};
 use crate::nn::Activation;
-use crate::tensor::elementwise::{mul_deriv_inplace, unary_inplace};
-use crate::tensor::{DType, Tensor};
+use crate::tensor::elementwise::{mul_deriv_inplace, unary_backward, unary_inplace};
+use crate::tensor::{DType, Device, Tensor};
 use crate::error::py_shape;
 
 #[derive(Debug)]
@@ -59,10 +59,51 @@ impl FusedOp for ScaleOp {
         let act = z.map(|(op, z)| (op, z, y.clone()));
         Ok((y, Box::new(ScaleBackward { x: x.clone(), s: s.clone(), has_bias: b.is_some(), act })))
     }
+    /// `s ⊙ x + b` and the activation with the device's kernels.
+    fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let (x, s, b) = (xs[0], xs[1], xs.get(2).copied());
+        let (y, act) = crate::autodiff::unrecorded(|| -> Result<_> {
+            let z = s.mul(x)?;
+            let z = match b {
+                Some(b) => z.add(b)?,
+                None => z,
+            };
+            Ok(match self.act.unary_op() {
+                None => (z, None),
+                Some(op) => {
+                    let y = z.unary(op)?;
+                    (y.clone(), Some((op, z, y)))
+                }
+            })
+        })?;
+        Ok((y, Box::new(ScaleBackward { x: x.clone(), s: s.clone(), has_bias: b.is_some(), act })))
+    }
+}
+
+impl ScaleBackward {
+    /// The rule with the device's kernels (a GPU forward's backward).
+    fn on_device(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        let gz = match &self.act {
+            Some((op, z, y)) => unary_backward(*op, z, y, g)?,
+            None => g.clone(),
+        };
+        let need = |i: usize| needs.get(i).copied().unwrap_or(false);
+        let mut out = vec![
+            need(0).then(|| gz.mul(&self.s)).transpose()?,
+            need(1).then(|| gz.mul(&self.x)?.sum_to_shape(self.s.shape())).transpose()?,
+        ];
+        if self.has_bias {
+            out.push(need(2).then(|| gz.sum_to_shape(self.s.shape())).transpose()?);
+        }
+        Ok(out)
+    }
 }
 
 impl Backward for ScaleBackward {
     fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        if self.x.device() != Device::Cpu {
+            return self.on_device(g, needs);
+        }
         let m = self.s.numel().max(1);
         crate::dispatch!(self.x.dtype(), T => {
             let gc = g.as_contiguous::<T>()?;

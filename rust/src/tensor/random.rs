@@ -17,6 +17,13 @@ impl Rng {
     pub fn seed(n: u64) -> Rng { Rng(ChaCha8Rng::seed_from_u64(n)) }
     /// A uniform number in [0, 1).
     pub fn uniform(&mut self) -> f64 { self.0.random::<f64>() }
+    /// A 64-bit key for a counter-based generator (the GPU's draws), one per call.
+    ///
+    /// ```
+    /// use flux_core::tensor::random::Rng;
+    /// assert_eq!(Rng::seed(3).key(), Rng::seed(3).key());
+    /// ```
+    pub fn key(&mut self) -> u64 { self.0.random::<u64>() }
     /// A standard normal number.
     pub fn normal(&mut self) -> f64 { StandardNormal.sample(&mut self.0) }
     /// A uniform integer in 0..n.

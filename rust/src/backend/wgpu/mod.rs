@@ -15,8 +15,11 @@ pub mod elementwise;
 pub mod gather;
 pub mod kernel;
 pub mod matmul;
+pub mod norm;
 pub mod pool;
+pub mod random;
 pub mod reduce;
+pub(crate) mod tensors;
 pub mod rules; // the 23 optimisation rules as WGSL kernels (helper gpurules)
 pub mod transfer;
 
