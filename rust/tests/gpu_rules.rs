@@ -171,3 +171,50 @@ fn a_float64_parameter_or_mixed_devices_are_clear_errors() {
     let e = r.step_(&mut cpu_state, &mut xg, &data(4, 1.0).to_device(dev).unwrap()).unwrap_err().to_string();
     assert!(e.contains("gpu") && e.contains("cpu"), "{e}");
 }
+
+#[test]
+fn mixed_precision_with_a_float32_master_keeps_it_on_the_gpu_and_the_parameter_in_float16() {
+    use flux_core::backend::wgpu::{gpu_info, half::f16_supported};
+    use flux_core::optim::{Adam, MixedPrecision};
+    use flux_core::DType;
+    let Some(dev) = gpu() else { return };
+    let x0 = data(1, 1.0);
+    let rule = |m: DType| MixedPrecision::with_master(m, Box::new(Adam::new(0.01, (0.9, 0.999), 1e-8).unwrap())).unwrap();
+    let mut xg = x0.to_device(dev).unwrap().detach();
+    if f16_supported().is_err() {
+        let e = Leaf::new(Box::new(rule(DType::F32)), &xg).err().expect("no float16 on this adapter: a clear error").to_string();
+        assert!(e.contains("shader-f16") && e.contains(&gpu_info().unwrap().name), "{e}");
+        return;
+    }
+    // the CPU reference: a float32 parameter, its float64 master
+    let mut xc = x0.detach_copy();
+    let mut lc = Leaf::new(Box::new(rule(DType::F64)), &xc).unwrap();
+    let mut lg = Leaf::new(Box::new(rule(DType::F32)), &xg).unwrap();
+    for k in 0..STEPS {
+        let g = data(10 + k as u64, 0.5);
+        lc.step(&mut xc, &g).unwrap();
+        lg.step(&mut xg, &g.to_device(dev).unwrap()).unwrap();
+    }
+    assert_eq!(xg.device(), dev);
+    let master = match &lg.state {
+        State::Tuple(v) => v[0].tensor().unwrap().clone(),
+        s => panic!("state {s:?}"),
+    };
+    assert_eq!(master.device(), dev, "the float32 master copy lives on the GPU");
+    let (xc, xg, master) = (xc.to_vec::<f32>().unwrap(), xg.to_vec::<f32>().unwrap(), master.to_vec::<f32>().unwrap());
+    let mc = match &lc.state {
+        State::Tuple(v) => v[0].tensor().unwrap().to_vec_f64().unwrap(),
+        s => panic!("state {s:?}"),
+    };
+    let x0v = x0.to_vec::<f32>().unwrap();
+    for i in 0..xc.len() {
+        // the master: Adam in f32 on the GPU vs f64 on the CPU, within 1e-5 of the
+        // terms' magnitudes (the start and five steps of at most η each)
+        let scale = x0v[i].abs() as f64 + STEPS as f64 * 0.01;
+        assert!((master[i] as f64 - mc[i]).abs() <= 1e-5 * scale, "master {i}: {} vs {}", master[i], mc[i]);
+        // the parameter: the master rounded to float16 (within half an f16 step of the CPU's)
+        assert_eq!(half::f16::from_f32(xg[i]).to_f32(), xg[i], "parameter {i} = {} is not a float16 value", xg[i]);
+        assert!((xg[i] - xc[i]).abs() <= xc[i].abs() * 2f32.powi(-11) + 1e-6, "parameter {i}: GPU {} vs CPU {}", xg[i], xc[i]);
+    }
+    assert!(xg.iter().zip(&x0v).any(|(a, b)| a != b), "the parameter moved");
+}

@@ -1,6 +1,15 @@
 //! MixedPrecision (spec §3.23): keep a master copy of the parameter in a higher
 //! precision (f64 by default), step it with the inner rule, and give the parameter
 //! the master copy rounded to its own dtype.
+//!
+//! On the GPU (which has no float64), the precision pair moves down one step when the
+//! master is float32: the master copy and the inner rule's state live on the GPU, and
+//! the parameter gets the master rounded to **float16** (through the adapter's
+//! `shader-f16`; the parameter's storage stays float32, holding float16 values, as
+//! tensors have no float16 dtype), so no data crosses to the host. An adapter without
+//! `shader-f16` makes `init` fail with `Error::Device` saying so. With a float64
+//! master, a GPU parameter keeps its master and inner state on the host: its gradient
+//! comes down and the rounded parameter goes back up each step.
 use super::{Hyper, Rule, State};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, Device, Tensor};
@@ -61,13 +70,42 @@ impl MixedPrecision {
                 self.master.name()
             )));
         }
-        // a GPU parameter's master copy and inner state stay on the host (the GPU has no
-        // float64): its gradient comes down, the rounded parameter goes back up
+        if xt.device() != Device::Cpu {
+            if x.device() != xt.device() {
+                return Err(Error::Device(format!(
+                    "MixedPrecision: the master copy is on {} and the parameter on {}: move the optimiser state with the model",
+                    xt.device().name(),
+                    x.device().name()
+                )));
+            }
+            self.rule.step_(inner, xt, g)?;
+            return Ok(xt);
+        }
+        // a GPU parameter with a float64 master: master and inner state stay on the
+        // host (the GPU has no float64); the gradient comes down
         let gm = g.to_device(Device::Cpu)?.cast(self.master)?;
         self.rule.step_(inner, xt, &gm)?;
         Ok(xt)
     }
 }
+
+/// The master copy `xt` (on the GPU) rounded to float16, as a new f32 GPU tensor.
+#[cfg(feature = "wgpu")]
+fn rounded_on_gpu(xt: &Tensor) -> Result<Tensor> {
+    use crate::backend::wgpu::{half, GpuBuffer, WgpuStorage};
+    use crate::tensor::{Layout, Storage};
+    let src = xt.try_contiguous()?;
+    let Storage::Wgpu(s) = src.storage() else {
+        return Err(Error::Device(format!("MixedPrecision: a master copy on {} where the GPU was expected", xt.device().name())));
+    };
+    let n = xt.numel();
+    let out = GpuBuffer::new(n)?;
+    half::round_f16(s.buffer(), &out, n)?;
+    Ok(Tensor::from_storage(Storage::Wgpu(WgpuStorage::new(out)), Layout::contiguous(xt.shape())))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn rounded_on_gpu(_xt: &Tensor) -> Result<Tensor> { Err(Error::Device("built without the wgpu feature".into())) }
 
 /// `x.dtype()`'s values of `xt`, applied through `f(x, xt)` as f64.
 fn combine(x: &mut Tensor, xt: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<()> {
@@ -110,6 +148,10 @@ impl Rule for MixedPrecision {
     /// `dx′ = x − xT` rounded to x's dtype, so that `x − dx′` ≈ xT.
     fn apply_(&self, s: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool> {
         let xt = self.advance(s, x, g)?;
+        if xt.device() != Device::Cpu {
+            *g = x.sub(&rounded_on_gpu(xt)?)?.detach();
+            return Ok(true);
+        }
         if x.device() != Device::Cpu {
             let mut d = x.to_device(Device::Cpu)?.detach_copy();
             combine(&mut d, xt, |x, xt| x - xt)?;
@@ -126,6 +168,10 @@ impl Rule for MixedPrecision {
     /// `x ← xT` rounded to x's dtype.
     fn step_(&self, s: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> {
         let xt = self.advance(s, x, g)?;
+        if xt.device() != Device::Cpu {
+            x.replace_data_(&rounded_on_gpu(xt)?);
+            return Ok(());
+        }
         if x.device() == Device::Cpu {
             return combine(x, xt, |_, xt| xt);
         }
@@ -134,8 +180,20 @@ impl Rule for MixedPrecision {
         x.replace_data_(&r.to_device(x.device())?);
         Ok(())
     }
-    /// The master copy and the inner rule's state stay on the host, whatever the
-    /// parameter's device (the GPU computes in float32 only).
-    fn init_on_device(&self, x: &Tensor) -> Result<State> { self.init(x) }
+    /// On the GPU with a float32 master: the master copy (x itself) and the inner
+    /// rule's state on the GPU, the parameter to be float16-rounded (needs
+    /// `shader-f16`). Otherwise the master copy and the inner state on the host.
+    fn init_on_device(&self, x: &Tensor) -> Result<State> {
+        if x.device() == Device::Cpu || self.master != DType::F32 {
+            return self.init(x);
+        }
+        #[cfg(feature = "wgpu")]
+        if x.device() == Device::Wgpu {
+            crate::backend::wgpu::half::f16_supported()?;
+        }
+        let xt = x.cast(DType::F32)?.detach_copy();
+        let inner = self.rule.init_on_device(&xt)?;
+        Ok(State::Tuple(vec![State::Tensor(xt), inner]))
+    }
     fn box_clone(&self) -> Box<dyn Rule> { Box::new(self.clone()) }
 }

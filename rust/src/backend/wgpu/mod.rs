@@ -5,6 +5,7 @@
 //! - [`device`]: the global context and what adapter it runs on ([`gpu_available`]),
 //! - [`pool`]: device buffers pooled by size class,
 //! - [`transfer`]: uploads and downloads,
+//! - [`half`]: float16 storage and casts (adapters with `shader-f16`),
 //! - [`kernel`]: running a WGSL kernel over buffers with a pipeline cache,
 //! - [`batch`]: the pending command buffer kernels are recorded into, submitted when the
 //!   host needs data (a few submits per training step, not one per kernel),
@@ -13,6 +14,7 @@ pub mod batch;
 pub mod device;
 pub mod elementwise;
 pub mod gather;
+pub mod half;
 pub mod kernel;
 pub mod matmul;
 pub mod norm;

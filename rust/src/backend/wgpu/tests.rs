@@ -589,3 +589,34 @@ fn a_training_loop_submits_a_few_command_buffers_a_step_and_matches_the_cpu() {
         assert!(s <= 2, "submits a step: {submits:?}");
     }
 }
+
+#[test]
+fn float16_storage_rounds_like_the_cpu_or_says_the_adapter_cannot() {
+    use super::half::{f16_supported, round_f16, to_f16, to_f32};
+    let Some(_turn) = gpu() else { return };
+    let x: Vec<f32> = vec![0.0, -0.0, 1.0, 0.1, -1.0 / 3.0, 2.5e-6, 1e-7, 65504.0, 1000.7, -12.3456, 3.14159, 7e-5];
+    let gx = upload(&x).unwrap();
+    if !gpu_info().unwrap().shader_f16 {
+        let e = to_f16(&gx, x.len()).unwrap_err().to_string();
+        assert!(e.contains("shader-f16") && e.contains(&gpu_info().unwrap().name), "{e}");
+        assert!(f16_supported().is_err());
+        return;
+    }
+    let h = to_f16(&gx, x.len()).unwrap();
+    assert_eq!(h.buffer().len(), x.len().div_ceil(2), "two f16 to a word");
+    let back = download(&to_f32(&h).unwrap()).unwrap();
+    let out = GpuBuffer::new(x.len()).unwrap();
+    round_f16(&gx, &out, x.len()).unwrap();
+    let rounded = download(&out).unwrap();
+    for (i, &v) in x.iter().enumerate() {
+        let r = back[i];
+        let rte = half::f16::from_f32(v).to_f32();
+        // WGSL lets a conversion take either neighbouring f16: a representable value
+        // within one f16 step of v (lavapipe rounds to nearest even: r == rte)
+        let step = if v.abs() < 6.1e-5 { 2f32.powi(-24) } else { 2f32.powi(v.abs().log2().floor() as i32 - 10) };
+        assert_eq!(half::f16::from_f32(r).to_f32(), r, "element {i}: {r} is not a float16 value");
+        assert!(r == rte || (r - v).abs() <= step, "element {i}: {v} became {r} (nearest even {rte})");
+        assert_eq!(rounded[i].to_bits(), r.to_bits(), "element {i}: round_f16 and to_f16 → to_f32 agree");
+    }
+    assert_ne!(back[3], 0.1, "0.1 is not a float16 value: the round trip loses bits");
+}
