@@ -33,7 +33,7 @@ fn params(sp: &NormSpec, batch: bool, gxh: bool) -> Result<Vec<u32>> {
 /// `z = γ·x̂ + β` per slice of `x` viewed as `sp`'s (P, S, Q). With `batch` the slice
 /// statistics are computed and written into `stats` (`[mean (S), variance (S)]`),
 /// otherwise read from it. `gamma`, `beta` hold `period·inner` entries.
-pub fn forward(x: &GpuBuffer, gamma: &GpuBuffer, beta: &GpuBuffer, stats: &GpuBuffer, sp: &NormSpec, batch: bool) -> Result<GpuBuffer> {
+pub(crate) fn forward(x: &GpuBuffer, gamma: &GpuBuffer, beta: &GpuBuffer, stats: &GpuBuffer, sp: &NormSpec, batch: bool) -> Result<GpuBuffer> {
     let z = GpuBuffer::new(x.len())?;
     if x.len() > 0 {
         launch(&NORM, "norm_forward", &[], &[x, gamma, beta, stats, &z], &params(sp, batch, false)?, groups_1d(sp.s, 1))?;
@@ -44,7 +44,7 @@ pub fn forward(x: &GpuBuffer, gamma: &GpuBuffer, beta: &GpuBuffer, stats: &GpuBu
 /// The gradient of `x` from `dz` (the gradient of the affine output), and with
 /// `want_gxh` also `dz·x̂` per element, for the statistics in `stats` (batch statistics
 /// when `batch`: their gradient flows).
-pub fn backward(x: &GpuBuffer, dz: &GpuBuffer, gamma: &GpuBuffer, stats: &GpuBuffer, sp: &NormSpec, batch: bool, want_gxh: bool) -> Result<(GpuBuffer, Option<GpuBuffer>)> {
+pub(crate) fn backward(x: &GpuBuffer, dz: &GpuBuffer, gamma: &GpuBuffer, stats: &GpuBuffer, sp: &NormSpec, batch: bool, want_gxh: bool) -> Result<(GpuBuffer, Option<GpuBuffer>)> {
     let dx = GpuBuffer::new(x.len())?;
     let gxh = GpuBuffer::new(if want_gxh { x.len() } else { 1 })?;
     if x.len() > 0 {
