@@ -31,6 +31,8 @@ pub mod wgpu;
 use std::fmt::Debug;
 
 use crate::error::{Error, Result};
+use crate::tensor::conv::Geom;
+use crate::tensor::pool::{PGeom, PoolMode};
 use crate::tensor::{CpuStorage, DType, Device, Layout};
 
 /// An elementwise function of one tensor.
@@ -273,6 +275,40 @@ pub trait BackendStorage: Sized + Clone + Debug + Send + Sync {
     fn where_cond(&self, l: &Layout, a: &Self, al: &Layout, b: &Self, bl: &Layout, shape: &[usize]) -> Result<Self> {
         let _ = (l, a, al, b, bl, shape);
         Err(no_kernel(self.device(), "where"))
+    }
+    /// A convolution's forward, `small = W · cols(big)` (+ bias, then relu when `relu`):
+    /// `self` is the input (n, cb, big…), `w` the weight (cs, cb / groups, k…), `bias`
+    /// (cs,); all contiguous from offset 0. The result is (n, cs, small…).
+    fn conv_fwd(&self, w: &Self, bias: Option<&Self>, g: &Geom, relu: bool) -> Result<Self> {
+        let _ = (w, bias, g, relu);
+        Err(no_kernel(self.device(), "conv"))
+    }
+    /// A convolution's input gradient (and a transposed convolution's forward):
+    /// `self` is the output gradient (n, cs, small…), `w` the weight; the result is
+    /// (n, cb, big…). Contiguous operands.
+    fn conv_bwd_data(&self, w: &Self, g: &Geom) -> Result<Self> {
+        let _ = (w, g);
+        Err(no_kernel(self.device(), "conv backward (input)"))
+    }
+    /// A convolution's filter gradient, `Σₙ dy[n] · cols(x[n])ᵀ`: `self` is the input
+    /// (n, cb, big…), `dy` the output gradient (n, cs, small…); the result has the
+    /// weight's shape (cs, cb / groups, k…). Contiguous operands.
+    fn conv_bwd_filter(&self, dy: &Self, g: &Geom) -> Result<Self> {
+        let _ = (dy, g);
+        Err(no_kernel(self.device(), "conv backward (filter)"))
+    }
+    /// Max or mean pooling of the contiguous `self` (planes, big…): the output (planes,
+    /// small…) and, for max, the window winners in the backend's own encoding (read only
+    /// by [`pool_bwd`](Self::pool_bwd)).
+    fn pool_fwd(&self, g: &PGeom, mode: PoolMode) -> Result<(Self, Option<Self>)> {
+        let _ = (g, mode);
+        Err(no_kernel(self.device(), "pool"))
+    }
+    /// The gradient of [`pool_fwd`](Self::pool_fwd): `self` is the contiguous output
+    /// gradient, `arg` the winners it returned (max); the result has the input's shape.
+    fn pool_bwd(&self, arg: Option<&Self>, g: &PGeom, mode: PoolMode) -> Result<Self> {
+        let _ = (arg, g, mode);
+        Err(no_kernel(self.device(), "pool backward"))
     }
     /// One optimiser rule's fused in-place step. `self` is the buffer written: the
     /// parameter `x` when `step.into_x` (`x ← x − dx′`, `read` is the gradient), else

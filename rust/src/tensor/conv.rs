@@ -17,6 +17,9 @@ use super::elementwise::UnaryOp;
 use super::{DType, Float, Tensor};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, value_err, Result};
+use crate::tensor::Device;
+
+mod device; // the forward and backward on other devices, through the seam
 
 /// Stride, padding (low and high side per dimension), dilation and groups of a
 /// convolution over `n` spatial dimensions.
@@ -68,9 +71,11 @@ impl ConvSpec {
 }
 
 /// The shape of one convolution, with the spatial dimensions padded to three (leading
-/// ones) so that one set of loops serves 1-D, 2-D and 3-D.
+/// ones) so that one set of loops serves 1-D, 2-D and 3-D. Public because the seam's
+/// convolution kernels ([`BackendStorage::conv_fwd`](crate::backend::BackendStorage::conv_fwd)
+/// and its two gradients) take it.
 #[derive(Clone, Debug)]
-pub(crate) struct Geom {
+pub struct Geom {
     /// Batch size.
     pub n: usize,
     /// channels of the big (conv input) and small (conv output) tensors
@@ -466,6 +471,9 @@ struct ConvBackward {
 
 impl Backward for ConvBackward {
     fn backward(&self, gy: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        if self.x.device() != Device::Cpu {
+            return device::backward(self, gy, needs);
+        }
         let g = &self.g;
         let gy = gy.cast(self.x.dtype())?.contiguous();
         crate::dispatch!(self.x.dtype(), T => {
@@ -594,6 +602,11 @@ fn conv_impl(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpec, relu: 
     };
     let mut oshape = vec![xs[0], cout];
     oshape.extend(&small);
+    if xc.device() != Device::Cpu {
+        let out = device::conv(&xc, &wc, bc.as_ref(), &g, relu, &oshape)?;
+        record_conv(&xc, &wc, bc.as_ref(), &out, g, false, relu);
+        return Ok(out);
+    }
     reserve_conv(&oshape, ws, dt)?;
     let out = crate::dispatch!(dt, T => {
         let bs = match &bc { Some(b) => Some(b.as_slice::<T>()?), None => None };
@@ -658,6 +671,11 @@ pub fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &ConvSpe
     };
     let mut oshape = vec![xs[0], cout];
     oshape.extend(&big);
+    if xc.device() != Device::Cpu {
+        let out = device::conv_transpose(&xc, &wc, bc.as_ref(), &g, &oshape)?;
+        record_conv(&xc, &wc, bc.as_ref(), &out, g, true, false);
+        return Ok(out);
+    }
     reserve_conv(&oshape, ws, dt)?;
     let out = crate::dispatch!(dt, T => {
         let mut y = conv_bwd_data(&g, xc.as_slice::<T>()?, wc.as_slice::<T>()?);

@@ -221,6 +221,9 @@ pub fn interp_axis(x: &Tensor, axis: isize, w: &Interp) -> Result<Tensor> {
     if w.i0.iter().chain(&w.i1).any(|&i| i >= s[ax]) {
         return Err(shape_err!("interpolation reads past the end of axis {ax} of shape {:?}", s));
     }
+    if x.device() != super::Device::Cpu {
+        return interp_composed(x, ax, w);
+    }
     let xc = x.contiguous();
     let (outer, n, inner) = (s[..ax].iter().product::<usize>(), s[ax], s[ax + 1..].iter().product::<usize>());
     let mut oshape = s.clone();
@@ -231,6 +234,17 @@ pub fn interp_axis(x: &Tensor, axis: isize, w: &Interp) -> Result<Tensor> {
     });
     record(&[&xc], &out, || Op::Custom(Box::new(InterpBackward { in_shape: s, axis: ax, w: Arc::new(w.clone()) })));
     Ok(out)
+}
+
+/// [`interp_axis`] on another device, from ops every device has: `u + (v − u)·t` with `u`
+/// and `v` the rows `i0` and `i1` (gathers, whose backward scatters), `t` broadcast
+/// along the axis; the same formula as the CPU kernel.
+fn interp_composed(x: &Tensor, ax: usize, w: &Interp) -> Result<Tensor> {
+    let (u, v) = (x.index_select(ax as isize, &w.i0)?, x.index_select(ax as isize, &w.i1)?);
+    let mut tshape = vec![1; x.ndim()];
+    tshape[ax] = w.t.len();
+    let t = Tensor::from_vec(w.t.clone(), &tshape)?.cast(x.dtype())?.to_device(x.device())?;
+    u.add(&v.sub(&u)?.mul(&t)?)
 }
 
 fn check_spatial(x: &Tensor, size: &[usize], what: &str) -> Result<()> {

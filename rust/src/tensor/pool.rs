@@ -10,6 +10,9 @@ use super::reduce::sum_lanes;
 use super::{Float, Tensor, PAR_THRESHOLD};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, value_err, Result};
+use crate::tensor::Device;
+
+mod device; // the forward and backward on other devices, through the seam
 
 /// Which reduction a pooling window applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,14 +49,23 @@ impl PoolSpec {
     }
 }
 
+/// The shape of one pooling, spatial dimensions padded to three (leading ones). Public
+/// because the seam's pooling kernels ([`BackendStorage::pool_fwd`](crate::backend::BackendStorage::pool_fwd))
+/// take it.
 #[derive(Clone, Debug)]
-struct PGeom {
-    planes: usize,
-    big: [usize; 3],
-    small: [usize; 3],
-    k: [usize; 3],
-    stride: [usize; 3],
-    pad: [usize; 3],
+pub struct PGeom {
+    /// (sample, channel) planes: batch × channels.
+    pub planes: usize,
+    /// Spatial size of the input.
+    pub big: [usize; 3],
+    /// Spatial size of the output.
+    pub small: [usize; 3],
+    /// Window size.
+    pub k: [usize; 3],
+    /// Stride.
+    pub stride: [usize; 3],
+    /// Low-side padding.
+    pub pad: [usize; 3],
 }
 
 fn pad3(v: &[usize], fill: usize) -> [usize; 3] {
@@ -352,6 +364,9 @@ pub fn pool(x: &Tensor, mode: PoolMode, spec: &PoolSpec) -> Result<Tensor> {
     let (lb, ls) = (g.lb(), g.ls());
     let mut oshape = vec![xs[0], xs[1]];
     oshape.extend(&small);
+    if xc.device() != Device::Cpu {
+        return device::pool(&xc, mode, g, &oshape);
+    }
     super::alloc::reserve(&oshape, x.dtype())?;
     let mut arg = vec![u32::MAX; if mode == PoolMode::Max { g.planes * ls } else { 0 }];
     let out = crate::dispatch!(x.dtype(), T => {

@@ -6,7 +6,9 @@
 //! matches on the variant and calls that backend's
 //! [`BackendStorage`] method (static dispatch). Two
 //! operands on different devices are an [`Error::Device`] naming both.
+use super::conv::Geom;
 use super::dtype::DType;
+use super::pool::{PGeom, PoolMode};
 use super::layout::Layout;
 use crate::backend::{mixed_devices, BackendStorage, BinaryOp, CmpOp, MatmulDims, ReduceOp, UnaryOp};
 use crate::error::{Error, Result};
@@ -130,6 +132,47 @@ macro_rules! each2 {
             (a, b) => return Err(mixed_devices($op, a.device(), b.device())),
         }
     };
+}
+
+/// A backend's buffer type as one variant of [`Storage`] (to take an extra operand out
+/// of the same variant as the first).
+trait Variant: BackendStorage {
+    fn of(s: &Storage) -> Option<&Self>;
+}
+impl Variant for CpuStorage {
+    fn of(s: &Storage) -> Option<&Self> {
+        #[allow(unreachable_patterns)]
+        match s {
+            Storage::Cpu(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+#[cfg(feature = "wgpu")]
+impl Variant for crate::backend::wgpu::WgpuStorage {
+    fn of(s: &Storage) -> Option<&Self> {
+        match s {
+            Storage::Wgpu(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+#[cfg(test)]
+impl Variant for crate::backend::null::NullStorage {
+    fn of(s: &Storage) -> Option<&Self> {
+        match s {
+            Storage::Null(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// The optional operand `o` as a buffer of `like`'s backend, or the error of mixed devices.
+fn same_opt<'a, S: Variant>(op: &str, like: &S, o: Option<&'a Storage>) -> Result<Option<&'a S>> {
+    match o {
+        None => Ok(None),
+        Some(o) => S::of(o).map(Some).ok_or_else(|| mixed_devices(op, like.device(), o.device())),
+    }
 }
 
 impl Storage {
@@ -315,6 +358,38 @@ impl Storage {
             #[cfg(test)]
             Storage::Null(x) => run!(Null, x),
         }
+    }
+    /// See [`BackendStorage::conv_fwd`].
+    pub fn conv_fwd(&self, w: &Storage, bias: Option<&Storage>, g: &Geom, relu: bool) -> Result<Storage> {
+        Ok(each2!("conv", self, w, |x, w| x.conv_fwd(w, same_opt("conv", x, bias)?, g, relu)?))
+    }
+    /// See [`BackendStorage::conv_bwd_data`].
+    pub fn conv_bwd_data(&self, w: &Storage, g: &Geom) -> Result<Storage> {
+        Ok(each2!("conv backward", self, w, |dy, w| dy.conv_bwd_data(w, g)?))
+    }
+    /// See [`BackendStorage::conv_bwd_filter`].
+    pub fn conv_bwd_filter(&self, dy: &Storage, g: &Geom) -> Result<Storage> {
+        Ok(each2!("conv backward", self, dy, |x, dy| x.conv_bwd_filter(dy, g)?))
+    }
+    /// See [`BackendStorage::pool_fwd`].
+    pub fn pool_fwd(&self, g: &PGeom, mode: PoolMode) -> Result<(Storage, Option<Storage>)> {
+        macro_rules! run {
+            ($V:ident, $s:expr) => {{
+                let (y, arg) = $s.pool_fwd(g, mode)?;
+                (Storage::$V(y), arg.map(Storage::$V))
+            }};
+        }
+        Ok(match self {
+            Storage::Cpu(s) => run!(Cpu, s),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => run!(Wgpu, s),
+            #[cfg(test)]
+            Storage::Null(s) => run!(Null, s),
+        })
+    }
+    /// See [`BackendStorage::pool_bwd`].
+    pub fn pool_bwd(&self, arg: Option<&Storage>, g: &PGeom, mode: PoolMode) -> Result<Storage> {
+        Ok(each!(self, |gy| gy.pool_bwd(same_opt("pool backward", gy, arg)?, g, mode)?))
     }
     /// See [`BackendStorage::concat`]; `parts` must all be on this storage's device.
     pub fn concat(parts: &[(&Storage, &Layout)], axis: usize) -> Result<Storage> {

@@ -11,6 +11,7 @@
 //!   host needs data (a few submits per training step, not one per kernel),
 //! - the kernel families, each a WGSL file under `kernels/` and the Rust that launches it.
 pub mod batch;
+pub mod conv; // convolutions as implicit GEMMs, forward and gradients (helper gpuconv)
 pub mod device;
 pub mod elementwise;
 pub mod gather;
@@ -20,6 +21,7 @@ pub mod matmul;
 pub mod norm;
 pub mod pool;
 pub mod random;
+pub mod pooling; // max and mean pooling, forward and backward (helper gpuconv)
 pub mod reduce;
 pub(crate) mod tensors;
 pub mod rules; // the 23 optimisation rules as WGSL kernels (helper gpurules)

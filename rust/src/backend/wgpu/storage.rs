@@ -4,9 +4,11 @@ use super::elementwise::{self as ew, ScalarOp};
 use super::matmul::MatLayout;
 use super::pool::GpuBuffer;
 use super::reduce::{Reduce, SoftmaxMode};
-use super::{device, gather, matmul, reduce, transfer};
+use super::{conv, device, gather, matmul, pooling, reduce, transfer};
 use crate::backend::{BackendStorage, BinaryOp, CmpOp, MatmulDims, ReduceOp, UnaryOp};
 use crate::error::{Error, Result};
+use crate::tensor::conv::Geom;
+use crate::tensor::pool::{PGeom, PoolMode};
 use crate::tensor::{CpuStorage, DType, Device, Layout};
 
 /// A buffer of f32 on the GPU (the GPU computes in f32 only). Cloning copies the
@@ -174,6 +176,18 @@ impl BackendStorage for WgpuStorage {
     fn where_cond(&self, l: &Layout, a: &Self, al: &Layout, b: &Self, bl: &Layout, shape: &[usize]) -> Result<Self> {
         let (lc, la, lb) = (l.broadcast_to(shape)?, al.broadcast_to(shape)?, bl.broadcast_to(shape)?);
         Ok(wrap(ew::where_(&self.buf, &lc, &a.buf, &la, &b.buf, &lb)?.0))
+    }
+    fn conv_fwd(&self, w: &Self, bias: Option<&Self>, g: &Geom, relu: bool) -> Result<Self> {
+        Ok(wrap(conv::conv_fwd(&self.buf, &w.buf, bias.map(|b| &b.buf), g, relu)?))
+    }
+    fn conv_bwd_data(&self, w: &Self, g: &Geom) -> Result<Self> { Ok(wrap(conv::conv_bwd_data(&self.buf, &w.buf, g)?)) }
+    fn conv_bwd_filter(&self, dy: &Self, g: &Geom) -> Result<Self> { Ok(wrap(conv::conv_bwd_filter(&self.buf, &dy.buf, g)?)) }
+    fn pool_fwd(&self, g: &PGeom, mode: PoolMode) -> Result<(Self, Option<Self>)> {
+        let (y, arg) = pooling::pool_fwd(&self.buf, g, mode)?;
+        Ok((wrap(y), arg.map(wrap)))
+    }
+    fn pool_bwd(&self, arg: Option<&Self>, g: &PGeom, mode: PoolMode) -> Result<Self> {
+        Ok(wrap(pooling::pool_bwd(&self.buf, arg.map(|a| &a.buf), g, mode)?))
     }
     fn optim_step(&mut self, read: &Self, states: &mut [&mut Self], step: crate::backend::OptimStep<'_>) -> Result<()> {
         super::rules::optim_step(self, read, states, step)
