@@ -242,6 +242,15 @@ impl Tensor {
         crate::autodiff::record(&[self], &out, || crate::autodiff::Op::Reshape { in_shape: self.shape().to_vec() });
         Ok(out)
     }
+    /// The buffer holding this tensor's row-major elements from offset 0: its own when
+    /// the view already is that, else a packed copy made by its device (not recorded:
+    /// for kernels that read whole buffers, whose op records itself against `self`).
+    pub(crate) fn packed_storage(&self) -> Result<Storage> {
+        if self.layout.is_contiguous() && self.layout.offset == 0 {
+            return Ok((*self.storage).clone());
+        }
+        self.storage.copy_strided(&self.layout)
+    }
     fn try_contiguous_copy(&self) -> Result<Tensor> {
         Ok(Tensor::from_storage(self.storage.copy_strided(&self.layout)?, Layout::contiguous(self.shape())))
     }

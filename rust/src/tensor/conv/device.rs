@@ -7,29 +7,19 @@ use crate::backend::{BinaryOp, ReduceOp, UnaryOp};
 use crate::error::Result;
 use crate::tensor::{Layout, Storage, Tensor};
 
-/// `t`'s buffer when it is its row-major elements from offset 0, else a packed copy
-/// (not recorded: the caller records the op against `t`).
-fn packed(t: &Tensor) -> Result<Storage> {
-    let l = t.layout();
-    if l.is_contiguous() && l.offset == 0 {
-        return Ok(t.storage().clone());
-    }
-    t.storage().copy_strided(l)
-}
-
 fn tensor(s: Storage, shape: &[usize]) -> Tensor { Tensor::from_storage(s, Layout::contiguous(shape)) }
 
 /// The forward of `conv`/`conv_relu`: `relu(conv(x, w) + b)` of shape `oshape`.
 pub(super) fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom, relu: bool, oshape: &[usize]) -> Result<Tensor> {
-    let bs = b.map(packed).transpose()?;
-    let y = packed(x)?.conv_fwd(&packed(w)?, bs.as_ref(), g, relu)?;
+    let bs = b.map(Tensor::packed_storage).transpose()?;
+    let y = x.packed_storage()?.conv_fwd(&w.packed_storage()?, bs.as_ref(), g, relu)?;
     Ok(tensor(y, oshape))
 }
 
 /// The forward of `conv_transpose`: the adjoint of a convolution with the same weight,
 /// plus the bias per output channel.
 pub(super) fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom, oshape: &[usize]) -> Result<Tensor> {
-    let y = packed(x)?.conv_bwd_data(&packed(w)?, g)?;
+    let y = x.packed_storage()?.conv_bwd_data(&w.packed_storage()?, g)?;
     let Some(b) = b else { return Ok(tensor(y, oshape)) };
     // the bias viewed as (1, channels, 1…), broadcast over the output
     let mut bl = Layout { shape: vec![1; oshape.len()], strides: vec![0; oshape.len()], offset: b.layout().offset };
@@ -43,13 +33,14 @@ pub(super) fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geo
 /// by `record_conv`, for the output gradient `gy`.
 pub(super) fn backward(op: &ConvBackward, gy: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
     let g = &op.g;
-    let mut d = packed(gy)?;
+    let mut d = gy.packed_storage()?;
     if let Some(y) = &op.relu_y {
         // relu′ read off the output (it is positive exactly where the input was)
         let l = Layout::contiguous(y.shape());
-        d = packed(y)?.unary_backward(&l, &packed(y)?, &l, &d, &l, UnaryOp::Relu)?;
+        let ys = y.packed_storage()?;
+        d = ys.unary_backward(&l, &ys, &l, &d, &l, UnaryOp::Relu)?;
     }
-    let (x, w) = (packed(&op.x)?, packed(&op.w)?);
+    let (x, w) = (op.x.packed_storage()?, op.w.packed_storage()?);
     let need_b = needs.get(2).copied().unwrap_or(false);
     let ns = op.x.ndim() - 2;
     // the bias gradient: d summed over the batch and space, per channel

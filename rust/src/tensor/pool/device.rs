@@ -6,15 +6,6 @@ use crate::autodiff::{record, Backward, Op};
 use crate::error::Result;
 use crate::tensor::{Layout, Storage, Tensor};
 
-/// `t`'s buffer when it is its row-major elements from offset 0, else a packed copy.
-fn packed(t: &Tensor) -> Result<Storage> {
-    let l = t.layout();
-    if l.is_contiguous() && l.offset == 0 {
-        return Ok(t.storage().clone());
-    }
-    t.storage().copy_strided(l)
-}
-
 #[derive(Debug)]
 struct DevicePoolBackward {
     g: PGeom,
@@ -26,14 +17,14 @@ struct DevicePoolBackward {
 
 impl Backward for DevicePoolBackward {
     fn backward(&self, gy: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let dx = packed(gy)?.pool_bwd(self.arg.as_ref(), &self.g, self.mode)?;
+        let dx = gy.packed_storage()?.pool_bwd(self.arg.as_ref(), &self.g, self.mode)?;
         Ok(vec![Some(Tensor::from_storage(dx, Layout::contiguous(&self.in_shape)))])
     }
 }
 
 /// The pooling of `x` with geometry `g` into shape `oshape`, recorded on the tape.
 pub(super) fn pool(x: &Tensor, mode: PoolMode, g: PGeom, oshape: &[usize]) -> Result<Tensor> {
-    let (y, arg) = packed(x)?.pool_fwd(&g, mode)?;
+    let (y, arg) = x.packed_storage()?.pool_fwd(&g, mode)?;
     let out = Tensor::from_storage(y, Layout::contiguous(oshape));
     record(&[x], &out, || Op::Custom(Box::new(DevicePoolBackward { g, mode, arg, in_shape: x.shape().to_vec() })));
     Ok(out)
