@@ -75,6 +75,11 @@ fn pad3(v: &[usize], fill: usize) -> [usize; 3] {
 }
 
 impl PGeom {
+    /// No window reaches into padding on either side (the fast paths' condition: `pad`
+    /// is only the low side, and a high-side padding can still be read).
+    fn unpadded(&self) -> bool {
+        self.pad == [0; 3] && (0..3).all(|i| self.small[i] == 0 || (self.small[i] - 1) * self.stride[i] + self.k[i] <= self.big[i])
+    }
     fn lb(&self) -> usize { self.big.iter().product() }
     fn ls(&self) -> usize { self.small.iter().product() }
     /// Visit the in-bounds input offsets of output position (od, oh, ow).
@@ -107,7 +112,7 @@ impl PGeom {
 
 /// Forward over one plane: outputs and (for max) the winning input offsets.
 fn plane_fwd<T: Float>(g: &PGeom, mode: PoolMode, x: &[T], y: &mut [T], arg: &mut [u32]) {
-    if g.pad == [0; 3] {
+    if g.unpadded() {
         return match mode {
             PoolMode::Max if g.k == [1, 2, 2] && g.stride == [1, 2, 2] && g.big[0] == 1 => plane_max_2x2(g, x, y, arg),
             PoolMode::Max => plane_max_unpadded(g, x, y, arg),
@@ -247,7 +252,7 @@ fn plane_max_unpadded<T: Float>(g: &PGeom, x: &[T], y: &mut [T], arg: &mut [u32]
 
 fn plane_bwd<T: Float>(g: &PGeom, mode: PoolMode, gy: &[T], arg: &[u32], dx: &mut [T]) {
     let inv = T::one() / T::f(g.k.iter().product::<usize>() as f64);
-    if mode == PoolMode::Mean && g.pad == [0; 3] {
+    if mode == PoolMode::Mean && g.unpadded() {
         let kw = g.k[2];
         let mut o = 0;
         for od in 0..g.small[0] {

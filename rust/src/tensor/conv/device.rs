@@ -3,7 +3,7 @@
 //! kernels ([`Storage::conv_fwd`], [`Storage::conv_bwd_data`],
 //! [`Storage::conv_bwd_filter`]), on the CPU path's geometry and tape record.
 use super::{ConvBackward, Geom};
-use crate::backend::{BinaryOp, ReduceOp, UnaryOp};
+use crate::backend::{BinaryOp, CmpOp, ReduceOp};
 use crate::error::Result;
 use crate::tensor::{Layout, Storage, Tensor};
 
@@ -38,7 +38,10 @@ pub(super) fn backward(op: &ConvBackward, gy: &Tensor, needs: &[bool]) -> Result
         // relu′ read off the output (it is positive exactly where the input was)
         let l = Layout::contiguous(y.shape());
         let ys = y.packed_storage()?;
-        d = ys.unary_backward(&l, &ys, &l, &d, &l, UnaryOp::Relu)?;
+        let zero = ys.full_like(1, 0.0, y.dtype())?;
+        let zl = Layout { shape: vec![1; y.ndim()], strides: vec![0; y.ndim()], offset: 0 };
+        let mask = ys.cmp(&l, &zero, &zl, y.shape(), CmpOp::Gt)?;
+        d = d.binary(&l, &mask, &l, y.shape(), BinaryOp::Mul)?;
     }
     let (x, w) = (op.x.packed_storage()?, op.w.packed_storage()?);
     let need_b = needs.get(2).copied().unwrap_or(false);
