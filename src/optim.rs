@@ -297,13 +297,19 @@ impl PyLeaf {
         Ok(())
     }
     /// Move the state's arrays to `device` ("cpu" or "gpu") in place. MixedPrecision
-    /// keeps its float64 master copy and inner state on the host whatever the device.
+    /// keeps a float64 master copy and its inner state on the host whatever the device
+    /// (a float32 master moves, and on the GPU rounds the parameter to float16).
     fn _to_device_(&mut self, py: Python<'_>, device: &str) -> PyResult<()> {
         let d = crate::device::parse(device)?;
-        if self.core.name() == "MixedPrecision" {
-            return Ok(());
-        }
+        let mixed = self.core.name() == "MixedPrecision";
         self.with_arrays_mut(py, |s| -> flux_core::Result<()> {
+            if mixed {
+                if let flux_core::optim::State::Tuple(v) = &*s {
+                    if v.first().and_then(|m| m.tensor().ok()).is_some_and(|m| m.dtype() == flux_core::DType::F64) {
+                        return Ok(());
+                    }
+                }
+            }
             let mut ts = Vec::new();
             state_tensors_mut(s, &mut ts);
             for t in ts {

@@ -174,3 +174,26 @@ def test_every_loss_on_the_gpu_gives_the_cpu_value(name):
     gpu = f(fx.gpu(fx.tensor(p)), fx.gpu(fx.tensor(y)))
     assert gpu.device == "gpu"
     close(cpu, gpu)
+
+
+@needs_gpu
+def test_mixed_precision_with_a_float32_master_on_the_gpu_rounds_parameters_to_float16():
+    """The float32 master copy and Adam's state live on the GPU; each step gives the
+    parameter the master rounded to float16 (within half a float16 step of the CPU's
+    MixedPrecision, whose master is float64)."""
+    rng = np.random.default_rng(2)
+    w0 = rng.normal(size=(4, 6)).astype(np.float32)
+    grads = [rng.normal(size=w0.shape).astype(np.float32) * 0.5 for _ in range(5)]
+    mc, mg = {"w": fx.tensor(w0.copy())}, fx.gpu({"w": fx.tensor(w0.copy())})
+    sc = fx.setup(fx.MixedPrecision(fx.Adam(0.01)), mc)
+    sg = fx.setup(fx.MixedPrecision(fx.Adam(0.01), master="float32"), mg)
+    master = tensors(sg["w"].state)[0]
+    assert master.device == "gpu" and master.dtype == np.float32, "the float32 master copy lives on the GPU"
+    for g in grads:
+        fx.update_(sc, mc, {"w": g})
+        fx.update_(sg, mg, {"w": fx.gpu(fx.tensor(g))})
+    assert mg["w"].device == "gpu"
+    wc, wg = np.asarray(mc["w"]), np.asarray(fx.cpu(mg["w"]))
+    np.testing.assert_array_equal(wg.astype(np.float16).astype(np.float32), wg)  # float16 values
+    assert np.all(np.abs(wg - wc) <= np.abs(wc) * 2.0 ** -11 + 1e-6), np.max(np.abs(wg - wc))
+    assert not np.array_equal(wg, w0)
