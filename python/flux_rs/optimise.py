@@ -808,6 +808,12 @@ class MixedPrecision(Rule):
     Step: ``(inner, d) = apply(rule, inner, xT, g)``; ``xT ← xT − d``; the parameter
     becomes ``xT`` rounded to its dtype. State: ``(xT, inner)``.
 
+    On the GPU (no float64 there) a ``"float32"`` master moves the pair down a step:
+    the master copy and the inner state live on the GPU and the parameter becomes the
+    master rounded to float16 (stored as float32 values; needs the adapter's
+    ``shader-f16``, else ``fx.setup`` raises an error saying so). A ``"float64"``
+    master stays on the host, the parameter float32.
+
     Fields:
         rule: the wrapped rule.
         master: the dtype of the master copy, ``"float32"`` or ``"float64"``.
