@@ -13,7 +13,25 @@ use flux_core::optim;
 use flux_core::tensor::random::Rng;
 use flux_core::{train, DType, Result, Tensor};
 
+/// The Python extension's glibc settings (src/alloc.rs `keep_freed_memory`), so that the
+/// harness's page faults match a step run from Python: freed memory kept, blocks from
+/// 32 MiB up mapped one by one.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+        }
+        // SAFETY: mallopt only sets the allocator's parameters, before any thread starts
+        unsafe {
+            mallopt(-3, 32 << 20); // M_MMAP_THRESHOLD
+            mallopt(-1, 1 << 30); // M_TRIM_THRESHOLD
+        }
+    }
+}
+
 fn main() -> Result<()> {
+    keep_freed_memory();
     let steps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(20);
     let mut rng = Rng::seed(0);
     let conv = |i: usize, o: usize, rng: &mut Rng| Conv::with_rng(&[3, 3], i, o, DType::F32, rng).pad(1);

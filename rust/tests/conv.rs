@@ -178,6 +178,9 @@ fn max_pool_2x2_and_unpadded_mean_pool_match_loops() {
     for (mode, k) in [(PoolMode::Max, [2, 2]), (PoolMode::Mean, [2, 2]), (PoolMode::Mean, [3, 4])] {
         gradcheck(&[x.tensor()], |t| pool(&t[0], mode, &PoolSpec::new(&k)));
     }
+    // odd sizes: the last row and column lie in no 2×2 window (their gradient is zero)
+    let xo = Nd::new(&[2, 2, 5, 7], g.distinct(140, -3.0, 3.0));
+    gradcheck(&[xo.tensor()], |t| pool(&t[0], PoolMode::Max, &PoolSpec::new(&[2, 2])));
     // the first NaN of a window wins, as in the general path
     let mut v = vec![1.0f64; 16];
     v[5] = f64::NAN;

@@ -224,9 +224,10 @@ macro_rules! with_act {
                 $body
             }
             Activation::Relu => {
-                // relu′ read off the output (y > 0 exactly where z > 0), as in the forward
+                // relu′ from z, which the backward recomputes exactly as the forward did
+                // (so z > 0 exactly where y > 0): the backward need not read y
                 let $f = |z: $T| UnaryOp::Relu.fwd(z);
-                let $d = |_z: $T, y: $T| UnaryOp::Relu.deriv(y, y);
+                let $d = |z: $T, _y: $T| UnaryOp::Relu.deriv(z, z);
                 $body
             }
             other => {
@@ -423,7 +424,10 @@ impl NormBackward {
         let qb = q / inner;
         let na = sp.affine_len();
         let gc = g.as_contiguous::<T>()?;
-        let (gs, xs, ys) = (gc.as_slice::<T>()?, self.x.as_slice::<T>()?, self.y.as_slice::<T>()?);
+        let (gs, xs) = (gc.as_slice::<T>()?, self.x.as_slice::<T>()?);
+        // the identity's and relu's derivatives do not read y: x stands in for it, a
+        // stream already in cache, instead of a third pass over memory
+        let ys = if matches!(sp.act, Activation::Identity | Activation::Relu) { xs } else { self.y.as_slice::<T>()? };
         let (mu, inv) = (self.mu.as_slice::<T>()?, self.inv.as_slice::<T>()?);
         let ones = vec![T::one(); if self.gamma.is_none() { na } else { 0 }];
         let zeros = vec![T::zero(); if self.beta.is_none() { na } else { 0 }];
@@ -446,7 +450,8 @@ impl NormBackward {
                             let ins = gs[o..o + q].iter().zip(&xs[o..o + q]).zip(&ys[o..o + q]);
                             for ((a, ((&gv, &xv), &yv)), (&gm, &bt)) in acc.iter_mut().zip(ins).zip(gam[a0..a0 + q].iter().zip(&bet[a0..a0 + q])) {
                                 let xh = (xv - mi) * iv;
-                                let dz = gv * d(gm * xh + bt, yv);
+                                let scale = gm * iv;
+                                let dz = gv * d(xv * scale + (bt - mi * scale), yv);
                                 a.0 += dz;
                                 a.1 += dz * xh;
                             }
@@ -454,10 +459,13 @@ impl NormBackward {
                         }
                         for (ia, a) in acc.iter_mut().enumerate() {
                             let (gm, bt) = (gam[a0 + ia], bet[a0 + ia]);
+                            // z = x·scale + shift, as the forward computed it
+                            let scale = gm * iv;
+                            let shift = bt - mi * scale;
                             let r = o + ia * qb..o + (ia + 1) * qb;
                             let (sd, sdx) = sum2_lanes(&gs[r.clone()], &xs[r.clone()], &ys[r], |gv, xv, yv| {
                                 let xh = (xv - mi) * iv;
-                                let dz = gv * d(gm * xh + bt, yv);
+                                let dz = gv * d(xv * scale + shift, yv);
                                 (dz, dz * xh)
                             });
                             a.0 += sd;
@@ -493,18 +501,21 @@ impl NormBackward {
                         let ins = gs[o..o + q].iter().zip(&xs[o..o + q]).zip(&ys[o..o + q]);
                         for ((dv, ((&gv, &xv), &yv)), (&gm, &bt)) in ch.iter_mut().zip(ins).zip(gam[a0..a0 + q].iter().zip(&bet[a0..a0 + q])) {
                             let xh = (xv - mi) * iv;
-                            let dxh = gv * d(gm * xh + bt, yv) * gm;
+                            let scale = gm * iv;
+                            let dxh = gv * d(xv * scale + (bt - mi * scale), yv) * gm;
                             dv.write((dxh - a - xh * b) * iv);
                         }
                         return;
                     }
                     for ia in 0..inner {
                         let (gm, bt) = (gam[a0 + ia], bet[a0 + ia]);
+                        let scale = gm * iv;
+                        let shift = bt - mi * scale;
                         let r = o + ia * qb..o + (ia + 1) * qb;
                         let out = &mut ch[ia * qb..(ia + 1) * qb];
                         for (((dv, &gv), &xv), &yv) in out.iter_mut().zip(&gs[r.clone()]).zip(&xs[r.clone()]).zip(&ys[r]) {
                             let xh = (xv - mi) * iv;
-                            let dxh = gv * d(gm * xh + bt, yv) * gm;
+                            let dxh = gv * d(xv * scale + shift, yv) * gm;
                             dv.write((dxh - a - xh * b) * iv);
                         }
                     }

@@ -4,6 +4,8 @@
 //!
 //! Mean pooling divides by the full window size, padding included (NNlib's `meanpool`,
 //! PyTorch's default `count_include_pad=True`); max pooling never picks padding.
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::reduce::sum_lanes;
@@ -81,6 +83,8 @@ impl PGeom {
         self.pad == [0; 3] && (0..3).all(|i| self.small[i] == 0 || (self.small[i] - 1) * self.stride[i] + self.k[i] <= self.big[i])
     }
     fn lb(&self) -> usize { self.big.iter().product() }
+    /// A 2-D 2×2 window with stride 2 and no padding (the fast max-pooling path).
+    fn is_max_2x2(&self) -> bool { self.k == [1, 2, 2] && self.stride == [1, 2, 2] && self.big[0] == 1 && self.pad == [0; 3] }
     fn ls(&self) -> usize { self.small.iter().product() }
     /// Visit the in-bounds input offsets of output position (od, oh, ow).
     #[inline]
@@ -114,7 +118,7 @@ impl PGeom {
 fn plane_fwd<T: Float>(g: &PGeom, mode: PoolMode, x: &[T], y: &mut [T], arg: &mut [u32]) {
     if g.unpadded() {
         return match mode {
-            PoolMode::Max if g.k == [1, 2, 2] && g.stride == [1, 2, 2] && g.big[0] == 1 => plane_max_2x2(g, x, y, arg),
+            PoolMode::Max if g.is_max_2x2() => plane_max_2x2(g, x, y, arg),
             PoolMode::Max => plane_max_unpadded(g, x, y, arg),
             PoolMode::Mean => plane_mean_unpadded(g, x, y),
         };
@@ -250,6 +254,31 @@ fn plane_max_unpadded<T: Float>(g: &PGeom, x: &[T], y: &mut [T], arg: &mut [u32]
     }
 }
 
+/// The input gradient of [`plane_max_2x2`] over one plane, every value written (each
+/// input lies in at most one window, so the gradient is the window's or zero): no zero
+/// fill of the whole gradient first, no scattered adds.
+fn plane_max_2x2_bwd<T: Float>(g: &PGeom, gy: &[T], arg: &[u32], dx: &mut [MaybeUninit<T>]) {
+    let [_, bh, bw] = g.big;
+    let [_, sh, sw] = g.small;
+    for (ih, row) in dx.chunks_exact_mut(bw).enumerate() {
+        let oh = ih / 2;
+        if oh >= sh {
+            row.iter_mut().for_each(|d| {
+                d.write(T::zero());
+            });
+            continue;
+        }
+        let (gr, ar) = (&gy[oh * sw..(oh + 1) * sw], &arg[oh * sw..(oh + 1) * sw]);
+        let base = ih * bw;
+        for (iw, d) in row.iter_mut().enumerate() {
+            let ow = iw / 2;
+            let v = if ow < sw && ar[ow] as usize == base + iw { gr[ow] } else { T::zero() };
+            d.write(v);
+        }
+    }
+    debug_assert_eq!(dx.len(), bh * bw);
+}
+
 fn plane_bwd<T: Float>(g: &PGeom, mode: PoolMode, gy: &[T], arg: &[u32], dx: &mut [T]) {
     let inv = T::one() / T::f(g.k.iter().product::<usize>() as f64);
     if mode == PoolMode::Mean && g.unpadded() {
@@ -301,6 +330,21 @@ impl Backward for PoolBackward {
         let (lb, ls) = (self.g.lb(), self.g.ls());
         crate::dispatch!(gy.dtype(), T => {
             let gs = gy.as_slice::<T>()?;
+            let g = &self.g;
+            if self.mode == PoolMode::Max && g.is_max_2x2() {
+                let total = g.planes * lb;
+                let mut dx: Vec<T> = Vec::with_capacity(total);
+                let f = |(p, d): (usize, &mut [MaybeUninit<T>])| plane_max_2x2_bwd(g, &gs[p * ls..(p + 1) * ls], &self.arg[p * ls..(p + 1) * ls], d);
+                let spare = &mut dx.spare_capacity_mut()[..total];
+                if total >= PAR_THRESHOLD {
+                    spare.par_chunks_exact_mut(lb.max(1)).enumerate().for_each(f);
+                } else {
+                    spare.chunks_exact_mut(lb.max(1)).enumerate().for_each(f);
+                }
+                // SAFETY: the planes cover all `total` values and each plane's are written above
+                unsafe { dx.set_len(total) };
+                return Ok(vec![Some(Tensor::from_cpu(T::vec_into(dx), &self.in_shape))]);
+            }
             let mut dx = vec![T::zero(); self.g.planes * lb];
             let f = |(p, d): (usize, &mut [T])| plane_bwd(&self.g, self.mode, &gs[p * ls..(p + 1) * ls], if self.arg.is_empty() { &[] } else { &self.arg[p * ls..] }, d);
             if dx.len() >= PAR_THRESHOLD {
