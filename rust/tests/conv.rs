@@ -205,6 +205,29 @@ fn normalize_values_and_gradient() {
 }
 
 #[test]
+fn normalize_statistics_of_large_blocks_match_a_two_pass_reference() {
+    // blocks of 256 values and more merge per-block statistics in one pass: against the
+    // plain two-pass formulas in f64, on data far from zero (where a naive Σx² fails)
+    let mut g = Gen::new(8);
+    let (p, c, q) = (5, 3, 300);
+    let x = g.nd(&[p, c, q], -1.0, 1.0);
+    let shifted = Nd::new(&x.shape, x.data.iter().map(|v| 1000.0 + v).collect());
+    for (xs, src, rtol, yatol) in [(x.tensor(), &x, 1e-12, 1e-12), (shifted.tensor(), &shifted, 1e-9, 1e-9), (shifted.tensor32(), &shifted, 2e-3, 2e-3)] {
+        let (y, mean, var) = normalize(&xs, p, c, q, 1e-5).unwrap();
+        for ci in 0..c {
+            let v: Vec<f64> = (0..p).flat_map(|pi| (0..q).map(move |qi| (pi, qi))).map(|(pi, qi)| src.at(&[pi, ci, qi])).collect();
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let s2 = v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / v.len() as f64;
+            assert!(close(vals(&mean)[ci], m, rtol, 0.0), "mean {} vs {m}", vals(&mean)[ci]);
+            assert!(close(vals(&var)[ci], s2, rtol, 0.0), "var {} vs {s2}", vals(&var)[ci]);
+            let want = (src.at(&[p - 1, ci, q - 1]) - m) / (s2 + 1e-5).sqrt();
+            assert!(close(vals(&y)[((p - 1) * c + ci) * q + q - 1], want, rtol, yatol));
+        }
+    }
+    gradcheck(&[x.tensor()], |t| Ok(normalize(&t[0], p, c, q, 1e-3)?.0));
+}
+
+#[test]
 fn gather_scatter_where_clamp_split_gradients() {
     let mut g = Gen::new(6);
     let idx = [2usize, 0, 2, 1];

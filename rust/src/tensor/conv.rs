@@ -362,27 +362,42 @@ pub(crate) fn conv_fwd<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
 /// big[n] = col2im(Wᵀ · small[n]): the gradient of `conv_fwd` with respect to its input.
 pub(crate) fn conv_bwd_data<T: Float>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
     let (lb, ls, ckg, osg) = (g.lb(), g.ls(), g.ckg(), g.osg());
-    let mut out = vec![T::zero(); g.n * g.cb * lb];
-    if out.is_empty() {
+    let total = g.n * g.cb * lb;
+    // each sample's gradient is zeroed just before col2im adds into it, while it is in
+    // cache, not in a pass of its own over the whole gradient first
+    let mut out: Vec<T> = Vec::with_capacity(total);
+    if total == 0 {
         return out;
     }
     let th = inner_threads(g.n, osg * ckg * ls);
-    let one = |col: &mut Vec<T>, (ni, dx): (usize, &mut [T])| {
+    let one = |col: &mut Vec<T>, (ni, dx): (usize, &mut [MaybeUninit<T>])| {
         let d = &dy[ni * g.cs * ls..(ni + 1) * g.cs * ls];
         for gi in 0..g.groups {
             // Wᵀ of group gi: (ckg × osg), element (r, o) at w[o·ckg + r]
             gemm_strided(ckg, ls, osg, &w[gi * osg * ckg..], 1, ckg, &d[gi * osg * ls..], ls, 1, &mut col[gi * ckg * ls..], false, th);
         }
-        col2im(g, col, dx);
+        col2im(g, col, zeroed(dx));
     };
     let colsize = g.groups * ckg * ls;
+    let spare = &mut out.spare_capacity_mut()[..total];
     if th > 1 || g.n == 1 {
         let mut col = vec![T::zero(); colsize];
-        out.chunks_exact_mut(g.cb * lb).enumerate().for_each(|p| one(&mut col, p));
+        spare.chunks_exact_mut(g.cb * lb).enumerate().for_each(|p| one(&mut col, p));
     } else {
-        out.par_chunks_exact_mut(g.cb * lb).enumerate().for_each_init(|| vec![T::zero(); colsize], one);
+        spare.par_chunks_exact_mut(g.cb * lb).enumerate().for_each_init(|| vec![T::zero(); colsize], one);
     }
+    // SAFETY: the n samples' chunks cover all `total` values, each zeroed above
+    unsafe { out.set_len(total) };
     out
+}
+
+/// Fill `s` with zeros and view it as initialised.
+fn zeroed<T: Float>(s: &mut [MaybeUninit<T>]) -> &mut [T] {
+    s.iter_mut().for_each(|v| {
+        v.write(T::zero());
+    });
+    // SAFETY: every element was written just above
+    unsafe { &mut *(s as *mut [MaybeUninit<T>] as *mut [T]) }
 }
 
 /// dW = Σₙ small[n] · cols(big[n])ᵀ and, with `bias`, db = Σ over batch and space of

@@ -345,6 +345,12 @@ impl Backward for PoolBackward {
                 unsafe { dx.set_len(total) };
                 return Ok(vec![Some(Tensor::from_cpu(T::vec_into(dx), &self.in_shape))]);
             }
+            if self.mode == PoolMode::Mean && g.small == [1; 3] && g.k == g.big && g.pad == [0; 3] {
+                // a global mean pool: each plane's gradient is its one output's, spread evenly
+                let inv = T::one() / T::f(lb as f64);
+                let dx: Vec<T> = gs.iter().flat_map(|&v| std::iter::repeat_n(v * inv, lb)).collect();
+                return Ok(vec![Some(Tensor::from_cpu(T::vec_into(dx), &self.in_shape))]);
+            }
             let mut dx = vec![T::zero(); self.g.planes * lb];
             let f = |(p, d): (usize, &mut [T])| plane_bwd(&self.g, self.mode, &gs[p * ls..(p + 1) * ls], if self.arg.is_empty() { &[] } else { &self.arg[p * ls..] }, d);
             if dx.len() >= PAR_THRESHOLD {
