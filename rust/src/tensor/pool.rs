@@ -256,27 +256,35 @@ fn plane_max_unpadded<T: Float>(g: &PGeom, x: &[T], y: &mut [T], arg: &mut [u32]
 
 /// The input gradient of [`plane_max_2x2`] over one plane, every value written (each
 /// input lies in at most one window, so the gradient is the window's or zero): no zero
-/// fill of the whole gradient first, no scattered adds.
+/// fill of the whole gradient first, no scattered adds. Each window's two rows are
+/// written together, four selects per window.
 fn plane_max_2x2_bwd<T: Float>(g: &PGeom, gy: &[T], arg: &[u32], dx: &mut [MaybeUninit<T>]) {
-    let [_, bh, bw] = g.big;
+    let [_, _, bw] = g.big;
     let [_, sh, sw] = g.small;
-    for (ih, row) in dx.chunks_exact_mut(bw).enumerate() {
-        let oh = ih / 2;
-        if oh >= sh {
-            row.iter_mut().for_each(|d| {
-                d.write(T::zero());
-            });
-            continue;
-        }
+    let zero = T::zero();
+    let (pairs, rest) = dx.split_at_mut(2 * sh * bw);
+    for (oh, rows) in pairs.chunks_exact_mut(2 * bw).enumerate() {
+        let (r0, r1) = rows.split_at_mut(bw);
         let (gr, ar) = (&gy[oh * sw..(oh + 1) * sw], &arg[oh * sw..(oh + 1) * sw]);
-        let base = ih * bw;
-        for (iw, d) in row.iter_mut().enumerate() {
-            let ow = iw / 2;
-            let v = if ow < sw && ar[ow] as usize == base + iw { gr[ow] } else { T::zero() };
-            d.write(v);
+        let top = 2 * oh * bw;
+        for ow in 0..sw {
+            // the winner's place in its window: 0, 1 (upper row), bw, bw + 1 (lower row)
+            let at = (ar[ow] as usize).wrapping_sub(top + 2 * ow);
+            let v = gr[ow];
+            r0[2 * ow].write(if at == 0 { v } else { zero });
+            r0[2 * ow + 1].write(if at == 1 { v } else { zero });
+            r1[2 * ow].write(if at == bw { v } else { zero });
+            r1[2 * ow + 1].write(if at == bw + 1 { v } else { zero });
+        }
+        // an odd width's last column lies in no window
+        for d in r0[2 * sw..].iter_mut().chain(r1[2 * sw..].iter_mut()) {
+            d.write(zero);
         }
     }
-    debug_assert_eq!(dx.len(), bh * bw);
+    // as does an odd height's last row
+    for d in rest.iter_mut() {
+        d.write(zero);
+    }
 }
 
 fn plane_bwd<T: Float>(g: &PGeom, mode: PoolMode, gy: &[T], arg: &[u32], dx: &mut [T]) {
