@@ -181,6 +181,9 @@ fn max_pool_2x2_and_unpadded_mean_pool_match_loops() {
     // odd sizes: the last row and column lie in no 2×2 window (their gradient is zero)
     let xo = Nd::new(&[2, 2, 5, 7], g.distinct(140, -3.0, 3.0));
     gradcheck(&[xo.tensor()], |t| pool(&t[0], PoolMode::Max, &PoolSpec::new(&[2, 2])));
+    // high-side padding: the last windows reach past the plane, so not the 2×2 path
+    let hi = PoolSpec { window: vec![2, 2], stride: vec![2, 2], pad_lo: vec![0, 0], pad_hi: vec![1, 1] };
+    gradcheck(&[xo.tensor()], |t| pool(&t[0], PoolMode::Max, &hi));
     // the first NaN of a window wins, as in the general path
     let mut v = vec![1.0f64; 16];
     v[5] = f64::NAN;

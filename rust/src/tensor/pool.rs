@@ -83,8 +83,9 @@ impl PGeom {
         self.pad == [0; 3] && (0..3).all(|i| self.small[i] == 0 || (self.small[i] - 1) * self.stride[i] + self.k[i] <= self.big[i])
     }
     fn lb(&self) -> usize { self.big.iter().product() }
-    /// A 2-D 2×2 window with stride 2 and no padding (the fast max-pooling path).
-    fn is_max_2x2(&self) -> bool { self.k == [1, 2, 2] && self.stride == [1, 2, 2] && self.big[0] == 1 && self.pad == [0; 3] }
+    /// A 2-D 2×2 window with stride 2 and no padding on either side (the fast
+    /// max-pooling path).
+    fn is_max_2x2(&self) -> bool { self.k == [1, 2, 2] && self.stride == [1, 2, 2] && self.big[0] == 1 && self.unpadded() }
     fn ls(&self) -> usize { self.small.iter().product() }
     /// Visit the in-bounds input offsets of output position (od, oh, ow).
     #[inline]
@@ -353,7 +354,7 @@ impl Backward for PoolBackward {
                 unsafe { dx.set_len(total) };
                 return Ok(vec![Some(Tensor::from_cpu(T::vec_into(dx), &self.in_shape))]);
             }
-            if self.mode == PoolMode::Mean && g.small == [1; 3] && g.k == g.big && g.pad == [0; 3] {
+            if self.mode == PoolMode::Mean && g.small == [1; 3] && g.k == g.big && g.unpadded() {
                 // a global mean pool: each plane's gradient is its one output's, spread evenly
                 let inv = T::one() / T::f(lb as f64);
                 let dx: Vec<T> = gs.iter().flat_map(|&v| std::iter::repeat_n(v * inv, lb)).collect();
