@@ -80,6 +80,19 @@ fn conv_gradients_1d_2d_3d() {
 }
 
 #[test]
+fn conv_gradients_with_32_channels_per_group() {
+    // from 32 output channels per group the filter gradient is computed transposed
+    // (dWᵀ = cols·dyᵀ): both layouts against finite differences, one and two groups
+    let mut g = Gen::new(9);
+    gradcheck(&[rnd(&mut g, &[2, 2, 5, 4]), rnd(&mut g, &[32, 2, 3, 3]), rnd(&mut g, &[32])], |t| conv(&t[0], &t[1], Some(&t[2]), &spec2(1, 1, 1, 1)));
+    gradcheck(&[rnd(&mut g, &[3, 2, 4, 5]), rnd(&mut g, &[64, 1, 2, 3])], |t| conv(&t[0], &t[1], None, &spec2(2, 1, 1, 2)));
+    // and the same numbers as the plain reference
+    let (x, w) = (g.nd(&[2, 4, 6, 5], -1.0, 1.0), g.nd(&[64, 2, 3, 3], -1.0, 1.0));
+    let y = conv(&x.tensor(), &w.tensor(), None, &spec2(1, 1, 1, 2)).unwrap();
+    assert_nd(&y, &ref_conv2d(&x, &w, [1, 1], [1, 1], [1, 1], 2), 1e-12, 1e-12);
+}
+
+#[test]
 fn conv_transpose_is_adjoint_and_differentiable() {
     let mut g = Gen::new(3);
     let s = spec2(2, 1, 1, 2);

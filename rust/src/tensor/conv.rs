@@ -414,20 +414,29 @@ pub(crate) fn conv_bwd_filter<T: Float>(g: &Geom, x: &[T], dy: &[T], bias: bool)
     let chunks = rayon::current_num_threads().min(g.n).max(1);
     let th = inner_threads(g.n, osg * ckg * ls);
     let per = g.n.div_ceil(chunks);
-    // One chunk's dWᵀ (per group ckg × osg) followed by its db. Both operands have the
-    // contracted (spatial) index contiguous, so gemm must pack one of them read across;
-    // as dWᵀ = cols · dyᵀ that one is dy (osg × ls), not the column matrix (ckg × ls, 4.5
-    // to 9 times larger in W9), and dy's osg rows fill gemm's 64-row panels.
+    // One chunk's dW (or dWᵀ, per group ckg × osg) followed by its db. Both operands
+    // have the contracted (spatial) index contiguous, so gemm must pack one of them read
+    // across; as dWᵀ = cols · dyᵀ that one is dy (osg × ls), not the column matrix (ckg ×
+    // ls, 4.5 to 9 times larger in W9). Only with at least 32 output channels per group:
+    // gemm's row panels are 16 to 64 rows of the packed operand, which a handful of
+    // channels (LeNet's 6) would leave mostly empty.
+    let transposed = osg >= 32;
     let part = |ci: usize| -> Vec<T> {
         let mut acc = vec![T::zero(); wsize + nb];
-        let (dwt, db) = acc.split_at_mut(wsize);
+        let (dw, db) = acc.split_at_mut(wsize);
         let mut col = vec![T::zero(); g.groups * ckg * ls];
         for ni in ci * per..((ci + 1) * per).min(g.n) {
             im2col(g, &x[ni * g.cb * lb..(ni + 1) * g.cb * lb], &mut col);
             let d = &dy[ni * g.cs * ls..(ni + 1) * g.cs * ls];
             for gi in 0..g.groups {
-                // dyᵀ of group gi: (ls × osg), element (l, o) at d[o·ls + l]
-                gemm_strided(ckg, osg, ls, &col[gi * ckg * ls..], ls, 1, &d[gi * osg * ls..], 1, ls, &mut dwt[gi * osg * ckg..], true, th);
+                let (cg, dg, out) = (&col[gi * ckg * ls..], &d[gi * osg * ls..], &mut dw[gi * osg * ckg..]);
+                if transposed {
+                    // dyᵀ of group gi: (ls × osg), element (l, o) at d[o·ls + l]
+                    gemm_strided(ckg, osg, ls, cg, ls, 1, dg, 1, ls, out, true, th);
+                } else {
+                    // colᵀ of group gi: (ls × ckg), element (l, r) at col[r·ls + l]
+                    gemm_strided(osg, ckg, ls, dg, ls, 1, cg, 1, ls, out, true, th);
+                }
             }
             for (b, row) in db.iter_mut().zip(d.chunks_exact(ls.max(1))) {
                 *b += super::reduce::sum_lanes(row, |v| v);
@@ -442,6 +451,9 @@ pub(crate) fn conv_bwd_filter<T: Float>(g: &Geom, x: &[T], dy: &[T], bias: bool)
         acc.iter_mut().zip(p).for_each(|(a, v)| *a += v);
     }
     let db = bias.then(|| acc.split_off(wsize));
+    if !transposed {
+        return (acc, db);
+    }
     // each group's dWᵀ (ckg × osg) back to the weight's (osg × ckg)
     let mut dw = vec![T::zero(); wsize];
     for (t, w) in acc.chunks_exact(osg * ckg).zip(dw.chunks_exact_mut(osg * ckg)) {
