@@ -216,16 +216,16 @@ enum Operands<'a> {
 /// The sizes of one call: batch, heads, query and key lengths, per-head qk and v widths;
 /// and where q, k and v (0, 1, 2) sit in their buffers: row stride and first column.
 #[derive(Clone, Copy, Debug)]
-struct Dims {
-    b: usize,
-    h: usize,
-    lq: usize,
-    lk: usize,
-    hq: usize,
-    hv: usize,
-    packed: bool,
-    ld: [usize; 3],
-    col: [usize; 3],
+pub(crate) struct Dims {
+    pub(crate) b: usize,
+    pub(crate) h: usize,
+    pub(crate) lq: usize,
+    pub(crate) lk: usize,
+    pub(crate) hq: usize,
+    pub(crate) hv: usize,
+    pub(crate) packed: bool,
+    pub(crate) ld: [usize; 3],
+    pub(crate) col: [usize; 3],
 }
 
 impl Dims {
@@ -267,10 +267,10 @@ impl Dims {
         Ok(d)
     }
     fn dq(&self) -> usize { self.h * self.hq }
-    fn dv(&self) -> usize { self.h * self.hv }
-    fn scale(&self) -> f64 { 1.0 / (self.hq as f64).sqrt() }
+    pub(crate) fn dv(&self) -> usize { self.h * self.hv }
+    pub(crate) fn scale(&self) -> f64 { 1.0 / (self.hq as f64).sqrt() }
     /// How many tensors hold q, k and v.
-    fn n_in(&self) -> usize { if self.packed { 1 } else { 3 } }
+    pub(crate) fn n_in(&self) -> usize { if self.packed { 1 } else { 3 } }
     /// Operand `which` (q 0, k 1, v 2) of batch entry `b`, head `h`: its rows × per-head
     /// columns read in place from `data` (that operand's buffer, or its gradient's).
     fn part<'a, T>(&self, data: &'a [T], which: usize, b: usize, h: usize) -> Mat<'a, T> {
@@ -354,30 +354,34 @@ impl<T> Grads<'_, T> {
 
 /// What the forward keeps for both backward rules.
 #[derive(Debug)]
-struct Saved {
-    d: Dims,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    alpha: Tensor,
-    drop: Option<Tensor>,
-    bias_shape: Option<Vec<usize>>,
+pub(crate) struct Saved {
+    pub(crate) d: Dims,
+    pub(crate) q: Tensor,
+    pub(crate) k: Tensor,
+    pub(crate) v: Tensor,
+    pub(crate) alpha: Tensor,
+    pub(crate) drop: Option<Tensor>,
+    pub(crate) bias_shape: Option<Vec<usize>>,
 }
 
 #[derive(Debug)]
-struct SdpaOp {
-    d: Dims,
-    causal: bool,
-    keep: Option<Tensor>,
-    drop: Option<Tensor>,
+pub(crate) struct SdpaOp {
+    pub(crate) d: Dims,
+    pub(crate) causal: bool,
+    pub(crate) keep: Option<Tensor>,
+    pub(crate) drop: Option<Tensor>,
     /// α and the saved tensors, handed back to [`Sdpa::forward_with_rng`] for α's own node.
-    weights: Mutex<Option<(Tensor, Arc<Saved>)>>,
+    pub(crate) weights: Mutex<Option<(Tensor, Arc<Saved>)>>,
 }
 
 impl FusedOp for SdpaOp {
     fn name(&self) -> &'static str { "scaled_dot_product_attention" }
     fn cpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
         crate::dispatch!(xs[0].dtype(), T => self.cpu::<T>(xs))
+    }
+    #[cfg(feature = "wgpu")]
+    fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        crate::backend::wgpu::attention::forward(self, xs)
     }
 }
 
@@ -497,13 +501,17 @@ fn lanes<T: Float>(xs: &[T], init: T, f: impl Fn(T, T) -> T) -> T {
 /// The gradients of q, k, v and bias, from the output's gradient (`of_weights` false)
 /// or from α's (true).
 #[derive(Debug)]
-struct SdpaBackward {
-    s: Arc<Saved>,
-    of_weights: bool,
+pub(crate) struct SdpaBackward {
+    pub(crate) s: Arc<Saved>,
+    pub(crate) of_weights: bool,
 }
 
 impl Backward for SdpaBackward {
     fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+        #[cfg(feature = "wgpu")]
+        if self.s.q.device() == crate::tensor::Device::Wgpu {
+            return crate::backend::wgpu::attention::backward(&self.s, self.of_weights, g, needs);
+        }
         crate::dispatch!(self.s.q.dtype(), T => self.run::<T>(g, needs))
     }
 }

@@ -126,6 +126,11 @@ impl FusedOp for Sequence {
             Cell::Rnn(act) => super::rnn::forward::<T>(d, act, xs),
         })
     }
+    #[cfg(feature = "wgpu")]
+    fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+        let d = check(self.cell, xs)?;
+        crate::backend::wgpu::recurrent::forward(self.cell, d, xs)
+    }
 }
 
 /// Shapes and dtypes of the op's inputs, checked before any work.
@@ -353,11 +358,11 @@ fn prepare(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>,
     let mut v = vec![x.cast(dt)?.contiguous(), wi.contiguous(), wh.cast(dt)?.contiguous()];
     v.push(match b {
         Some(b) => b.cast(dt)?.contiguous(),
-        None => Tensor::zeros(&[gh], dt),
+        None => wi.full_beside(&[gh], 0.0, dt)?,
     });
     for s in states {
         v.push(match s {
-            None => Tensor::zeros(&[bs, h], dt),
+            None => wi.full_beside(&[bs, h], 0.0, dt)?,
             Some(s) if s.shape() == [h] => s.cast(dt)?.broadcast_to(&[bs, h])?.contiguous(),
             Some(s) => s.cast(dt)?.contiguous(),
         });
@@ -366,7 +371,7 @@ fn prepare(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>,
 }
 
 /// The empty output of a sequence of length 0: no steps, the state unchanged.
-fn no_steps(x: &Tensor, h: usize, dt: DType) -> Tensor { Tensor::zeros(&[x.shape()[0], 0, h], dt) }
+fn no_steps(x: &Tensor, h: usize, dt: DType) -> Result<Tensor> { x.full_beside(&[x.shape()[0], 0, h], 0.0, dt) }
 
 /// The last step's rows of `ys` (B, T, H) as (B, H) (a view on the tape).
 fn last_step(ys: &Tensor) -> Result<Tensor> {
@@ -410,7 +415,7 @@ fn hidden_only(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tens
     let refs: Vec<&Tensor> = v.iter().collect();
     if x.shape()[1] == 0 {
         check(cell, &refs)?;
-        return Ok((no_steps(x, wh.shape()[1], wi.dtype()), v[4].clone()));
+        return Ok((no_steps(x, wh.shape()[1], wi.dtype())?, v[4].clone()));
     }
     let ys = apply(&Sequence { cell }, &refs)?;
     let h = last_step(&ys)?;
@@ -426,7 +431,7 @@ pub fn lstm(x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, state: Opt
     let refs: Vec<&Tensor> = v.iter().collect();
     let d = check(Cell::Lstm, &refs)?;
     if d.t == 0 {
-        return Ok((no_steps(x, d.h, wi.dtype()), (v[4].clone(), v[5].clone())));
+        return Ok((no_steps(x, d.h, wi.dtype())?, (v[4].clone(), v[5].clone())));
     }
     let flat = apply(&Sequence { cell: Cell::Lstm }, &refs)?;
     let n = d.b * d.t * d.h;

@@ -22,7 +22,23 @@ macro_rules! family {
 }
 pub(crate) use family;
 
-const UNARY: Kernel = family!("unary");
+/// A WGSL family that also calls the activations of `kernels/activation.wgsl` (`fwd`,
+/// `deriv`, `sigmoid`, `tanh_`, specialised by the override `OP`).
+macro_rules! family_with_activations {
+    ($name:literal) => {
+        Kernel {
+            name: $name,
+            source: concat!(
+                include_str!("kernels/layout.wgsl"),
+                include_str!("kernels/activation.wgsl"),
+                include_str!(concat!("kernels/", $name, ".wgsl"))
+            ),
+        }
+    };
+}
+pub(crate) use family_with_activations;
+
+const UNARY: Kernel = family_with_activations!("unary");
 const BINARY: Kernel = family!("binary");
 const WHERE: Kernel = family!("where");
 const COPY: Kernel = family!("copy");
@@ -53,8 +69,8 @@ pub(crate) fn layout_words(shape: &[usize], operands: &[&Layout]) -> Result<Vec<
     Ok(w)
 }
 
-/// The kernel code of a unary op and its scalar arguments.
-fn unary_code(op: UnaryOp) -> (f64, f32, f32) {
+/// The kernel code of a unary op (the override `OP`) and its scalar arguments.
+pub(crate) fn unary_code(op: UnaryOp) -> (f64, f32, f32) {
     match op {
         UnaryOp::Neg => (0.0, 0.0, 0.0),
         UnaryOp::Exp => (1.0, 0.0, 0.0),

@@ -10,6 +10,7 @@
 //! - [`batch`]: the pending command buffer kernels are recorded into, submitted when the
 //!   host needs data (a few submits per training step, not one per kernel),
 //! - the kernel families, each a WGSL file under `kernels/` and the Rust that launches it.
+pub mod attention;
 pub mod batch;
 pub mod conv; // convolutions as implicit GEMMs, forward and gradients (helper gpuconv)
 pub mod device;
@@ -22,9 +23,10 @@ pub mod norm;
 pub mod pool;
 pub mod random;
 pub mod pooling; // max and mean pooling, forward and backward (helper gpuconv)
+pub mod recurrent;
 pub mod reduce;
-pub(crate) mod tensors;
 pub mod rules; // the 23 optimisation rules as WGSL kernels (helper gpurules)
+pub(crate) mod tensors;
 pub mod transfer;
 
 pub use device::{context, gpu_available, gpu_info, GpuInfo};
@@ -32,6 +34,8 @@ pub use pool::GpuBuffer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_seq;
 
 pub mod storage;
 pub use storage::{available, WgpuStorage};

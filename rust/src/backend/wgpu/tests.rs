@@ -18,7 +18,7 @@ use crate::Tensor;
 // the GPU tests take turns, so that the pool test sees only its own buffers come and go
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn gpu() -> Option<std::sync::MutexGuard<'static, ()>> {
+pub(super) fn gpu() -> Option<std::sync::MutexGuard<'static, ()>> {
     if gpu_available() {
         return Some(TURN.lock().unwrap_or_else(|e| e.into_inner()));
     }
