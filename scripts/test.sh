@@ -44,9 +44,14 @@ fi
 awk '/^test result:/ {p+=$4; f+=$6} END {printf "flux-core (cargo test): %d passed, %d failed\n", p, f}' "$log"
 say "native example: char_lstm, small settings (built by cargo test above)"
 target/release/examples/char_lstm --steps 40 --hidden 32 --seq 16 --batch 16 --sample 60
-say "Rust API docs: cargo doc -p flux-core --features wgpu (no warnings allowed)"
-# the Rust API docs must build without warnings (broken or private links)
-RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc -p flux-core --no-deps --features wgpu -q
+say "Rust API docs: cargo doc -p flux-core --features wgpu (no warnings, an example on every public item)"
+# the Rust API docs must build without warnings (broken or private links), and every public
+# item must have a runnable example: rustdoc's missing_doc_code_examples lint. That lint is
+# unstable (its feature is turned on in lib.rs under --cfg flux_doc_lint, and -Z needs a
+# nightly): RUSTC_BOOTSTRAP=flux_core lets this stable toolchain run it, for flux-core's
+# rustdoc in this one command only (no dependency is built with unstable features)
+RUSTC_BOOTSTRAP=flux_core RUSTDOCFLAGS="--cfg flux_doc_lint -Z unstable-options -D warnings -D missing_docs -D rustdoc::missing_doc_code_examples" \
+    cargo doc -p flux-core --no-deps --features wgpu -q
 say "native example: cnn_batchnorm (train, checkpoint, resume; small settings)"
 # built by the cargo test above (cargo test builds the examples)
 target/release/examples/cnn_batchnorm --epochs 1 --resume-epochs 1 --train 256 --test 200 >/dev/null

@@ -111,9 +111,10 @@ fn embedding(py: Python<'_>, w: PyRef<'_, PyTensor>, idx: &Bound<'_, PyAny>, pad
 /// `"LayerNorm"`, `"Dropout"`, `"AlphaDropout"`) with the given parameters (`gamma`,
 /// `beta`, `running_mean`/`running_var`, copied in), run its `Module::forward_t(x, train)`, and
 /// return `(y, running mean, running var)`: the Python layers must give the same bits.
-/// `load_from`: first load the parameters from a safetensors file by their Rust paths
-/// (`Module::parameters_mut`, as a Rust program resumes); `save_to`: afterwards save them
-/// there under those paths with `flux_core::io::save` (checkpoints between Rust and Python).
+/// `load_from`: first load the parameters and running statistics from a safetensors file
+/// by their Rust paths (`Module::parameters_mut`, `Module::set_buffer`, as a Rust program
+/// resumes); `save_to`: afterwards save them there under those paths with
+/// `flux_core::io::save` (checkpoints between Rust and Python).
 #[pyfunction]
 #[pyo3(signature = (kind, x, train, chs=0, gamma=None, beta=None, running_mean=None, running_var=None, eps=1e-5, momentum=0.1, act="identity", param=None, groups=1, size=None, p=0.0, seed=None, dims=None, load_from=None, save_to=None))]
 #[allow(clippy::too_many_arguments)]
@@ -129,8 +130,8 @@ fn _module_forward(
     let (g, b) = (gamma.as_ref().map(|t| t.t.clone()), beta.as_ref().map(|t| t.t.clone()));
     let set = |m: &dyn Module| -> PyResult<()> {
         if let (Some(mu), Some(v)) = (&running_mean, &running_var) {
-            m.set_buffer("running_mean", &mu.t).py()?;
-            m.set_buffer("running_var", &v.t).py()?;
+            m.set_buffer("μ", &mu.t).py()?;
+            m.set_buffer("σ2", &v.t).py()?;
         }
         Ok(())
     };
@@ -169,21 +170,25 @@ fn _module_forward(
     set(&*m)?;
     if let Some(path) = load_from {
         let ck = flux_core::io::load(&path).py()?;
+        let get = |name: &str| {
+            ck.tensors.iter().find(|(n, _)| n == name).map(|(_, v)| v).ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(format!("{path} has no tensor {name:?}")))
+        };
         for (name, t) in m.parameters_mut() {
-            let Some((_, v)) = ck.tensors.iter().find(|(n, _)| *n == name) else {
-                return Err(pyo3::exceptions::PyKeyError::new_err(format!("{path} has no tensor {name:?}")));
-            };
-            *t = v.cast(t.dtype()).py()?;
+            *t = get(&name)?.cast(t.dtype()).py()?;
+        }
+        for (name, _) in m.buffers() {
+            m.set_buffer(&name, get(&name)?).py()?;
         }
     }
     let y = m.forward_t(&x, train).py()?;
     if let Some(path) = save_to {
-        let ts: Vec<(String, Tensor)> = m.parameters().into_iter().map(|(n, t)| (n, t.clone())).collect();
+        // the parameters and the running statistics, by path (as `fx.save` writes a layer)
+        let ts: Vec<(String, Tensor)> = m.parameters().into_iter().map(|(n, t)| (n, t.clone())).chain(m.buffers()).collect();
         flux_core::io::save(&path, &ts, &Default::default()).py()?;
     }
     let bufs = m.buffers();
     let find = |k: &str| bufs.iter().find(|(p, _)| p == k).map(|(_, t)| PyTensor::new(t.clone()));
-    Ok((PyTensor::new(y), find("running_mean"), find("running_var")))
+    Ok((PyTensor::new(y), find("μ"), find("σ2")))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -138,6 +138,12 @@ impl Default for LoaderOptions {
     fn default() -> Self { LoaderOptions { batchsize: 1, shuffle: false, partial: true, seed: 0 } }
 }
 
+/// Builders, one per option.
+///
+/// ```
+/// use flux_core::data::LoaderOptions;
+/// assert_eq!(LoaderOptions::default().batchsize(32).batchsize, 32);
+/// ```
 impl LoaderOptions {
     /// The same options with batch size `n`.
     ///
@@ -177,6 +183,18 @@ impl LoaderOptions {
         self
     }
     /// The same options with the shuffling generator seeded by `seed`.
+    ///
+    /// ```
+    /// use flux_core::{data::{DataLoader, LoaderOptions}, Tensor};
+    /// let x = Tensor::from_vec((0..16).map(|v| v as f32).collect(), &[16, 1]).unwrap();
+    /// let first = |seed| {
+    ///     let o = LoaderOptions::default().batchsize(16).shuffle(true).seed(seed);
+    ///     let mut dl = DataLoader::new(x.clone(), x.clone(), o).unwrap();
+    ///     let b = dl.epoch().next().unwrap().unwrap().0.to_vec_f64().unwrap();
+    ///     b
+    /// };
+    /// assert_eq!(first(5), first(5)); // the same seed, the same order
+    /// ```
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -203,6 +221,14 @@ pub struct DataLoader {
     rng: Rng,
 }
 
+/// The constructor and the epochs.
+///
+/// ```
+/// use flux_core::{data::{DataLoader, LoaderOptions}, DType, Tensor};
+/// let x = Tensor::zeros(&[6, 2], DType::F32);
+/// let mut dl = DataLoader::new(x.clone(), x, LoaderOptions::default().batchsize(4)).unwrap();
+/// assert_eq!(dl.epoch().count(), 2);
+/// ```
 impl DataLoader {
     /// A loader over `x` and `y` (the same number of observations, first dimension).
     ///

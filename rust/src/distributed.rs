@@ -23,6 +23,12 @@ use crate::tensor::{DType, Float, Tensor};
 
 /// One bucket of a [`plan`]: tensors `members` (indices into the planned list, in
 /// order), all of `dtype`, laid end to end in `len` elements.
+///
+/// ```
+/// use flux_core::{distributed::{plan, Bucket}, DType};
+/// let b = plan(&[(DType::F32, 10), (DType::F64, 3), (DType::F32, 5)], 0);
+/// assert_eq!(b[0], Bucket { dtype: DType::F32, members: vec![0, 2], len: 15 });
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bucket {
     /// The dtype every member of the bucket has.
@@ -79,6 +85,15 @@ fn check_fill(total: usize, buf: usize, what: &str) -> Result<()> {
 /// Copy `tensors` (all of dtype `T`) end to end into `out`, whose length must be
 /// their total element count. One copy per tensor; strided views are read in
 /// row-major order.
+///
+/// ```
+/// use flux_core::{distributed::pack, Tensor};
+/// let (a, b) = (Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap(), Tensor::from_vec(vec![3.0f32], &[1]).unwrap());
+/// let mut out = vec![0f32; 3];
+/// pack(&[&a, &b], &mut out).unwrap();
+/// assert_eq!(out, vec![1.0, 2.0, 3.0]);
+/// assert!(pack(&[&a], &mut out).is_err()); // 2 elements do not fill 3
+/// ```
 pub fn pack<T: Float>(tensors: &[&Tensor], out: &mut [T]) -> Result<()> {
     check_fill(tensors.iter().map(|t| t.numel()).sum(), out.len(), "pack")?;
     let mut at = 0;
@@ -98,6 +113,14 @@ pub fn pack<T: Float>(tensors: &[&Tensor], out: &mut [T]) -> Result<()> {
 /// `scale` (`1 / ranks` turns an MPI sum into a mean). Writes in place (copy-on-write:
 /// a buffer shared with another tensor is copied first), keeping each tensor's
 /// identity.
+///
+/// ```
+/// use flux_core::{distributed::unpack, DType, Tensor};
+/// let (mut a, mut b) = (Tensor::zeros(&[2], DType::F32), Tensor::zeros(&[1], DType::F32));
+/// // a sum over 2 ranks turned into a mean
+/// unpack(&[2.0f32, 4.0, 6.0], &mut [&mut a, &mut b], 0.5).unwrap();
+/// assert_eq!((a.to_vec_f64().unwrap(), b.to_vec_f64().unwrap()), (vec![1.0, 2.0], vec![3.0]));
+/// ```
 pub fn unpack<T: Float>(src: &[T], tensors: &mut [&mut Tensor], scale: f64) -> Result<()> {
     check_fill(tensors.iter().map(|t| t.numel()).sum(), src.len(), "unpack")?;
     let s = T::f(scale);

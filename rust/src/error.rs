@@ -21,6 +21,15 @@ use thiserror::Error;
 
 /// Everything that can go wrong in flux-core. Never a panic: every fallible path
 /// returns one of these.
+///
+/// ```
+/// use flux_core::{DType, Error, Tensor};
+/// let (a, b) = (Tensor::zeros(&[2, 3], DType::F32), Tensor::zeros(&[4, 5], DType::F32));
+/// match a.matmul(&b) {
+///     Err(Error::ShapeMismatch { op, lhs, rhs }) => assert_eq!((op, lhs, rhs), ("matmul", vec![2, 3], vec![4, 5])),
+///     other => panic!("expected a shape mismatch, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Error, Clone)]
 pub enum Error {
     /// Shapes that do not fit together (Python: ValueError).
@@ -78,6 +87,12 @@ pub enum Error {
     OutOfMemory(String),
 }
 
+/// Constructors for the structured variants.
+///
+/// ```
+/// use flux_core::Error;
+/// assert!(Error::mismatch("add", &[2], &[3]).to_string().contains("add"));
+/// ```
 impl Error {
     /// An [`Error::Io`] from what was being done and the error that stopped it; `source`
     /// may be any error (a zip or npy decoder's, say), wrapped as an `std::io::Error`.

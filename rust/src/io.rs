@@ -324,6 +324,15 @@ fn parse(path: &Path, buf: &[u8]) -> Result<Checkpoint> {
 pub fn rng_state(r: &crate::tensor::random::Rng) -> ([u8; 32], u64, u128) { (r.0.get_seed(), r.0.get_stream(), r.0.get_word_pos()) }
 
 /// The generator [`rng_state`] described.
+///
+/// ```
+/// use flux_core::{io, tensor::random::Rng};
+/// let mut a = Rng::seed(11);
+/// a.uniform(); // advance the stream
+/// let (seed, stream, pos) = io::rng_state(&a);
+/// let mut b = io::rng_from_state(seed, stream, pos);
+/// assert_eq!((a.normal(), a.uniform()), (b.normal(), b.uniform()));
+/// ```
 pub fn rng_from_state(seed: [u8; 32], stream: u64, word_pos: u128) -> crate::tensor::random::Rng {
     use rand::SeedableRng;
     let mut r = rand_chacha::ChaCha8Rng::from_seed(seed);

@@ -14,6 +14,10 @@
 //! ```
 // argument checks are written `!(x > 0.0)` on purpose: unlike `x <= 0.0` they reject NaN
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
+// scripts/test.sh checks that every public item has a runnable example with rustdoc's
+// `missing_doc_code_examples` lint, which only runs with this unstable feature: on under
+// `--cfg flux_doc_lint`, which only that command sets
+#![cfg_attr(flux_doc_lint, feature(rustdoc_missing_doc_code_examples))]
 pub mod autodiff;
 pub mod backend;
 pub mod data;

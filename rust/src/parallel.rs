@@ -13,6 +13,7 @@
 //!
 //! ```
 //! flux_core::parallel::warm(); // before a parallel section; cheap when already warm
+//! assert!(rayon::current_num_threads() >= 1);
 //! ```
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -32,6 +33,13 @@ fn now_ns() -> u64 {
 
 /// Call before a parallel section: keeps (or gets) the pool's other workers polling for
 /// the next `WARM` (2 ms) instead of sleeping. A no-op with one thread.
+///
+/// ```
+/// use flux_core::{parallel, DType, Tensor};
+/// parallel::warm(); // the pool's workers now poll for 2 ms instead of sleeping
+/// let x = Tensor::ones(&[1 << 16], DType::F32);
+/// assert_eq!(x.sum_all().unwrap().item().unwrap(), 65536.0);
+/// ```
 pub fn warm() {
     let n = rayon::current_num_threads();
     if n < 2 {

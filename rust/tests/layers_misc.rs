@@ -103,6 +103,27 @@ fn conv_transpose_layer_matches_reference_and_gradients() {
     assert!(m.forward(&Tensor::zeros(&[1, 4, 3, 3], DType::F64)).unwrap_err().to_string().contains("input channels"));
 }
 
+/// `groups(2)`: each half of the inputs feeds its own half of the outputs through its own
+/// rows of the weight, as two separate layers would (each checked against the reference).
+#[test]
+fn conv_transpose_groups_are_separate_layers() {
+    let mut g = Gen::new(31);
+    let (x, w, b) = (g.nd(&[2, 4, 3, 3], -1.0, 1.0), g.nd(&[4, 3, 2, 2], -1.0, 1.0), g.vec(6, -1.0, 1.0));
+    let mut m = ConvTranspose::new(&[2, 2], 4, 6).stride(2).groups(2).unwrap();
+    assert_eq!(m.weight.shape(), &[4, 3, 2, 2]);
+    (m.weight, m.bias) = (w.tensor(), t64(b.clone(), &[6]));
+    let y = m.forward(&x.tensor()).unwrap();
+    let half = |t: &Tensor, axis: isize, k: usize, n: usize| t.index_select(axis, &(k * n..(k + 1) * n).collect::<Vec<_>>()).unwrap();
+    for k in 0..2 {
+        let (xk, wk) = (Nd::new(&[2, 2, 3, 3], vals(&half(&x.tensor(), 1, k, 2))), Nd::new(&[2, 3, 2, 2], vals(&half(&w.tensor(), 0, k, 2))));
+        let want = ref_conv_transpose(&xk, &wk, &b[3 * k..3 * k + 3], 2, 0, 1, 0, |v| v);
+        assert_nd(&half(&y, 1, k, 3), &want, 1e-12, 1e-12);
+    }
+    // channel counts that do not split, and regrouping into fewer groups, are errors
+    assert!(ConvTranspose::new(&[2, 2], 4, 6).groups(4).is_err());
+    assert!(ConvTranspose::new(&[2, 2], 4, 6).groups(2).unwrap().groups(1).is_err());
+}
+
 // ---- Upsample and PixelShuffle --------------------------------------------------------------------
 
 /// Linear interpolation along one axis with aligned corners: output j reads position j·(n−1)/(m−1).

@@ -81,8 +81,8 @@ fn batchnorm_forward_train_and_test_with_running_stats() {
         // the buffers are visible by path, through a Chain too
         let chain = flux_core::nn::Chain::new(vec![Box::new(bn)]);
         let names: Vec<String> = chain.buffers().into_iter().map(|(p, _)| p).collect();
-        assert_eq!(names, vec!["layers.0.running_mean", "layers.0.running_var"]);
-        assert!(chain.set_buffer("layers.0.running_mean", &Tensor::zeros(&[c], dt)).unwrap());
+        assert_eq!(names, vec!["layers.0.μ", "layers.0.σ2"]); // Flux's and Python's names
+        assert!(chain.set_buffer("layers.0.μ", &Tensor::zeros(&[c], dt)).unwrap());
         assert_eq!(vals(&chain.buffers()[0].1), vec![0.0; c]);
         assert!(!chain.set_buffer("layers.0.nothing", &Tensor::zeros(&[c], dt)).unwrap());
     }

@@ -11,8 +11,43 @@ use crate::tensor::{DType, Tensor};
 /// The backward rule of a fused op defined outside this table (conv, pooling, norms,
 /// losses…): given the output gradient, the gradient of each input (`None` where
 /// `needs[i]` is false or the input has no gradient).
+///
+/// ```
+/// use flux_core::{autodiff::{self, Backward}, ops::{apply, FusedOp}, Result, Tensor};
+/// // y = 3x as a fused op with its hand-written backward
+/// #[derive(Debug)]
+/// struct Triple;
+/// #[derive(Debug)]
+/// struct TripleBack;
+/// impl Backward for TripleBack {
+///     fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
+///         Ok(vec![if needs[0] { Some(g.mul_scalar(3.0)?) } else { None }])
+///     }
+/// }
+/// impl FusedOp for Triple {
+///     fn name(&self) -> &'static str { "triple" }
+///     fn cpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
+///         let y = Tensor::from_vec(xs[0].to_vec::<f64>()?.iter().map(|v| 3.0 * v).collect(), xs[0].shape())?;
+///         Ok((y, Box::new(TripleBack)))
+///     }
+/// }
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap();
+/// let (y, g) = autodiff::value_and_grad(&[&x], || apply(&Triple, &[&x])?.sum_all()).unwrap();
+/// assert_eq!((y.item().unwrap(), g[0].as_ref().unwrap().to_vec_f64().unwrap()), (9.0, vec![3.0, 3.0]));
+/// ```
 pub trait Backward: Send + Sync + Debug {
     /// The gradient of each input from the output gradient `g`.
+    ///
+    /// ```
+    /// use flux_core::{autodiff::Backward, Result, Tensor};
+    /// #[derive(Debug)]
+    /// struct Halve;
+    /// impl Backward for Halve {
+    ///     fn backward(&self, g: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> { Ok(vec![Some(g.mul_scalar(0.5)?)]) }
+    /// }
+    /// let g = Halve.backward(&Tensor::from_vec(vec![4.0f64], &[1]).unwrap(), &[true]).unwrap();
+    /// assert_eq!(g[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![2.0]);
+    /// ```
     fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>>;
 }
 

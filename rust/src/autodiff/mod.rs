@@ -35,6 +35,17 @@ thread_local! {
 }
 
 /// Is a gradient being recorded on this thread?
+///
+/// ```
+/// use flux_core::{autodiff, DType, Tensor};
+/// assert!(!autodiff::is_recording());
+/// let x = Tensor::ones(&[1], DType::F64);
+/// autodiff::value_and_grad(&[&x], || {
+///     assert!(autodiff::is_recording());
+///     x.sum_all()
+/// }).unwrap();
+/// assert!(!autodiff::is_recording());
+/// ```
 pub fn is_recording() -> bool { TAPE.with(|t| t.borrow().is_some()) }
 
 /// Append a node for `out = op(inputs)` if any input is on the tape. `op` is only built
@@ -69,6 +80,17 @@ pub(crate) fn unrecorded<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Open a tape on this thread. Nested gradients are not supported.
+///
+/// ```
+/// use flux_core::{autodiff, Tensor};
+/// let x = Tensor::from_vec(vec![3.0f64], &[1]).unwrap();
+/// autodiff::start().unwrap();
+/// assert!(autodiff::start().is_err()); // no nested tapes
+/// autodiff::watch(&x);
+/// let y = x.mul(&x).unwrap().sum_all().unwrap();
+/// let g = autodiff::finish(&y, &[&x]).unwrap();
+/// assert_eq!(g[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![6.0]);
+/// ```
 pub fn start() -> Result<()> {
     TAPE.with(|t| {
         let mut t = t.borrow_mut();
@@ -82,6 +104,17 @@ pub fn start() -> Result<()> {
 }
 
 /// Mark `x` as a variable to differentiate (idempotent: a tensor watched twice is one variable).
+///
+/// ```
+/// use flux_core::{autodiff, Tensor};
+/// let (a, b) = (Tensor::from_vec(vec![2.0f64], &[1]).unwrap(), Tensor::from_vec(vec![5.0f64], &[1]).unwrap());
+/// autodiff::start().unwrap();
+/// autodiff::watch(&a); // b is not watched: a constant
+/// let y = a.mul(&b).unwrap().sum_all().unwrap();
+/// let g = autodiff::finish(&y, &[&a, &b]).unwrap();
+/// assert_eq!(g[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![5.0]);
+/// assert!(g[1].is_none());
+/// ```
 pub fn watch(x: &Tensor) {
     TAPE.with(|t| {
         if let Some(tape) = t.borrow_mut().as_mut() {
@@ -95,10 +128,30 @@ pub fn watch(x: &Tensor) {
 }
 
 /// Close the tape without a backward pass (after an error in the forward pass).
+///
+/// ```
+/// use flux_core::autodiff;
+/// autodiff::start().unwrap();
+/// autodiff::abort();
+/// assert!(!autodiff::is_recording());
+/// autodiff::start().unwrap(); // a fresh tape can open again
+/// autodiff::abort();
+/// ```
 pub fn abort() { TAPE.with(|t| *t.borrow_mut() = None); }
 
 /// Close the tape and return d`loss`/d`x` for each `x` in `wrt` (`None` when `loss` does
 /// not depend on it). `loss` must hold one element.
+///
+/// ```
+/// use flux_core::{autodiff, DType, Tensor};
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap();
+/// autodiff::start().unwrap();
+/// autodiff::watch(&x);
+/// let loss = x.mean(None, false).unwrap();
+/// let g = autodiff::finish(&loss, &[&x]).unwrap();
+/// assert_eq!(g[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![0.5, 0.5]);
+/// assert!(autodiff::finish(&Tensor::zeros(&[1], DType::F64), &[]).is_err()); // the tape is closed
+/// ```
 pub fn finish(loss: &Tensor, wrt: &[&Tensor]) -> Result<Vec<Option<Tensor>>> {
     let tape = TAPE.with(|t| t.borrow_mut().take()).ok_or_else(|| Error::Autodiff("no gradient is being recorded".into()))?;
     if loss.numel() != 1 {

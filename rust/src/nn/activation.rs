@@ -37,6 +37,12 @@ pub enum Activation {
     Softplus,
 }
 
+/// Names, parsing, and applying an activation.
+///
+/// ```
+/// use flux_core::nn::Activation;
+/// assert_eq!(Activation::parse("σ", None).unwrap(), Activation::Sigmoid);
+/// ```
 impl Activation {
     /// The activation called `name` (`"relu"`, `"sigmoid"` or `"σ"`, `"tanh"`,
     /// `"leakyrelu"`, `"elu"`, `"gelu"`, `"swish"`, `"softplus"`, `"identity"`), with

@@ -43,6 +43,13 @@ pub struct Projection {
     pub bias: Option<Tensor>,
 }
 
+/// The projection applied.
+///
+/// ```
+/// use flux_core::{nn::attention::Projection, DType, Tensor};
+/// let p = Projection { weight: Tensor::ones(&[2, 3], DType::F32), bias: None };
+/// assert_eq!(p.forward(&Tensor::ones(&[4, 3], DType::F32)).unwrap().shape(), &[4, 2]);
+/// ```
 impl Projection {
     fn new(inp: usize, out: usize, bias: bool, dtype: DType, rng: &mut Rng) -> Projection {
         Projection { weight: glorot_uniform(&[out, inp], 1.0, dtype, rng), bias: bias.then(|| Tensor::zeros(&[out], dtype)) }
@@ -96,11 +103,20 @@ pub struct MhaConfig {
     dtype: DType,
 }
 
+/// Widths, heads, bias, dropout and dtype, builder-style; `build` makes the layer.
+///
+/// ```
+/// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng};
+/// let mha = MhaConfig::new(8).nheads(2).bias(true).build(&mut Rng::seed(0)).unwrap();
+/// assert_eq!(flux_core::nn::Module::params(&mha).len(), 8); // four projections with bias
+/// ```
 impl MhaConfig {
     /// Every width `dim`; 8 heads, no bias, no dropout, float32.
     ///
     /// ```
-    /// let c = flux_core::nn::attention::MhaConfig::new(16);
+    /// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng};
+    /// let m = MhaConfig::new(16).build(&mut Rng::seed(0)).unwrap();
+    /// assert_eq!((m.nheads, m.q_proj.weight.shape(), m.out_proj.bias.is_none()), (8, &[16, 16][..], true));
     /// ```
     pub fn new(dim: usize) -> MhaConfig {
         MhaConfig { inputs: [dim; 3], qk: dim, v: dim, out: dim, nheads: 8, bias: false, dropout: 0.0, dtype: DType::F32 }
@@ -108,7 +124,9 @@ impl MhaConfig {
     /// The widths of queries, keys and values as they come in.
     ///
     /// ```
-    /// let c = flux_core::nn::attention::MhaConfig::new(16).inputs(16, 32, 32);
+    /// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng};
+    /// let m = MhaConfig::new(16).inputs(16, 32, 24).build(&mut Rng::seed(0)).unwrap();
+    /// assert_eq!((m.k_proj.weight.shape(), m.v_proj.weight.shape()), (&[16, 32][..], &[16, 24][..]));
     /// ```
     pub fn inputs(mut self, q: usize, k: usize, v: usize) -> MhaConfig {
         self.inputs = [q, k, v];
@@ -117,7 +135,9 @@ impl MhaConfig {
     /// The width queries and keys are projected to (split over the heads).
     ///
     /// ```
-    /// let c = flux_core::nn::attention::MhaConfig::new(16).qk_dim(32);
+    /// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng};
+    /// let m = MhaConfig::new(16).qk_dim(32).build(&mut Rng::seed(0)).unwrap();
+    /// assert_eq!((m.q_proj.weight.shape(), m.k_proj.weight.shape()), (&[32, 16][..], &[32, 16][..]));
     /// ```
     pub fn qk_dim(mut self, n: usize) -> MhaConfig {
         self.qk = n;
@@ -126,7 +146,9 @@ impl MhaConfig {
     /// The width values are projected to (split over the heads).
     ///
     /// ```
-    /// let c = flux_core::nn::attention::MhaConfig::new(16).v_dim(32);
+    /// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng};
+    /// let m = MhaConfig::new(16).v_dim(32).build(&mut Rng::seed(0)).unwrap();
+    /// assert_eq!((m.v_proj.weight.shape(), m.out_proj.weight.shape()), (&[32, 16][..], &[16, 32][..]));
     /// ```
     pub fn v_dim(mut self, n: usize) -> MhaConfig {
         self.v = n;
@@ -135,7 +157,8 @@ impl MhaConfig {
     /// The output's width.
     ///
     /// ```
-    /// let c = flux_core::nn::attention::MhaConfig::new(16).out_dim(4);
+    /// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng};
+    /// assert_eq!(MhaConfig::new(16).out_dim(4).build(&mut Rng::seed(0)).unwrap().out_proj.weight.shape(), &[4, 16]);
     /// ```
     pub fn out_dim(mut self, n: usize) -> MhaConfig {
         self.out = n;
@@ -144,7 +167,9 @@ impl MhaConfig {
     /// The number of heads (≥ 1, dividing the qk and v widths).
     ///
     /// ```
-    /// let c = flux_core::nn::attention::MhaConfig::new(16).nheads(4);
+    /// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng};
+    /// assert_eq!(MhaConfig::new(16).nheads(4).build(&mut Rng::seed(0)).unwrap().nheads, 4);
+    /// assert!(MhaConfig::new(16).nheads(3).build(&mut Rng::seed(0)).is_err()); // 3 does not divide 16
     /// ```
     pub fn nheads(mut self, n: usize) -> MhaConfig {
         self.nheads = n;
@@ -153,7 +178,9 @@ impl MhaConfig {
     /// Whether the four projections have biases (zeros at first).
     ///
     /// ```
-    /// let c = flux_core::nn::attention::MhaConfig::new(16).bias(true);
+    /// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng};
+    /// let m = MhaConfig::new(16).bias(true).build(&mut Rng::seed(0)).unwrap();
+    /// assert_eq!(m.q_proj.bias.unwrap().to_vec_f64().unwrap(), vec![0.0; 16]);
     /// ```
     pub fn bias(mut self, on: bool) -> MhaConfig {
         self.bias = on;
@@ -162,7 +189,8 @@ impl MhaConfig {
     /// Dropout probability on the attention weights while training.
     ///
     /// ```
-    /// let c = flux_core::nn::attention::MhaConfig::new(16).dropout(0.1);
+    /// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng};
+    /// assert_eq!(MhaConfig::new(16).dropout(0.1).build(&mut Rng::seed(0)).unwrap().dropout, 0.1);
     /// ```
     pub fn dropout(mut self, p: f64) -> MhaConfig {
         self.dropout = p;
@@ -171,7 +199,8 @@ impl MhaConfig {
     /// The parameters' dtype.
     ///
     /// ```
-    /// let c = flux_core::nn::attention::MhaConfig::new(16).dtype(flux_core::DType::F64);
+    /// use flux_core::{nn::attention::MhaConfig, tensor::random::Rng, DType};
+    /// assert_eq!(MhaConfig::new(16).dtype(DType::F64).build(&mut Rng::seed(0)).unwrap().v_proj.weight.dtype(), DType::F64);
     /// ```
     pub fn dtype(mut self, d: DType) -> MhaConfig {
         self.dtype = d;
@@ -244,8 +273,13 @@ pub struct MultiHeadAttention {
 /// no bias, no mask, inference mode, the global generator.
 ///
 /// ```
-/// use flux_core::{nn::attention::AttendOptions, ops::attention::Mask};
-/// let o = AttendOptions { mask: Mask::Causal, train: true, ..Default::default() };
+/// use flux_core::{nn::attention::{AttendOptions, MultiHeadAttention}, ops::attention::Mask};
+/// use flux_core::{tensor::random::Rng, DType, Tensor};
+/// let mha = MultiHeadAttention::config(4).nheads(1).build(&mut Rng::seed(0)).unwrap();
+/// let x = Tensor::ones(&[1, 3, 4], DType::F32);
+/// let o = AttendOptions { mask: Mask::Causal, ..Default::default() };
+/// let (_, a) = mha.forward_qkv(&x, &x, &x, o).unwrap();
+/// assert_eq!(a.to_vec_f64().unwrap()[..3], [1.0, 0.0, 0.0]); // the first query sees the first key only
 /// ```
 #[derive(Debug, Default)]
 pub struct AttendOptions<'a> {
@@ -259,12 +293,20 @@ pub struct AttendOptions<'a> {
     pub rng: Option<&'a mut Rng>,
 }
 
+/// The builder and the forward pass.
+///
+/// ```
+/// use flux_core::{nn::{attention::MultiHeadAttention, Module}, tensor::random::Rng};
+/// let mha = MultiHeadAttention::config(8).nheads(2).build(&mut Rng::seed(0)).unwrap();
+/// assert_eq!(mha.params().len(), 4); // q, k, v and out projections, no bias
+/// ```
 impl MultiHeadAttention {
     /// The builder for a layer whose widths are all `dim`.
     ///
     /// ```
     /// use flux_core::{nn::attention::MultiHeadAttention, tensor::random::Rng};
     /// let mha = MultiHeadAttention::config(16).nheads(4).build(&mut Rng::seed(0)).unwrap();
+    /// assert_eq!((mha.nheads, mha.out_proj.weight.shape()), (4, &[16, 16][..]));
     /// ```
     pub fn config(dim: usize) -> MhaConfig { MhaConfig::new(dim) }
 

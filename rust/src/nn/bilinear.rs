@@ -26,6 +26,12 @@ pub struct Bilinear {
     pub act: Activation,
 }
 
+/// Constructors and builders.
+///
+/// ```
+/// use flux_core::nn::bilinear::Bilinear;
+/// assert_eq!(Bilinear::new(2, 3, 4).bias.unwrap().shape(), &[4]);
+/// ```
 impl Bilinear {
     /// A float32 layer with a Glorot-uniform weight from the global generator, zero bias.
     ///
@@ -54,6 +60,14 @@ impl Bilinear {
         }
     }
     /// The same layer with activation `act`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Activation, bilinear::Bilinear}};
+    /// let mut b = Bilinear::new(1, 1, 1).activation(Activation::Relu);
+    /// b.weight = Tensor::full(&[1, 1, 1], -1.0, DType::F32);
+    /// let z = b.forward2(&Tensor::ones(&[2, 1], DType::F32), &Tensor::ones(&[2, 1], DType::F32), false).unwrap();
+    /// assert_eq!(z.to_vec_f64().unwrap(), vec![0.0, 0.0]); // relu(−1·1·1)
+    /// ```
     pub fn activation(mut self, act: Activation) -> Bilinear {
         self.act = act;
         self

@@ -32,6 +32,12 @@ pub struct SkipConnection {
     pub connection: Connection,
 }
 
+/// Constructors for any join, a sum, or a concatenation.
+///
+/// ```
+/// use flux_core::nn::{combinators::SkipConnection, Dense};
+/// assert_eq!(SkipConnection::add(Box::new(Dense::new(2, 2))).layers.params().len(), 2);
+/// ```
 impl SkipConnection {
     /// `connection(layer(x), x)` for any joining function.
     ///
@@ -53,6 +59,15 @@ impl SkipConnection {
     /// ```
     pub fn add(layer: Box<dyn Module>) -> SkipConnection { Self::new(layer, Box::new(|y, x| y.add(x))) }
     /// `layer(x)` and `x` concatenated along `axis` (negative counts from the end).
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Dense, Module, combinators::SkipConnection}};
+    /// let mut d = Dense::new(2, 1);
+    /// d.weight = Tensor::ones(&[1, 2], DType::F32);
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0], &[1, 2]).unwrap();
+    /// // [layer(x), x] along the last axis: [1 + 2, 1, 2]
+    /// assert_eq!(SkipConnection::cat(Box::new(d), -1).forward(&x).unwrap().to_vec_f64().unwrap(), vec![3.0, 1.0, 2.0]);
+    /// ```
     pub fn cat(layer: Box<dyn Module>, axis: isize) -> SkipConnection { Self::new(layer, Box::new(move |y, x| Tensor::concat(&[y, x], axis))) }
 }
 
@@ -84,6 +99,12 @@ pub struct Parallel {
     pub layers: Vec<Box<dyn Module>>,
 }
 
+/// Constructors, and the forward pass over several inputs.
+///
+/// ```
+/// use flux_core::nn::{combinators::Parallel, Dense};
+/// assert_eq!(Parallel::sum(vec![Box::new(Dense::new(2, 2)), Box::new(Dense::new(2, 2))]).layers.len(), 2);
+/// ```
 impl Parallel {
     /// Branches `layers` joined by `connection`.
     ///
@@ -112,11 +133,27 @@ impl Parallel {
         )
     }
     /// Branches whose outputs are concatenated along `axis`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Dense, Module, combinators::Parallel}};
+    /// let p = Parallel::cat(vec![Box::new(Dense::new(2, 3)), Box::new(Dense::new(2, 3))], 0);
+    /// // along the first axis: 4 + 4 rows
+    /// assert_eq!(p.forward(&Tensor::ones(&[4, 2], DType::F32)).unwrap().shape(), &[8, 3]);
+    /// ```
     pub fn cat(layers: Vec<Box<dyn Module>>, axis: isize) -> Parallel {
         Self::new(Box::new(move |ys| Tensor::concat(&ys.iter().collect::<Vec<_>>(), axis)), layers)
     }
     /// The layer on several inputs: branch i on input i (as many inputs as branches), or
     /// the one branch on every input; one input goes to every branch.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{combinators::Parallel, resample::PixelShuffle}};
+    /// let p = Parallel::sum(vec![Box::new(PixelShuffle(1)), Box::new(PixelShuffle(1))]);
+    /// let (a, b) = (Tensor::ones(&[1, 1, 1, 2], DType::F64), Tensor::full(&[1, 1, 1, 2], 3.0, DType::F64));
+    /// // branch i on input i, then summed
+    /// assert_eq!(p.forward_many(&[a.clone(), b], false).unwrap().to_vec_f64().unwrap(), vec![4.0, 4.0]);
+    /// assert!(p.forward_many(&[a.clone(), a.clone(), a], false).is_err()); // 3 inputs, 2 branches
+    /// ```
     pub fn forward_many(&self, xs: &[Tensor], train: bool) -> Result<Tensor> {
         if self.layers.is_empty() {
             return Err(value_err!("Parallel needs at least one layer"));
@@ -156,6 +193,12 @@ pub struct Maxout {
     pub layers: Vec<Box<dyn Module>>,
 }
 
+/// Constructors.
+///
+/// ```
+/// use flux_core::nn::{combinators::Maxout, Dense};
+/// assert_eq!(Maxout::from_fn(|| Box::new(Dense::new(2, 2)), 3).layers.len(), 3);
+/// ```
 impl Maxout {
     /// The maximum over `layers`.
     ///

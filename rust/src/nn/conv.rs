@@ -28,6 +28,12 @@ pub struct Conv {
     pub act: Activation,
 }
 
+/// Constructors and builders (stride, padding, dilation, groups, dtype, activation).
+///
+/// ```
+/// use flux_core::nn::conv::Conv;
+/// assert_eq!(Conv::new(&[3, 3], 2, 4).bias.shape(), &[4]);
+/// ```
 impl Conv {
     /// A float32 layer with window `k`, a Glorot-uniform weight from the global
     /// generator, zero bias, stride 1, no padding.
@@ -126,14 +132,7 @@ impl Conv {
         if n < self.spec.groups {
             return Err(crate::error::value_err!("Conv with groups {} cannot be regrouped into fewer groups ({n})", self.spec.groups));
         }
-        let (old, new) = (super::init::fans(&ws), super::init::fans(&[&[out, inp / n][..], &ws[2..]].concat()));
-        let rescale = ((old.0 + old.1) / (new.0 + new.1)).sqrt();
-        let (row, keep) = (ws[1..].iter().product::<usize>(), inp / n * ws[2..].iter().product::<usize>());
-        let w = self.weight.to_vec_f64()?;
-        let kept: Vec<f64> = w.chunks(row.max(1)).flat_map(|r| r[..keep].iter().map(|v| v * rescale)).collect();
-        let mut shape = ws.clone();
-        shape[1] = inp / n;
-        self.weight = Tensor::from_vec(kept, &shape)?.cast(self.weight.dtype())?;
+        self.weight = regroup(&self.weight, inp / n)?;
         self.spec.groups = n;
         Ok(self)
     }
@@ -213,6 +212,12 @@ pub struct ConvTranspose {
     pub act: Activation,
 }
 
+/// Constructors and builders.
+///
+/// ```
+/// use flux_core::nn::conv::ConvTranspose;
+/// assert_eq!(ConvTranspose::new(&[2, 2], 3, 5).weight.shape(), &[3, 5, 2, 2]);
+/// ```
 impl ConvTranspose {
     /// A float32 layer with window `k`, a Glorot-uniform weight from the global generator,
     /// zero bias, stride 1, no padding.
@@ -247,16 +252,37 @@ impl ConvTranspose {
         }
     }
     /// The same layer with activation `act`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Activation, Module, conv::ConvTranspose}};
+    /// let mut up = ConvTranspose::new(&[1], 1, 1).activation(Activation::Relu);
+    /// up.weight = Tensor::full(&[1, 1, 1], -1.0, DType::F32);
+    /// assert_eq!(up.forward(&Tensor::ones(&[1, 1, 3], DType::F32)).unwrap().to_vec_f64().unwrap(), vec![0.0; 3]);
+    /// ```
     pub fn activation(mut self, act: Activation) -> ConvTranspose {
         self.act = act;
         self
     }
     /// The same layer with stride `s` in every spatial dimension.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::ConvTranspose}};
+    /// // (n − 1)·3 + 2
+    /// let up = ConvTranspose::new(&[2], 1, 1).stride(3);
+    /// assert_eq!(up.forward(&Tensor::zeros(&[1, 1, 4], DType::F32)).unwrap().shape(), &[1, 1, 11]);
+    /// ```
     pub fn stride(mut self, s: usize) -> ConvTranspose {
         self.spec = self.spec.with_stride(s);
         self
     }
     /// The same layer cropping `p` from both ends of every output dimension.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::ConvTranspose}};
+    /// // (4 − 1) + 3 − 2·1: the padding is cropped from the output
+    /// let c = ConvTranspose::new(&[3], 1, 1).pad(1);
+    /// assert_eq!(c.forward(&Tensor::zeros(&[1, 1, 4], DType::F32)).unwrap().shape(), &[1, 1, 4]);
+    /// ```
     pub fn pad(mut self, p: usize) -> ConvTranspose {
         self.spec = self.spec.with_pad(p);
         self
@@ -284,6 +310,31 @@ impl ConvTranspose {
         self.spec.dilation = vec![d; self.spec.dilation.len()];
         self
     }
+    /// The same layer with its channels in `n` groups (in and out must both divide by
+    /// `n`): weight (in, out / n, k...), each group of out / n outputs reading its own
+    /// in / n inputs. As for [`Conv::groups`], the grouped weight keeps part of the one
+    /// drawn by the constructor, rescaled to the grouped shape's Glorot bound.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor, nn::{Module, conv::ConvTranspose}};
+    /// let up = ConvTranspose::new(&[2, 2], 4, 6).stride(2).groups(2).unwrap();
+    /// assert_eq!(up.weight.shape(), &[4, 3, 2, 2]);
+    /// assert_eq!(up.forward(&Tensor::zeros(&[1, 4, 3, 3], DType::F32)).unwrap().shape(), &[1, 6, 6, 6]);
+    /// assert!(ConvTranspose::new(&[2, 2], 4, 6).groups(4).is_err()); // 6 outputs do not split in 4
+    /// ```
+    pub fn groups(mut self, n: usize) -> Result<ConvTranspose> {
+        let ws = self.weight.shape().to_vec();
+        let (inp, out) = (ws[0], ws[1] * self.spec.groups);
+        if n == 0 || inp % n != 0 || out % n != 0 {
+            return Err(crate::error::value_err!("ConvTranspose groups must divide both channel counts, got groups {n} for {inp} => {out}"));
+        }
+        if n < self.spec.groups {
+            return Err(crate::error::value_err!("ConvTranspose with groups {} cannot be regrouped into fewer groups ({n})", self.spec.groups));
+        }
+        self.weight = regroup(&self.weight, out / n)?;
+        self.spec.groups = n;
+        Ok(self)
+    }
 }
 
 impl Module for ConvTranspose {
@@ -291,6 +342,22 @@ impl Module for ConvTranspose {
         conv_transpose_layer(x, &self.weight, Some(&self.bias), &self.spec, &self.out_pad, self.act)
     }
     crate::module_params!(weight, bias);
+}
+
+/// `w` (a, b, k...) cut to (a, b′, k...): the first b′ entries along dimension 1, rescaled
+/// to the Glorot bound of the new shape (the same distribution as a fresh draw, without
+/// drawing from the generator again). How [`Conv::groups`] and [`ConvTranspose::groups`]
+/// turn a layer's weight into its grouped shape.
+fn regroup(w: &Tensor, b_new: usize) -> Result<Tensor> {
+    let ws = w.shape().to_vec();
+    let mut shape = ws.clone();
+    shape[1] = b_new;
+    let (old, new) = (super::init::fans(&ws), super::init::fans(&shape));
+    let rescale = ((old.0 + old.1) / (new.0 + new.1)).sqrt();
+    let k: usize = ws[2..].iter().product();
+    let (row, keep) = (ws[1] * k, b_new * k);
+    let kept: Vec<f64> = w.to_vec_f64()?.chunks(row.max(1)).flat_map(|r| r[..keep].iter().map(|v| v * rescale)).collect();
+    Tensor::from_vec(kept, &shape)?.cast(w.dtype())
 }
 
 /// Max or mean pooling (stride = window unless the spec says otherwise).
@@ -307,6 +374,12 @@ pub struct Pool {
     pub spec: PoolSpec,
 }
 
+/// Constructors.
+///
+/// ```
+/// use flux_core::{nn::conv::Pool, tensor::pool::PoolMode};
+/// assert!(matches!(Pool::mean(&[2]).mode, PoolMode::Mean));
+/// ```
 impl Pool {
     /// Max pooling over `window`, stride = window.
     ///

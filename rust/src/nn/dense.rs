@@ -182,6 +182,13 @@ pub struct Dense {
     pub act: Activation,
 }
 
+/// Constructors and builders.
+///
+/// ```
+/// use flux_core::nn::{Activation, Dense};
+/// let d = Dense::new(3, 2).bias(false).activation(Activation::Relu);
+/// assert_eq!((d.bias.is_none(), d.act), (true, Activation::Relu));
+/// ```
 impl Dense {
     /// A float32 layer with a Glorot-uniform weight drawn from the global generator
     /// ([`crate::tensor::random::seed`] makes it reproducible), zero bias, no activation.

@@ -24,8 +24,23 @@ pub struct Embedding {
     pub padding: Option<usize>,
 }
 
+/// Constructor, padding and look-up.
+///
+/// ```
+/// use flux_core::{DType, nn::embedding::Embedding, tensor::random::Rng};
+/// let e = Embedding::new(10, 4, DType::F32, &mut Rng::seed(0));
+/// assert_eq!(e.lookup(&[1, 2, 3], &[3]).unwrap().shape(), &[3, 4]);
+/// ```
 impl Embedding {
     /// An (n, d) table of standard-normal values.
+    ///
+    /// ```
+    /// use flux_core::{DType, nn::embedding::Embedding, tensor::random::Rng};
+    /// let e = Embedding::new(1000, 8, DType::F64, &mut Rng::seed(0));
+    /// assert_eq!((e.weight.shape(), e.padding), (&[1000, 8][..], None));
+    /// let mean = e.weight.mean(None, false).unwrap().item().unwrap();
+    /// assert!(mean.abs() < 0.05); // standard normal
+    /// ```
     pub fn new(n: usize, d: usize, dtype: DType, rng: &mut Rng) -> Embedding {
         Embedding { weight: rng.normal_tensor(&[n, d], 0.0, 1.0, dtype), padding: None }
     }

@@ -62,6 +62,13 @@ pub fn kaiming_uniform(shape: &[usize], gain: f64, dtype: DType, rng: &mut Rng) 
     rng.uniform_tensor(shape, -b, b, dtype)
 }
 /// N(0, σ) with σ = gain/√fan_in.
+///
+/// ```
+/// use flux_core::{DType, nn::init::kaiming_normal, tensor::random::Rng};
+/// let w = kaiming_normal(&[256, 400], 1.0, DType::F64, &mut Rng::seed(0));
+/// let var = w.square().unwrap().mean(None, false).unwrap().item().unwrap();
+/// assert!((var - 1.0 / 400.0).abs() < 1e-4); // σ² = gain²/fan_in
+/// ```
 pub fn kaiming_normal(shape: &[usize], gain: f64, dtype: DType, rng: &mut Rng) -> Tensor {
     let (i, _) = fans(shape);
     rng.normal_tensor(shape, 0.0, gain / i.sqrt(), dtype)

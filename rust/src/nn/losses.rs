@@ -36,6 +36,13 @@ pub enum Agg {
     None,
 }
 
+/// Parsing and applying an aggregation.
+///
+/// ```
+/// use flux_core::{nn::losses::Agg, Tensor};
+/// let x = Tensor::from_vec(vec![1.0f64, 3.0], &[2]).unwrap();
+/// assert_eq!(Agg::from_name("mean").unwrap().apply(&x).unwrap().item().unwrap(), 2.0);
+/// ```
 impl Agg {
     /// `"mean"`, `"sum"` or `"none"` (also `"identity"`).
     ///
@@ -51,6 +58,14 @@ impl Agg {
         }
     }
     /// Reduce `x` (all of it) as this aggregation says.
+    ///
+    /// ```
+    /// use flux_core::{nn::losses::Agg, Tensor};
+    /// let x = Tensor::from_vec(vec![1.0f64, 3.0], &[2]).unwrap();
+    /// assert_eq!(Agg::Sum.apply(&x).unwrap().item().unwrap(), 4.0);
+    /// assert_eq!(Agg::Mean.apply(&x).unwrap().item().unwrap(), 2.0);
+    /// assert_eq!(Agg::None.apply(&x).unwrap().to_vec_f64().unwrap(), vec![1.0, 3.0]);
+    /// ```
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         match self {
             Agg::Mean => x.mean(None, false),
@@ -61,6 +76,14 @@ impl Agg {
 }
 
 /// Sizes must match exactly (no broadcasting); a 0-d target is allowed.
+///
+/// ```
+/// use flux_core::{nn::losses::check_sizes, DType, Tensor};
+/// let (a, b) = (Tensor::zeros(&[2, 3], DType::F32), Tensor::zeros(&[3, 2], DType::F32));
+/// assert!(check_sizes(&a, &a, "mse").is_ok());
+/// assert!(check_sizes(&a, &Tensor::scalar(1.0, DType::F32), "mse").is_ok()); // a 0-d target
+/// assert!(check_sizes(&a, &b, "mse").unwrap_err().to_string().contains("mse expects shape(ŷ) = (2, 3)"));
+/// ```
 pub fn check_sizes(yhat: &Tensor, y: &Tensor, name: &str) -> Result<()> {
     if yhat.shape() != y.shape() && y.ndim() != 0 {
         return Err(shape_err!("{name} expects shape(ŷ) = {} to match shape(y) = {}", py_shape(yhat.shape()), py_shape(y.shape())));
@@ -75,6 +98,12 @@ fn target<'a>(yhat: &Tensor, y: &'a Tensor, name: &str) -> Result<std::borrow::C
 }
 
 /// `eps(float(eltype(ŷ)))`
+///
+/// ```
+/// use flux_core::{nn::losses::default_eps, DType};
+/// assert_eq!(default_eps(DType::F32), f32::EPSILON as f64);
+/// assert_eq!(default_eps(DType::F64), f64::EPSILON);
+/// ```
 pub fn default_eps(dtype: DType) -> f64 {
     match dtype {
         DType::F32 => f32::EPSILON as f64,
@@ -99,6 +128,13 @@ pub fn xlogy(x: &Tensor, z: &Tensor) -> Result<Tensor> {
 }
 
 /// `x·log(x)`, 0 at 0.
+///
+/// ```
+/// use flux_core::{nn::losses::xlogx, Tensor};
+/// let y = xlogx(&Tensor::from_vec(vec![0.0f64, 1.0, 2.0], &[3]).unwrap()).unwrap().to_vec_f64().unwrap();
+/// assert_eq!(y[..2], [0.0, 0.0]); // 0 at 0, not NaN
+/// assert!((y[2] - 2.0 * 2f64.ln()).abs() < 1e-15);
+/// ```
 pub fn xlogx(x: &Tensor) -> Result<Tensor> { xlogy(x, x) }
 
 /// Sum over the class dimension `dim`, one value per sample.

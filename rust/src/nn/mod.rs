@@ -38,6 +38,14 @@ use crate::error::Result;
 use crate::tensor::Tensor;
 
 /// One step of a parameter's path: a field name or a position in a list.
+///
+/// ```
+/// use flux_core::nn::{ParamPath, Seg};
+/// let mut p = ParamPath::new();
+/// p.push("layers");
+/// p.push(1);
+/// assert_eq!(p.segments(), &[Seg::Field("layers"), Seg::Index(1)]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Seg {
     /// A named field, e.g. `weight` or `layers`.
@@ -73,6 +81,14 @@ pub struct ParamPath {
     segs: Vec<Seg>,
 }
 
+/// Building a path while visiting, and reading it.
+///
+/// ```
+/// use flux_core::nn::ParamPath;
+/// let mut p = ParamPath::new();
+/// p.within("encoder", |p| p.within(0, |p| assert_eq!(p.to_string(), "encoder.0")));
+/// assert!(p.is_empty());
+/// ```
 impl ParamPath {
     /// The empty path (the model itself).
     ///
@@ -96,12 +112,44 @@ impl ParamPath {
     /// ```
     pub fn push(&mut self, seg: impl Into<Seg>) { self.segs.push(seg.into()); }
     /// Step back out.
+    ///
+    /// ```
+    /// use flux_core::nn::ParamPath;
+    /// let mut p = ParamPath::new();
+    /// p.push("a");
+    /// p.push("b");
+    /// p.pop();
+    /// assert_eq!(p.to_string(), "a");
+    /// ```
     pub fn pop(&mut self) { self.segs.pop(); }
     /// The steps from the model down to here.
+    ///
+    /// ```
+    /// use flux_core::nn::{ParamPath, Seg};
+    /// let mut p = ParamPath::new();
+    /// p.push("weight");
+    /// assert_eq!(p.segments(), &[Seg::Field("weight")]);
+    /// ```
     pub fn segments(&self) -> &[Seg] { &self.segs }
     /// How many steps deep this is.
+    ///
+    /// ```
+    /// use flux_core::nn::ParamPath;
+    /// let mut p = ParamPath::new();
+    /// p.push("layers");
+    /// p.push(3);
+    /// assert_eq!(p.len(), 2);
+    /// ```
     pub fn len(&self) -> usize { self.segs.len() }
     /// Is this the model itself?
+    ///
+    /// ```
+    /// use flux_core::nn::ParamPath;
+    /// let mut p = ParamPath::new();
+    /// assert!(p.is_empty());
+    /// p.push("bias");
+    /// assert!(!p.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool { self.segs.is_empty() }
     /// Run `f` with `seg` pushed for the duration: how a container reports a member's
     /// parameters under the member's name.
@@ -206,22 +254,77 @@ macro_rules! module_params {
 /// ```
 pub trait Module: Send {
     /// The forward pass in the automatic mode (training iff a gradient is recorded).
+    ///
+    /// ```
+    /// use flux_core::{autodiff, nn::{dropout::Dropout, Module}, DType, Tensor};
+    /// let d = Dropout::new(0.5).unwrap();
+    /// let x = Tensor::ones(&[1000], DType::F32);
+    /// // not recording a gradient: test mode, the identity
+    /// assert_eq!(d.forward(&x).unwrap().to_vec_f64().unwrap(), x.to_vec_f64().unwrap());
+    /// // inside value_and_grad: training mode, about half the entries dropped
+    /// let (zeros, _) = autodiff::value_and_grad(&[&x], || {
+    ///     let y = d.forward(&x)?;
+    ///     let n = y.to_vec_f64()?.iter().filter(|&&v| v == 0.0).count();
+    ///     Ok(Tensor::scalar(n as f64, DType::F32))
+    /// }).unwrap();
+    /// assert!((300.0..700.0).contains(&zeros.item().unwrap()));
+    /// ```
     fn forward(&self, x: &Tensor) -> Result<Tensor> { self.forward_t(x, crate::autodiff::is_recording()) }
     /// The forward pass in an explicit mode. Layers without a mode ignore `train`.
+    ///
+    /// ```
+    /// use flux_core::{nn::{dropout::Dropout, Module}, DType, Tensor};
+    /// let d = Dropout::new(0.5).unwrap();
+    /// let x = Tensor::ones(&[100], DType::F32);
+    /// assert_eq!(d.forward_t(&x, false).unwrap().sum_all().unwrap().item().unwrap(), 100.0);
+    /// assert!(d.forward_t(&x, true).unwrap().to_vec_f64().unwrap().iter().any(|&v| v == 0.0));
+    /// ```
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor>;
     /// Call `f` on every parameter, in a fixed order, with its path below `path`
     /// (push a segment, report or recurse, pop).
+    ///
+    /// ```
+    /// use flux_core::nn::{Dense, Module, ParamPath};
+    /// let d = Dense::new(2, 3);
+    /// let mut shapes = vec![];
+    /// d.visit_params(&mut ParamPath::new(), &mut |p, t| shapes.push((p.to_string(), t.shape().to_vec())));
+    /// assert_eq!(shapes, vec![("weight".to_string(), vec![3, 2]), ("bias".to_string(), vec![3])]);
+    /// ```
     fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor));
     /// [`Module::visit_params`] with mutable access, in the same order.
+    ///
+    /// ```
+    /// use flux_core::nn::{Dense, Module, ParamPath};
+    /// use flux_core::{DType, Tensor};
+    /// let mut d = Dense::new(2, 3);
+    /// d.visit_params_mut(&mut ParamPath::new(), &mut |_, t| *t = Tensor::zeros(t.shape(), DType::F32));
+    /// assert_eq!(d.weight.to_vec_f64().unwrap(), vec![0.0; 6]);
+    /// ```
     fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor));
 
     /// Every parameter in visiting order, without their paths (no strings built).
+    ///
+    /// ```
+    /// use flux_core::nn::{Chain, Dense, Module};
+    /// let c = Chain::new(vec![Box::new(Dense::new(2, 3)), Box::new(Dense::new(3, 1).bias(false))]);
+    /// let shapes: Vec<Vec<usize>> = c.params().iter().map(|p| p.shape().to_vec()).collect();
+    /// assert_eq!(shapes, vec![vec![3, 2], vec![3], vec![1, 3]]);
+    /// ```
     fn params(&self) -> Vec<&Tensor> {
         let mut out = Vec::new();
         self.visit_params(&mut ParamPath::new(), &mut |_, t| out.push(t));
         out
     }
     /// Every parameter, mutably, in visiting order (no strings built).
+    ///
+    /// ```
+    /// use flux_core::nn::{Dense, Module};
+    /// let mut d = Dense::new(2, 1);
+    /// for p in d.params_mut() {
+    ///     p.assign_(&p.zeros_like()).unwrap();
+    /// }
+    /// assert!(d.params().iter().all(|p| p.to_vec_f64().unwrap().iter().all(|&v| v == 0.0)));
+    /// ```
     fn params_mut(&mut self) -> Vec<&mut Tensor> {
         let mut out = Vec::new();
         self.visit_params_mut(&mut ParamPath::new(), &mut |_, t| out.push(t));
@@ -229,22 +332,56 @@ pub trait Module: Send {
     }
     /// `(path, parameter)` pairs in visiting order, e.g. `("layers.0.weight", …)`: the
     /// paths are formatted here, so prefer [`Module::params`] in a training loop.
+    ///
+    /// ```
+    /// use flux_core::nn::{Chain, Dense, Module};
+    /// let c = Chain::new(vec![Box::new(Dense::new(2, 3)), Box::new(Dense::new(3, 1))]);
+    /// let names: Vec<String> = c.parameters().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"]);
+    /// ```
     fn parameters(&self) -> Vec<(String, &Tensor)> {
         let mut out = Vec::new();
         self.visit_params(&mut ParamPath::new(), &mut |p, t| out.push((p.to_string(), t)));
         out
     }
     /// [`Module::parameters`] with mutable access.
+    ///
+    /// ```
+    /// use flux_core::nn::{Dense, Module};
+    /// use flux_core::{DType, Tensor};
+    /// let mut d = Dense::new(2, 1);
+    /// for (name, p) in d.parameters_mut() {
+    ///     if name == "bias" {
+    ///         p.assign_(&Tensor::full(&[1], 0.5, DType::F32)).unwrap();
+    ///     }
+    /// }
+    /// assert_eq!(d.bias.unwrap().to_vec_f64().unwrap(), vec![0.5]);
+    /// ```
     fn parameters_mut(&mut self) -> Vec<(String, &mut Tensor)> {
         let mut out = Vec::new();
         self.visit_params_mut(&mut ParamPath::new(), &mut |p, t| out.push((p.to_string(), t)));
         out
     }
     /// Non-trainable state saved with the model, e.g. BatchNorm's
-    /// `("running_mean", …)`, by path (cheap clones sharing storage). Default: none.
+    /// `("μ", …)`, by path (cheap clones sharing storage). Default: none.
+    ///
+    /// ```
+    /// use flux_core::nn::{norm::BatchNorm, Dense, Module};
+    /// let names: Vec<String> = BatchNorm::new(3).buffers().into_iter().map(|(n, _)| n).collect();
+    /// assert_eq!(names, ["μ", "σ2"]); // Flux's and Python's names
+    /// assert!(Dense::new(2, 2).buffers().is_empty());
+    /// ```
     fn buffers(&self) -> Vec<(String, Tensor)> { Vec::new() }
     /// Overwrite the buffer at `path` (restoring a checkpoint); `Ok(false)` if there is
     /// no such buffer.
+    ///
+    /// ```
+    /// use flux_core::{nn::{norm::BatchNorm, Module}, DType, Tensor};
+    /// let bn = BatchNorm::new(2);
+    /// assert!(bn.set_buffer("μ", &Tensor::full(&[2], 3.0, DType::F32)).unwrap());
+    /// assert_eq!(bn.running_stats().unwrap().0.to_vec_f64().unwrap(), vec![3.0, 3.0]);
+    /// assert!(!bn.set_buffer("no_such_buffer", &Tensor::zeros(&[2], DType::F32)).unwrap());
+    /// ```
     fn set_buffer(&self, _path: &str, _value: &Tensor) -> Result<bool> { Ok(false) }
 }
 
@@ -260,8 +397,24 @@ pub struct Chain {
     pub layers: Vec<Box<dyn Module>>,
 }
 
+/// The constructor.
+///
+/// ```
+/// use flux_core::nn::{Chain, Dense};
+/// assert_eq!(Chain::new(vec![Box::new(Dense::new(1, 1))]).layers.len(), 1);
+/// ```
 impl Chain {
     /// A chain of `layers`.
+    ///
+    /// ```
+    /// use flux_core::nn::{Activation, Chain, Dense, Module};
+    /// use flux_core::{DType, Tensor};
+    /// let mut first = Dense::new(2, 2).activation(Activation::Relu);
+    /// first.weight = Tensor::from_vec(vec![1.0f32, 0.0, 0.0, -1.0], &[2, 2]).unwrap();
+    /// let c = Chain::new(vec![Box::new(first)]);
+    /// // relu(W·x + 0), W = diag(1, −1)
+    /// assert_eq!(c.forward(&Tensor::ones(&[1, 2], DType::F32)).unwrap().to_vec_f64().unwrap(), vec![1.0, 0.0]);
+    /// ```
     pub fn new(layers: Vec<Box<dyn Module>>) -> Self { Chain { layers } }
 }
 

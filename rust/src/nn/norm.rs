@@ -38,6 +38,12 @@ impl Default for NormOpts {
     fn default() -> Self { NormOpts { eps: 1e-5, momentum: 0.1, act: Activation::Identity } }
 }
 
+/// Builders, one per option.
+///
+/// ```
+/// use flux_core::nn::norm::NormOpts;
+/// assert_eq!(NormOpts::default().momentum(0.3).eps(0.1).momentum, 0.3);
+/// ```
 impl NormOpts {
     /// Set ε.
     ///
@@ -51,11 +57,21 @@ impl NormOpts {
         self
     }
     /// Set the momentum.
+    ///
+    /// ```
+    /// use flux_core::nn::norm::NormOpts;
+    /// assert_eq!(NormOpts::default().momentum(0.01).momentum, 0.01);
+    /// ```
     pub fn momentum(mut self, m: f64) -> Self {
         self.momentum = m;
         self
     }
     /// Set the activation.
+    ///
+    /// ```
+    /// use flux_core::nn::{norm::NormOpts, Activation};
+    /// assert_eq!(NormOpts::default().activation(Activation::Tanh).act, Activation::Tanh);
+    /// ```
     pub fn activation(mut self, act: Activation) -> Self {
         self.act = act;
         self
@@ -189,27 +205,47 @@ fn poisoned<T>(_: T) -> Error { Error::Value("running statistics poisoned by an 
 fn pair<'a>(g: &'a Option<Tensor>, b: &'a Option<Tensor>) -> Option<(&'a Tensor, &'a Tensor)> { g.as_ref().zip(b.as_ref()) }
 
 /// Builder pieces shared by the layers with (γ, β) and optional running statistics.
+/// `$ctor` makes a layer of 4 channels for the examples.
 macro_rules! affine_layer {
-    ($T:ident) => {
+    ($T:ident, $ctor:literal) => {
+        #[doc = concat!("The affine part, ε, the activation and the dtype.\n\n```\n",
+            "use flux_core::{nn::{norm::", stringify!($T), ", Activation}, DType};\n",
+            "let l = ", $ctor, ".eps(1e-3).activation(Activation::Relu).dtype(DType::F64);\n",
+            "assert_eq!((l.opts.eps, l.opts.act, l.gamma.unwrap().dtype()), (1e-3, Activation::Relu, DType::F64));\n```")]
         impl $T {
-            /// With (γ = 1, β = 0) or without the affine part.
+            #[doc = concat!("With (γ = 1, β = 0) or without the affine part.\n\n```\n",
+                "use flux_core::nn::norm::", stringify!($T), ";\n",
+                "let l = ", $ctor, ".affine(false);\n",
+                "assert!(l.gamma.is_none() && l.beta.is_none());\n",
+                "let l = l.affine(true);\n",
+                "assert_eq!((l.gamma.unwrap().to_vec_f64().unwrap(), l.beta.unwrap().to_vec_f64().unwrap()), (vec![1.0; 4], vec![0.0; 4]));\n```")]
             pub fn affine(mut self, on: bool) -> Self {
                 let dt = self.dtype;
                 self.gamma = on.then(|| Tensor::ones(&self.affine_shape(), dt));
                 self.beta = on.then(|| Tensor::zeros(&self.affine_shape(), dt));
                 self
             }
-            /// Set ε.
+            #[doc = concat!("Set ε.\n\n```\n",
+                "use flux_core::nn::norm::", stringify!($T), ";\n",
+                "assert_eq!(", $ctor, ".eps(1e-3).opts.eps, 1e-3);\n",
+                "assert_eq!(", $ctor, ".opts.eps, 1e-5);\n```")]
             pub fn eps(mut self, eps: f64) -> Self {
                 self.opts.eps = eps;
                 self
             }
-            /// Set the activation applied after the affine part.
+            #[doc = concat!("Set the activation applied after the affine part.\n\n```\n",
+                "use flux_core::{nn::{norm::", stringify!($T), ", Activation, Module}, DType, Tensor};\n",
+                "let l = ", $ctor, ".activation(Activation::Relu);\n",
+                "let x = Tensor::from_vec((0..32).map(|v| (v as f32).sin()).collect(), &[2, 4, 4]).unwrap();\n",
+                "assert!(l.forward(&x).unwrap().to_vec_f64().unwrap().iter().all(|&v| v >= 0.0));\n```")]
             pub fn activation(mut self, act: Activation) -> Self {
                 self.opts.act = act;
                 self
             }
-            /// Parameters (and running statistics) as `dtype`.
+            #[doc = concat!("Parameters (and running statistics) as `dtype`.\n\n```\n",
+                "use flux_core::{nn::norm::", stringify!($T), ", DType};\n",
+                "let l = ", $ctor, ".dtype(DType::F64);\n",
+                "assert_eq!((l.gamma.unwrap().dtype(), l.beta.unwrap().dtype()), (DType::F64, DType::F64));\n```")]
             pub fn dtype(mut self, dtype: DType) -> Self {
                 let cast = |t: &Tensor| t.cast(dtype).expect("a float dtype");
                 self.dtype = dtype;
@@ -222,12 +258,24 @@ macro_rules! affine_layer {
     };
 }
 
+/// Visit (β, γ) under Flux's and the Python layers' names and order (`β`, `γ`), so that a
+/// checkpoint moves between Rust and Python by name.
+fn visit_affine<'a>(gamma: &'a Option<Tensor>, beta: &'a Option<Tensor>, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) {
+    beta.iter().for_each(|t| path.visit("β", t, f));
+    gamma.iter().for_each(|t| path.visit("γ", t, f));
+}
+
+fn visit_affine_mut<'a>(gamma: &'a mut Option<Tensor>, beta: &'a mut Option<Tensor>, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+    beta.iter_mut().for_each(|t| path.visit_mut("β", t, f));
+    gamma.iter_mut().for_each(|t| path.visit_mut("γ", t, f));
+}
+
 /// Running statistics behind a lock: `forward_t(&self, ..)` updates them in training.
 type Running = Option<Mutex<(Tensor, Tensor)>>;
 
 fn running_buffers(r: &Running) -> Vec<(String, Tensor)> {
     match r.as_ref().and_then(|m| m.lock().ok()) {
-        Some(g) => vec![("running_mean".into(), g.0.clone()), ("running_var".into(), g.1.clone())],
+        Some(g) => vec![("μ".into(), g.0.clone()), ("σ2".into(), g.1.clone())],
         None => vec![],
     }
 }
@@ -236,8 +284,8 @@ fn set_running(r: &Running, path: &str, v: &Tensor) -> Result<bool> {
     let Some(m) = r else { return Ok(false) };
     let mut g = m.lock().map_err(poisoned)?;
     let t = match path {
-        "running_mean" => &mut g.0,
-        "running_var" => &mut g.1,
+        "μ" => &mut g.0,
+        "σ2" => &mut g.1,
         _ => return Ok(false),
     };
     t.assign_(v)?;
@@ -247,8 +295,9 @@ fn set_running(r: &Running, path: &str, v: &Tensor) -> Result<bool> {
 fn new_running(chs: usize, dt: DType) -> Running { Some(Mutex::new((Tensor::zeros(&[chs], dt), Tensor::ones(&[chs], dt)))) }
 
 /// A norm layer with (γ, β) and optional running statistics, whose forward is `$f`.
+/// (`$ctor` as in [`affine_layer!`].)
 macro_rules! tracked_layer {
-    ($(#[$doc:meta])* $T:ident, $f:ident) => {
+    ($(#[$doc:meta])* $T:ident, $f:ident, $ctor:literal) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $T {
@@ -263,18 +312,33 @@ macro_rules! tracked_layer {
             dtype: DType,
         }
 
+        #[doc = concat!("Running statistics: on or off, their momentum, their values.\n\n```\n",
+            "use flux_core::nn::norm::", stringify!($T), ";\n",
+            "let l = ", $ctor, ".track_stats(true).momentum(0.2);\n",
+            "assert_eq!((l.opts.momentum, l.running_stats().unwrap().0.shape()), (0.2, &[4][..]));\n```")]
         impl $T {
-            /// With or without running statistics (without: batch statistics always).
+            #[doc = concat!("With or without running statistics (without: batch statistics always).\n\n```\n",
+                "use flux_core::nn::norm::", stringify!($T), ";\n",
+                "assert!(", $ctor, ".track_stats(true).running_stats().is_some());\n",
+                "assert!(", $ctor, ".track_stats(false).running_stats().is_none());\n```")]
             pub fn track_stats(mut self, on: bool) -> Self {
                 self.running = if on { new_running(self.chs, self.dtype) } else { None };
                 self
             }
-            /// Set the momentum of the running statistics.
+            #[doc = concat!("Set the momentum of the running statistics.\n\n```\n",
+                "use flux_core::{nn::{norm::", stringify!($T), ", Module}, DType, Tensor};\n",
+                "let l = ", $ctor, ".track_stats(true).momentum(0.5);\n",
+                "l.forward_t(&Tensor::ones(&[2, 4, 3], DType::F32), true).unwrap();\n",
+                "// μ ← (1 − m)·0 + m·mean(x)\n",
+                "assert_eq!(l.running_stats().unwrap().0.to_vec_f64().unwrap(), vec![0.5; 4]);\n```")]
             pub fn momentum(mut self, m: f64) -> Self {
                 self.opts.momentum = m;
                 self
             }
-            /// The running (mean, variance), if tracked.
+            #[doc = concat!("The running (mean, variance), if tracked.\n\n```\n",
+                "use flux_core::nn::norm::", stringify!($T), ";\n",
+                "let (mu, var) = ", $ctor, ".track_stats(true).running_stats().unwrap();\n",
+                "assert_eq!((mu.to_vec_f64().unwrap(), var.to_vec_f64().unwrap()), (vec![0.0; 4], vec![1.0; 4]));\n```")]
             pub fn running_stats(&self) -> Option<(Tensor, Tensor)> { self.running.as_ref().and_then(|m| m.lock().ok()).map(|g| g.clone()) }
             fn running_cast(&mut self, dt: DType) {
                 if let Some(m) = self.running.as_mut().and_then(|m| m.get_mut().ok()) {
@@ -284,7 +348,7 @@ macro_rules! tracked_layer {
             fn affine_shape(&self) -> Vec<usize> { vec![self.chs] }
             fn blank(chs: usize) -> Self { $T { gamma: None, beta: None, opts: NormOpts::default(), running: None, chs, dtype: DType::F32 } }
         }
-        affine_layer!($T);
+        affine_layer!($T, $ctor);
 
         impl Module for $T {
             fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
@@ -298,7 +362,10 @@ macro_rules! tracked_layer {
                     None => $f(x, self.chs, aff, None, train, &self.opts),
                 }
             }
-            $crate::module_params!(; optional gamma, beta);
+            fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { visit_affine(&self.gamma, &self.beta, path, f) }
+            fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+                visit_affine_mut(&mut self.gamma, &mut self.beta, path, f)
+            }
             fn buffers(&self) -> Vec<(String, Tensor)> { running_buffers(&self.running) }
             fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> { set_running(&self.running, path, value) }
         }
@@ -319,16 +386,23 @@ tracked_layer!(
     /// assert_eq!(mu.to_vec_f64().unwrap(), vec![0.10000000149011612; 3]); // 0.1·mean(1)
     /// ```
     BatchNorm,
-    batch_norm
+    batch_norm,
+    "BatchNorm::new(4)"
 );
 
+/// The constructor (the builders are shared with the other norm layers).
+///
+/// ```
+/// use flux_core::nn::norm::BatchNorm;
+/// assert!(BatchNorm::new(3).running_stats().is_some());
+/// ```
 impl BatchNorm {
     /// `chs` channels, Flux's defaults.
     ///
     /// ```
     /// use flux_core::{DType, nn::{Module, norm::BatchNorm}};
     /// let bn = BatchNorm::new(4).momentum(0.01).eps(1e-3).dtype(DType::F64);
-    /// assert_eq!(bn.parameters().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["gamma", "beta"]);
+    /// assert_eq!(bn.parameters().iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["β", "γ"]); // Flux's and Python's names
     /// assert_eq!(bn.running_stats().unwrap().0.dtype(), DType::F64);
     /// assert!(BatchNorm::new(4).track_stats(false).running_stats().is_none());
     /// ```
@@ -346,9 +420,16 @@ tracked_layer!(
     /// assert_eq!(l.forward(&Tensor::ones(&[3, 2, 5], DType::F32)).unwrap().shape(), &[3, 2, 5]);
     /// ```
     InstanceNorm,
-    instance_norm
+    instance_norm,
+    "InstanceNorm::new(4).affine(true)"
 );
 
+/// The constructor (the builders are shared with the other norm layers).
+///
+/// ```
+/// use flux_core::nn::norm::InstanceNorm;
+/// assert!(InstanceNorm::new(3).gamma.is_none());
+/// ```
 impl InstanceNorm {
     /// `chs` channels, Flux's defaults (no affine part, no running statistics).
     ///
@@ -383,8 +464,24 @@ pub struct GroupNorm {
     dtype: DType,
 }
 
+/// The constructor (the builders are shared with the other norm layers).
+///
+/// ```
+/// use flux_core::nn::norm::GroupNorm;
+/// assert_eq!(GroupNorm::new(6, 3).unwrap().gamma.unwrap().shape(), &[6]);
+/// ```
 impl GroupNorm {
     /// `chs` channels in `groups` groups (`chs` must be divisible by `groups`).
+    ///
+    /// ```
+    /// use flux_core::{nn::{norm::GroupNorm, Module}, DType, Tensor};
+    /// let l = GroupNorm::new(4, 2).unwrap();
+    /// // each group of 2 channels standardised per sample: [1, 1, 3, 3] → [−1, −1, 1, 1]
+    /// let x = Tensor::from_vec(vec![1.0f64, 1.0, 3.0, 3.0, 0.0, 0.0, 2.0, 2.0], &[1, 4, 2]).unwrap();
+    /// let y = l.dtype(DType::F64).eps(0.0).forward(&x).unwrap().to_vec_f64().unwrap();
+    /// assert!((y[0] + 1.0).abs() < 1e-12 && (y[7] - 1.0).abs() < 1e-12);
+    /// assert!(GroupNorm::new(4, 3).is_err());
+    /// ```
     pub fn new(chs: usize, groups: usize) -> Result<GroupNorm> {
         if groups == 0 || chs % groups != 0 {
             return Err(value_err!("GroupNorm: the number of channels ({chs}) must be divisible by the number of groups ({groups})"));
@@ -394,11 +491,14 @@ impl GroupNorm {
     fn affine_shape(&self) -> Vec<usize> { vec![self.chs] }
     fn running_cast(&mut self, _: DType) {}
 }
-affine_layer!(GroupNorm);
+affine_layer!(GroupNorm, "GroupNorm::new(4, 2).unwrap()");
 
 impl Module for GroupNorm {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { group_norm(x, self.chs, self.groups, pair(&self.gamma, &self.beta), &self.opts) }
-    crate::module_params!(; optional gamma, beta);
+    fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { visit_affine(&self.gamma, &self.beta, path, f) }
+    fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
+        visit_affine_mut(&mut self.gamma, &mut self.beta, path, f)
+    }
 }
 
 /// Layer normalisation over the trailing dimensions `size`, then a learnable scale and
@@ -425,15 +525,29 @@ pub struct LayerNorm {
     dtype: DType,
 }
 
+/// The constructor (the builders are shared with the other norm layers).
+///
+/// ```
+/// use flux_core::nn::norm::LayerNorm;
+/// assert_eq!(LayerNorm::new(&[2, 3]).beta.unwrap().shape(), &[2, 3]);
+/// ```
 impl LayerNorm {
     /// Normalise over trailing dimensions of shape `size`.
+    ///
+    /// ```
+    /// use flux_core::{nn::{norm::LayerNorm, Module}, DType, Tensor};
+    /// let l = LayerNorm::new(&[2]).dtype(DType::F64).eps(0.0);
+    /// let y = l.forward(&Tensor::from_vec(vec![1.0f64, 3.0, 5.0, 9.0], &[2, 2]).unwrap()).unwrap();
+    /// let want = [-1.0, 1.0, -1.0, 1.0]; // each row standardised
+    /// assert!(y.to_vec_f64().unwrap().iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12));
+    /// ```
     pub fn new(size: &[usize]) -> LayerNorm {
         LayerNorm { gamma: None, beta: None, opts: NormOpts::default(), size: size.to_vec(), dtype: DType::F32 }.affine(true)
     }
     fn affine_shape(&self) -> Vec<usize> { self.size.clone() }
     fn running_cast(&mut self, _: DType) {}
 }
-affine_layer!(LayerNorm);
+affine_layer!(LayerNorm, "LayerNorm::new(&[4])");
 
 impl Module for LayerNorm {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Result<Tensor> { layer_norm(x, &self.size, pair(&self.gamma, &self.beta), &self.opts) }

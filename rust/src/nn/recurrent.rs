@@ -148,23 +148,40 @@ macro_rules! cell_layer {
             $($(#[$fdoc])* pub $field: $fty,)*
         }
 
+        #[doc = concat!("Construction and configuration.\n\n```\n",
+            "use flux_core::nn::", stringify!($name), ";\n",
+            "let cell = ", stringify!($name), "::new(3, 5).bias(false);\n",
+            "assert_eq!((cell.in_features(), cell.out_features(), cell.bias.is_none()), (3, 5, true));\n```")]
         impl $name {
             /// Gate blocks per unit.
             pub const GATES: usize = $gates;
 
-            /// `in → out` with float32 Glorot-uniform kernels drawn from the global
-            /// generator (`flux_core::tensor::random::seed`) and a zero bias.
+            #[doc = concat!("`in → out` with float32 Glorot-uniform kernels drawn from the global\n",
+                "generator (`flux_core::tensor::random::seed`) and a zero bias.\n\n```\n",
+                "use flux_core::nn::", stringify!($name), ";\n",
+                "let cell = ", stringify!($name), "::new(3, 5);\n",
+                "let g = ", stringify!($name), "::GATES;\n",
+                "assert_eq!((cell.wi.shape(), cell.wh.shape()), (&[g * 5, 3][..], &[g * 5, 5][..]));\n",
+                "assert_eq!(cell.bias.unwrap().to_vec_f64().unwrap(), vec![0.0; g * 5]);\n```")]
             pub fn new(inp: usize, out: usize) -> Self {
                 let (wi, wh) = with_global(|r| draw($gates, inp, out, DType::F32, r));
                 $name { wi, wh, bias: Some(Tensor::zeros(&[$gates * out], DType::F32)), $($field: $default,)* }
             }
-            /// Redraw the kernels (Glorot uniform) from `rng`, keeping the dtype.
+            #[doc = concat!("Redraw the kernels (Glorot uniform) from `rng`, keeping the dtype.\n\n```\n",
+                "use flux_core::{nn::", stringify!($name), ", tensor::random::Rng, DType};\n",
+                "let a = ", stringify!($name), "::new(2, 3).init(&mut Rng::seed(1));\n",
+                "let b = ", stringify!($name), "::new(2, 3).init(&mut Rng::seed(1));\n",
+                "assert_eq!(a.wh.to_vec::<f32>().unwrap(), b.wh.to_vec::<f32>().unwrap()); // the same draw\n",
+                "assert_eq!(", stringify!($name), "::new(2, 3).dtype(DType::F64).init(&mut Rng::seed(1)).wi.dtype(), DType::F64);\n```")]
             pub fn init(mut self, rng: &mut Rng) -> Self {
                 let (o, i) = (self.wh.shape()[1], self.wi.shape()[1]);
                 (self.wi, self.wh) = draw($gates, i, o, self.wi.dtype(), rng);
                 self
             }
-            /// The parameters converted to `dtype`.
+            #[doc = concat!("The parameters converted to `dtype`.\n\n```\n",
+                "use flux_core::{nn::", stringify!($name), ", DType};\n",
+                "let cell = ", stringify!($name), "::new(2, 3).dtype(DType::F64);\n",
+                "assert_eq!((cell.wi.dtype(), cell.wh.dtype(), cell.bias.unwrap().dtype()), (DType::F64, DType::F64, DType::F64));\n```")]
             pub fn dtype(mut self, dtype: DType) -> Self {
                 let c = |t: &Tensor| t.cast(dtype).expect("a cast between float dtypes cannot fail");
                 self.wi = c(&self.wi);
@@ -172,14 +189,19 @@ macro_rules! cell_layer {
                 self.bias = self.bias.as_ref().map(c);
                 self
             }
-            /// With a (zero) bias or without one.
+            #[doc = concat!("With a (zero) bias or without one.\n\n```\n",
+                "use flux_core::nn::", stringify!($name), ";\n",
+                "assert!(", stringify!($name), "::new(2, 3).bias(false).bias.is_none());\n",
+                "assert_eq!(", stringify!($name), "::new(2, 3).bias(false).bias(true).bias.unwrap().shape(), &[", stringify!($name), "::GATES * 3]);\n```")]
             pub fn bias(mut self, on: bool) -> Self {
                 self.bias = on.then(|| Tensor::zeros(&[self.wh.shape()[0]], self.wi.dtype()));
                 self
             }
-            /// Input features.
+            #[doc = concat!("Input features.\n\n```\n",
+                "assert_eq!(flux_core::nn::", stringify!($name), "::new(2, 3).in_features(), 2);\n```")]
             pub fn in_features(&self) -> usize { self.wi.shape()[1] }
-            /// Hidden units.
+            #[doc = concat!("Hidden units.\n\n```\n",
+                "assert_eq!(flux_core::nn::", stringify!($name), "::new(2, 3).out_features(), 3);\n```")]
             pub fn out_features(&self) -> usize { self.wh.shape()[1] }
         }
     };
@@ -226,21 +248,68 @@ cell_layer!(
     GRUCell, 3
 );
 
+/// The activation, and a step.
+///
+/// ```
+/// use flux_core::nn::{Activation, RNNCell};
+/// assert_eq!(RNNCell::new(2, 3).activation(Activation::Relu).act, Activation::Relu);
+/// ```
 impl RNNCell {
     /// With activation `act` instead of tanh.
+    ///
+    /// ```
+    /// use flux_core::nn::{Activation, RNNCell};
+    /// use flux_core::{DType, Tensor};
+    /// let cell = RNNCell::new(2, 3).activation(Activation::Relu);
+    /// let h = cell.step(&Tensor::full(&[4, 2], -5.0, DType::F32), None).unwrap();
+    /// assert!(h.to_vec_f64().unwrap().iter().all(|&v| v >= 0.0));
+    /// ```
     pub fn activation(mut self, act: Activation) -> Self {
         self.act = act;
         self
     }
     /// One step from `h` (zeros when `None`): the new state, which is also the output.
+    ///
+    /// ```
+    /// use flux_core::nn::RNNCell;
+    /// use flux_core::{DType, Tensor};
+    /// let mut cell = RNNCell::new(2, 3);
+    /// cell.wh = Tensor::zeros(&[3, 3], DType::F32); // no recurrence: h′ = tanh(Wi·x)
+    /// let x = Tensor::ones(&[2], DType::F32);
+    /// let h = cell.step(&x, None).unwrap();
+    /// let want = cell.wi.matmul(&x).unwrap().tanh().unwrap();
+    /// let err = h.sub(&want).unwrap().abs().unwrap().max(None, false).unwrap().item().unwrap();
+    /// assert!(err < 1e-6);
+    /// assert!(cell.step(&Tensor::ones(&[3], DType::F32), None).is_err()); // 3 features, not 2
+    /// ```
     pub fn step(&self, x: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
         let st = h.map(|h| vec![h.clone()]);
         Ok(step(Cell::Rnn(self.act), x, &self.wi, &self.wh, self.bias.as_ref(), st.as_deref())?.remove(0))
     }
 }
 
+/// A step.
+///
+/// ```
+/// use flux_core::nn::LSTMCell;
+/// use flux_core::{DType, Tensor};
+/// let (h, c) = LSTMCell::new(2, 3).step(&Tensor::ones(&[2], DType::F32), None).unwrap();
+/// assert_eq!((h.shape(), c.shape()), (&[3][..], &[3][..]));
+/// ```
 impl LSTMCell {
     /// One step from `(h, c)` (zeros when `None`): the new `(h, c)`; `h` is the output.
+    ///
+    /// ```
+    /// use flux_core::nn::LSTMCell;
+    /// use flux_core::{DType, Tensor};
+    /// let cell = LSTMCell::new(2, 3);
+    /// let x = Tensor::ones(&[4, 2], DType::F32);
+    /// let (h, c) = cell.step(&x, None).unwrap();
+    /// let (h2, c2) = cell.step(&x, Some((&h, &c))).unwrap();
+    /// assert_eq!((h2.shape(), c2.shape()), (&[4, 3][..], &[4, 3][..]));
+    /// // |h| = |o · tanh(c)| < 1
+    /// assert!(h2.to_vec_f64().unwrap().iter().all(|v| v.abs() < 1.0));
+    /// ```
     pub fn step(&self, x: &Tensor, state: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, Tensor)> {
         let st = state.map(|(h, c)| vec![h.clone(), c.clone()]);
         let mut s = step(Cell::Lstm, x, &self.wi, &self.wh, self.bias.as_ref(), st.as_deref())?;
@@ -249,8 +318,26 @@ impl LSTMCell {
     }
 }
 
+/// A step.
+///
+/// ```
+/// use flux_core::nn::GRUCell;
+/// use flux_core::{DType, Tensor};
+/// assert_eq!(GRUCell::new(2, 3).step(&Tensor::ones(&[5, 2], DType::F32), None).unwrap().shape(), &[5, 3]);
+/// ```
 impl GRUCell {
     /// One step from `h` (zeros when `None`): the new state, which is also the output.
+    ///
+    /// ```
+    /// use flux_core::nn::GRUCell;
+    /// use flux_core::{DType, Tensor};
+    /// let mut cell = GRUCell::new(2, 3);
+    /// cell.wi = Tensor::zeros(&[9, 2], DType::F32); // no input, no recurrence: z = 1/2, h̃ = 0
+    /// cell.wh = Tensor::zeros(&[9, 3], DType::F32);
+    /// let h = Tensor::ones(&[3], DType::F32);
+    /// let h2 = cell.step(&Tensor::ones(&[2], DType::F32), Some(&h)).unwrap();
+    /// assert_eq!(h2.to_vec_f64().unwrap(), vec![0.5; 3]); // (1 − z)·h̃ + z·h
+    /// ```
     pub fn step(&self, x: &Tensor, h: Option<&Tensor>) -> Result<Tensor> {
         let st = h.map(|h| vec![h.clone()]);
         Ok(step(Cell::Gru, x, &self.wi, &self.wh, self.bias.as_ref(), st.as_deref())?.remove(0))
@@ -310,14 +397,29 @@ macro_rules! sequence_layer {
             pub cell: $cell,
         }
 
+        #[doc = concat!("Construction and configuration, passed on to the cell.\n\n```\n",
+            "use flux_core::{nn::", stringify!($name), ", DType};\n",
+            "let l = ", stringify!($name), "::new(3, 5).bias(false).dtype(DType::F64);\n",
+            "assert_eq!((l.cell.bias.is_none(), l.cell.wi.dtype()), (true, DType::F64));\n```")]
         impl $name {
-            #[doc = concat!("`in → out` with the cell's defaults (see [`", stringify!($cell), "`]).")]
+            #[doc = concat!("`in → out` with the cell's defaults (see [`", stringify!($cell), "`]).\n\n```\n",
+                "use flux_core::nn::", stringify!($name), ";\n",
+                "let l = ", stringify!($name), "::new(3, 5);\n",
+                "assert_eq!((l.cell.in_features(), l.cell.out_features()), (3, 5));\n```")]
             pub fn new(inp: usize, out: usize) -> Self { $name { cell: $cell::new(inp, out) } }
-            /// Redraw the kernels (Glorot uniform) from `rng`, keeping the dtype.
+            #[doc = concat!("Redraw the kernels (Glorot uniform) from `rng`, keeping the dtype.\n\n```\n",
+                "use flux_core::{nn::", stringify!($name), ", tensor::random::Rng};\n",
+                "let a = ", stringify!($name), "::new(2, 3).init(&mut Rng::seed(5));\n",
+                "let b = ", stringify!($name), "::new(2, 3).init(&mut Rng::seed(5));\n",
+                "assert_eq!(a.cell.wi.to_vec::<f32>().unwrap(), b.cell.wi.to_vec::<f32>().unwrap());\n```")]
             pub fn init(self, rng: &mut Rng) -> Self { $name { cell: self.cell.init(rng) } }
-            /// The parameters converted to `dtype`.
+            #[doc = concat!("The parameters converted to `dtype`.\n\n```\n",
+                "use flux_core::{nn::", stringify!($name), ", DType};\n",
+                "assert_eq!(", stringify!($name), "::new(2, 3).dtype(DType::F64).cell.wh.dtype(), DType::F64);\n```")]
             pub fn dtype(self, dtype: DType) -> Self { $name { cell: self.cell.dtype(dtype) } }
-            /// With a (zero) bias or without one.
+            #[doc = concat!("With a (zero) bias or without one.\n\n```\n",
+                "use flux_core::nn::", stringify!($name), ";\n",
+                "assert!(", stringify!($name), "::new(2, 3).bias(false).cell.bias.is_none());\n```")]
             pub fn bias(self, on: bool) -> Self { $name { cell: self.cell.bias(on) } }
         }
 
@@ -367,10 +469,34 @@ sequence_layer!(
     GRU, GRUCell, Tensor
 );
 
+/// The activation, and a run that returns the last state too.
+///
+/// ```
+/// use flux_core::nn::{Activation, RNN};
+/// assert_eq!(RNN::new(2, 3).activation(Activation::Relu).cell.act, Activation::Relu);
+/// ```
 impl RNN {
     /// With activation `act` instead of tanh.
+    ///
+    /// ```
+    /// use flux_core::nn::{Activation, Module, RNN};
+    /// use flux_core::{DType, Tensor};
+    /// let rnn = RNN::new(2, 3).activation(Activation::Relu);
+    /// let ys = rnn.forward(&Tensor::full(&[4, 2], -1.0, DType::F32)).unwrap();
+    /// assert!(ys.to_vec_f64().unwrap().iter().all(|&v| v >= 0.0));
+    /// ```
     pub fn activation(self, act: Activation) -> Self { RNN { cell: self.cell.activation(act) } }
     /// The states of every step and the last one, starting from `h` (zeros when `None`).
+    ///
+    /// ```
+    /// use flux_core::nn::RNN;
+    /// use flux_core::{tensor::movement::SliceDim, DType, Tensor};
+    /// let rnn = RNN::new(2, 3);
+    /// let (ys, h) = rnn.forward_state(&Tensor::ones(&[5, 2], DType::F32), None).unwrap();
+    /// // the last state is the last step's output
+    /// let last = ys.slice(&[SliceDim { start: 4, len: 1, step: 1 }, SliceDim { start: 0, len: 3, step: 1 }]).unwrap();
+    /// assert_eq!(last.to_vec_f64().unwrap(), h.to_vec_f64().unwrap());
+    /// ```
     pub fn forward_state(&self, x: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let c = &self.cell;
         let st = h.map(|h| vec![h.clone()]);
@@ -379,9 +505,31 @@ impl RNN {
     }
 }
 
+/// A run that returns the last `(h, c)` too.
+///
+/// ```
+/// use flux_core::nn::LSTM;
+/// use flux_core::{DType, Tensor};
+/// let (_, (h, c)) = LSTM::new(2, 3).forward_state(&Tensor::ones(&[1, 4, 2], DType::F32), None).unwrap();
+/// assert_eq!((h.shape(), c.shape()), (&[1, 3][..], &[1, 3][..]));
+/// ```
 impl LSTM {
     /// The states `h` of every step and the last `(h, c)`, starting from `state` (zeros
     /// when `None`).
+    ///
+    /// ```
+    /// use flux_core::nn::LSTM;
+    /// use flux_core::{DType, Tensor};
+    /// let lstm = LSTM::new(2, 3);
+    /// let x = Tensor::ones(&[2, 6, 2], DType::F32);
+    /// // six steps at once equal three, then three more from the state reached
+    /// let (_, (h, c)) = lstm.forward_state(&x, None).unwrap();
+    /// let half = Tensor::ones(&[2, 3, 2], DType::F32);
+    /// let (_, (h1, c1)) = lstm.forward_state(&half, None).unwrap();
+    /// let (_, (h2, _)) = lstm.forward_state(&half, Some((&h1, &c1))).unwrap();
+    /// let close = h.sub(&h2).unwrap().abs().unwrap().max(None, false).unwrap().item().unwrap();
+    /// assert!(close < 1e-6 && c.shape() == &[2, 3]);
+    /// ```
     pub fn forward_state(&self, x: &Tensor, state: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, (Tensor, Tensor))> {
         let c = &self.cell;
         let st = state.map(|(h, c)| vec![h.clone(), c.clone()]);
@@ -391,8 +539,26 @@ impl LSTM {
     }
 }
 
+/// A run that returns the last state too.
+///
+/// ```
+/// use flux_core::nn::GRU;
+/// use flux_core::{DType, Tensor};
+/// let (ys, h) = GRU::new(2, 3).forward_state(&Tensor::ones(&[4, 2], DType::F32), None).unwrap();
+/// assert_eq!((ys.shape(), h.shape()), (&[4, 3][..], &[3][..]));
+/// ```
 impl GRU {
     /// The states of every step and the last one, starting from `h` (zeros when `None`).
+    ///
+    /// ```
+    /// use flux_core::nn::GRU;
+    /// use flux_core::{DType, Tensor};
+    /// let gru = GRU::new(2, 3);
+    /// let h0 = Tensor::full(&[3], 0.5, DType::F32);
+    /// let (_, from_zero) = gru.forward_state(&Tensor::ones(&[2, 2], DType::F32), None).unwrap();
+    /// let (_, from_h0) = gru.forward_state(&Tensor::ones(&[2, 2], DType::F32), Some(&h0)).unwrap();
+    /// assert_ne!(from_zero.to_vec_f64().unwrap(), from_h0.to_vec_f64().unwrap());
+    /// ```
     pub fn forward_state(&self, x: &Tensor, h: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
         let c = &self.cell;
         let st = h.map(|h| vec![h.clone()]);

@@ -7,6 +7,13 @@ use crate::tensor::misc::{pixel_shuffle, upsample_linear, upsample_nearest};
 use crate::tensor::Tensor;
 
 /// How [`Upsample`] fills the new positions.
+///
+/// ```
+/// use flux_core::{Tensor, nn::{Module, resample::{Upsample, UpsampleMode}}};
+/// let x = Tensor::from_vec(vec![0.0f64, 2.0], &[1, 1, 2]).unwrap();
+/// let y = Upsample::size(&[3]).mode(UpsampleMode::Linear).forward(&x).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![0.0, 1.0, 2.0]); // corners aligned: the midpoint is interpolated
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UpsampleMode {
     /// Repeat the nearest input (PyTorch's `nearest`).
@@ -16,6 +23,12 @@ pub enum UpsampleMode {
     Linear,
 }
 
+/// Parsing a mode's name.
+///
+/// ```
+/// use flux_core::nn::resample::UpsampleMode;
+/// assert_eq!(UpsampleMode::parse("nearest").unwrap(), UpsampleMode::default());
+/// ```
 impl UpsampleMode {
     /// The mode called `name`: `"nearest"`, or `"linear"`, `"bilinear"`, `"trilinear"`
     /// (one linear mode for any number of spatial dimensions; a leading `:` as in
@@ -36,6 +49,12 @@ impl UpsampleMode {
 }
 
 /// The output size of [`Upsample`]: a factor per spatial dimension, or the size itself.
+///
+/// ```
+/// use flux_core::nn::resample::{Resize, Upsample};
+/// assert_eq!(Upsample::scale(2.0).resize, Resize::Scale(vec![2.0]));
+/// assert_eq!(Upsample::size(&[4, 4]).resize, Resize::Size(vec![4, 4]));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Resize {
     /// Multiply each spatial size by a factor (one factor for all, or one per dimension);
@@ -45,6 +64,12 @@ pub enum Resize {
     Size(Vec<usize>),
 }
 
+/// Building one from Python's keywords.
+///
+/// ```
+/// use flux_core::nn::resample::Resize;
+/// assert_eq!(Resize::one_of(None, Some(vec![8])).unwrap(), Resize::Size(vec![8]));
+/// ```
 impl Resize {
     /// The resize given as Python and Flux spell it: exactly one of `scale` and `size`.
     ///
@@ -138,6 +163,12 @@ pub struct Upsample {
     pub align_corners: bool,
 }
 
+/// Constructors and builders.
+///
+/// ```
+/// use flux_core::nn::resample::{Upsample, UpsampleMode};
+/// assert_eq!(Upsample::scale(2.0).mode, UpsampleMode::Nearest);
+/// ```
 impl Upsample {
     /// Nearest-neighbour upsampling by `factor` in every spatial dimension.
     ///

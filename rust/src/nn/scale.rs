@@ -25,6 +25,12 @@ pub struct Scale {
     pub act: Activation,
 }
 
+/// Constructor and builders.
+///
+/// ```
+/// use flux_core::nn::scale::Scale;
+/// assert!(Scale::new(&[2]).bias.is_some());
+/// ```
 impl Scale {
     /// A float32 layer over trailing dimensions `size`: scale ones, bias zeros, no activation.
     ///

@@ -42,6 +42,16 @@ use crate::tensor::random::{self, Rng};
 use crate::tensor::{DType, Float, Tensor};
 
 /// Which keys each query may attend to.
+///
+/// ```
+/// use flux_core::ops::attention::{Mask, Sdpa};
+/// use flux_core::{DType, Tensor};
+/// let x = Tensor::ones(&[1, 3, 2], DType::F64);
+/// let (_, a) = Sdpa::new(1).mask(Mask::Causal).forward(&x, &x, &x).unwrap();
+/// // the first query sees only the first key; the last sees all three
+/// assert_eq!(a.to_vec_f64().unwrap()[..3], [1.0, 0.0, 0.0]);
+/// assert!(a.to_vec_f64().unwrap()[6..].iter().all(|&w| (w - 1.0 / 3.0).abs() < 1e-12));
+/// ```
 #[derive(Clone, Debug, Default)]
 pub enum Mask {
     /// Every query sees every key.
@@ -78,18 +88,34 @@ impl Default for Sdpa {
     fn default() -> Self { Sdpa::new(1) }
 }
 
+/// Configuration, builder-style, and the forward passes.
+///
+/// ```
+/// use flux_core::ops::attention::{Mask, Sdpa};
+/// use flux_core::{DType, Tensor};
+/// let x = Tensor::ones(&[2, 5, 4], DType::F32);
+/// let (y, a) = Sdpa::new(2).mask(Mask::Causal).forward(&x, &x, &x).unwrap();
+/// assert_eq!((y.shape(), a.shape()), (&[2, 5, 4][..], &[2, 2, 5, 5][..]));
+/// ```
 impl Sdpa {
     /// Attention over `nheads` heads, no mask, bias or dropout.
     ///
     /// ```
-    /// let a = flux_core::ops::attention::Sdpa::new(4);
+    /// use flux_core::{ops::attention::Sdpa, DType, Tensor};
+    /// let x = Tensor::ones(&[2, 3, 8], DType::F32);
+    /// let (y, a) = Sdpa::new(4).forward(&x, &x, &x).unwrap();
+    /// assert_eq!((y.shape(), a.shape()), (&[2, 3, 8][..], &[2, 4, 3, 3][..]));
+    /// assert!(Sdpa::new(3).forward(&x, &x, &x).is_err()); // 3 heads do not divide 8
     /// ```
     pub fn new(nheads: usize) -> Sdpa { Sdpa { nheads, mask: Mask::None, bias: None, dropout: 0.0 } }
     /// Restrict which keys each query sees.
     ///
     /// ```
     /// use flux_core::ops::attention::{Mask, Sdpa};
-    /// let a = Sdpa::new(2).mask(Mask::Causal);
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::ones(&[1, 2, 4], DType::F64);
+    /// let (_, a) = Sdpa::new(2).mask(Mask::Causal).forward(&x, &x, &x).unwrap();
+    /// assert_eq!(a.to_vec_f64().unwrap()[..2], [1.0, 0.0]); // query 0 sees key 0 only
     /// ```
     pub fn mask(mut self, mask: Mask) -> Sdpa {
         self.mask = mask;
@@ -100,7 +126,11 @@ impl Sdpa {
     ///
     /// ```
     /// use flux_core::{ops::attention::Sdpa, DType, Tensor};
-    /// let a = Sdpa::new(2).bias(Tensor::zeros(&[3, 3], DType::F32));
+    /// let x = Tensor::ones(&[1, 2, 2], DType::F64);
+    /// // a bias of −∞ hides key 1 from every query
+    /// let bias = Tensor::from_vec(vec![0.0, f64::NEG_INFINITY], &[1, 2]).unwrap();
+    /// let (_, a) = Sdpa::new(1).bias(bias).forward(&x, &x, &x).unwrap();
+    /// assert_eq!(a.to_vec_f64().unwrap(), vec![1.0, 0.0, 1.0, 0.0]);
     /// ```
     pub fn bias(mut self, bias: Tensor) -> Sdpa {
         self.bias = Some(bias);
@@ -110,7 +140,11 @@ impl Sdpa {
     /// they weigh the values; the returned α is without dropout, as in NNlib.
     ///
     /// ```
-    /// let a = flux_core::ops::attention::Sdpa::new(2).dropout(0.1);
+    /// use flux_core::{ops::attention::Sdpa, tensor::random::Rng, DType, Tensor};
+    /// let x = Tensor::ones(&[1, 4, 2], DType::F64);
+    /// // every weight dropped: the output is zero; α is returned without dropout
+    /// let (y, a) = Sdpa::new(1).dropout(1.0).forward_with_rng(&x, &x, &x, &mut Rng::seed(0)).unwrap();
+    /// assert_eq!((y.to_vec_f64().unwrap(), a.to_vec_f64().unwrap()), (vec![0.0; 8], vec![0.25; 16]));
     /// ```
     pub fn dropout(mut self, p: f64) -> Sdpa {
         self.dropout = p;

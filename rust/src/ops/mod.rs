@@ -55,13 +55,48 @@ use crate::tensor::{Device, Tensor};
 /// saved (inputs, activations, statistics); the rule is only kept when a gradient is
 /// being recorded. Shape and dtype checks belong in the op's constructor or in
 /// `cpu_fwd` before any work, so every device gets the same errors.
+///
+/// ```
+/// use flux_core::ops::{recurrent::{Cell, Sequence}, FusedOp};
+/// // the fused op of a whole GRU sequence
+/// assert_eq!(Sequence { cell: Cell::Gru }.name(), "gru_sequence");
+/// ```
 pub trait FusedOp: Send + Sync + Debug {
     /// The op's name in error messages, e.g. `"lstm_sequence"`.
+    ///
+    /// ```
+    /// use flux_core::ops::{recurrent::{Cell, Sequence}, FusedOp};
+    /// assert_eq!(Sequence { cell: Cell::Lstm }.name(), "lstm_sequence");
+    /// ```
     fn name(&self) -> &'static str;
     /// The CPU forward: output and backward rule.
+    ///
+    /// ```
+    /// use flux_core::ops::{recurrent::{Cell, Sequence}, FusedOp};
+    /// use flux_core::{DType, Tensor};
+    /// // a GRU with zero kernels and bias: r = z = ½, h̃ = 0, so each step halves h
+    /// let x = Tensor::ones(&[1, 2, 3], DType::F64);
+    /// let (wi, wh, b) = (Tensor::zeros(&[6, 3], DType::F64), Tensor::zeros(&[6, 2], DType::F64), Tensor::zeros(&[6], DType::F64));
+    /// let h0 = Tensor::ones(&[1, 2], DType::F64);
+    /// let (ys, _backward) = Sequence { cell: Cell::Gru }.cpu_fwd(&[&x, &wi, &wh, &b, &h0]).unwrap();
+    /// assert_eq!(ys.to_vec_f64().unwrap(), vec![0.5, 0.5, 0.25, 0.25]);
+    /// ```
     fn cpu_fwd(&self, inputs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)>;
     /// The GPU forward (inputs on [`Device::Wgpu`]); by default an [`Error::Device`](crate::Error::Device)
     /// naming the op, until the wgpu backend gives this op a kernel.
+    ///
+    /// ```
+    /// use flux_core::{autodiff::Backward, ops::FusedOp, Error, Result, Tensor};
+    /// #[derive(Debug)]
+    /// struct CpuOnly;
+    /// impl FusedOp for CpuOnly {
+    ///     fn name(&self) -> &'static str { "cpu_only" }
+    ///     fn cpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> { unimplemented!() }
+    /// }
+    /// // an op without a GPU kernel says so, naming itself
+    /// let x = Tensor::from_vec(vec![1.0f32], &[1]).unwrap();
+    /// assert!(matches!(CpuOnly.wgpu_fwd(&[&x]), Err(Error::Device(m)) if m.contains("cpu_only")));
+    /// ```
     fn wgpu_fwd(&self, inputs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
         let _ = inputs;
         Err(crate::backend::no_kernel(Device::Wgpu, self.name()))
@@ -70,6 +105,16 @@ pub trait FusedOp: Send + Sync + Debug {
 
 /// Run `op` on `inputs`: check they share a device, run that device's forward, and
 /// record one node on the tape whose backward is the op's rule.
+///
+/// ```
+/// use flux_core::{autodiff, ops::{apply, recurrent::{Cell, Sequence}}, DType, Tensor};
+/// let x = Tensor::ones(&[1, 2, 3], DType::F64);
+/// let (wi, wh, b) = (Tensor::zeros(&[6, 3], DType::F64), Tensor::zeros(&[6, 2], DType::F64), Tensor::zeros(&[6], DType::F64));
+/// let h0 = Tensor::ones(&[1, 2], DType::F64);
+/// // one tape node: the gradient reaches h0 through both steps (∂h₂/∂h₀ = ¼ for each unit)
+/// let (_, g) = autodiff::value_and_grad(&[&h0], || apply(&Sequence { cell: Cell::Gru }, &[&x, &wi, &wh, &b, &h0])?.sum_all()).unwrap();
+/// assert_eq!(g[0].as_ref().unwrap().to_vec_f64().unwrap(), vec![0.75, 0.75]);
+/// ```
 pub fn apply(op: &dyn FusedOp, inputs: &[&Tensor]) -> Result<Tensor> {
     let device = inputs.first().map(|x| x.device()).unwrap_or(Device::Cpu);
     if let Some(x) = inputs.iter().find(|x| x.device() != device) {

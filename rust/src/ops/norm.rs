@@ -63,23 +63,53 @@ pub struct NormSpec {
     pub act: Activation,
 }
 
+/// Builders.
+///
+/// ```
+/// use flux_core::{nn::Activation, ops::norm::NormSpec};
+/// let s = NormSpec::new(4, 3, 2).eps(0.0).activation(Activation::Relu);
+/// assert_eq!((s.eps, s.act, s.period), (0.0, Activation::Relu, 3));
+/// ```
 impl NormSpec {
     /// A (p, s, q) view with one affine entry per slice, ε = 1e-5, no activation.
+    ///
+    /// ```
+    /// use flux_core::ops::norm::NormSpec;
+    /// // LayerNorm over the last dimension of (10, 6): 10 slices of 6 contiguous values
+    /// let s = NormSpec::new(1, 10, 6);
+    /// assert_eq!((s.period, s.inner, s.eps), (10, 1, 1e-5));
+    /// ```
     pub fn new(p: usize, s: usize, q: usize) -> NormSpec {
         NormSpec { p, s, q, period: s, inner: 1, eps: 1e-5, act: Activation::Identity }
     }
     /// The affine vectors' (and running statistics') period over slices and entries per block.
+    ///
+    /// ```
+    /// use flux_core::ops::norm::NormSpec;
+    /// let s = NormSpec::new(1, 10, 6).affine(1, 6); // one (6,) scale shared by every slice
+    /// assert_eq!((s.period, s.inner), (1, 6));
+    /// ```
     pub fn affine(mut self, period: usize, inner: usize) -> NormSpec {
         self.period = period;
         self.inner = inner;
         self
     }
     /// ε added to the variance.
+    ///
+    /// ```
+    /// use flux_core::ops::norm::NormSpec;
+    /// assert_eq!(NormSpec::new(1, 2, 3).eps(1e-3).eps, 1e-3);
+    /// ```
     pub fn eps(mut self, eps: f64) -> NormSpec {
         self.eps = eps;
         self
     }
     /// The activation after the affine part.
+    ///
+    /// ```
+    /// use flux_core::{nn::Activation, ops::norm::NormSpec};
+    /// assert_eq!(NormSpec::new(1, 2, 3).activation(Activation::Tanh).act, Activation::Tanh);
+    /// ```
     pub fn activation(mut self, act: Activation) -> NormSpec {
         self.act = act;
         self
@@ -107,6 +137,15 @@ impl NormSpec {
 }
 
 /// Which statistics standardise the input.
+///
+/// ```
+/// use flux_core::{ops::norm::{norm, NormSpec, Stats}, Tensor};
+/// // fixed statistics: (x − 1)/√4
+/// let x = Tensor::from_vec(vec![3.0f64, 5.0], &[1, 1, 2]).unwrap();
+/// let (mu, var) = (Tensor::from_vec(vec![1.0f64], &[1]).unwrap(), Tensor::from_vec(vec![4.0f64], &[1]).unwrap());
+/// let y = norm(&x, None, &NormSpec::new(1, 1, 2).eps(0.0), Stats::Running { mean: &mu, var: &var }).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![1.0, 2.0]);
+/// ```
 #[derive(Debug)]
 pub enum Stats<'a> {
     /// The batch's own mean and variance.
@@ -596,6 +635,15 @@ pub fn norm(x: &Tensor, affine: Option<(&Tensor, &Tensor)>, spec: &NormSpec, sta
 
 /// [`norm`], also returning the batch statistics (mean, variance; `None` with
 /// [`Stats::Running`]), which are not differentiated.
+///
+/// ```
+/// use flux_core::{ops::norm::{norm_with_stats, NormSpec, Stats}, Tensor};
+/// let x = Tensor::from_vec(vec![1.0f64, 3.0], &[1, 1, 2]).unwrap();
+/// let (y, stats) = norm_with_stats(&x, None, &NormSpec::new(1, 1, 2).eps(0.0), Stats::Batch).unwrap();
+/// let (mean, var) = stats.unwrap();
+/// assert_eq!((mean.to_vec_f64().unwrap(), var.to_vec_f64().unwrap()), (vec![2.0], vec![1.0]));
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![-1.0, 1.0]);
+/// ```
 pub fn norm_with_stats(x: &Tensor, affine: Option<(&Tensor, &Tensor)>, spec: &NormSpec, stats: Stats<'_>) -> Result<(Tensor, Option<(Tensor, Tensor)>)> {
     spec.check(x)?;
     let op = NormOp { spec: *spec, affine: affine.is_some(), stats: Mutex::new(stats), batch_stats: Mutex::new(None) };

@@ -35,6 +35,11 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 /// Which recurrence a sequence op runs.
+///
+/// ```
+/// use flux_core::{nn::Activation, ops::recurrent::Cell};
+/// assert_eq!((Cell::Rnn(Activation::Tanh).gates(), Cell::Lstm.gates(), Cell::Gru.gates()), (1, 4, 3));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Cell {
     /// `h′ = σ(Wi·x + Wh·h + b)` (Elman).
@@ -46,8 +51,20 @@ pub enum Cell {
     Gru,
 }
 
+/// Sizes and names.
+///
+/// ```
+/// use flux_core::ops::recurrent::Cell;
+/// assert_eq!(Cell::Lstm.name(), "LSTM");
+/// ```
 impl Cell {
     /// Gate blocks per hidden unit: 1, 4 or 3.
+    ///
+    /// ```
+    /// use flux_core::{nn::Activation, ops::recurrent::Cell};
+    /// assert_eq!(Cell::Gru.gates(), 3);
+    /// assert_eq!(Cell::Rnn(Activation::Relu).gates(), 1);
+    /// ```
     pub fn gates(self) -> usize {
         match self {
             Cell::Rnn(_) => 1,
@@ -56,6 +73,11 @@ impl Cell {
         }
     }
     /// The layer's name in messages: `"RNN"`, `"LSTM"`, `"GRU"`.
+    ///
+    /// ```
+    /// use flux_core::{nn::Activation, ops::recurrent::Cell};
+    /// assert_eq!((Cell::Rnn(Activation::Tanh).name(), Cell::Gru.name()), ("RNN", "GRU"));
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Cell::Rnn(_) => "RNN",
@@ -104,6 +126,16 @@ impl Dims {
 /// The fused op of a whole sequence. Inputs: `x` (B, T, I), `Wi`, `Wh`, `b`, `h0` (B, H)
 /// and, for the LSTM, `c0` (B, H). Output: the states `ys` (B, T, H); for the LSTM the
 /// flat buffer `[ys…, c_T…]` (B·T·H + B·H), split by [`lstm`] into views.
+///
+/// ```
+/// use flux_core::ops::{apply, recurrent::{Cell, Sequence}};
+/// use flux_core::{nn::Activation, DType, Tensor};
+/// // an identity-activated RNN with Wi = 1, Wh = 0: each state is the step's input sum
+/// let x = Tensor::ones(&[1, 2, 3], DType::F64);
+/// let (wi, wh, b, h0) = (Tensor::ones(&[1, 3], DType::F64), Tensor::zeros(&[1, 1], DType::F64), Tensor::zeros(&[1], DType::F64), Tensor::zeros(&[1, 1], DType::F64));
+/// let ys = apply(&Sequence { cell: Cell::Rnn(Activation::Identity) }, &[&x, &wi, &wh, &b, &h0]).unwrap();
+/// assert_eq!(ys.to_vec_f64().unwrap(), vec![3.0, 3.0]);
+/// ```
 #[derive(Debug)]
 pub struct Sequence {
     /// The recurrence.
@@ -425,6 +457,15 @@ fn hidden_only(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tens
 /// An LSTM over `x` (B, T, I) with Flux's gate order: the states `h` of every step
 /// (B, T, H) and the last state `(h, c)`, each (B, H). The state defaults to zeros; one
 /// tape node.
+///
+/// ```
+/// use flux_core::{ops::recurrent::lstm, DType, Tensor};
+/// let x = Tensor::ones(&[2, 5, 3], DType::F32);
+/// let (wi, wh) = (Tensor::full(&[8, 3], 0.1, DType::F32), Tensor::zeros(&[8, 2], DType::F32));
+/// let (ys, (h, c)) = lstm(&x, &wi, &wh, None, None).unwrap();
+/// assert_eq!((ys.shape(), h.shape(), c.shape()), (&[2, 5, 2][..], &[2, 2][..], &[2, 2][..]));
+/// assert!(lstm(&x, &wi, &Tensor::zeros(&[8, 3], DType::F32), None, None).is_err()); // Wh is (4H, H)
+/// ```
 pub fn lstm(x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>, state: Option<(&Tensor, &Tensor)>) -> Result<(Tensor, (Tensor, Tensor))> {
     let (h0, c0) = (state.map(|s| s.0), state.map(|s| s.1));
     let v = prepare(Cell::Lstm, x, wi, wh, b, &[h0, c0])?;

@@ -35,6 +35,13 @@ fn check_n(n: i64) -> Result<i64> {
     Ok(n)
 }
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{AccumGrad, Rule};
+/// assert_eq!(AccumGrad::new(4).unwrap().name(), "AccumGrad");
+/// assert!(AccumGrad::new(0).is_err());
+/// ```
 impl AccumGrad {
     /// The rule with these hyperparameters.
     ///

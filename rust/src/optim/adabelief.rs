@@ -29,8 +29,14 @@ pub struct AdaBelief {
     pub epsilon: f64,
 }
 
-defaults!(AdaBelief { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), epsilon: f64 = 1e-16 });
+defaults!(AdaBelief { eta: f64 = 1e-3 => 0.01, beta: (f64, f64) = (0.9, 0.999) => (0.8, 0.99), epsilon: f64 = 1e-16 => 1e-12 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{AdaBelief, Rule};
+/// assert_eq!(AdaBelief::default().name(), "AdaBelief");
+/// ```
 impl AdaBelief {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

@@ -28,8 +28,14 @@ pub struct AdaDelta {
     pub epsilon: f64,
 }
 
-defaults!(AdaDelta { rho: f64 = 0.9, epsilon: f64 = 1e-8 });
+defaults!(AdaDelta { rho: f64 = 0.9 => 0.95, epsilon: f64 = 1e-8 => 1e-6 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{AdaDelta, Rule};
+/// assert_eq!(AdaDelta::default().name(), "AdaDelta");
+/// ```
 impl AdaDelta {
     /// The rule with these hyperparameters.
     ///

@@ -27,8 +27,14 @@ pub struct AdaGrad {
     pub epsilon: f64,
 }
 
-defaults!(AdaGrad { eta: f64 = 0.1, epsilon: f64 = 1e-8 });
+defaults!(AdaGrad { eta: f64 = 0.1 => 0.05, epsilon: f64 = 1e-8 => 1e-6 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{AdaGrad, Rule};
+/// assert_eq!(AdaGrad::default().name(), "AdaGrad");
+/// ```
 impl AdaGrad {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

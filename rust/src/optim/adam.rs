@@ -28,10 +28,23 @@ pub struct Adam {
     pub epsilon: f64,
 }
 
-defaults!(Adam { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), epsilon: f64 = 1e-8 });
+defaults!(Adam { eta: f64 = 1e-3 => 0.01, beta: (f64, f64) = (0.9, 0.999) => (0.8, 0.99), epsilon: f64 = 1e-8 => 1e-6 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{Adam, Rule};
+/// assert_eq!(Adam::default().name(), "Adam");
+/// ```
 impl Adam {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
+    ///
+    /// ```
+    /// use flux_core::optim::Adam;
+    /// let r = Adam::new(0.01, (0.8, 0.9), 1e-7).unwrap();
+    /// assert_eq!((r.eta, r.beta, r.epsilon), (0.01, (0.8, 0.9), 1e-7));
+    /// assert!(Adam::new(-1.0, (0.9, 0.999), 1e-8).is_err());
+    /// ```
     pub fn new(eta: f64, beta: (f64, f64), epsilon: f64) -> Result<Self> { Ok(Adam { eta: check_eta(eta)?, beta, epsilon }) }
     fn run(&self, st: &mut State, t: Target) -> Result<bool> {
         let [m, v, bt] = st.tuple_mut()? else { return Err(crate::error::Error::Value("Adam state must be (m, v, βt)".into())) };

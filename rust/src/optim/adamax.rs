@@ -29,8 +29,14 @@ pub struct AdaMax {
     pub epsilon: f64,
 }
 
-defaults!(AdaMax { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), epsilon: f64 = 1e-8 });
+defaults!(AdaMax { eta: f64 = 1e-3 => 0.01, beta: (f64, f64) = (0.9, 0.999) => (0.8, 0.99), epsilon: f64 = 1e-8 => 1e-6 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{AdaMax, Rule};
+/// assert_eq!(AdaMax::default().name(), "AdaMax");
+/// ```
 impl AdaMax {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

@@ -34,8 +34,14 @@ pub struct AdamW {
     pub couple: bool,
 }
 
-defaults!(AdamW { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999), lambda: f64 = 0.0, epsilon: f64 = 1e-8, couple: bool = true });
+defaults!(AdamW { eta: f64 = 1e-3 => 0.01, beta: (f64, f64) = (0.9, 0.999) => (0.8, 0.99), lambda: f64 = 0.0 => 0.01, epsilon: f64 = 1e-8 => 1e-6, couple: bool = true => false });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{AdamW, Rule};
+/// assert_eq!(AdamW::default().name(), "AdamW");
+/// ```
 impl AdamW {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

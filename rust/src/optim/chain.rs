@@ -38,6 +38,12 @@ impl Default for OptimiserChain {
     fn default() -> Self { OptimiserChain { opts: vec![] } }
 }
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{OptimiserChain, Rule};
+/// assert_eq!(OptimiserChain::default().name(), "OptimiserChain");
+/// ```
 impl OptimiserChain {
     /// The same chain with `rule` appended, so that a chain reads in the order it runs:
     ///

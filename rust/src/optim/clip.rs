@@ -25,8 +25,14 @@ pub struct ClipGrad {
     pub delta: f64,
 }
 
-defaults!(ClipGrad { delta: f64 = 10.0 });
+defaults!(ClipGrad { delta: f64 = 10.0 => 5.0 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{ClipGrad, Rule};
+/// assert_eq!(ClipGrad::default().name(), "ClipGrad");
+/// ```
 impl ClipGrad {
     /// The rule with these hyperparameters.
     ///
@@ -78,8 +84,14 @@ pub struct ClipNorm {
     pub throw: bool,
 }
 
-defaults!(ClipNorm { omega: f64 = 10.0, p: f64 = 2.0, throw: bool = true });
+defaults!(ClipNorm { omega: f64 = 10.0 => 5.0, p: f64 = 2.0 => 1.0, throw: bool = true => false });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{ClipNorm, Rule};
+/// assert_eq!(ClipNorm::default().name(), "ClipNorm");
+/// ```
 impl ClipNorm {
     /// The rule with these hyperparameters.
     ///
@@ -125,6 +137,16 @@ impl Rule for ClipNorm {
 /// algorithms, with their rescaling against overflow): p = 2, 1, Inf, −Inf, 0 (the
 /// count of non-zero entries) or any other p. Sums run in f64; the result is rounded to
 /// the gradient's precision. An empty array has norm 0.
+///
+/// ```
+/// use flux_core::optim::clip::pnorm;
+/// let g = [3.0f64, -4.0, 0.0];
+/// assert_eq!(pnorm(&g, 2.0), 5.0);
+/// assert_eq!(pnorm(&g, 1.0), 7.0);
+/// assert_eq!(pnorm(&g, f64::INFINITY), 4.0);
+/// assert_eq!(pnorm(&g, 0.0), 2.0); // the non-zero entries
+/// assert_eq!(pnorm::<f32>(&[], 2.0), 0.0);
+/// ```
 pub fn pnorm<T: Float>(g: &[T], p: f64) -> T {
     if g.is_empty() {
         return T::zero();

@@ -26,8 +26,14 @@ pub struct WeightDecay {
     pub lambda: f64,
 }
 
-defaults!(WeightDecay { lambda: f64 = 5e-4 });
+defaults!(WeightDecay { lambda: f64 = 5e-4 => 1e-3 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{Rule, WeightDecay};
+/// assert_eq!(WeightDecay::default().name(), "WeightDecay");
+/// ```
 impl WeightDecay {
     /// The rule with these hyperparameters.
     ///
@@ -83,8 +89,14 @@ pub struct SignDecay {
     pub lambda: f64,
 }
 
-defaults!(SignDecay { lambda: f64 = 1e-3 });
+defaults!(SignDecay { lambda: f64 = 1e-3 => 0.01 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{Rule, SignDecay};
+/// assert_eq!(SignDecay::default().name(), "SignDecay");
+/// ```
 impl SignDecay {
     /// The rule with these hyperparameters.
     ///

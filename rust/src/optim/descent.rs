@@ -24,8 +24,14 @@ pub struct Descent {
     pub eta: f64,
 }
 
-defaults!(Descent { eta: f64 = 0.1 });
+defaults!(Descent { eta: f64 = 0.1 => 0.05 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{Descent, Rule};
+/// assert_eq!(Descent::default().name(), "Descent");
+/// ```
 impl Descent {
     /// No validation, as in Optimisers.jl: a negative η is accepted.
     ///

@@ -16,6 +16,14 @@ use crate::error::{Error, Result};
 use crate::tensor::{DType, Device, Float, Tensor, PAR_THRESHOLD};
 
 /// Where the step goes.
+///
+/// ```
+/// use flux_core::optim::kernel::Target;
+/// use flux_core::Tensor;
+/// let (mut x, g) = (Tensor::from_vec(vec![1.0f32], &[1]).unwrap(), Tensor::from_vec(vec![0.5f32], &[1]).unwrap());
+/// let t = Target::Param { x: &mut x, g: &g };
+/// assert_eq!(t.g().to_vec_f64().unwrap(), vec![0.5]);
+/// ```
 pub enum Target<'a> {
     /// `x ← x − dx′`, reading `g`.
     Param {
@@ -33,8 +41,24 @@ pub enum Target<'a> {
     },
 }
 
+/// The operands, whichever way the step goes.
+///
+/// ```
+/// use flux_core::optim::kernel::Target;
+/// use flux_core::{DType, Tensor};
+/// let (x, mut g) = (Tensor::zeros(&[2], DType::F64), Tensor::ones(&[2], DType::F64));
+/// let t = Target::Grad { x: &x, g: &mut g };
+/// assert_eq!((t.dtype(), t.x().shape()), (DType::F64, &[2][..]));
+/// ```
 impl Target<'_> {
     /// The dtype of the parameter.
+    ///
+    /// ```
+    /// use flux_core::optim::kernel::Target;
+    /// use flux_core::{DType, Tensor};
+    /// let (mut x, g) = (Tensor::zeros(&[2], DType::F32), Tensor::ones(&[2], DType::F32));
+    /// assert_eq!(Target::Param { x: &mut x, g: &g }.dtype(), DType::F32);
+    /// ```
     pub fn dtype(&self) -> DType {
         match self {
             Target::Param { x, .. } => x.dtype(),
@@ -42,6 +66,13 @@ impl Target<'_> {
         }
     }
     /// The parameter.
+    ///
+    /// ```
+    /// use flux_core::optim::kernel::Target;
+    /// use flux_core::{DType, Tensor};
+    /// let (x, mut g) = (Tensor::full(&[1], 3.0, DType::F32), Tensor::ones(&[1], DType::F32));
+    /// assert_eq!(Target::Grad { x: &x, g: &mut g }.x().item().unwrap(), 3.0);
+    /// ```
     pub fn x(&self) -> &Tensor {
         match self {
             Target::Param { x, .. } => x,
@@ -49,6 +80,13 @@ impl Target<'_> {
         }
     }
     /// The gradient.
+    ///
+    /// ```
+    /// use flux_core::optim::kernel::Target;
+    /// use flux_core::{DType, Tensor};
+    /// let (x, mut g) = (Tensor::zeros(&[1], DType::F32), Tensor::full(&[1], 2.0, DType::F32));
+    /// assert_eq!(Target::Grad { x: &x, g: &mut g }.g().item().unwrap(), 2.0);
+    /// ```
     pub fn g(&self) -> &Tensor {
         match self {
             Target::Param { g, .. } => g,
@@ -83,6 +121,24 @@ fn off_cpu<'a>(t: &Target, mut states: impl Iterator<Item = &'a Tensor>) -> bool
 
 /// Run `f` over every element of the target and the K state arrays (all of `x`'s shape
 /// and dtype `T`); on a GPU, run `gpu`, the rule's WGSL twin of `f`, instead.
+///
+/// ```
+/// use flux_core::backend::OptimStep;
+/// use flux_core::optim::kernel::{elementwise, Target};
+/// use flux_core::Tensor;
+/// // momentum by hand: v ← 0.9·v + g, dx′ = 0.1·v, with one state array
+/// let mut x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap();
+/// let g = Tensor::from_vec(vec![1.0f64, -1.0], &[2]).unwrap();
+/// let mut v = Tensor::from_vec(vec![1.0f64, 1.0], &[2]).unwrap();
+/// let gpu = OptimStep { rule: "none", hyper: &[], t: 0, into_x: true }; // used only on a GPU
+/// elementwise::<f64, 1>(Target::Param { x: &mut x, g: &g }, [&mut v], gpu, |_x, g, [v]| {
+///     *v = 0.9 * *v + g;
+///     0.1 * *v
+/// }).unwrap();
+/// let close = |a: Vec<f64>, b: [f64; 2]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-12);
+/// assert!(close(v.to_vec_f64().unwrap(), [1.9, -0.1]));
+/// assert!(close(x.to_vec_f64().unwrap(), [0.81, 2.01]));
+/// ```
 pub fn elementwise<T: Float, const K: usize>(
     target: Target,
     mut states: [&mut Tensor; K],
@@ -258,6 +314,13 @@ unsafe fn run_grad_avx2<T: Float, const K: usize>(x: &[T], g: &mut [T], s: [&mut
 
 /// Julia's `sign`: ±1, and 0 (keeping its sign) or NaN passed through. (`f64::signum`
 /// gives 1 for +0.)
+///
+/// ```
+/// use flux_core::optim::kernel::sign;
+/// assert_eq!((sign(2.5f64), sign(-0.1f64)), (1.0, -1.0));
+/// assert!(sign(-0.0f64) == 0.0 && sign(-0.0f64).is_sign_negative()); // zero keeps its sign
+/// assert!(sign(f64::NAN).is_nan());
+/// ```
 #[inline(always)]
 pub fn sign<T: Float>(x: T) -> T {
     if x > T::zero() {
@@ -270,6 +333,12 @@ pub fn sign<T: Float>(x: T) -> T {
 }
 
 /// Julia's `max` for floats: NaN if either argument is NaN.
+///
+/// ```
+/// use flux_core::optim::kernel::jmax;
+/// assert_eq!(jmax(1.0f32, 2.0), 2.0);
+/// assert!(jmax(1.0f32, f32::NAN).is_nan() && jmax(f32::NAN, 1.0).is_nan());
+/// ```
 #[inline(always)]
 pub fn jmax<T: Float>(a: T, b: T) -> T {
     if a.is_nan() || b.is_nan() {
@@ -282,6 +351,12 @@ pub fn jmax<T: Float>(a: T, b: T) -> T {
 }
 
 /// Julia's `min` for floats: NaN if either argument is NaN.
+///
+/// ```
+/// use flux_core::optim::kernel::jmin;
+/// assert_eq!(jmin(1.0f32, 2.0), 1.0);
+/// assert!(jmin(f32::NAN, 1.0f32).is_nan());
+/// ```
 #[inline(always)]
 pub fn jmin<T: Float>(a: T, b: T) -> T {
     if a.is_nan() || b.is_nan() {

@@ -31,8 +31,14 @@ pub struct Lion {
     pub beta: (f64, f64),
 }
 
-defaults!(Lion { eta: f64 = 1e-3, beta: (f64, f64) = (0.9, 0.999) });
+defaults!(Lion { eta: f64 = 1e-3 => 0.01, beta: (f64, f64) = (0.9, 0.999) => (0.8, 0.99) });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{Lion, Rule};
+/// assert_eq!(Lion::default().name(), "Lion");
+/// ```
 impl Lion {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

@@ -36,6 +36,12 @@ pub struct MixedPrecision {
     pub rule: Box<dyn Rule>,
 }
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{Adam, MixedPrecision, Rule};
+/// assert_eq!(MixedPrecision::new(Box::new(Adam::default())).unwrap().name(), "MixedPrecision");
+/// ```
 impl MixedPrecision {
     /// Master copy in f64.
     ///
@@ -53,6 +59,12 @@ impl MixedPrecision {
     /// ```
     pub fn with_master(master: DType, rule: Box<dyn Rule>) -> Result<Self> { Ok(MixedPrecision { master, rule }) }
     /// The same wrapper with its master copy in `dtype`.
+    ///
+    /// ```
+    /// use flux_core::{optim::{Adam, MixedPrecision}, DType};
+    /// let m = MixedPrecision::new(Box::new(Adam::default())).unwrap().master(DType::F32);
+    /// assert_eq!(m.master, DType::F32);
+    /// ```
     pub fn master(mut self, dtype: DType) -> Self {
         self.master = dtype;
         self

@@ -45,15 +45,27 @@ macro_rules! hyperparameters {
 
 /// `Default` (Optimisers.jl's defaults) and one builder method per hyperparameter, so
 /// that a rule reads `Adam::default().eta(1e-3)`. Builders do not validate: `setup` and
-/// `build` check every rule's fields the same way.
+/// `build` check every rule's fields the same way. Each field is written
+/// `name: type = default => other`, `other` being the value its builder's example sets.
 macro_rules! defaults {
-    ($rule:ident { $($field:ident : $ty:ty = $default:expr),* $(,)? }) => {
+    ($rule:ident { $($field:ident : $ty:ty = $default:expr => $other:expr),* $(,)? }) => {
         impl Default for $rule {
             fn default() -> Self { $rule { $($field: $default),* } }
         }
+        #[doc = concat!("Builders, one per hyperparameter.\n\n```\n",
+            "use flux_core::optim::", stringify!($rule), ";\n",
+            "let rule = ", stringify!($rule), "::default()", $(".", stringify!($field), "(", stringify!($other), ")",)* ";\n",
+            $("assert_eq!(rule.", stringify!($field), ", ", stringify!($other), ");\n",)*
+            "```")]
         impl $rule {
             $(
-                #[doc = concat!("The same rule with `", stringify!($field), "` set to `v` (default `", stringify!($default), "`).")]
+                #[doc = concat!("The same rule with `", stringify!($field), "` set to `v` (default `", stringify!($default), "`).\n\n",
+                    "```\n",
+                    "use flux_core::optim::", stringify!($rule), ";\n",
+                    "let rule = ", stringify!($rule), "::default().", stringify!($field), "(", stringify!($other), ");\n",
+                    "assert_eq!(rule.", stringify!($field), ", ", stringify!($other), ");\n",
+                    "assert_eq!(", stringify!($rule), "::default().", stringify!($field), ", ", stringify!($default), ");\n",
+                    "```")]
                 pub fn $field(mut self, v: $ty) -> Self {
                     self.$field = v;
                     self
@@ -141,8 +153,21 @@ pub enum Hyper {
     Rules(Vec<Box<dyn Rule>>),
 }
 
+/// Typed reads, each an error naming the hyperparameter when the kind is wrong.
+///
+/// ```
+/// use flux_core::optim::Hyper;
+/// assert!(Hyper::Pair(0.9, 0.99).float("eta").unwrap_err().to_string().contains("eta"));
+/// ```
 impl Hyper {
     /// The number, or an error naming the hyperparameter `name`.
+    ///
+    /// ```
+    /// use flux_core::optim::Hyper;
+    /// assert_eq!(Hyper::Float(0.5).float("eta").unwrap(), 0.5);
+    /// assert_eq!(Hyper::Int(2).float("eta").unwrap(), 2.0); // an integer is a number too
+    /// assert!(Hyper::Bool(true).float("eta").is_err());
+    /// ```
     pub fn float(&self, name: &str) -> Result<f64> {
         match self {
             Hyper::Float(v) => Ok(*v),
@@ -151,6 +176,12 @@ impl Hyper {
         }
     }
     /// The pair, or an error naming `name`.
+    ///
+    /// ```
+    /// use flux_core::optim::Hyper;
+    /// assert_eq!(Hyper::Pair(0.9, 0.99).pair("beta").unwrap(), (0.9, 0.99));
+    /// assert!(Hyper::Float(0.9).pair("beta").is_err());
+    /// ```
     pub fn pair(&self, name: &str) -> Result<(f64, f64)> {
         match self {
             Hyper::Pair(a, b) => Ok((*a, *b)),
@@ -158,6 +189,12 @@ impl Hyper {
         }
     }
     /// The flag, or an error naming `name`.
+    ///
+    /// ```
+    /// use flux_core::optim::Hyper;
+    /// assert!(Hyper::Bool(true).bool("centred").unwrap());
+    /// assert!(Hyper::Int(1).bool("centred").is_err());
+    /// ```
     pub fn bool(&self, name: &str) -> Result<bool> {
         match self {
             Hyper::Bool(v) => Ok(*v),
@@ -165,6 +202,12 @@ impl Hyper {
         }
     }
     /// The integer, or an error naming `name`.
+    ///
+    /// ```
+    /// use flux_core::optim::Hyper;
+    /// assert_eq!(Hyper::Int(4).int("n").unwrap(), 4);
+    /// assert!(Hyper::Float(4.0).int("n").is_err());
+    /// ```
     pub fn int(&self, name: &str) -> Result<i64> {
         match self {
             Hyper::Int(v) => Ok(*v),
@@ -187,19 +230,79 @@ impl Hyper {
 /// ```
 pub trait Rule: Debug + Send + Sync {
     /// The Optimisers.jl name, e.g. `"Adam"`.
+    ///
+    /// ```
+    /// use flux_core::optim::{Lion, Rule};
+    /// assert_eq!(Lion::default().name(), "Lion");
+    /// ```
     fn name(&self) -> &'static str;
     /// Hyperparameters in constructor order.
+    ///
+    /// ```
+    /// use flux_core::optim::{Momentum, Rule};
+    /// let names: Vec<&str> = Momentum::default().fields().iter().map(|(k, _)| *k).collect();
+    /// assert_eq!(names, ["eta", "rho"]);
+    /// ```
     fn fields(&self) -> Vec<(&'static str, Hyper)>;
     /// Set one hyperparameter (`adjust`).
+    ///
+    /// ```
+    /// use flux_core::optim::{Hyper, Momentum, Rule};
+    /// let mut r = Momentum::default();
+    /// r.set("rho", Hyper::Float(0.5)).unwrap();
+    /// assert_eq!(r.rho, 0.5);
+    /// assert!(r.set("beta", Hyper::Float(0.5)).is_err()); // Momentum has no β
+    /// assert!(r.set("eta", Hyper::Float(-1.0)).is_err()); // a negative learning rate
+    /// ```
     fn set(&mut self, field: &str, value: Hyper) -> Result<()>;
     /// The state for a parameter like `x`.
+    ///
+    /// ```
+    /// use flux_core::optim::{Descent, Momentum, Rule, State};
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::ones(&[3], DType::F32);
+    /// assert!(matches!(Descent::default().init(&x).unwrap(), State::Empty));
+    /// assert_eq!(Momentum::default().init(&x).unwrap().tensor().unwrap().to_vec_f64().unwrap(), vec![0.0; 3]);
+    /// ```
     fn init(&self, x: &Tensor) -> Result<State>;
     /// The state for `x` on `x`'s device: `init` builds it on the host, then its arrays
     /// follow the parameter (a GPU parameter gets its moments on the GPU).
+    ///
+    /// ```
+    /// use flux_core::optim::{Adam, Rule};
+    /// use flux_core::{DType, Device, Tensor};
+    /// let mut s = Adam::default().init_on_device(&Tensor::ones(&[2], DType::F32)).unwrap();
+    /// // the moments follow the parameter (here on the CPU)
+    /// assert_eq!(s.parts::<3>("Adam").unwrap()[0].tensor().unwrap().device(), Device::Cpu);
+    /// ```
     fn init_on_device(&self, x: &Tensor) -> Result<State> { self.init(x)?.to_device(x.device()) }
     /// Overwrite `g` with the step dx′ (reading `x`); `false` means no step this time.
+    ///
+    /// ```
+    /// use flux_core::optim::{Descent, Rule};
+    /// use flux_core::Tensor;
+    /// let rule = Descent::new(0.1);
+    /// let x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap();
+    /// let mut g = Tensor::from_vec(vec![1.0f64, -2.0], &[2]).unwrap();
+    /// let mut st = rule.init(&x).unwrap();
+    /// assert!(rule.apply_(&mut st, &x, &mut g).unwrap());
+    /// assert_eq!(g.to_vec_f64().unwrap(), vec![0.1, -0.2]); // the step, x untouched
+    /// assert_eq!(x.to_vec_f64().unwrap(), vec![1.0, 2.0]);
+    /// ```
     fn apply_(&self, state: &mut State, x: &Tensor, g: &mut Tensor) -> Result<bool>;
     /// `x ← x − dx′`. Rules override this with a single fused pass.
+    ///
+    /// ```
+    /// use flux_core::optim::{Momentum, Rule};
+    /// use flux_core::Tensor;
+    /// let rule = Momentum::new(0.1, 0.5).unwrap();
+    /// let mut x = Tensor::from_vec(vec![1.0f64], &[1]).unwrap();
+    /// let g = Tensor::from_vec(vec![1.0f64], &[1]).unwrap();
+    /// let mut st = rule.init(&x).unwrap();
+    /// rule.step_(&mut st, &mut x, &g).unwrap(); // v = 0.1·g, x = 1 − 0.1
+    /// rule.step_(&mut st, &mut x, &g).unwrap(); // v = 0.5·0.1 + 0.1·g, x = 0.9 − 0.15
+    /// assert!((x.item().unwrap() - 0.75).abs() < 1e-12);
+    /// ```
     fn step_(&self, state: &mut State, x: &mut Tensor, g: &Tensor) -> Result<()> {
         let mut d = g.detach();
         if self.apply_(state, x, &mut d)? {
@@ -208,9 +311,22 @@ pub trait Rule: Debug + Send + Sync {
         Ok(())
     }
     /// A boxed copy (so that `Box<dyn Rule>` is `Clone`).
+    ///
+    /// ```
+    /// use flux_core::optim::{Adam, Rule};
+    /// let boxed: Box<dyn Rule> = Adam::default().eta(0.5).box_clone();
+    /// assert_eq!(boxed.fields()[0].1.float("eta").unwrap(), 0.5);
+    /// ```
     fn box_clone(&self) -> Box<dyn Rule>;
     /// Does `set(field, …)` know this name? Its fields, plus aliases (WeightDecay's
     /// `gamma`) and, for wrappers, their members' fields.
+    ///
+    /// ```
+    /// use flux_core::optim::{Rule, WeightDecay};
+    /// assert!(WeightDecay::default().accepts("lambda"));
+    /// assert!(WeightDecay::default().accepts("gamma")); // an alias
+    /// assert!(!WeightDecay::default().accepts("eta"));
+    /// ```
     fn accepts(&self, field: &str) -> bool { self.fields().iter().any(|(k, _)| *k == field) }
 }
 
@@ -243,16 +359,58 @@ pub fn check_eta(eta: f64) -> Result<f64> {
 /// ```
 pub struct Fields<'a>(pub &'a [(String, Hyper)]);
 
+/// Look-ups with defaults, as `build` reads a rule's keywords.
+///
+/// ```
+/// use flux_core::optim::{Fields, Hyper};
+/// let given = [("rho".to_string(), Hyper::Float(0.8))];
+/// assert_eq!(Fields(&given).float_or("rho", 0.9).unwrap(), 0.8);
+/// ```
 impl Fields<'_> {
     /// The value given for `name`, if any.
+    ///
+    /// ```
+    /// use flux_core::optim::{Fields, Hyper};
+    /// let given = [("eta".to_string(), Hyper::Float(0.1))];
+    /// assert!(matches!(Fields(&given).get("eta"), Some(Hyper::Float(v)) if *v == 0.1));
+    /// assert!(Fields(&given).get("rho").is_none());
+    /// ```
     pub fn get(&self, name: &str) -> Option<&Hyper> { self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v) }
     /// The number given for `name`, else `default`.
+    ///
+    /// ```
+    /// use flux_core::optim::{Fields, Hyper};
+    /// let given = [("eta".to_string(), Hyper::Float(0.1))];
+    /// assert_eq!(Fields(&given).float_or("eta", 1.0).unwrap(), 0.1);
+    /// assert_eq!(Fields(&given).float_or("rho", 0.9).unwrap(), 0.9);
+    /// ```
     pub fn float_or(&self, name: &str, default: f64) -> Result<f64> { self.get(name).map_or(Ok(default), |h| h.float(name)) }
     /// The pair given for `name`, else `default`.
+    ///
+    /// ```
+    /// use flux_core::optim::{Fields, Hyper};
+    /// let given = [("beta".to_string(), Hyper::Pair(0.8, 0.9))];
+    /// assert_eq!(Fields(&given).pair_or("beta", (0.9, 0.999)).unwrap(), (0.8, 0.9));
+    /// assert!(Fields(&[("beta".to_string(), Hyper::Float(0.8))]).pair_or("beta", (0.9, 0.999)).is_err());
+    /// ```
     pub fn pair_or(&self, name: &str, default: (f64, f64)) -> Result<(f64, f64)> { self.get(name).map_or(Ok(default), |h| h.pair(name)) }
     /// The flag given for `name`, else `default`.
+    ///
+    /// ```
+    /// use flux_core::optim::{Fields, Hyper};
+    /// let given = [("centred".to_string(), Hyper::Bool(true))];
+    /// assert!(Fields(&given).bool_or("centred", false).unwrap());
+    /// assert!(!Fields(&[]).bool_or("centred", false).unwrap());
+    /// ```
     pub fn bool_or(&self, name: &str, default: bool) -> Result<bool> { self.get(name).map_or(Ok(default), |h| h.bool(name)) }
     /// The integer given for `name`, else `default`.
+    ///
+    /// ```
+    /// use flux_core::optim::{Fields, Hyper};
+    /// let given = [("n".to_string(), Hyper::Int(3))];
+    /// assert_eq!(Fields(&given).int_or("n", 1).unwrap(), 3);
+    /// assert_eq!(Fields(&[]).int_or("n", 1).unwrap(), 1);
+    /// ```
     pub fn int_or(&self, name: &str, default: i64) -> Result<i64> { self.get(name).map_or(Ok(default), |h| h.int(name)) }
 }
 
@@ -458,13 +616,39 @@ pub struct Leaf {
     pub frozen: bool,
 }
 
+/// A fresh leaf and its step.
+///
+/// ```
+/// use flux_core::optim::{Descent, Leaf};
+/// use flux_core::{DType, Tensor};
+/// let leaf = Leaf::new(Box::new(Descent::new(0.1)), &Tensor::zeros(&[2], DType::F32)).unwrap();
+/// assert!(!leaf.frozen);
+/// ```
 impl Leaf {
     /// A leaf for parameter `x`: `rule` with its fresh state, not frozen.
+    ///
+    /// ```
+    /// use flux_core::optim::{Adam, Leaf, State};
+    /// use flux_core::{DType, Tensor};
+    /// let leaf = Leaf::new(Box::new(Adam::default()), &Tensor::zeros(&[3], DType::F32)).unwrap();
+    /// // Adam's state: two moments shaped like the parameter, and (β₁ᵗ, β₂ᵗ)
+    /// assert!(matches!(&leaf.state, State::Tuple(parts) if parts.len() == 3 && parts[0].tensor().unwrap().shape() == &[3]));
+    /// ```
     pub fn new(rule: Box<dyn Rule>, x: &Tensor) -> Result<Leaf> {
         let state = rule.init_on_device(x)?;
         Ok(Leaf { rule, state, frozen: false })
     }
     /// One fused step of this leaf's rule on `x` (nothing when frozen).
+    ///
+    /// ```
+    /// use flux_core::optim::{Descent, Leaf};
+    /// use flux_core::Tensor;
+    /// let mut x = Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap();
+    /// let mut leaf = Leaf::new(Box::new(Descent::new(0.5)), &x).unwrap();
+    /// leaf.step(&mut x, &Tensor::from_vec(vec![2.0f64, 2.0], &[2]).unwrap()).unwrap();
+    /// assert_eq!(x.to_vec_f64().unwrap(), vec![0.0, 1.0]);
+    /// assert!(leaf.step(&mut x, &Tensor::from_vec(vec![1.0f64], &[1]).unwrap()).is_err()); // shapes differ
+    /// ```
     pub fn step(&mut self, x: &mut Tensor, g: &Tensor) -> Result<()> {
         if self.frozen {
             return Ok(());
@@ -528,6 +712,12 @@ pub fn update(leaves: &mut [Leaf], model: &mut dyn crate::nn::Module, grads: &[O
 }
 
 /// The error for a hyperparameter name the rule does not have.
+///
+/// ```
+/// use flux_core::optim::{unknown_field, Adam};
+/// let e = unknown_field(&Adam::default(), "rho").to_string();
+/// assert!(e.contains("Adam has no field \"rho\"") && e.contains("eta, beta, epsilon"));
+/// ```
 pub fn unknown_field(rule: &dyn Rule, field: &str) -> Error {
     let names: Vec<&str> = rule.fields().iter().map(|(k, _)| *k).collect();
     Error::DType(format!("{} has no field {field:?}; its fields are {}", rule.name(), names.join(", ")))

@@ -26,8 +26,14 @@ pub struct Momentum {
     pub rho: f64,
 }
 
-defaults!(Momentum { eta: f64 = 0.01, rho: f64 = 0.9 });
+defaults!(Momentum { eta: f64 = 0.01 => 0.05, rho: f64 = 0.9 => 0.95 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{Momentum, Rule};
+/// assert_eq!(Momentum::default().name(), "Momentum");
+/// ```
 impl Momentum {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

@@ -27,8 +27,14 @@ pub struct Nesterov {
     pub rho: f64,
 }
 
-defaults!(Nesterov { eta: f64 = 1e-3, rho: f64 = 0.9 });
+defaults!(Nesterov { eta: f64 = 1e-3 => 0.01, rho: f64 = 0.9 => 0.95 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{Nesterov, Rule};
+/// assert_eq!(Nesterov::default().name(), "Nesterov");
+/// ```
 impl Nesterov {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

@@ -29,8 +29,14 @@ pub struct OAdam {
     pub epsilon: f64,
 }
 
-defaults!(OAdam { eta: f64 = 1e-3, beta: (f64, f64) = (0.5, 0.9), epsilon: f64 = 1e-8 });
+defaults!(OAdam { eta: f64 = 1e-3 => 0.01, beta: (f64, f64) = (0.5, 0.9) => (0.6, 0.95), epsilon: f64 = 1e-8 => 1e-6 });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{OAdam, Rule};
+/// assert_eq!(OAdam::default().name(), "OAdam");
+/// ```
 impl OAdam {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

@@ -31,8 +31,14 @@ pub struct RMSProp {
     pub centred: bool,
 }
 
-defaults!(RMSProp { eta: f64 = 1e-3, rho: f64 = 0.9, epsilon: f64 = 1e-8, centred: bool = false });
+defaults!(RMSProp { eta: f64 = 1e-3 => 0.01, rho: f64 = 0.9 => 0.95, epsilon: f64 = 1e-8 => 1e-6, centred: bool = false => true });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{RMSProp, Rule};
+/// assert_eq!(RMSProp::default().name(), "RMSProp");
+/// ```
 impl RMSProp {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

@@ -29,8 +29,14 @@ pub struct Rprop {
     pub gamma: (f64, f64),
 }
 
-defaults!(Rprop { eta: f64 = 1e-3, ell: (f64, f64) = (0.5, 1.2), gamma: (f64, f64) = (1e-6, 50.0) });
+defaults!(Rprop { eta: f64 = 1e-3 => 0.01, ell: (f64, f64) = (0.5, 1.2) => (0.4, 1.5), gamma: (f64, f64) = (1e-6, 50.0) => (1e-5, 20.0) });
 
+/// The constructor (the step itself is the [`Rule`] impl).
+///
+/// ```
+/// use flux_core::optim::{Rprop, Rule};
+/// assert_eq!(Rprop::default().name(), "Rprop");
+/// ```
 impl Rprop {
     /// The rule with these hyperparameters (a negative or NaN η is an error).
     ///

@@ -27,9 +27,24 @@ pub enum State {
 
 fn bad(what: &str, got: &State) -> Error { Error::Value(format!("optimiser state: expected {what}, got {}", got.describe())) }
 
+/// Descriptions, shape checks and typed access to the parts.
+///
+/// ```
+/// use flux_core::optim::State;
+/// let mut s = State::pair(0.9, 0.999);
+/// assert_eq!(s.get_pair().unwrap(), (0.9, 0.999));
+/// assert!(s.tensor_mut().is_err());
+/// ```
 impl State {
     /// What this state is, in the words a Python user sees (`None`, `array of shape
     /// (2, 3)`, `(array of shape (2,), a number)`), for error messages.
+    ///
+    /// ```
+    /// use flux_core::{optim::State, DType, Tensor};
+    /// let s = State::Tuple(vec![State::Tensor(Tensor::zeros(&[2, 3], DType::F32)), State::Scalar(0.9), State::Empty]);
+    /// assert_eq!(s.describe(), "(an array of shape (2, 3), a number, None)");
+    /// assert_eq!(State::Tensor(Tensor::zeros(&[4], DType::F32)).describe(), "an array of shape (4,)");
+    /// ```
     pub fn describe(&self) -> String {
         match self {
             State::Empty => "None".into(),
@@ -45,6 +60,14 @@ impl State {
     }
     /// Do the two states have the same form: the same nesting, kinds and array shapes?
     /// (A number and an integer count as alike: both come back from Python as numbers.)
+    ///
+    /// ```
+    /// use flux_core::{optim::State, DType, Tensor};
+    /// let a = State::Tuple(vec![State::Tensor(Tensor::zeros(&[2], DType::F32)), State::Int(3)]);
+    /// let b = State::Tuple(vec![State::Tensor(Tensor::ones(&[2], DType::F64)), State::Scalar(3.5)]);
+    /// let c = State::Tuple(vec![State::Tensor(Tensor::ones(&[3], DType::F32)), State::Int(3)]);
+    /// assert!(a.same_form(&b) && !a.same_form(&c));
+    /// ```
     pub fn same_form(&self, other: &State) -> bool {
         match (self, other) {
             (State::Empty, State::Empty) => true,
@@ -55,8 +78,21 @@ impl State {
         }
     }
     /// Two numbers as a tuple state (βt, say).
+    ///
+    /// ```
+    /// use flux_core::optim::State;
+    /// assert!(matches!(State::pair(0.9, 0.99), State::Tuple(v) if v.len() == 2));
+    /// ```
     pub fn pair(a: f64, b: f64) -> State { State::Tuple(vec![State::Scalar(a), State::Scalar(b)]) }
     /// The parts of a tuple state.
+    ///
+    /// ```
+    /// use flux_core::optim::State;
+    /// let mut s = State::pair(1.0, 2.0);
+    /// s.tuple_mut().unwrap()[0] = State::Scalar(5.0);
+    /// assert_eq!(s.get_pair().unwrap(), (5.0, 2.0));
+    /// assert!(State::Empty.tuple_mut().is_err());
+    /// ```
     pub fn tuple_mut(&mut self) -> Result<&mut [State]> {
         match self {
             State::Tuple(v) => Ok(v),
@@ -64,6 +100,14 @@ impl State {
         }
     }
     /// The N parts of a tuple state, or an error naming what `rule` expected.
+    ///
+    /// ```
+    /// use flux_core::optim::State;
+    /// let mut s = State::Tuple(vec![State::Int(1), State::Scalar(2.0)]);
+    /// let [a, b] = s.parts::<2>("MyRule").unwrap();
+    /// assert_eq!((a.int().unwrap(), b.scalar().unwrap()), (1, 2.0));
+    /// assert!(s.parts::<3>("MyRule").unwrap_err().to_string().contains("MyRule"));
+    /// ```
     pub fn parts<const N: usize>(&mut self, rule: &str) -> Result<&mut [State; N]> {
         if !matches!(self, State::Tuple(v) if v.len() == N) {
             return Err(Error::Value(format!("optimiser state of {rule}: expected a tuple of {N}, got {}", self.describe())));
@@ -74,6 +118,13 @@ impl State {
         }
     }
     /// The array of an array state, mutably.
+    ///
+    /// ```
+    /// use flux_core::{optim::State, DType, Tensor};
+    /// let mut s = State::Tensor(Tensor::zeros(&[2], DType::F32));
+    /// s.tensor_mut().unwrap().assign_(&Tensor::ones(&[2], DType::F32)).unwrap();
+    /// assert_eq!(s.tensor().unwrap().to_vec_f64().unwrap(), vec![1.0, 1.0]);
+    /// ```
     pub fn tensor_mut(&mut self) -> Result<&mut Tensor> {
         match self {
             State::Tensor(t) => Ok(t),
@@ -81,6 +132,12 @@ impl State {
         }
     }
     /// The array of an array state.
+    ///
+    /// ```
+    /// use flux_core::{optim::State, DType, Tensor};
+    /// assert_eq!(State::Tensor(Tensor::zeros(&[2], DType::F32)).tensor().unwrap().shape(), &[2]);
+    /// assert!(State::Scalar(1.0).tensor().is_err());
+    /// ```
     pub fn tensor(&self) -> Result<&Tensor> {
         match self {
             State::Tensor(t) => Ok(t),
@@ -88,6 +145,13 @@ impl State {
         }
     }
     /// The number of a number (or integer) state.
+    ///
+    /// ```
+    /// use flux_core::optim::State;
+    /// assert_eq!(State::Scalar(0.5).scalar().unwrap(), 0.5);
+    /// assert_eq!(State::Int(2).scalar().unwrap(), 2.0);
+    /// assert!(State::Empty.scalar().is_err());
+    /// ```
     pub fn scalar(&self) -> Result<f64> {
         match self {
             State::Scalar(v) => Ok(*v),
@@ -96,6 +160,12 @@ impl State {
         }
     }
     /// The integer of an integer state.
+    ///
+    /// ```
+    /// use flux_core::optim::State;
+    /// assert_eq!(State::Int(7).int().unwrap(), 7);
+    /// assert!(State::Scalar(7.0).int().is_err());
+    /// ```
     pub fn int(&self) -> Result<i64> {
         match self {
             State::Int(i) => Ok(*i),
@@ -103,6 +173,12 @@ impl State {
         }
     }
     /// `(a, b)` from a two-number tuple.
+    ///
+    /// ```
+    /// use flux_core::optim::State;
+    /// assert_eq!(State::pair(0.5, 0.25).get_pair().unwrap(), (0.5, 0.25));
+    /// assert!(State::Tuple(vec![State::Scalar(1.0)]).get_pair().is_err());
+    /// ```
     pub fn get_pair(&self) -> Result<(f64, f64)> {
         match self {
             State::Tuple(v) if v.len() == 2 => Ok((v[0].scalar()?, v[1].scalar()?)),
@@ -125,6 +201,15 @@ impl State {
         })
     }
     /// A deep copy whose arrays no longer share storage with this one's.
+    ///
+    /// ```
+    /// use flux_core::{optim::State, DType, Tensor};
+    /// let s = State::Tensor(Tensor::zeros(&[2], DType::F32));
+    /// let mut c = s.deep_clone();
+    /// c.tensor_mut().unwrap().assign_(&Tensor::ones(&[2], DType::F32)).unwrap();
+    /// assert_eq!(s.tensor().unwrap().to_vec_f64().unwrap(), vec![0.0, 0.0]); // the original is untouched
+    /// assert!(!s.tensor().unwrap().is_shared());
+    /// ```
     pub fn deep_clone(&self) -> State {
         match self {
             State::Tensor(t) => State::Tensor(t.contiguous().detach_copy()),
@@ -134,8 +219,23 @@ impl State {
     }
 }
 
+/// Copies for optimiser states.
+///
+/// ```
+/// use flux_core::{DType, Tensor};
+/// assert!(!Tensor::zeros(&[2], DType::F32).detach_copy().is_shared());
+/// ```
 impl Tensor {
     /// A copy with its own buffer.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::ones(&[2], DType::F32);
+    /// let c = x.detach_copy();
+    /// assert!(!x.is_shared() && !c.is_shared()); // its own buffer
+    /// assert_ne!(c.id(), x.id());
+    /// assert_eq!(c.to_vec_f64().unwrap(), vec![1.0, 1.0]);
+    /// ```
     pub fn detach_copy(&self) -> Tensor {
         let mut t = self.detach();
         let _ = crate::dispatch!(t.dtype(), T => t.data_mut::<T>().map(|_| ()));

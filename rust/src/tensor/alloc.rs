@@ -29,6 +29,13 @@ pub fn numel(shape: &[usize]) -> Result<usize> {
 
 /// Check that a buffer of `n` elements of `elem` bytes can be made: `Error::Value` when
 /// the byte count overflows, `Error::OutOfMemory` when the system refuses it.
+///
+/// ```
+/// use flux_core::{tensor::alloc::reserve_elems, Error};
+/// assert!(reserve_elems(1000, 4, &|| "a buffer".into()).is_ok());
+/// let e = reserve_elems(usize::MAX / 2, 8, &|| "a huge buffer".into()).unwrap_err();
+/// assert!(matches!(e, Error::OutOfMemory(m) if m.contains("a huge buffer")));
+/// ```
 pub fn reserve_elems(n: usize, elem: usize, what: &dyn Fn() -> String) -> Result<()> {
     let bytes = n.checked_mul(elem).filter(|&b| b <= isize::MAX as usize).ok_or_else(|| {
         Error::OutOfMemory(format!("cannot allocate {n} elements of {elem} bytes for {}: more than the address space", what()))
@@ -56,6 +63,12 @@ pub fn reserve(shape: &[usize], dtype: DType) -> Result<usize> {
 }
 
 /// A vector of `n` copies of `v`, allocated fallibly.
+///
+/// ```
+/// use flux_core::tensor::alloc::try_filled;
+/// assert_eq!(try_filled(3, 0.5f32).unwrap(), vec![0.5; 3]);
+/// assert!(try_filled(usize::MAX / 4, 0u64).is_err()); // refused, not an abort
+/// ```
 pub fn try_filled<T: Clone>(n: usize, v: T) -> Result<Vec<T>> {
     let mut out = Vec::new();
     out.try_reserve_exact(n).map_err(|_| {

@@ -23,6 +23,12 @@ mod device; // the forward and backward on other devices, through the seam
 
 /// Stride, padding (low and high side per dimension), dilation and groups of a
 /// convolution over `n` spatial dimensions.
+///
+/// ```
+/// use flux_core::tensor::conv::ConvSpec;
+/// let s = ConvSpec::new(2).with_stride(2).with_pad(1);
+/// assert_eq!((s.stride, s.pad_lo, s.pad_hi, s.groups), (vec![2, 2], vec![1, 1], vec![1, 1], 1));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConvSpec {
     /// Stride per spatial dimension.
@@ -37,6 +43,12 @@ pub struct ConvSpec {
     pub groups: usize,
 }
 
+/// A default spec and builders.
+///
+/// ```
+/// use flux_core::tensor::conv::ConvSpec;
+/// assert_eq!(ConvSpec::new(1).with_stride(3).stride, vec![3]);
+/// ```
 impl ConvSpec {
     /// Stride 1, no padding, dilation 1, one group, over `n` spatial dimensions.
     ///
@@ -48,12 +60,23 @@ impl ConvSpec {
         ConvSpec { stride: vec![1; n], pad_lo: vec![0; n], pad_hi: vec![0; n], dilation: vec![1; n], groups: 1 }
     }
     /// The same settings with symmetric padding `p` in every dimension.
+    ///
+    /// ```
+    /// use flux_core::tensor::conv::ConvSpec;
+    /// let s = ConvSpec::new(3).with_pad(2);
+    /// assert_eq!((s.pad_lo, s.pad_hi), (vec![2; 3], vec![2; 3]));
+    /// ```
     pub fn with_pad(mut self, p: usize) -> ConvSpec {
         self.pad_lo = vec![p; self.pad_lo.len()];
         self.pad_hi = vec![p; self.pad_hi.len()];
         self
     }
     /// The same settings with stride `s` in every dimension.
+    ///
+    /// ```
+    /// use flux_core::tensor::conv::ConvSpec;
+    /// assert_eq!(ConvSpec::new(2).with_stride(4).stride, vec![4, 4]);
+    /// ```
     pub fn with_stride(mut self, s: usize) -> ConvSpec {
         self.stride = vec![s; self.stride.len()];
         self
@@ -74,6 +97,13 @@ impl ConvSpec {
 /// ones) so that one set of loops serves 1-D, 2-D and 3-D. Public because the seam's
 /// convolution kernels ([`BackendStorage::conv_fwd`](crate::backend::BackendStorage::conv_fwd)
 /// and its two gradients) take it.
+///
+/// ```
+/// use flux_core::tensor::conv::{conv_out_len, Geom};
+/// // a 2-D convolution 8×8 → 4×4, window 3, stride 2, padding 1
+/// let g = Geom { n: 2, cb: 3, cs: 4, groups: 1, big: [1, 8, 8], small: [1, 4, 4], k: [1, 3, 3], stride: [1, 2, 2], pad: [0, 1, 1], dil: [1; 3] };
+/// assert_eq!(conv_out_len(g.big[2], g.k[2], g.stride[2], g.pad[2], g.pad[2], g.dil[2]), Some(g.small[2]));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Geom {
     /// Batch size.
@@ -98,6 +128,13 @@ pub struct Geom {
     pub dil: [usize; 3],
 }
 
+/// Sizes derived from the shape (crate-internal).
+///
+/// ```
+/// use flux_core::tensor::conv::Geom;
+/// let g = Geom { n: 1, cb: 2, cs: 2, groups: 2, big: [1, 1, 3], small: [1, 1, 2], k: [1, 1, 2], stride: [1; 3], pad: [0; 3], dil: [1; 3] };
+/// assert_eq!(g.cb % g.groups, 0);
+/// ```
 impl Geom {
     fn kk(&self) -> usize { self.k.iter().product() }
     fn lb(&self) -> usize { self.big.iter().product() }
@@ -114,6 +151,13 @@ fn pad3(v: &[usize], fill: usize) -> [usize; 3] {
 }
 
 /// Output length of a convolution along one dimension (`None` if the window does not fit).
+///
+/// ```
+/// use flux_core::tensor::conv::conv_out_len;
+/// assert_eq!(conv_out_len(28, 5, 1, 0, 0, 1), Some(24));
+/// assert_eq!(conv_out_len(32, 3, 2, 1, 1, 1), Some(16));
+/// assert_eq!(conv_out_len(2, 5, 1, 0, 0, 1), None); // the window does not fit
+/// ```
 pub fn conv_out_len(n: usize, k: usize, stride: usize, pad_lo: usize, pad_hi: usize, dil: usize) -> Option<usize> {
     // checked: a huge padding or dilation is "does not fit", not a wrapped size
     let span = dil.checked_mul(k.max(1) - 1)?.checked_add(1)?;

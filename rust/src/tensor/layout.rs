@@ -2,6 +2,13 @@
 use crate::error::{shape_err, Result};
 
 /// Shape, strides (in elements) and offset of a view into a buffer.
+///
+/// ```
+/// use flux_core::tensor::Layout;
+/// let t = Layout { shape: vec![3, 2], strides: vec![1, 3], offset: 0 }; // a (2, 3) array transposed
+/// assert!(!t.is_contiguous());
+/// assert_eq!(Layout::contiguous(&[3, 2]).strides, vec![2, 1]);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// The size of each dimension.
@@ -13,6 +20,11 @@ pub struct Layout {
 }
 
 /// The strides of a contiguous row-major array of `shape`.
+///
+/// ```
+/// use flux_core::tensor::layout::row_major_strides;
+/// assert_eq!(row_major_strides(&[2, 3, 4]), vec![12, 4, 1]);
+/// ```
 pub fn row_major_strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![0; shape.len()];
     let mut acc = 1;
@@ -23,16 +35,47 @@ pub fn row_major_strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
+/// Sizes, contiguity and broadcasting of a view.
+///
+/// ```
+/// use flux_core::tensor::Layout;
+/// let l = Layout::contiguous(&[2, 3]);
+/// assert_eq!((l.numel(), l.ndim(), l.offset), (6, 2, 0));
+/// ```
 impl Layout {
     /// The layout of a contiguous array of `shape`.
+    ///
+    /// ```
+    /// use flux_core::tensor::Layout;
+    /// let l = Layout::contiguous(&[2, 3]);
+    /// assert_eq!((l.strides, l.offset), (vec![3, 1], 0));
+    /// ```
     pub fn contiguous(shape: &[usize]) -> Self {
         Layout { shape: shape.to_vec(), strides: row_major_strides(shape), offset: 0 }
     }
     /// The number of elements.
+    ///
+    /// ```
+    /// use flux_core::tensor::Layout;
+    /// assert_eq!(Layout::contiguous(&[2, 3, 4]).numel(), 24);
+    /// assert_eq!(Layout::contiguous(&[]).numel(), 1); // a scalar
+    /// ```
     pub fn numel(&self) -> usize { self.shape.iter().product() }
     /// The number of dimensions.
+    ///
+    /// ```
+    /// use flux_core::tensor::Layout;
+    /// assert_eq!(Layout::contiguous(&[2, 3, 4]).ndim(), 3);
+    /// ```
     pub fn ndim(&self) -> usize { self.shape.len() }
     /// Row-major without gaps (dimensions of size 1 may have any stride).
+    ///
+    /// ```
+    /// use flux_core::tensor::Layout;
+    /// assert!(Layout::contiguous(&[2, 3]).is_contiguous());
+    /// assert!(Layout { shape: vec![1, 3], strides: vec![7, 1], offset: 2 }.is_contiguous()); // size-1 dims: any stride
+    /// assert!(!Layout { shape: vec![2, 3], strides: vec![1, 2], offset: 0 }.is_contiguous());
+    /// ```
     pub fn is_contiguous(&self) -> bool {
         // An empty tensor has no elements to be out of order. Without this, a fresh
         // `[2, 0, 3]` (whose row-major strides use max(size, 1)) failed the check below,
@@ -50,6 +93,13 @@ impl Layout {
         true
     }
     /// The layout seen through numpy broadcasting to `shape`.
+    ///
+    /// ```
+    /// use flux_core::tensor::Layout;
+    /// let b = Layout::contiguous(&[3]).broadcast_to(&[2, 3]).unwrap();
+    /// assert_eq!((b.shape, b.strides), (vec![2, 3], vec![0, 1])); // stride 0: the row repeats
+    /// assert!(Layout::contiguous(&[3]).broadcast_to(&[2]).is_err());
+    /// ```
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Layout> {
         if shape.len() < self.ndim() {
             return Err(shape_err!("cannot broadcast shape {:?} to {:?}", self.shape, shape));
@@ -71,6 +121,12 @@ impl Layout {
 }
 
 /// numpy's broadcast of two shapes.
+///
+/// ```
+/// use flux_core::tensor::layout::broadcast_shapes;
+/// assert_eq!(broadcast_shapes(&[4, 1, 3], &[2, 1]).unwrap(), vec![4, 2, 3]);
+/// assert!(broadcast_shapes(&[3], &[4]).is_err());
+/// ```
 pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
@@ -89,6 +145,13 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
 }
 
 /// Call `f(k, off)` for every element `k` (row-major order) of `shape` walked with `strides`.
+///
+/// ```
+/// use flux_core::tensor::layout::for_each_offset;
+/// let mut offs = vec![];
+/// for_each_offset(&[2, 2], &[1, 2], 0, |k, off| offs.push((k, off))); // a transposed 2×2
+/// assert_eq!(offs, vec![(0, 0), (1, 2), (2, 1), (3, 3)]);
+/// ```
 #[inline]
 pub fn for_each_offset(shape: &[usize], strides: &[usize], offset: usize, mut f: impl FnMut(usize, usize)) {
     let n: usize = shape.iter().product();
@@ -130,6 +193,14 @@ pub fn for_each_offset(shape: &[usize], strides: &[usize], offset: usize, mut f:
 }
 
 /// Like [`for_each_offset`] for two operands walked in lockstep over one shape.
+///
+/// ```
+/// use flux_core::tensor::layout::for_each_offset2;
+/// let mut offs = vec![];
+/// // a (2, 2) operand against a row broadcast over it (stride 0)
+/// for_each_offset2(&[2, 2], &[2, 1], 0, &[0, 1], 5, |k, a, b| offs.push((k, a, b)));
+/// assert_eq!(offs, vec![(0, 0, 5), (1, 1, 6), (2, 2, 5), (3, 3, 6)]);
+/// ```
 #[inline]
 pub fn for_each_offset2(
     shape: &[usize],
@@ -180,6 +251,13 @@ pub fn for_each_offset2(
 }
 
 /// Normalise a possibly negative dimension index.
+///
+/// ```
+/// use flux_core::tensor::layout::norm_dim;
+/// assert_eq!(norm_dim(-1, 3).unwrap(), 2);
+/// assert_eq!(norm_dim(1, 3).unwrap(), 1);
+/// assert!(norm_dim(3, 3).is_err());
+/// ```
 pub fn norm_dim(d: isize, ndim: usize) -> Result<usize> {
     let n = ndim as isize;
     let r = if d < 0 { d + n } else { d };

@@ -43,6 +43,9 @@ impl<'a, T: Float> Mat<'a, T> {
 ///
 /// ```
 /// flux_core::tensor::matmul::prepare();
+/// // the first product after it pays no set-up
+/// let a = flux_core::Tensor::ones(&[64, 64], flux_core::DType::F32);
+/// assert_eq!(a.matmul(&a).unwrap().to_vec_f64().unwrap()[0], 64.0);
 /// ```
 pub fn prepare() {
     // one product below the parallel threshold and two above it: these start the pool's
@@ -188,6 +191,13 @@ pub(crate) fn bmm_strided<T: Float>(ra: &[T], la: &Layout, rb: &[T], lb: &Layout
     out
 }
 
+/// Matrix products (recorded on the tape).
+///
+/// ```
+/// use flux_core::Tensor;
+/// let a = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+/// assert_eq!(a.matmul(&a).unwrap().to_vec_f64().unwrap(), vec![7.0, 10.0, 15.0, 22.0]);
+/// ```
 impl Tensor {
     /// numpy's `matmul`: 1-D operands are promoted to a row/column and squeezed back.
     ///

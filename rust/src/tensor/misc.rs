@@ -124,6 +124,13 @@ pub fn split(x: &Tensor, sizes: &[usize], axis: isize) -> Result<Vec<Tensor>> {
 }
 
 /// Linear interpolation weights along one axis: output j reads `(1−t)·x[i0] + t·x[i1]`.
+///
+/// ```
+/// use flux_core::tensor::misc::Interp;
+/// let w = Interp::linear(2, 3, true);
+/// // outputs at source positions 0, ½ and 1
+/// assert_eq!((w.i0, w.i1, w.t), (vec![0, 0, 1], vec![1, 1, 1], vec![0.0, 0.5, 0.0]));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Interp {
     /// The lower source index of each output position.
@@ -134,9 +141,25 @@ pub struct Interp {
     pub t: Vec<f64>,
 }
 
+/// The weights of linear interpolation.
+///
+/// ```
+/// use flux_core::tensor::misc::Interp;
+/// assert_eq!(Interp::linear(4, 8, false).t.len(), 8);
+/// ```
 impl Interp {
     /// Resample `n_in` points to `n_out`: with `align_corners` the end points match
     /// (NNlib's default), otherwise pixel centres do (PyTorch's default).
+    ///
+    /// ```
+    /// use flux_core::tensor::misc::Interp;
+    /// // align_corners: the ends match, the midpoint reads half of each neighbour
+    /// let a = Interp::linear(2, 3, true);
+    /// assert_eq!(a.t[1], 0.5);
+    /// // pixel centres (PyTorch): output 0 sits at source −0.25, clamped to the first point
+    /// let c = Interp::linear(2, 4, false);
+    /// assert_eq!((c.i0[0], c.t[0]), (0, 0.0));
+    /// ```
     pub fn linear(n_in: usize, n_out: usize, align_corners: bool) -> Interp {
         let mut it = Interp { i0: vec![], i1: vec![], t: vec![] };
         for j in 0..n_out {
@@ -215,6 +238,13 @@ impl Backward for InterpBackward {
 }
 
 /// Resample `x` along `axis` with the interpolation weights `w`.
+///
+/// ```
+/// use flux_core::{tensor::misc::{interp_axis, Interp}, Tensor};
+/// let x = Tensor::from_vec(vec![0.0f64, 10.0], &[1, 2]).unwrap();
+/// let y = interp_axis(&x, 1, &Interp::linear(2, 5, true)).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![0.0, 2.5, 5.0, 7.5, 10.0]);
+/// ```
 pub fn interp_axis(x: &Tensor, axis: isize, w: &Interp) -> Result<Tensor> {
     let ax = norm_dim(axis, x.ndim())?;
     let s = x.shape().to_vec();

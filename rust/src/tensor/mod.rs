@@ -59,6 +59,13 @@ pub struct Tensor {
     layout: Layout,
 }
 
+/// Construction, inspection, host access, layout copies, casts and in-place updates.
+///
+/// ```
+/// use flux_core::{DType, Tensor};
+/// let t = Tensor::zeros(&[2, 3], DType::F64);
+/// assert_eq!((t.ndim(), t.numel(), t.dtype()), (2, 6, DType::F64));
+/// ```
 impl Tensor {
     // ---- construction ----------------------------------------------------------
 
@@ -86,6 +93,12 @@ impl Tensor {
         Tensor { id: next_id(), storage: self.storage.clone(), layout }
     }
     /// Every element `v`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let t = Tensor::full(&[2], 3.0, DType::F32);
+    /// assert_eq!(t.to_vec_f64().unwrap(), vec![3.0, 3.0]);
+    /// ```
     pub fn full(shape: &[usize], v: f64, dtype: DType) -> Tensor {
         let n = shape.iter().product();
         Tensor::from_cpu(crate::backend::cpu::full(n, v, dtype), shape)
@@ -104,14 +117,37 @@ impl Tensor {
         Ok(Self::from_storage(Storage::full(shape.iter().product(), v, dtype, device)?, Layout::contiguous(shape)))
     }
     /// Zeros.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// assert_eq!(Tensor::zeros(&[2, 1], DType::F64).to_vec_f64().unwrap(), vec![0.0, 0.0]);
+    /// ```
     pub fn zeros(shape: &[usize], dtype: DType) -> Tensor { Self::full(shape, 0.0, dtype) }
     /// Ones.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// assert_eq!(Tensor::ones(&[3], DType::F32).sum_all().unwrap().item().unwrap(), 3.0);
+    /// ```
     pub fn ones(shape: &[usize], dtype: DType) -> Tensor { Self::full(shape, 1.0, dtype) }
     /// A 0-d tensor holding `v`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let s = Tensor::scalar(2.5, DType::F64);
+    /// assert_eq!((s.ndim(), s.item().unwrap()), (0, 2.5));
+    /// ```
     pub fn scalar(v: f64, dtype: DType) -> Tensor { Self::full(&[], v, dtype) }
     /// Zeros of this shape and dtype.
     /// Zeros of this shape and dtype, on this tensor's device (on the CPU if that
     /// device cannot make them, so the next op reports the mixed devices).
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let z = Tensor::ones(&[2, 2], DType::F64).zeros_like();
+    /// assert_eq!((z.shape(), z.dtype()), (&[2usize, 2][..], DType::F64));
+    /// assert_eq!(z.to_vec_f64().unwrap(), vec![0.0; 4]);
+    /// ```
     pub fn zeros_like(&self) -> Tensor {
         self.full_beside(self.shape(), 0.0, self.dtype()).unwrap_or_else(|_| Self::zeros(self.shape(), self.dtype()))
     }
@@ -124,25 +160,78 @@ impl Tensor {
         Ok(Self::from_storage(self.storage.full_like(shape.iter().product(), v, dtype)?, Layout::contiguous(shape)))
     }
     /// The same values under a new identity (a copy-on-write share, no data copied).
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::ones(&[2], DType::F32);
+    /// let d = x.detach();
+    /// assert_ne!(d.id(), x.id());
+    /// assert!(d.is_shared()); // same buffer, no copy
+    /// ```
     pub fn detach(&self) -> Tensor { self.view(self.layout.clone()) }
 
     // ---- inspection --------------------------------------------------------------
 
     /// This value's identity on the autodiff tape.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::ones(&[2], DType::F32);
+    /// assert_eq!(x.clone().id(), x.id());
+    /// assert_ne!(x.neg().unwrap().id(), x.id());
+    /// ```
     pub fn id(&self) -> TensorId { self.id }
     /// The size of each dimension.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// assert_eq!(Tensor::zeros(&[2, 3], DType::F32).shape(), &[2, 3]);
+    /// ```
     pub fn shape(&self) -> &[usize] { &self.layout.shape }
     /// Shape, strides and offset.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let t = Tensor::zeros(&[2, 3], DType::F32).t().unwrap();
+    /// assert_eq!(t.layout().strides, vec![1, 3]);
+    /// ```
     pub fn layout(&self) -> &Layout { &self.layout }
     /// The number of dimensions.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// assert_eq!(Tensor::zeros(&[2, 3, 4], DType::F32).ndim(), 3);
+    /// ```
     pub fn ndim(&self) -> usize { self.layout.ndim() }
     /// The number of elements.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// assert_eq!(Tensor::zeros(&[2, 3, 4], DType::F32).numel(), 24);
+    /// ```
     pub fn numel(&self) -> usize { self.layout.numel() }
     /// The element type.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// assert_eq!(Tensor::from_vec(vec![1.0f64], &[1]).unwrap().dtype(), DType::F64);
+    /// ```
     pub fn dtype(&self) -> DType { self.storage.dtype() }
     /// Where the data lives.
+    ///
+    /// ```
+    /// use flux_core::{DType, Device, Tensor};
+    /// assert_eq!(Tensor::zeros(&[1], DType::F32).device(), Device::Cpu);
+    /// ```
     pub fn device(&self) -> Device { self.storage.device() }
     /// Is the layout plain row-major?
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::zeros(&[2, 3], DType::F32);
+    /// assert!(x.is_contiguous());
+    /// assert!(!x.t().unwrap().is_contiguous());
+    /// ```
     pub fn is_contiguous(&self) -> bool { self.layout.is_contiguous() }
     /// The host buffer; an [`Error::Device`] for a tensor on another device.
     #[inline]
@@ -151,6 +240,14 @@ impl Tensor {
     #[inline]
     pub(crate) fn storage(&self) -> &Storage { &self.storage }
     /// Does this tensor share its buffer with another handle?
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::zeros(&[2], DType::F32);
+    /// assert!(!x.is_shared());
+    /// let y = x.clone();
+    /// assert!(x.is_shared() && y.is_shared());
+    /// ```
     pub fn is_shared(&self) -> bool { Arc::strong_count(&self.storage) > 1 }
 
     /// The whole storage buffer (not just this view's part).
@@ -158,6 +255,14 @@ impl Tensor {
         T::slice(self.cpu()?).ok_or_else(|| Error::DType(format!("expected {}, got {}", T::DTYPE.name(), self.dtype().name())))
     }
     /// This tensor's elements as a slice; requires a contiguous layout.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(x.as_slice::<f32>().unwrap(), &[1.0, 2.0, 3.0, 4.0]);
+    /// assert!(x.t().unwrap().as_slice::<f32>().is_err()); // not contiguous
+    /// assert!(x.as_slice::<f64>().is_err()); // wrong dtype
+    /// ```
     pub fn as_slice<T: Float>(&self) -> Result<&[T]> {
         let raw = self.raw::<T>()?;
         if !self.is_contiguous() {
@@ -173,6 +278,14 @@ impl Tensor {
     }
     /// Mutable access to the elements, copying first if the buffer is shared or the
     /// layout is not plain contiguous. Keeps the tensor's identity.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let mut x = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+    /// let y = x.clone(); // shares the buffer: written copies first
+    /// x.data_mut::<f32>().unwrap()[0] = 5.0;
+    /// assert_eq!((x.to_vec_f64().unwrap(), y.to_vec_f64().unwrap()), (vec![5.0, 2.0], vec![1.0, 2.0]));
+    /// ```
     pub fn data_mut<T: Float>(&mut self) -> Result<&mut [T]> {
         if T::DTYPE != self.dtype() {
             return Err(Error::DType(format!("expected {}, got {}", T::DTYPE.name(), self.dtype().name())));
@@ -187,6 +300,12 @@ impl Tensor {
         T::slice_mut(s.cpu_mut()?).ok_or_else(|| Error::DType(format!("expected {}", T::DTYPE.name())))
     }
     /// The elements in row-major order as `T` (which must be this dtype).
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(x.t().unwrap().to_vec::<f32>().unwrap(), vec![1.0, 3.0, 2.0, 4.0]);
+    /// ```
     pub fn to_vec<T: Float>(&self) -> Result<Vec<T>> {
         if self.device() != Device::Cpu {
             // reading values out is the one place a device tensor is copied to the host
@@ -195,10 +314,22 @@ impl Tensor {
         Ok(self.contiguous().as_slice::<T>()?.to_vec())
     }
     /// All elements converted to f64, in row-major order.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![0.5f32, 2.0], &[2]).unwrap();
+    /// assert_eq!(x.to_vec_f64().unwrap(), vec![0.5, 2.0]);
+    /// ```
     pub fn to_vec_f64(&self) -> Result<Vec<f64>> {
         crate::dispatch!(self.dtype(), T => Ok(self.to_vec::<T>()?.into_iter().map(|v| v.to_f64()).collect()))
     }
     /// The value of a one-element tensor.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// assert_eq!(Tensor::full(&[1, 1], 4.0, DType::F32).item().unwrap(), 4.0);
+    /// assert!(Tensor::zeros(&[2], DType::F32).item().is_err());
+    /// ```
     pub fn item(&self) -> Result<f64> {
         if self.numel() != 1 {
             return Err(shape_err!("item() needs a tensor with one element, got shape {:?}", self.shape()));
@@ -211,12 +342,30 @@ impl Tensor {
     /// This tensor if already contiguous, else a contiguous copy (same identity either way
     /// is not promised: the copy gets a fresh id).
     /// This tensor as `dtype`: borrowed when it already has it, a converted copy otherwise.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// use std::borrow::Cow;
+    /// let x = Tensor::ones(&[2], DType::F32);
+    /// assert!(matches!(x.cast_cow(DType::F32).unwrap(), Cow::Borrowed(_)));
+    /// assert_eq!(x.cast_cow(DType::F64).unwrap().dtype(), DType::F64);
+    /// ```
     pub fn cast_cow(&self, dtype: DType) -> Result<std::borrow::Cow<'_, Tensor>> {
         Ok(if dtype == self.dtype() { std::borrow::Cow::Borrowed(self) } else { std::borrow::Cow::Owned(self.cast(dtype)?) })
     }
     /// This tensor as dtype `T` and contiguous, borrowed when it already is (the usual
     /// case) and copied otherwise: kernels call this instead of `cast(..).contiguous()`,
     /// whose two clones of the header were a measurable part of a small model's step.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// use std::borrow::Cow;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert!(matches!(x.as_contiguous::<f32>().unwrap(), Cow::Borrowed(_)));
+    /// let t = x.t().unwrap();
+    /// let c = t.as_contiguous::<f64>().unwrap();
+    /// assert_eq!(c.as_slice::<f64>().unwrap(), &[1.0, 3.0, 2.0, 4.0]);
+    /// ```
     pub fn as_contiguous<T: Float>(&self) -> Result<std::borrow::Cow<'_, Tensor>> {
         if self.dtype() == T::DTYPE && self.is_contiguous() {
             return Ok(std::borrow::Cow::Borrowed(self));
@@ -229,8 +378,22 @@ impl Tensor {
     /// backend without the kernel) it returns the view unchanged, so the next host read
     /// (`as_slice`) is the [`Error::Device`]. Device-aware code calls
     /// [`try_contiguous`](Self::try_contiguous).
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let c = x.t().unwrap().contiguous();
+    /// assert!(c.is_contiguous());
+    /// assert_eq!(c.as_slice::<f32>().unwrap(), &[1.0, 3.0, 2.0, 4.0]);
+    /// ```
     pub fn contiguous(&self) -> Tensor { self.try_contiguous().unwrap_or_else(|_| self.clone()) }
     /// [`contiguous`](Self::contiguous), with a device's missing kernel as an error.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(x.t().unwrap().try_contiguous().unwrap().as_slice::<f32>().unwrap(), &[1.0, 3.0, 2.0, 4.0]);
+    /// ```
     pub fn try_contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
             return Ok(self.clone());
@@ -284,6 +447,13 @@ impl Tensor {
     }
 
     /// Convert to another dtype (recorded on the tape).
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::from_vec(vec![0.1f64], &[1]).unwrap().cast(DType::F32).unwrap();
+    /// assert_eq!(x.dtype(), DType::F32);
+    /// assert_eq!(x.to_vec_f64().unwrap(), vec![0.1f32 as f64]);
+    /// ```
     pub fn cast(&self, dtype: DType) -> Result<Tensor> {
         if dtype == self.dtype() {
             return Ok(self.clone());
@@ -296,6 +466,13 @@ impl Tensor {
     // ---- in-place updates (never recorded) -----------------------------------------
 
     /// `self ← self − other` in place (same shape, broadcasting allowed for `other`).
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let mut x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// x.sub_assign_(&Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap()).unwrap(); // broadcast over rows
+    /// assert_eq!(x.to_vec_f64().unwrap(), vec![0.0, 0.0, 2.0, 2.0]);
+    /// ```
     pub fn sub_assign_(&mut self, other: &Tensor) -> Result<()> {
         let o = other.cast(self.dtype())?.broadcast_to(self.shape())?.contiguous();
         crate::dispatch!(self.dtype(), T => {
@@ -306,6 +483,15 @@ impl Tensor {
         Ok(())
     }
     /// Overwrite the values with `src`'s (converted to this dtype), keeping identity.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let mut x = Tensor::from_vec(vec![0.0f32, 0.0], &[2]).unwrap();
+    /// let id = x.id();
+    /// x.assign_(&Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap()).unwrap();
+    /// assert_eq!((x.id(), x.to_vec_f64().unwrap()), (id, vec![1.0, 2.0]));
+    /// assert!(x.assign_(&Tensor::from_vec(vec![1.0f32], &[1]).unwrap()).is_err());
+    /// ```
     pub fn assign_(&mut self, src: &Tensor) -> Result<()> {
         if src.shape() != self.shape() {
             return Err(shape_err!("cannot assign a tensor of shape {:?} into one of shape {:?}", src.shape(), self.shape()));
@@ -325,6 +511,14 @@ impl Tensor {
         Ok(Arc::make_mut(&mut self.storage))
     }
     /// Replace storage and layout with `src`'s wholesale (sharing, no copy), keeping identity.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let mut x = Tensor::zeros(&[2], DType::F32);
+    /// let id = x.id();
+    /// x.replace_data_(&Tensor::ones(&[3], DType::F64));
+    /// assert_eq!((x.id(), x.shape(), x.dtype()), (id, &[3usize][..], DType::F64));
+    /// ```
     pub fn replace_data_(&mut self, src: &Tensor) {
         self.storage = src.storage.clone();
         self.layout = src.layout.clone();

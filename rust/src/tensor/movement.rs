@@ -7,6 +7,13 @@ use crate::autodiff::{record, Op};
 use crate::error::{shape_err, Result};
 
 /// One dimension of a basic slice: `start`, number of elements `len`, `step` (> 0).
+///
+/// ```
+/// use flux_core::{Tensor, tensor::movement::SliceDim};
+/// let x = Tensor::from_vec((0..6).map(f64::from).collect(), &[6]).unwrap();
+/// let every_other = x.slice(&[SliceDim { start: 1, len: 3, step: 2 }]).unwrap();
+/// assert_eq!(every_other.to_vec_f64().unwrap(), vec![1.0, 3.0, 5.0]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SliceDim {
     /// First index.
@@ -17,6 +24,14 @@ pub struct SliceDim {
     pub step: usize,
 }
 
+/// Shape changes (views where the layout allows), slicing, gathering and joining.
+///
+/// ```
+/// use flux_core::Tensor;
+/// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+/// let y = x.t().unwrap().reshape(&[6]).unwrap();
+/// assert_eq!(y.to_vec_f64().unwrap(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// ```
 impl Tensor {
     /// Unrecorded reshape (a view when contiguous).
     pub(crate) fn reshape_view(&self, shape: &[usize]) -> Tensor {
@@ -34,6 +49,13 @@ impl Tensor {
     }
 
     /// A new shape with the same number of elements; one entry may be `-1`.
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::zeros(&[2, 3, 4], DType::F32);
+    /// assert_eq!(x.reshape_infer(&[-1, 4]).unwrap().shape(), &[6, 4]);
+    /// assert!(x.reshape_infer(&[-1, 5]).is_err());
+    /// ```
     pub fn reshape_infer(&self, shape: &[isize]) -> Result<Tensor> {
         let n = self.numel();
         let known_dims: Vec<usize> = shape.iter().filter(|&&s| s >= 0).map(|&s| s as usize).collect();
@@ -63,6 +85,13 @@ impl Tensor {
         Ok(out)
     }
     /// Reorder dimensions (`perm` is a permutation of `0..ndim`; negative entries count from the end).
+    ///
+    /// ```
+    /// use flux_core::{DType, Tensor};
+    /// let x = Tensor::zeros(&[2, 3, 4], DType::F32);
+    /// assert_eq!(x.permute(&[2, 0, 1]).unwrap().shape(), &[4, 2, 3]);
+    /// assert_eq!(x.permute(&[-1, 0, 1]).unwrap().shape(), &[4, 2, 3]);
+    /// ```
     pub fn permute(&self, perm: &[isize]) -> Result<Tensor> {
         let nd = self.ndim();
         let p: Vec<usize> = perm.iter().map(|&d| norm_dim(d, nd)).collect::<Result<_>>()?;
@@ -76,6 +105,14 @@ impl Tensor {
         Ok(out)
     }
     /// Swap the last two dimensions (reverse a matrix's; a 1-D tensor is unchanged).
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
+    /// let t = x.t().unwrap();
+    /// assert_eq!(t.shape(), &[3, 2]);
+    /// assert_eq!(t.to_vec_f64().unwrap(), vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    /// ```
     pub fn t(&self) -> Result<Tensor> {
         let nd = self.ndim() as isize;
         if nd < 2 {
@@ -86,6 +123,14 @@ impl Tensor {
         self.permute(&p)
     }
     /// numpy's `broadcast_to` (a view with zero strides).
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let row = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+    /// let b = row.broadcast_to(&[3, 2]).unwrap();
+    /// assert_eq!(b.to_vec_f64().unwrap(), vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0]);
+    /// assert!(row.broadcast_to(&[3]).is_err());
+    /// ```
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor> {
         if self.shape() == shape {
             return Ok(self.clone());
@@ -96,6 +141,13 @@ impl Tensor {
         Ok(out)
     }
     /// Basic slicing: one [`SliceDim`] per dimension (a view).
+    ///
+    /// ```
+    /// use flux_core::{Tensor, tensor::movement::SliceDim};
+    /// let x = Tensor::from_vec((0..6).map(f64::from).collect(), &[2, 3]).unwrap();
+    /// let last_col = x.slice(&[SliceDim { start: 0, len: 2, step: 1 }, SliceDim { start: 2, len: 1, step: 1 }]).unwrap();
+    /// assert_eq!(last_col.to_vec_f64().unwrap(), vec![2.0, 5.0]);
+    /// ```
     pub fn slice(&self, dims: &[SliceDim]) -> Result<Tensor> {
         let l = self.layout();
         if dims.len() != l.ndim() {
@@ -119,6 +171,13 @@ impl Tensor {
         Ok(out)
     }
     /// Gather entries `idx` along `axis` (a copy); the axis takes `idx.len()` entries.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec((0..6).map(f64::from).collect(), &[3, 2]).unwrap();
+    /// assert_eq!(x.index_select(0, &[2, 0, 2]).unwrap().to_vec_f64().unwrap(), vec![4.0, 5.0, 0.0, 1.0, 4.0, 5.0]);
+    /// assert_eq!(x.index_select(-1, &[1]).unwrap().to_vec_f64().unwrap(), vec![1.0, 3.0, 5.0]);
+    /// ```
     pub fn index_select(&self, axis: isize, idx: &[usize]) -> Result<Tensor> {
         if self.ndim() == 0 {
             // (norm_dim accepts axis 0 of a 0-d tensor; indexing its shape panicked)
@@ -137,6 +196,14 @@ impl Tensor {
         Ok(out)
     }
     /// Join tensors of equal shape except along `axis`.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[1, 2]).unwrap();
+    /// let b = Tensor::from_vec(vec![3.0f32, 4.0, 5.0, 6.0], &[2, 2]).unwrap();
+    /// let c = Tensor::concat(&[&a, &b], 0).unwrap();
+    /// assert_eq!((c.shape(), c.to_vec_f64().unwrap()), (&[3usize, 2][..], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    /// ```
     pub fn concat(ts: &[&Tensor], axis: isize) -> Result<Tensor> {
         let first = ts.first().ok_or_else(|| shape_err!("concat needs at least one tensor"))?;
         if first.ndim() == 0 {
@@ -163,6 +230,14 @@ impl Tensor {
         Ok(out)
     }
     /// Stack equally shaped tensors along a new dimension `axis`.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+    /// let b = Tensor::from_vec(vec![3.0f32, 4.0], &[2]).unwrap();
+    /// let s = Tensor::stack(&[&a, &b], 1).unwrap();
+    /// assert_eq!((s.shape(), s.to_vec_f64().unwrap()), (&[2usize, 2][..], vec![1.0, 3.0, 2.0, 4.0]));
+    /// ```
     pub fn stack(ts: &[&Tensor], axis: isize) -> Result<Tensor> {
         let first = ts.first().ok_or_else(|| shape_err!("stack needs at least one tensor"))?;
         let ax = norm_dim(axis, first.ndim() + 1)?;

@@ -17,6 +17,14 @@ use crate::tensor::Device;
 mod device; // the forward and backward on other devices, through the seam
 
 /// Which reduction a pooling window applies.
+///
+/// ```
+/// use flux_core::{tensor::pool::{pool, PoolMode, PoolSpec}, Tensor};
+/// let x = Tensor::from_vec(vec![1.0f32, 3.0, 2.0, 6.0], &[1, 1, 4]).unwrap();
+/// let spec = PoolSpec::new(&[2]);
+/// assert_eq!(pool(&x, PoolMode::Max, &spec).unwrap().to_vec_f64().unwrap(), vec![3.0, 6.0]);
+/// assert_eq!(pool(&x, PoolMode::Mean, &spec).unwrap().to_vec_f64().unwrap(), vec![2.0, 4.0]);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolMode {
     /// The maximum of the window.
@@ -26,6 +34,13 @@ pub enum PoolMode {
 }
 
 /// Window, stride and padding (low and high side) per spatial dimension.
+///
+/// ```
+/// use flux_core::{tensor::pool::{pool, PoolMode, PoolSpec}, DType, Tensor};
+/// let spec = PoolSpec { window: vec![3], stride: vec![1], pad_lo: vec![1], pad_hi: vec![1] };
+/// // a "same" max pool: the length is kept
+/// assert_eq!(pool(&Tensor::zeros(&[1, 1, 5], DType::F32), PoolMode::Max, &spec).unwrap().shape(), &[1, 1, 5]);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolSpec {
     /// Window size per spatial dimension.
@@ -38,6 +53,12 @@ pub struct PoolSpec {
     pub pad_hi: Vec<usize>,
 }
 
+/// Flux's default spec.
+///
+/// ```
+/// use flux_core::tensor::pool::PoolSpec;
+/// assert_eq!(PoolSpec::new(&[3]).pad_lo, vec![0]);
+/// ```
 impl PoolSpec {
     /// Window `k` in every one of `n` dimensions, stride = window, no padding (Flux's default).
     ///
@@ -54,6 +75,13 @@ impl PoolSpec {
 /// The shape of one pooling, spatial dimensions padded to three (leading ones). Public
 /// because the seam's pooling kernels ([`BackendStorage::pool_fwd`](crate::backend::BackendStorage::pool_fwd))
 /// take it.
+///
+/// ```
+/// use flux_core::tensor::pool::PGeom;
+/// // 2×2 max pooling of 8×8 planes
+/// let g = PGeom { planes: 6, big: [1, 8, 8], small: [1, 4, 4], k: [1, 2, 2], stride: [1, 2, 2], pad: [0; 3] };
+/// assert_eq!((g.big[1] - g.k[1]) / g.stride[1] + 1, g.small[1]);
+/// ```
 #[derive(Clone, Debug)]
 pub struct PGeom {
     /// (sample, channel) planes: batch × channels.
@@ -76,6 +104,13 @@ fn pad3(v: &[usize], fill: usize) -> [usize; 3] {
     o
 }
 
+/// Sizes and fast-path conditions (crate-internal).
+///
+/// ```
+/// use flux_core::tensor::pool::PGeom;
+/// let g = PGeom { planes: 1, big: [1, 1, 4], small: [1, 1, 2], k: [1, 1, 2], stride: [1, 1, 2], pad: [0; 3] };
+/// assert_eq!(g.small[2] * g.stride[2], g.big[2]);
+/// ```
 impl PGeom {
     /// No window reaches into padding on either side (the fast paths' condition: `pad`
     /// is only the low side, and a high-side padding can still be read).

@@ -44,6 +44,13 @@ fn drop_shape(shape: &[usize], dims: &[usize]) -> Vec<usize> {
     shape.iter().enumerate().filter(|(i, _)| !dims.contains(i)).map(|(_, &s)| s).collect()
 }
 
+/// Reductions over some or all dimensions (recorded on the tape), and `argmax`.
+///
+/// ```
+/// use flux_core::Tensor;
+/// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+/// assert_eq!(x.sum(Some(&[0]), false).unwrap().to_vec_f64().unwrap(), vec![4.0, 6.0]);
+/// ```
 impl Tensor {
     fn reduce(&self, dims: Option<&[isize]>, keepdims: bool, op: ReduceOp) -> Result<(Tensor, Vec<usize>)> {
         let d = norm_dims(dims, self.ndim())?;
@@ -53,14 +60,36 @@ impl Tensor {
         Ok((out, d))
     }
     /// Sum over `dims` (all when `None`).
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let rows = x.sum(Some(&[-1]), true).unwrap();
+    /// assert_eq!((rows.shape(), rows.to_vec_f64().unwrap()), (&[2usize, 1][..], vec![3.0, 7.0]));
+    /// assert_eq!(x.sum(None, false).unwrap().item().unwrap(), 10.0);
+    /// ```
     pub fn sum(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
         let (out, d) = self.reduce(dims, keepdims, ReduceOp::Sum)?;
         record(&[self], &out, || Op::Sum { in_shape: self.shape().to_vec(), dims: d, scale: 1.0 });
         Ok(out)
     }
     /// The sum of every element (0-d).
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let s = x.sum_all().unwrap();
+    /// assert_eq!((s.ndim(), s.item().unwrap()), (0, 10.0));
+    /// ```
     pub fn sum_all(&self) -> Result<Tensor> { self.sum(None, false) }
     /// The mean over `dims` (all when `None`).
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(x.mean(Some(&[1]), false).unwrap().to_vec_f64().unwrap(), vec![1.5, 3.5]);
+    /// assert_eq!(x.mean(None, false).unwrap().item().unwrap(), 2.5);
+    /// ```
     pub fn mean(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> {
         let (s, d) = self.reduce(dims, keepdims, ReduceOp::Sum)?;
         let count: usize = d.iter().map(|&i| self.shape()[i]).product();
@@ -80,11 +109,32 @@ impl Tensor {
         Ok(out)
     }
     /// The maximum over `dims`.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 5.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// assert_eq!(x.max(Some(&[0]), false).unwrap().to_vec_f64().unwrap(), vec![3.0, 5.0]);
+    /// assert_eq!(x.max(None, false).unwrap().item().unwrap(), 5.0);
+    /// ```
     pub fn max(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> { self.extremum(dims, keepdims, ReduceOp::Max) }
     /// The minimum over `dims`.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f64, 5.0, 3.0, 0.5], &[2, 2]).unwrap();
+    /// assert_eq!(x.min(Some(&[1]), false).unwrap().to_vec_f64().unwrap(), vec![1.0, 0.5]);
+    /// ```
     pub fn min(&self, dims: Option<&[isize]>, keepdims: bool) -> Result<Tensor> { self.extremum(dims, keepdims, ReduceOp::Min) }
 
     /// Sum away the dimensions that broadcasting added to reach this shape from `shape`.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let g = Tensor::from_vec(vec![1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0], &[3, 2]).unwrap();
+    /// // the gradient of a (2,) operand broadcast to (3, 2)
+    /// assert_eq!(g.sum_to_shape(&[2]).unwrap().to_vec_f64().unwrap(), vec![9.0, 12.0]);
+    /// assert_eq!(g.sum_to_shape(&[3, 1]).unwrap().to_vec_f64().unwrap(), vec![3.0, 7.0, 11.0]);
+    /// ```
     pub fn sum_to_shape(&self, shape: &[usize]) -> Result<Tensor> {
         if self.shape() == shape {
             return Ok(self.clone());
@@ -99,6 +149,13 @@ impl Tensor {
 
     /// Index of the largest value along `dim` (first on ties; NaN counts as the largest,
     /// as in Julia and numpy), for each other position.
+    ///
+    /// ```
+    /// use flux_core::Tensor;
+    /// let x = Tensor::from_vec(vec![1.0f32, 5.0, 3.0, 7.0, 0.0, 7.0], &[2, 3]).unwrap();
+    /// let (idx, shape) = x.argmax(1).unwrap();
+    /// assert_eq!((idx, shape), (vec![1, 0], vec![2])); // ties: the first wins
+    /// ```
     pub fn argmax(&self, dim: isize) -> Result<(Vec<usize>, Vec<usize>)> {
         let d = norm_dim(dim, self.ndim())?;
         if self.ndim() == 0 {

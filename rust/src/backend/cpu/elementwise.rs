@@ -9,6 +9,13 @@ use crate::backend::{BinaryOp, CmpOp, UnaryOp};
 use crate::tensor::layout::{for_each_offset2, Layout};
 use crate::tensor::{DType, Float};
 /// The logistic function of one number, without overflow for large |x|.
+///
+/// ```
+/// use flux_core::tensor::elementwise::sigmoid;
+/// assert_eq!(sigmoid(0.0f64), 0.5);
+/// assert_eq!(sigmoid(-800.0f64), 0.0); // no overflow of e^800
+/// assert!((sigmoid(2.0f64) + sigmoid(-2.0f64) - 1.0).abs() < 1e-15);
+/// ```
 #[inline(always)]
 pub fn sigmoid<T: Float>(x: T) -> T {
     if x >= T::zero() {
@@ -19,6 +26,12 @@ pub fn sigmoid<T: Float>(x: T) -> T {
     }
 }
 /// `log(1 + eˣ)` of one number, without overflow.
+///
+/// ```
+/// use flux_core::tensor::elementwise::softplus;
+/// assert!((softplus(0.0f64) - 2f64.ln()).abs() < 1e-15);
+/// assert_eq!(softplus(1000.0f64), 1000.0); // no overflow of e^1000
+/// ```
 #[inline(always)]
 pub fn softplus<T: Float>(x: T) -> T { x.max(T::zero()) + (-x.abs()).exp().ln_1p() }
 
@@ -55,8 +68,22 @@ pub(crate) fn exp_fast<T: Float>(x: T) -> T {
 #[inline(always)]
 fn gelu_gate<T: Float>(u: T) -> T { T::one() / (T::one() + exp_fast(T::f(-2.0) * u)) }
 
+/// Each op on one number, and its derivative.
+///
+/// ```
+/// use flux_core::backend::UnaryOp;
+/// assert_eq!(UnaryOp::Square.fwd(3.0f64), 9.0);
+/// assert_eq!(UnaryOp::Square.deriv(3.0f64, 9.0), 6.0);
+/// ```
 impl UnaryOp {
     /// y = f(x)
+    ///
+    /// ```
+    /// use flux_core::backend::UnaryOp;
+    /// assert_eq!(UnaryOp::Relu.fwd(-2.0f32), 0.0);
+    /// assert_eq!(UnaryOp::LeakyRelu(0.5).fwd(-2.0f64), -1.0);
+    /// assert!(UnaryOp::Relu.fwd(f64::NAN).is_nan()); // NaN propagates
+    /// ```
     #[inline(always)]
     pub fn fwd<T: Float>(self, x: T) -> T {
         match self {
@@ -81,6 +108,13 @@ impl UnaryOp {
         }
     }
     /// dy/dx, given the input x and the output y.
+    ///
+    /// ```
+    /// use flux_core::backend::UnaryOp;
+    /// let y = UnaryOp::Tanh.fwd(0.5f64);
+    /// assert_eq!(UnaryOp::Tanh.deriv(0.5, y), 1.0 - y * y);
+    /// assert_eq!(UnaryOp::Exp.deriv(2.0f64, 7.0), 7.0); // d eˣ/dx = y
+    /// ```
     #[inline(always)]
     pub fn deriv<T: Float>(self, x: T, y: T) -> T {
         let one = T::one();
@@ -112,8 +146,20 @@ impl UnaryOp {
     }
 }
 
+/// Each op on one pair of numbers.
+///
+/// ```
+/// use flux_core::backend::BinaryOp;
+/// assert_eq!(BinaryOp::Sub.fwd(5.0f64, 2.0), 3.0);
+/// ```
 impl BinaryOp {
     /// The op applied to one pair of numbers.
+    ///
+    /// ```
+    /// use flux_core::backend::BinaryOp;
+    /// assert_eq!(BinaryOp::Pow.fwd(2.0f64, 10.0), 1024.0);
+    /// assert!(BinaryOp::Max.fwd(f64::NAN, 1.0).is_nan() && BinaryOp::Max.fwd(1.0, f64::NAN).is_nan());
+    /// ```
     #[inline(always)]
     pub fn fwd<T: Float>(self, a: T, b: T) -> T {
         match self {
@@ -129,6 +175,14 @@ impl BinaryOp {
     }
 }
 
+/// A comparison of two numbers (crate-internal; tensors compare through
+/// [`Tensor::compare`](crate::Tensor::compare)).
+///
+/// ```
+/// use flux_core::{backend::CmpOp, Tensor};
+/// let a = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+/// assert_eq!(a.compare(&a, CmpOp::Eq).unwrap().to_vec_f64().unwrap(), vec![1.0, 1.0]);
+/// ```
 impl CmpOp {
     #[inline(always)]
     pub(crate) fn test<T: Float>(self, a: T, b: T) -> bool {
@@ -151,6 +205,14 @@ pub(crate) const PAR_COSTLY: usize = 1 << 14;
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
 
+/// How a unary kernel is split over threads (crate-internal).
+///
+/// ```
+/// use flux_core::{backend::UnaryOp, DType, Tensor};
+/// // the same numbers whether or not the kernel is split over threads
+/// let x = Tensor::full(&[1 << 19], -1.5, DType::F32);
+/// assert_eq!(x.unary(UnaryOp::Abs).unwrap().max(None, false).unwrap().item().unwrap(), 1.5);
+/// ```
 impl UnaryOp {
     /// Cheap enough that only big arrays are worth splitting over threads.
     fn is_cheap(self) -> bool {

@@ -15,6 +15,11 @@ use crate::tensor::{CpuStorage, DType, Device, Float};
 use elementwise::contig;
 
 /// `n` copies of `v` as a host buffer of `dtype`.
+///
+/// ```
+/// use flux_core::{backend::cpu::full, tensor::CpuStorage, DType};
+/// assert!(matches!(full(3, 1.5, DType::F64), CpuStorage::F64(v) if v == vec![1.5; 3]));
+/// ```
 pub fn full(n: usize, v: f64, dtype: DType) -> CpuStorage { crate::dispatch!(dtype, T => T::vec_into(vec![T::f(v); n])) }
 
 /// The buffer as `&[T]` (the caller has promoted both operands to one dtype).

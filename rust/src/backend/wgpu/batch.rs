@@ -205,6 +205,15 @@ pub(crate) fn retire(key: (u32, u64), buf: wgpu::Buffer) -> Option<wgpu::Buffer>
     None
 }
 
+/// Errors from places that cannot return them (crate-internal), reported by the next
+/// [`Context::check`].
+///
+/// ```
+/// use flux_core::backend::wgpu::context;
+/// if let Ok(ctx) = context() {
+///     assert!(ctx.check("a quiet moment").is_ok()); // nothing deferred
+/// }
+/// ```
 impl Context {
     /// Keep an error to be returned by the next [`Context::check`] (for places that
     /// cannot return one, like a drop).

@@ -92,6 +92,16 @@ pub(crate) fn unary_code(op: UnaryOp) -> (f64, f32, f32) {
 
 /// An elementwise op of a tensor and scalars (the tensor ops `x * a + b`, `clamp`,
 /// `x ** a`, `a / x`, `maximum(x, a)` and friends; `sin`/`cos` take no scalar).
+///
+/// ```
+/// use flux_core::backend::wgpu::{elementwise::{scalar, ScalarOp}, gpu_available, transfer};
+/// use flux_core::tensor::Layout;
+/// if gpu_available() {
+///     let x = transfer::upload(&[-2.0, 0.5, 4.0]).unwrap();
+///     let y = scalar(&x, &Layout::contiguous(&[3]), ScalarOp::Clamp(0.0, 1.0)).unwrap();
+///     assert_eq!(transfer::download(&y).unwrap(), vec![0.0, 0.5, 1.0]);
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ScalarOp {
     /// `a·x + b` (adding, subtracting, scaling by a scalar).
@@ -163,6 +173,17 @@ pub fn scalar(x: &GpuBuffer, l: &Layout, op: ScalarOp) -> Result<GpuBuffer> { ma
 
 /// The backward of a unary op: `g · op'(x)` given the contiguous input `x`, output `y`
 /// and upstream gradient `g`, all of `n` elements.
+///
+/// ```
+/// use flux_core::backend::{wgpu::{elementwise::unary_backward, gpu_available, transfer}, UnaryOp};
+/// if gpu_available() {
+///     let x = transfer::upload(&[3.0, -1.0]).unwrap();
+///     let y = transfer::upload(&[9.0, 1.0]).unwrap();
+///     let g = transfer::upload(&[1.0, 2.0]).unwrap();
+///     let dx = unary_backward(&x, &y, &g, 2, UnaryOp::Square).unwrap(); // g·2x
+///     assert_eq!(transfer::download(&dx).unwrap(), vec![6.0, -4.0]);
+/// }
+/// ```
 pub fn unary_backward(x: &GpuBuffer, y: &GpuBuffer, g: &GpuBuffer, n: usize, op: UnaryOp) -> Result<GpuBuffer> {
     let (code, a, _) = unary_code(op);
     let out = GpuBuffer::new(n)?;
@@ -209,6 +230,17 @@ pub fn binary(a: &GpuBuffer, la: &Layout, b: &GpuBuffer, lb: &Layout, op: Binary
 }
 
 /// `a op b` with broadcasting as 1.0 (true) or 0.0 (false).
+///
+/// ```
+/// use flux_core::backend::{wgpu::{elementwise::compare, gpu_available, transfer}, CmpOp};
+/// use flux_core::tensor::Layout;
+/// if gpu_available() {
+///     let a = transfer::upload(&[1.0, 3.0]).unwrap();
+///     let b = transfer::upload(&[2.0]).unwrap();
+///     let (c, shape) = compare(&a, &Layout::contiguous(&[2]), &b, &Layout::contiguous(&[1]), CmpOp::Lt).unwrap();
+///     assert_eq!((transfer::download(&c).unwrap(), shape), (vec![1.0, 0.0], vec![2]));
+/// }
+/// ```
 pub fn compare(a: &GpuBuffer, la: &Layout, b: &GpuBuffer, lb: &Layout, op: CmpOp) -> Result<(GpuBuffer, Vec<usize>)> {
     let code = match op {
         CmpOp::Gt => 7.0,
@@ -222,6 +254,18 @@ pub fn compare(a: &GpuBuffer, la: &Layout, b: &GpuBuffer, lb: &Layout, op: CmpOp
 }
 
 /// `cond != 0 ? a : b` with the three broadcast together.
+///
+/// ```
+/// use flux_core::backend::wgpu::{elementwise::where_, gpu_available, transfer};
+/// use flux_core::tensor::Layout;
+/// if gpu_available() {
+///     let l = Layout::contiguous(&[2]);
+///     let c = transfer::upload(&[0.0, 1.0]).unwrap();
+///     let (a, b) = (transfer::upload(&[1.0, 2.0]).unwrap(), transfer::upload(&[-1.0]).unwrap());
+///     let (y, _) = where_(&c, &l, &a, &l, &b, &Layout::contiguous(&[1])).unwrap();
+///     assert_eq!(transfer::download(&y).unwrap(), vec![-1.0, 2.0]);
+/// }
+/// ```
 pub fn where_(
     c: &GpuBuffer,
     lc: &Layout,
@@ -241,6 +285,18 @@ pub fn where_(
 
 /// Copy the view `ls` of `src` into the view `ld` of `dst` (same shape): a slice
 /// assignment, one block of a concatenation.
+///
+/// ```
+/// use flux_core::backend::wgpu::{elementwise::copy_into, gpu_available, transfer};
+/// use flux_core::tensor::Layout;
+/// if gpu_available() {
+///     let src = transfer::upload(&[7.0, 8.0]).unwrap();
+///     let dst = transfer::upload(&[0.0, 0.0, 0.0, 0.0]).unwrap();
+///     // into elements 1 and 3 of dst (a strided view)
+///     copy_into(&src, &Layout::contiguous(&[2]), &dst, &Layout { shape: vec![2], strides: vec![2], offset: 1 }).unwrap();
+///     assert_eq!(transfer::download(&dst).unwrap(), vec![0.0, 7.0, 0.0, 8.0]);
+/// }
+/// ```
 pub fn copy_into(src: &GpuBuffer, ls: &Layout, dst: &GpuBuffer, ld: &Layout) -> Result<()> {
     if ls.shape != ld.shape {
         return Err(Error::mismatch("copy", &ls.shape, &ld.shape));
@@ -270,6 +326,15 @@ pub fn contiguous(x: &GpuBuffer, l: &Layout) -> Result<GpuBuffer> {
 }
 
 /// Set elements `offset..offset + n` of `dst` to `v`.
+///
+/// ```
+/// use flux_core::backend::wgpu::{elementwise::fill_into, gpu_available, transfer};
+/// if gpu_available() {
+///     let b = transfer::upload(&[1.0, 1.0, 1.0]).unwrap();
+///     fill_into(&b, 1, 2, 0.5).unwrap();
+///     assert_eq!(transfer::download(&b).unwrap(), vec![1.0, 0.5, 0.5]);
+/// }
+/// ```
 pub fn fill_into(dst: &GpuBuffer, offset: usize, n: usize, v: f32) -> Result<()> {
     if offset + n > dst.len() {
         return Err(Error::Device(format!("fill: elements {offset}..{} of a buffer of {}", offset + n, dst.len())));

@@ -43,18 +43,55 @@ pub fn f16_supported() -> Result<()> {
 }
 
 /// `n` float16 values on the GPU (packed two to a word of its buffer).
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, half, transfer};
+/// if gpu_available() && half::f16_supported().is_ok() {
+///     let h = half::to_f16(&transfer::upload(&[1.0, 2.0, 3.0]).unwrap(), 3).unwrap();
+///     assert_eq!((h.len(), h.buffer().len()), (3, 2)); // two values a word
+/// }
+/// ```
 #[derive(Debug)]
 pub struct HalfBuffer {
     buf: GpuBuffer,
     len: usize,
 }
 
+/// Its size and buffer.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, half, transfer};
+/// if gpu_available() && half::f16_supported().is_ok() {
+///     assert!(!half::to_f16(&transfer::upload(&[1.0]).unwrap(), 1).unwrap().is_empty());
+/// }
+/// ```
 impl HalfBuffer {
     /// The number of f16 values.
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, half, transfer};
+    /// if gpu_available() && half::f16_supported().is_ok() {
+    ///     assert_eq!(half::to_f16(&transfer::upload(&[1.0, 2.0]).unwrap(), 2).unwrap().len(), 2);
+    /// }
+    /// ```
     pub fn len(&self) -> usize { self.len }
     /// Does it hold no values?
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, half, transfer};
+    /// if gpu_available() && half::f16_supported().is_ok() {
+    ///     assert!(!half::to_f16(&transfer::upload(&[1.0]).unwrap(), 1).unwrap().is_empty());
+    /// }
+    /// ```
     pub fn is_empty(&self) -> bool { self.len == 0 }
     /// The device buffer (`len.div_ceil(2)` words).
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, half, transfer};
+    /// if gpu_available() && half::f16_supported().is_ok() {
+    ///     assert_eq!(half::to_f16(&transfer::upload(&[1.0; 5]).unwrap(), 5).unwrap().buffer().len(), 3);
+    /// }
+    /// ```
     pub fn buffer(&self) -> &GpuBuffer { &self.buf }
 }
 
@@ -86,6 +123,14 @@ pub fn to_f16(src: &GpuBuffer, n: usize) -> Result<HalfBuffer> {
 }
 
 /// The values of `h` widened to f32 (exactly: every f16 is an f32).
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, half, transfer};
+/// if gpu_available() && half::f16_supported().is_ok() {
+///     let h = half::to_f16(&transfer::upload(&[1.0, 2.0, 0.5]).unwrap(), 3).unwrap();
+///     assert_eq!(transfer::download(&half::to_f32(&h).unwrap()).unwrap(), vec![1.0, 2.0, 0.5]); // exact in f16
+/// }
+/// ```
 pub fn to_f32(h: &HalfBuffer) -> Result<GpuBuffer> {
     let out = GpuBuffer::new(h.len)?;
     run("to_f32", &[&out, &h.buf], h.len)?;
@@ -94,6 +139,16 @@ pub fn to_f32(h: &HalfBuffer) -> Result<GpuBuffer> {
 
 /// `dst[i] = f32(f16(src[i]))` for the first `n` elements: what a float16 copy of `src`
 /// holds, in f32 storage that every f32 kernel can read.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, half, transfer};
+/// if gpu_available() && half::f16_supported().is_ok() {
+///     let (src, dst) = (transfer::upload(&[1.0, 0.1]).unwrap(), transfer::upload(&[0.0, 0.0]).unwrap());
+///     half::round_f16(&src, &dst, 2).unwrap();
+///     let d = transfer::download(&dst).unwrap();
+///     assert!(d[0] == 1.0 && (d[1] - 0.1).abs() < 1e-4 && d[1] != 0.1);
+/// }
+/// ```
 pub fn round_f16(src: &GpuBuffer, dst: &GpuBuffer, n: usize) -> Result<()> {
     if n > src.len() || n > dst.len() {
         return Err(Error::Device(format!("round_f16: {n} values asked of GPU buffers of {} and {}", src.len(), dst.len())));

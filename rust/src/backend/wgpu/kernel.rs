@@ -20,6 +20,12 @@ use crate::error::{Error, Result};
 
 /// A WGSL source: `name` labels its pipelines and keys the cache; `source` is the
 /// whole module text (usually `include_str!` of a file under `kernels/`).
+///
+/// ```
+/// use flux_core::backend::wgpu::kernel::Kernel;
+/// const DOUBLE: Kernel = Kernel { name: "double", source: "@group(0) @binding(0) var<storage, read_write> x: array<f32>;" };
+/// assert_eq!(DOUBLE.name, "double");
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Kernel {
     /// A unique name for the source.
@@ -38,9 +44,34 @@ thread_local! {
 
 /// How many pipelines have been compiled since the process began (each kernel, entry
 /// and specialisation once).
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, kernel::pipelines_compiled, transfer};
+/// use flux_core::{DType, Device, Tensor};
+/// if gpu_available() {
+///     let x = Tensor::ones(&[4], DType::F32).to_device(Device::Wgpu).unwrap();
+///     x.neg().unwrap(); // compiles the kernel on first use
+///     let n = pipelines_compiled();
+///     assert!(n > 0);
+///     x.neg().unwrap(); // cached (other threads may compile theirs meanwhile)
+///     assert!(pipelines_compiled() >= n);
+/// }
+/// ```
 pub fn pipelines_compiled() -> u64 { COMPILED.load(Ordering::Relaxed) }
 
 /// How many of them this thread compiled.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, kernel::pipelines_compiled_on_this_thread};
+/// use flux_core::{DType, Device, Tensor};
+/// if gpu_available() {
+///     let x = Tensor::ones(&[4], DType::F32).to_device(Device::Wgpu).unwrap();
+///     x.abs().unwrap();
+///     let n = pipelines_compiled_on_this_thread();
+///     x.abs().unwrap();
+///     assert_eq!(pipelines_compiled_on_this_thread(), n);
+/// }
+/// ```
 pub fn pipelines_compiled_on_this_thread() -> u64 { COMPILED_HERE.with(|c| c.get()) }
 
 /// The bits of an f32, for a kernel's `params`.

@@ -10,6 +10,16 @@ const MATMUL: Kernel = family!("matmul");
 /// One operand of [`matmul`]: `batch` matrices of `rows × cols` in a buffer, element
 /// `(b, i, j)` at `offset + b·batch_stride + i·row_stride + j·col_stride` (a transpose
 /// swaps the two strides; a batch shared by every product has `batch_stride` 0).
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, matmul::{matmul, MatLayout}, transfer};
+/// if gpu_available() {
+///     let a = transfer::upload(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+///     // aᵀ·a through the transposed layout (no copy)
+///     let c = matmul(&a, MatLayout::contiguous(2, 2).t(), &a, MatLayout::contiguous(2, 2), 1).unwrap();
+///     assert_eq!(transfer::download(&c).unwrap(), vec![10.0, 14.0, 14.0, 20.0]);
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatLayout {
     /// Rows of each matrix.
@@ -26,12 +36,30 @@ pub struct MatLayout {
     pub col_stride: usize,
 }
 
+/// Layouts of plain and transposed operands.
+///
+/// ```
+/// use flux_core::backend::wgpu::matmul::MatLayout;
+/// assert_eq!(MatLayout::contiguous(2, 3).t().t(), MatLayout::contiguous(2, 3));
+/// ```
 impl MatLayout {
     /// A contiguous row-major stack of `batch` matrices of `rows × cols`.
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::matmul::MatLayout;
+    /// let l = MatLayout::contiguous(2, 3);
+    /// assert_eq!((l.row_stride, l.col_stride, l.batch_stride), (3, 1, 6));
+    /// ```
     pub fn contiguous(rows: usize, cols: usize) -> MatLayout {
         MatLayout { rows, cols, offset: 0, batch_stride: rows * cols, row_stride: cols, col_stride: 1 }
     }
     /// The transpose (a stride swap, no copy).
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::matmul::MatLayout;
+    /// let t = MatLayout::contiguous(2, 3).t();
+    /// assert_eq!((t.rows, t.cols, t.row_stride, t.col_stride), (3, 2, 1, 3));
+    /// ```
     pub fn t(self) -> MatLayout {
         MatLayout { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }

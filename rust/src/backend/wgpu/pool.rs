@@ -40,6 +40,16 @@ pub fn size_class(bytes: u64) -> u64 {
 }
 
 /// How many buffers the pool has created and reused since the process began.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, pool::{stats, GpuBuffer}};
+/// if gpu_available() {
+///     drop(GpuBuffer::new(3_333_333).unwrap()); // back to the pool
+///     let before = stats();
+///     let _b = GpuBuffer::new(3_333_333).unwrap(); // served from the free list
+///     assert!(stats().reused > before.reused);
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolStats {
     /// Buffers created on the device (each a real GPU allocation).
@@ -65,6 +75,19 @@ thread_local! {
 
 /// How many GPU buffers this thread's requests have created (for checking that a
 /// steady loop allocates nothing while other threads use the GPU too).
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, pool::{created_on_this_thread, GpuBuffer}};
+/// if gpu_available() {
+///     let n = created_on_this_thread();
+///     let _b = GpuBuffer::new(12_345_678).unwrap(); // an odd size class: a fresh buffer
+///     assert!(created_on_this_thread() >= n);
+///     let again = created_on_this_thread();
+///     drop(_b);
+///     let _c = GpuBuffer::new(12_345_678).unwrap(); // reused: nothing created
+///     assert_eq!(created_on_this_thread(), again);
+/// }
+/// ```
 pub fn created_on_this_thread() -> u64 { CREATED_HERE.with(|c| c.get()) }
 
 fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
@@ -75,8 +98,13 @@ fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
 /// The pool's counters now.
 ///
 /// ```
-/// let s = flux_core::backend::wgpu::pool::stats();
-/// println!("{} GPU buffers created, {} requests served from the pool", s.created, s.reused);
+/// use flux_core::backend::wgpu::{gpu_available, pool::{stats, GpuBuffer}};
+/// let before = stats();
+/// if gpu_available() {
+///     let _b = GpuBuffer::new(5_555_555).unwrap();
+///     let after = stats();
+///     assert!(after.created + after.reused > before.created + before.reused); // one more request
+/// }
 /// ```
 pub fn stats() -> PoolStats {
     PoolStats {
@@ -101,6 +129,15 @@ pub fn trim() {
 
 /// A device buffer of `len` f32-sized (4-byte) elements from the pool; its capacity is
 /// its size class. Dropping it returns it to the pool.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, pool::GpuBuffer, transfer};
+/// if gpu_available() {
+///     let b = transfer::upload(&[1.0, 2.0]).unwrap();
+///     assert_eq!((b.len(), b.bytes()), (2, 8));
+///     assert!(b.raw().size() >= b.bytes()); // the size class
+/// }
+/// ```
 pub struct GpuBuffer {
     buf: Option<wgpu::Buffer>,
     usage: wgpu::BufferUsages,
@@ -114,6 +151,14 @@ impl std::fmt::Debug for GpuBuffer {
     }
 }
 
+/// Buffers from the pool, and their sizes.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, pool::GpuBuffer};
+/// if gpu_available() {
+///     assert!(GpuBuffer::new(0).unwrap().is_empty());
+/// }
+/// ```
 impl GpuBuffer {
     /// A buffer of `len` 4-byte elements for compute (contents undefined: a reused buffer
     /// keeps what its last user wrote).
@@ -128,6 +173,14 @@ impl GpuBuffer {
     pub fn new(len: usize) -> Result<GpuBuffer> { Self::with_usage(len, STORAGE) }
 
     /// A buffer of `len` 4-byte elements with the given usage (pooled per usage).
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, pool::{GpuBuffer, READBACK}};
+    /// if gpu_available() {
+    ///     let b = GpuBuffer::with_usage(16, READBACK).unwrap();
+    ///     assert!(b.raw().usage().contains(READBACK));
+    /// }
+    /// ```
     pub fn with_usage(len: usize, usage: wgpu::BufferUsages) -> Result<GpuBuffer> {
         let ctx = context()?;
         let bytes = (len as u64).checked_mul(4).ok_or_else(|| Error::Device(format!("{len} elements overflow a GPU buffer")))?;
@@ -156,12 +209,41 @@ impl GpuBuffer {
     }
 
     /// The number of 4-byte elements asked for.
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, pool::GpuBuffer};
+    /// if gpu_available() {
+    ///     assert_eq!(GpuBuffer::new(7).unwrap().len(), 7);
+    /// }
+    /// ```
     pub fn len(&self) -> usize { self.len }
     /// Was it asked for with no elements?
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, pool::GpuBuffer};
+    /// if gpu_available() {
+    ///     assert!(!GpuBuffer::new(1).unwrap().is_empty());
+    /// }
+    /// ```
     pub fn is_empty(&self) -> bool { self.len == 0 }
     /// The bytes the elements take (`4 * len`).
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, pool::GpuBuffer};
+    /// if gpu_available() {
+    ///     assert_eq!(GpuBuffer::new(10).unwrap().bytes(), 40);
+    /// }
+    /// ```
     pub fn bytes(&self) -> u64 { 4 * self.len as u64 }
     /// The wgpu buffer (its size is the size class, at least [`Self::bytes`]).
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, pool::GpuBuffer};
+    /// if gpu_available() {
+    ///     let b = GpuBuffer::new(10).unwrap();
+    ///     assert!(b.raw().size() >= 40);
+    /// }
+    /// ```
     pub fn raw(&self) -> &wgpu::Buffer { self.buf.as_ref().expect("a GpuBuffer holds its buffer until dropped") }
 }
 

@@ -10,6 +10,17 @@ const REDUCE: Kernel = family!("reduce");
 const SOFTMAX: Kernel = family!("softmax");
 
 /// A reduction on the GPU.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, reduce::{reduce, Reduce}, transfer};
+/// use flux_core::tensor::Layout;
+/// if gpu_available() {
+///     let x = transfer::upload(&[1.0, 5.0, 3.0, 4.0]).unwrap();
+///     let l = Layout::contiguous(&[2, 2]);
+///     assert_eq!(transfer::download(&reduce(&x, &l, &[1], Reduce::Max).unwrap()).unwrap(), vec![5.0, 4.0]);
+///     assert_eq!(transfer::download(&reduce(&x, &l, &[0, 1], Reduce::Mean).unwrap()).unwrap(), vec![3.25]);
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduce {
     /// The sum.
@@ -77,6 +88,18 @@ pub fn reduce(x: &GpuBuffer, l: &Layout, axes: &[usize], op: Reduce) -> Result<G
 }
 
 /// What [`softmax`] computes along its axis.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, reduce::{softmax, SoftmaxMode}, transfer};
+/// use flux_core::tensor::Layout;
+/// if gpu_available() {
+///     let x = transfer::upload(&[0.0, 0.0]).unwrap();
+///     let l = Layout::contiguous(&[2]);
+///     assert_eq!(transfer::download(&softmax(&x, &l, 0, SoftmaxMode::Softmax).unwrap()).unwrap(), vec![0.5, 0.5]);
+///     let lse = transfer::download(&softmax(&x, &l, 0, SoftmaxMode::LogSumExp).unwrap()).unwrap();
+///     assert!((lse[0] - 2f32.ln()).abs() < 1e-6);
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SoftmaxMode {
     /// `exp(x - max) / Σ exp(x - max)`: the input's shape.

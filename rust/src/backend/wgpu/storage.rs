@@ -13,6 +13,15 @@ use crate::tensor::{CpuStorage, DType, Device, Layout};
 
 /// A buffer of f32 on the GPU (the GPU computes in f32 only). Cloning copies the
 /// buffer on the device (copy-on-write tensors clone a shared storage before writing).
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, transfer, WgpuStorage};
+/// if gpu_available() {
+///     let s = WgpuStorage::new(transfer::upload(&[1.0, 2.0]).unwrap());
+///     let c = s.clone(); // a copy on the device
+///     assert_eq!(transfer::download(c.buffer()).unwrap(), vec![1.0, 2.0]);
+/// }
+/// ```
 pub struct WgpuStorage {
     buf: GpuBuffer,
 }
@@ -32,14 +41,54 @@ impl Clone for WgpuStorage {
 }
 
 /// Can a GPU be used? `Ok` with an adapter, else `Error::Device` saying why.
+///
+/// ```
+/// use flux_core::{backend::wgpu::{available, gpu_available}, Error};
+/// match available() {
+///     Ok(()) => assert!(gpu_available()),
+///     Err(e) => assert!(matches!(e, Error::Device(_))),
+/// }
+/// ```
 pub fn available() -> Result<()> { device::context().map(|_| ()) }
 
+/// Wrapping and reaching the device buffer.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, transfer, WgpuStorage};
+/// if gpu_available() {
+///     assert_eq!(WgpuStorage::new(transfer::upload(&[3.0]).unwrap()).buffer().len(), 1);
+/// }
+/// ```
 impl WgpuStorage {
     /// Wrap a buffer of f32.
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, transfer, WgpuStorage};
+    /// if gpu_available() {
+    ///     let s = WgpuStorage::new(transfer::upload(&[1.0, 2.0, 3.0]).unwrap());
+    ///     assert_eq!(transfer::download(s.buffer()).unwrap(), vec![1.0, 2.0, 3.0]);
+    /// }
+    /// ```
     pub fn new(buf: GpuBuffer) -> WgpuStorage { WgpuStorage { buf } }
     /// The device buffer.
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{gpu_available, transfer, WgpuStorage};
+    /// if gpu_available() {
+    ///     assert_eq!(WgpuStorage::new(transfer::upload(&[1.0, 2.0]).unwrap()).buffer().bytes(), 8);
+    /// }
+    /// ```
     pub fn buffer(&self) -> &GpuBuffer { &self.buf }
     /// The device buffer, to write in place (optimiser steps).
+    ///
+    /// ```
+    /// use flux_core::backend::wgpu::{elementwise::fill_into, gpu_available, transfer, WgpuStorage};
+    /// if gpu_available() {
+    ///     let mut s = WgpuStorage::new(transfer::upload(&[1.0, 2.0]).unwrap());
+    ///     fill_into(s.buffer_mut(), 0, 2, 5.0).unwrap();
+    ///     assert_eq!(transfer::download(s.buffer()).unwrap(), vec![5.0, 5.0]);
+    /// }
+    /// ```
     pub fn buffer_mut(&mut self) -> &mut GpuBuffer { &mut self.buf }
 }
 
@@ -59,7 +108,7 @@ fn mat_operand(s: &WgpuStorage, l: &Layout) -> Result<(Option<GpuBuffer>, MatLay
     let (rows, cols) = (l.shape[nd - 2], l.shape[nd - 1]);
     let (bs, bst) = (&l.shape[..nd - 2], &l.strides[..nd - 2]);
     // one stride for the whole batch: the dims of size > 1 nest row-major
-    let dims: Vec<(usize, usize)> = bs.iter().zip(bst).filter(|(&n, _)| n > 1).map(|(&n, &s)| (n, s)).collect();
+    let dims: Vec<(usize, usize)> = bs.iter().zip(bst).filter(|&(&n, _)| n > 1).map(|(&n, &s)| (n, s)).collect();
     let even = dims.windows(2).all(|w| w[0].1 == w[1].1 * w[1].0);
     if even {
         let bstride = dims.last().map_or(0, |d| d.1);

@@ -22,6 +22,14 @@ pub fn upload(data: &[f32]) -> Result<GpuBuffer> {
 
 /// A new device buffer holding the u32 values `data` (indices, shapes and other
 /// parameters of kernels).
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, transfer};
+/// if gpu_available() {
+///     let b = transfer::upload_u32(&[1, 2, u32::MAX]).unwrap();
+///     assert_eq!(transfer::download_u32(&b).unwrap(), vec![1, 2, u32::MAX]);
+/// }
+/// ```
 pub fn upload_u32(data: &[u32]) -> Result<GpuBuffer> {
     let b = GpuBuffer::new(data.len())?;
     write_fresh(&b, 0, bytemuck::cast_slice(data))?;
@@ -31,6 +39,16 @@ pub fn upload_u32(data: &[u32]) -> Result<GpuBuffer> {
 /// Overwrite the bytes of `buf` from byte `offset` on with `bytes` (a multiple of 4 long).
 /// The write lands before any work submitted after this call and after all work
 /// submitted before it (pending batched work is submitted first, as it may use `buf`).
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, transfer};
+/// if gpu_available() {
+///     let b = transfer::upload(&[0.0, 0.0]).unwrap();
+///     transfer::write(&b, 4, &2.5f32.to_le_bytes()).unwrap(); // the second element
+///     assert_eq!(transfer::download(&b).unwrap(), vec![0.0, 2.5]);
+///     assert!(transfer::write(&b, 2, &[0; 4]).is_err()); // not 4-byte aligned
+/// }
+/// ```
 pub fn write(buf: &GpuBuffer, offset: u64, bytes: &[u8]) -> Result<()> {
     if !bytes.is_empty() {
         super::batch::flush()?;
@@ -58,15 +76,37 @@ fn write_fresh(buf: &GpuBuffer, offset: u64, bytes: &[u8]) -> Result<()> {
 }
 
 /// The first `buf.len()` elements of `buf` as f32, after all submitted work is done.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, transfer};
+/// if gpu_available() {
+///     assert_eq!(transfer::download(&transfer::upload(&[4.0, 5.0]).unwrap()).unwrap(), vec![4.0, 5.0]);
+/// }
+/// ```
 pub fn download(buf: &GpuBuffer) -> Result<Vec<f32>> { download_range(buf, 0, buf.len()) }
 
 /// Elements `start..start + len` of `buf` as f32.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, transfer};
+/// if gpu_available() {
+///     let b = transfer::upload(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+///     assert_eq!(transfer::download_range(&b, 1, 2).unwrap(), vec![2.0, 3.0]);
+/// }
+/// ```
 pub fn download_range(buf: &GpuBuffer, start: usize, len: usize) -> Result<Vec<f32>> {
     // the bytes of a Vec<u8> need not be aligned for f32: copy them out element by element
     Ok(bytemuck::pod_collect_to_vec(&download_bytes(buf, 4 * start as u64, 4 * len as u64)?))
 }
 
 /// The first `buf.len()` elements of `buf` as u32.
+///
+/// ```
+/// use flux_core::backend::wgpu::{gpu_available, transfer};
+/// if gpu_available() {
+///     assert_eq!(transfer::download_u32(&transfer::upload_u32(&[7, 8]).unwrap()).unwrap(), vec![7, 8]);
+/// }
+/// ```
 pub fn download_u32(buf: &GpuBuffer) -> Result<Vec<u32>> {
     Ok(bytemuck::pod_collect_to_vec(&download_bytes(buf, 0, buf.bytes())?))
 }
