@@ -38,6 +38,15 @@ fn broadcast_words(t: &Tensor, full: &[usize; 4]) -> Result<Vec<u32>> {
 /// α = softmax(scale·s + bias, masked) along the last axis of the scores `s` (batch,
 /// nheads, q_len, kv_len, contiguous): query i sees key j unless `causal` and j > i, or
 /// `keep` (broadcast) is 0 there.
+///
+/// ```
+/// use flux_core::{backend::wgpu::attention::masked_softmax, DType, Device, Tensor};
+/// if let Ok(s) = Tensor::zeros(&[1, 1, 2, 2], DType::F32).to_device(Device::Wgpu) {
+///     // causal: query 0 sees key 0 only; query 1 sees both equally
+///     let a = masked_softmax(&s, 1.0, true, None, None).unwrap();
+///     assert_eq!(a.to_vec_f64().unwrap(), vec![1.0, 0.0, 0.5, 0.5]);
+/// }
+/// ```
 pub fn masked_softmax(s: &Tensor, scale: f32, causal: bool, bias: Option<&Tensor>, keep: Option<&Tensor>) -> Result<Tensor> {
     let full = [s.shape()[0], s.shape()[1], s.shape()[2], s.shape()[3]];
     let rows = full[0] * full[1] * full[2];
@@ -65,6 +74,15 @@ pub fn masked_softmax(s: &Tensor, scale: f32, causal: bool, bias: Option<&Tensor
 }
 
 /// The softmax's backward along the last axis: `dS = α ⊙ (dα − Σ dα⊙α)` per row.
+///
+/// ```
+/// use flux_core::{backend::wgpu::attention::softmax_backward, DType, Device, Tensor};
+/// let gpu = |v: f64| Tensor::full(&[1, 1, 1, 2], v, DType::F32).to_device(Device::Wgpu);
+/// if let (Ok(a), Ok(da)) = (gpu(0.5), gpu(1.0)) {
+///     // an equal gradient on every weight changes nothing: the weights sum to one
+///     assert_eq!(softmax_backward(&a, &da).unwrap().to_vec_f64().unwrap(), vec![0.0, 0.0]);
+/// }
+/// ```
 pub fn softmax_backward(alpha: &Tensor, dalpha: &Tensor) -> Result<Tensor> {
     let (a, da) = (dense(alpha)?, dense(dalpha)?);
     let len = *a.shape().last().unwrap_or(&1);
