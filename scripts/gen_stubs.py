@@ -44,7 +44,7 @@ ATTN = "tuple[Tensor, Tensor]"
 T = "Tensor"
 # every function's and method's return type ("Class.name" for methods and properties)
 RETURNS = {
-    "_panic_for_test": "None", "_gpu_unavailable_reason": "str | None", "gpu_available": "bool", "alpha_dropout": T, "assign_": "None", "cat": T, "clamp": T,
+    "_panic_for_test": "None", "_gpu_unavailable_reason": "str | None", "_gpu_reads": "tuple[int, int]", "gpu_available": "bool", "alpha_dropout": T, "assign_": "None", "cat": T, "clamp": T,
     "clip_global_norm_": "float", "conv": T, "conv_transpose": T, "conv_transpose_layer": T, "scale_layer": T,
     "bilinear_layer": T, "maxout": T, "ctc_loss": T, "dense": T,
     "dot_product_attention": ATTN, "dropout": T, "full": T, "gather_bytes": "None", "gather_rows": T,

@@ -55,5 +55,12 @@ RUSTC_BOOTSTRAP=flux_core RUSTDOCFLAGS="--cfg flux_doc_lint -Z unstable-options 
 say "native example: cnn_batchnorm (train, checkpoint, resume; small settings)"
 # built by the cargo test above (cargo test builds the examples)
 target/release/examples/cnn_batchnorm --epochs 1 --resume-epochs 1 --train 256 --test 200 >/dev/null
+say "native example: mnist_gpu on the GPU (300 images, 1 epoch; lavapipe where there is no GPU)"
+# built by the cargo test above (the wgpu feature is on); without an adapter it says why
+if python -c "import flux_rs, sys; sys.exit(not flux_rs.gpu_available())"; then
+    target/release/examples/mnist_gpu "" 1 300 | grep -E "^(adapter|epoch)"
+else
+    echo "mnist_gpu skipped: no GPU adapter"
+fi
 say "Python tests: pytest tests python/flux_rs --doctest-modules ${slow[*]}"
 python -m pytest -q tests python/flux_rs --doctest-modules ${slow[@]+"${slow[@]}"} "$@"

@@ -24,8 +24,19 @@ fn gpu_available() -> bool { Device::wgpu().is_ok() }
 #[pyfunction]
 fn _gpu_unavailable_reason() -> Option<String> { Device::wgpu().err().map(|e| e.to_string()) }
 
+/// `(reads, bytes)`: device → host reads so far in this process (a GPU training step
+/// reads back its loss, 4 bytes, and nothing else); `(0, 0)` without the GPU backend.
+#[pyfunction]
+fn _gpu_reads() -> (u64, u64) {
+    #[cfg(feature = "wgpu")]
+    return flux_core::backend::wgpu::transfer::reads();
+    #[cfg(not(feature = "wgpu"))]
+    (0, 0)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gpu_available, m)?)?;
+    m.add_function(wrap_pyfunction!(_gpu_reads, m)?)?;
     m.add_function(wrap_pyfunction!(_gpu_unavailable_reason, m)?)?;
     Ok(())
 }

@@ -141,7 +141,7 @@ pub fn state_from_py(v: &Bound<'_, PyAny>) -> PyResult<State> {
             return Ok(State::Scalar(f));
         }
     }
-    Ok(State::Tensor(to_tensor(v, None)?.detach_copy()))
+    Ok(State::Tensor(to_tensor(v, None)?.detach_copy().py()?))
 }
 
 /// The optimiser state of one parameter: `rule`, `state` and `frozen`, as in
@@ -200,7 +200,8 @@ fn array_repr(py: Python<'_>, t: &Tensor) -> PyResult<String> {
         DType::F64 => "Float64",
     };
     let n = t.numel();
-    let c = t.contiguous();
+    // shown from host memory (a GPU state's arrays are read back to print them)
+    let c = t.to_device(flux_core::Device::Cpu).py()?.contiguous().py()?;
     let pick = |i: usize| -> PyResult<String> {
         let v = match dt {
             DType::F32 => c.as_slice::<f32>().py()?[i] as f64,
@@ -324,7 +325,7 @@ impl PyLeaf {
     }
     /// A copy whose state arrays are independent of this leaf's.
     fn _copy(&mut self, py: Python<'_>) -> PyResult<PyLeaf> {
-        let state = self.with_arrays(py, |s| s.deep_clone())?;
+        let state = self.with_arrays(py, |s| s.deep_clone())?.py()?;
         Ok(PyLeaf { rule: self.rule.clone_ref(py), core: self.core.clone(), state, views: None, frozen: self.frozen })
     }
     /// `Leaf(Adam(eta=0.001, …), (Float32[0.0, 0.0 … 0.0] (3, 4), …, (0.9, 0.999)))`:
@@ -508,11 +509,11 @@ fn rule_init<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, x: &Bound<'py, PyAn
 fn rule_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, state: &Bound<'py, PyAny>, x: &Bound<'py, PyAny>, g: &Bound<'py, PyAny>, check_form: bool) -> PyResult<(Bound<'py, PyAny>, Option<PyTensor>)> {
     let r = core_of(rule)?;
     let x = to_tensor(x, None)?;
-    let mut g = to_tensor(g, Some(x.dtype()))?.cast(x.dtype()).py()?.detach_copy();
+    let mut g = to_tensor(g, Some(x.dtype()))?.cast(x.dtype()).py()?.detach_copy().py()?;
     if g.shape() != x.shape() {
         return Err(PyValueError::new_err(format!("gradient of shape {:?} does not match parameter of shape {:?}", g.shape(), x.shape())));
     }
-    let mut s = state_from_py(state)?.deep_clone();
+    let mut s = state_from_py(state)?.deep_clone().py()?;
     // a state of another form would fail deep inside the rule with the rule's own words
     let want = if check_form { Some(r.init(&x).py()?) } else { None };
     if let Some(want) = want.filter(|w| !s.same_form(w)) {

@@ -124,6 +124,9 @@ impl PyRule {
                 x.shape()
             )));
         }
+        // a step computed with numpy is a host array: it goes to the parameter's device
+        // (tensor ops on a GPU parameter's dx already ran there)
+        let d = if d.device() == x.device() { d } else { d.to_device(x.device()).map_err(crate::errors::to_py)? };
         *g = if d.dtype() == x.dtype() { d.detach() } else { d.cast(x.dtype()).map_err(crate::errors::to_py)? };
         Ok(true)
     }

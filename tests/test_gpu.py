@@ -197,3 +197,78 @@ def test_mixed_precision_with_a_float32_master_on_the_gpu_rounds_parameters_to_f
     np.testing.assert_array_equal(wg.astype(np.float16).astype(np.float32), wg)  # float16 values
     assert np.all(np.abs(wg - wc) <= np.abs(wc) * 2.0 ** -11 + 1e-6), np.max(np.abs(wg - wc))
     assert not np.array_equal(wg, w0)
+
+
+@needs_gpu
+@pytest.mark.parametrize("clip", [False, True], ids=["Adam", "ClipNorm then Adam"])
+def test_train_on_the_gpu_reads_back_only_the_loss_each_step(clip):
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(40, 6)).astype(np.float32), np.eye(3, dtype=np.float32)[rng.integers(0, 3, 40)]
+    m = fx.gpu(fx.Chain(fx.Dense(6, 8, fx.relu), fx.Dense(8, 3)))
+    rule = fx.OptimiserChain(fx.ClipNorm(1.0), fx.Adam(0.01)) if clip else fx.Adam(0.01)
+    st = fx.setup(rule, m)
+    data = fx.DataLoader((x, y), batchsize=8, device="gpu")
+    loss = lambda m, x, y: fx.losses.logitcrossentropy(m(x), y)
+    fx.train_(loss, m, data, st, progress=False)  # the first epoch compiles the kernels
+    reads0, bytes0 = _core._gpu_reads()
+    losses = fx.train_(loss, m, data, st, progress=False)
+    reads1, bytes1 = _core._gpu_reads()
+    assert len(losses) == 5 and losses[-1] < losses[0] * 2
+    # per step: the loss; with ClipNorm also each of the 4 parameters' gradient norm
+    # (reduced on the GPU: one float each, which ClipNorm must see to raise on Inf/NaN)
+    per_step = 1 + (4 if clip else 0)
+    assert (reads1 - reads0, bytes1 - bytes0) == (5 * per_step, 4 * 5 * per_step)
+
+
+@needs_gpu
+def test_the_read_counter_counts_device_reads():
+    t = fx.gpu(fx.tensor(np.ones((3, 4), np.float32)))
+    r0, b0 = _core._gpu_reads()
+    np.asarray(t)
+    r1, b1 = _core._gpu_reads()
+    assert (r1 - r0, b1 - b0) == (1, 48)
+
+
+class PyMomentum(fx.Rule):
+    """Momentum with Tensor operations: on a GPU parameter they run on the GPU."""
+
+    def __init__(self, eta=0.05, rho=0.9):
+        self.eta, self.rho = eta, rho
+
+    def init(self, x):
+        return x * 0.0
+
+    def apply(self, v, x, dx):
+        v = self.rho * v + self.eta * dx
+        return v, v
+
+
+class NumpySign(fx.Rule):
+    """A rule written with numpy: its step is a host array, moved to the parameter's device."""
+
+    def __init__(self, eta=0.1):
+        self.eta = eta
+
+    def apply(self, state, x, dx):
+        return state, self.eta * np.sign(np.asarray(dx))
+
+
+@needs_gpu
+@pytest.mark.parametrize("rule", [PyMomentum(), NumpySign()], ids=["tensor ops", "numpy"])
+def test_a_python_rule_updates_a_gpu_model_as_on_the_cpu(rule):
+    rng = np.random.default_rng(5)
+    w0 = rng.normal(size=(3, 4)).astype(np.float32)
+    out = {}
+    for dev in ("cpu", "gpu"):
+        m = {"w": fx.tensor(w0.copy())}
+        if dev == "gpu":
+            fx.gpu(m)
+        st = fx.setup(rule, m)
+        grng = np.random.default_rng(6)
+        for _ in range(3):
+            g = fx.tensor(grng.normal(size=w0.shape).astype(np.float32))
+            fx.update_(st, m, {"w": fx.gpu(g) if dev == "gpu" else g})
+        out[dev] = m["w"]
+    assert out["gpu"].device == "gpu"
+    close(out["cpu"], out["gpu"])
+    assert not np.allclose(np.asarray(out["gpu"]), w0)

@@ -19,7 +19,7 @@
 //! assert_eq!(b.to_vec_f64().unwrap(), vec![3.0, 4.0, 5.0]);
 //! ```
 use crate::error::{value_err, Result};
-use crate::tensor::{DType, Float, Tensor};
+use crate::tensor::{DType, Device, Float, Tensor};
 
 /// One bucket of a [`plan`]: tensors `members` (indices into the planned list, in
 /// order), all of `dtype`, laid end to end in `len` elements.
@@ -101,6 +101,9 @@ pub fn pack<T: Float>(tensors: &[&Tensor], out: &mut [T]) -> Result<()> {
         if t.dtype() != T::DTYPE {
             return Err(value_err!("pack: a {} tensor in a {} bucket", t.dtype().name(), T::DTYPE.name()));
         }
+        // MPI reduces host memory: a device tensor is read back first
+        let host;
+        let t = if t.device() == Device::Cpu { *t } else { host = t.to_device(Device::Cpu)?; &host };
         let c = t.as_contiguous::<T>()?;
         let n = c.numel();
         out[at..at + n].copy_from_slice(c.as_slice::<T>()?);
@@ -128,6 +131,13 @@ pub fn unpack<T: Float>(src: &[T], tensors: &mut [&mut Tensor], scale: f64) -> R
     for t in tensors.iter_mut() {
         let n = t.numel();
         let part = &src[at..at + n];
+        if t.device() != Device::Cpu {
+            // a device tensor gets its part uploaded (assign_ moves it there)
+            let v: Vec<T> = if scale == 1.0 { part.to_vec() } else { part.iter().map(|&v| v * s).collect() };
+            t.assign_(&Tensor::from_vec(v, t.shape())?)?;
+            at += n;
+            continue;
+        }
         let dst = t.data_mut::<T>()?;
         if scale == 1.0 {
             dst.copy_from_slice(part);

@@ -127,7 +127,7 @@ impl Op {
                 Ok(vec![ga.map(|t| t.sum_to_shape(sa)).transpose()?, gb.map(|t| t.sum_to_shape(sb)).transpose()?])
             }
             Op::Sum { in_shape, dims, scale } => {
-                let e = expand_back(g, in_shape, dims)?.contiguous();
+                let e = expand_back(g, in_shape, dims)?.contiguous()?;
                 one(if *scale == 1.0 { e } else { e.mul_scalar(*scale)? })
             }
             Op::Extremum { x, y, dims } => {
@@ -158,7 +158,7 @@ impl Op {
                         .enumerate()
                         .map(|(i, &n)| if i == *axis { SliceDim { start, len: s, step: 1 } } else { SliceDim { start: 0, len: n, step: 1 } })
                         .collect();
-                    out.push(Some(g.slice(&dims)?.contiguous()));
+                    out.push(Some(g.slice(&dims)?.contiguous()?));
                     start += s;
                 }
                 Ok(out)

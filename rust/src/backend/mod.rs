@@ -563,6 +563,24 @@ pub trait BackendStorage: Sized + Clone + Debug + Send + Sync {
         let _ = (arg, g, mode);
         Err(no_kernel(self.device(), "pool backward"))
     }
+    /// `min(max(x, lo), hi)` for every element of the view `l` (NaN passes through).
+    fn clamp(&self, l: &Layout, lo: f64, hi: f64) -> Result<Self> {
+        let _ = (l, lo, hi);
+        Err(no_kernel(self.device(), "clamp"))
+    }
+    /// For each row of the view `l` along its last dim, the index of its largest value
+    /// (the first on ties; NaN counts as the largest). Indices come back to the host.
+    fn argmax_last(&self, l: &Layout) -> Result<Vec<usize>> {
+        let _ = l;
+        Err(no_kernel(self.device(), "argmax"))
+    }
+    /// `n` zeros with the view `l` of `self` written at the positions of `dst` (a view
+    /// of the same shape into the `n` elements, no two positions equal): the backward of
+    /// slicing.
+    fn scatter_strided(&self, l: &Layout, n: usize, dst: &Layout) -> Result<Self> {
+        let _ = (l, n, dst);
+        Err(no_kernel(self.device(), "slice backward"))
+    }
     /// One optimiser rule's fused in-place step. `self` is the buffer written: the
     /// parameter `x` when `step.into_x` (`x ← x − dx′`, `read` is the gradient), else
     /// the gradient (`g ← dx′`, `read` is the parameter); `states` are the rule's state

@@ -3,6 +3,7 @@
 use super::null::NullStorage;
 use crate::error::Error;
 use crate::ops::{apply, FusedOp};
+use crate::tensor::movement::SliceDim;
 use crate::tensor::{Device, Layout, Storage, Tensor};
 
 /// A tensor on the kernel-less test device, holding `v` in `shape`.
@@ -36,17 +37,21 @@ fn every_primitive_without_a_kernel_is_a_device_error_naming_it() {
     device_error_naming(x.logsoftmax(-1), "logsoftmax");
     device_error_naming(x.matmul(&y), "matmul");
     device_error_naming(x.cast(crate::DType::F64), "cast");
-    device_error_naming(x.t().unwrap().try_contiguous(), "contiguous");
+    device_error_naming(x.t().unwrap().contiguous(), "contiguous");
     device_error_naming(x.index_select(1, &[2, 0]), "index_select");
     device_error_naming(crate::tensor::gather::scatter_add(&x, &[1, 0], &[2], 3), "index_add");
     device_error_naming(Tensor::concat(&[&x, &x], 0), "concat");
     device_error_naming(crate::tensor::misc::where_(&x, &x, &x), "compare");
+    device_error_naming(crate::tensor::misc::clamp(&x, 0.0, 1.0), "clamp");
+    device_error_naming(x.argmax(0).map(|_| x.clone()), "argmax");
+    let dims = [SliceDim { start: 0, len: 1, step: 1 }, SliceDim { start: 1, len: 2, step: 1 }];
+    device_error_naming(crate::tensor::movement::slice_backward(&[2, 3], &dims, &on_null(vec![1.0, 2.0], &[1, 2])), "slice backward");
 }
 
 #[test]
 fn a_cpu_only_path_refuses_a_device_tensor_instead_of_panicking() {
     let x = on_null(vec![1.0, 2.0, 3.0], &[3]);
-    for r in [x.as_slice::<f32>().map(|_| ()), crate::tensor::misc::clamp(&x, 0.0, 1.0).map(|_| ()), x.argmax(0).map(|_| ())] {
+    for r in [x.as_slice::<f32>().map(|_| ())] {
         match r {
             Err(Error::Device(m)) => assert!(m.contains("only on the CPU") && m.contains("gpu"), "{m}"),
             other => panic!("expected Error::Device, got {other:?}"),

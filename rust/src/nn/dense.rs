@@ -1,14 +1,11 @@
-//! The fully connected layer, as one fused op: `σ(x·Wᵀ + b)` is a single GEMM whose
-//! output starts as the bias rows, then the activation in place; the backward pass is
-//! one elementwise sweep (`g ⊙ σ′`) and two GEMMs that read `W` and `x` through strides
-//! (no transposed copies), with the bias gradient as column sums. One tape node per layer.
+//! The fully connected layer: [`linear`] checks its operands and runs the fused op
+//! [`DenseOp`] (`rust/src/ops/dense.rs`, one tape node per layer on either device);
+//! [`Dense`] holds the parameters.
 use super::{Activation, Module};
-use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, Result};
-use crate::tensor::elementwise::{mul_deriv_map, unary_inplace, unary_map};
-use crate::tensor::matmul::{gemm_into, gemm_new, Mat};
+use crate::ops::{self, dense::DenseOp};
 use crate::tensor::random::Rng;
-use crate::tensor::{DType, Float, Tensor};
+use crate::tensor::{DType, Tensor};
 
 /// `σ(x·Wᵀ + b)` for `x` of shape (..., in) and `W` of shape (out, in).
 ///
@@ -28,16 +25,6 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
     if x.ndim() == 0 || x.shape()[x.ndim() - 1] != inp {
         return Err(shape_err!("Dense({inp} => {out}) expects input with last dimension {inp}, got shape {:?}", x.shape()));
     }
-    if x.device() != crate::Device::Cpu {
-        // off the CPU the fused kernel (which reads host memory) gives way to the
-        // composed ops, which every backend runs
-        let y = x.matmul(&w.t()?)?;
-        let y = match b {
-            Some(b) => y.add(b)?,
-            None => y,
-        };
-        return act.apply(&y);
-    }
     if let Some(b) = b {
         if b.shape() != [out] {
             // a bias that only broadcasts: the composed (unfused) path
@@ -52,113 +39,17 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Re
     let lead = &x.shape()[..x.ndim() - 1];
     let rows: usize = lead.iter().product();
     let x2 = if x.ndim() == 2 { std::borrow::Cow::Borrowed(&*x) } else { std::borrow::Cow::Owned(x.reshape(&[rows, inp])?) };
-    let (y, z) = crate::dispatch!(dt, T => forward::<T>(&x2, &w, b.as_deref(), act, rows, inp, out)?);
     let mut ins: Vec<&Tensor> = vec![&x2, &w];
     if let Some(b) = b.as_deref() {
         ins.push(b);
     }
-    record(&ins, &y, || Op::Custom(Box::new(DenseBackward { x: x2.clone().into_owned(), w: w.clone().into_owned(), y: y.clone(), z, act, bias: b.is_some() })));
+    let y = ops::apply(&DenseOp { act }, &ins)?;
     if x.ndim() == 2 {
         return Ok(y);
     }
     let mut shape = lead.to_vec();
     shape.push(out);
     y.reshape(&shape)
-}
-
-/// Whether σ′ needs the pre-activation `z`; relu, tanh and sigmoid read it off `y`.
-fn needs_z(act: Activation) -> bool {
-    !matches!(act, Activation::Identity | Activation::Relu | Activation::Tanh | Activation::Sigmoid)
-}
-
-/// (y, z): the output and, when σ′ needs it, the pre-activation.
-fn forward<T: Float>(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation, rows: usize, inp: usize, out: usize) -> Result<(Tensor, Option<Tensor>)> {
-    let (xm, wm) = (Mat::of(x, false)?, Mat::of(w, true)?);
-    let mut z = match b {
-        Some(b) => {
-            // the bias rows first, then the product added onto them
-            let b = b.as_contiguous::<T>()?;
-            let bv = b.as_slice::<T>()?;
-            let mut z = Vec::with_capacity(rows * out);
-            (0..rows).for_each(|_| z.extend_from_slice(bv));
-            gemm_into(rows, out, inp, xm, wm, &mut z, true);
-            z
-        }
-        None => gemm_new(rows, out, inp, xm, wm),
-    };
-    let Some(op) = act.unary_op() else {
-        return Ok((Tensor::from_vec(z, &[rows, out])?, None));
-    };
-    if needs_z(act) {
-        let y = unary_map(op, &z);
-        return Ok((Tensor::from_vec(y, &[rows, out])?, Some(Tensor::from_vec(z, &[rows, out])?)));
-    }
-    unary_inplace(op, &mut z);
-    Ok((Tensor::from_vec(z, &[rows, out])?, None))
-}
-
-/// The backward rule of [`linear`]'s fused op (inputs x, W and, if any, b).
-#[derive(Debug)]
-struct DenseBackward {
-    x: Tensor,
-    w: Tensor,
-    y: Tensor,
-    z: Option<Tensor>,
-    act: Activation,
-    bias: bool,
-}
-
-impl DenseBackward {
-    fn run<T: Float>(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let (rows, inp) = (self.x.shape()[0], self.x.shape()[1]);
-        let out = self.w.shape()[0];
-        let g = g.as_contiguous::<T>()?;
-        let gs = g.as_slice::<T>()?;
-        // dz = g ⊙ σ′(z, y), or g itself for the identity
-        let dz_own;
-        let dz: &[T] = match self.act.unary_op() {
-            None => gs,
-            Some(op) => {
-                let y = self.y.as_slice::<T>()?;
-                let z = match &self.z {
-                    Some(z) => z.as_slice::<T>()?,
-                    None => y, // relu: y > 0 exactly where z > 0
-                };
-                dz_own = mul_deriv_map(op, gs, z, y);
-                &dz_own
-            }
-        };
-        let dzm = Mat { data: dz, off: 0, rs: out as isize, cs: 1 };
-        let gx = if needs[0] {
-            Some(Tensor::from_vec(gemm_new(rows, inp, out, dzm, Mat::of(&self.w, false)?), &[rows, inp])?)
-        } else {
-            None
-        };
-        let gw = if needs[1] {
-            Some(Tensor::from_vec(gemm_new(out, inp, rows, dzm.t(), Mat::of(&self.x, false)?), &[out, inp])?)
-        } else {
-            None
-        };
-        let mut res = vec![gx, gw];
-        if self.bias {
-            res.push(if needs.get(2).copied().unwrap_or(false) {
-                let mut s = vec![T::zero(); out];
-                for r in dz.chunks_exact(out.max(1)) {
-                    s.iter_mut().zip(r).for_each(|(a, &v)| *a += v);
-                }
-                Some(Tensor::from_vec(s, &[out])?)
-            } else {
-                None
-            });
-        }
-        Ok(res)
-    }
-}
-
-impl Backward for DenseBackward {
-    fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        crate::dispatch!(self.x.dtype(), T => self.run::<T>(g, needs))
-    }
 }
 
 /// A fully connected layer: `σ(x·Wᵀ + b)` with `W` of shape (out, in).

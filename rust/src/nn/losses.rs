@@ -15,7 +15,7 @@
 use crate::autodiff::{self, Backward, Op};
 use crate::error::{py_shape, shape_err, value_err, Result};
 use crate::tensor::elementwise::CmpOp;
-use crate::tensor::{DType, Float, Tensor};
+use crate::tensor::{DType, Tensor};
 
 /// How per-element (or per-sample) losses are combined.
 ///
@@ -172,50 +172,12 @@ pub fn mae(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
 /// ```
 pub fn mse(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
     let y = target(yhat, y, "mse")?;
-    if agg != Agg::None && yhat.shape() == y.shape() && yhat.device() == crate::tensor::Device::Cpu && y.device() == yhat.device() {
-        // one pass and one tape node instead of three (sub, square, mean): the common
-        // case, and most of a small regression step (on the host; a GPU composes the ops)
-        return crate::dispatch!(yhat.dtype(), T => mse_fused::<T>(yhat, &y, agg));
+    if agg != Agg::None && yhat.shape() == y.shape() && yhat.dtype() == y.dtype() {
+        // one fused op and one tape node instead of three (sub, square, mean): the
+        // common case, and most of a small regression step
+        return crate::ops::apply(&crate::ops::mse::MseOp { mean: agg == Agg::Mean }, &[yhat, &y]);
     }
     agg.apply(&yhat.sub(&y)?.square()?)
-}
-
-/// `Σ(ŷ − y)²`, times `1/n` for the mean: the same sum, in the same order, as the
-/// composed ops, so the value is bit-identical to theirs.
-fn mse_fused<T: Float>(yhat: &Tensor, y: &Tensor, agg: Agg) -> Result<Tensor> {
-    let (a, b) = (yhat.as_contiguous::<T>()?, y.as_contiguous::<T>()?);
-    let (av, bv) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
-    let sum = av.iter().zip(bv).fold(T::zero(), |acc, (&p, &q)| acc + (p - q) * (p - q));
-    let scale = if agg == Agg::Mean { 1.0 / av.len() as f64 } else { 1.0 };
-    let out = Tensor::from_vec(vec![if agg == Agg::Mean { sum * T::f(scale) } else { sum }], &[])?;
-    autodiff::record(&[yhat, y], &out, || Op::Custom(Box::new(MseBackward { yhat: a.into_owned(), y: b.into_owned(), scale })));
-    Ok(out)
-}
-
-/// d/dŷ = 2·scale·(ŷ − y)·g, d/dy its negative.
-#[derive(Debug)]
-struct MseBackward {
-    yhat: Tensor,
-    y: Tensor,
-    scale: f64,
-}
-
-impl MseBackward {
-    fn run<T: Float>(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let k = g.cast(T::DTYPE)?.item()? * 2.0 * self.scale;
-        let (av, bv) = (self.yhat.as_slice::<T>()?, self.y.as_slice::<T>()?);
-        let d: Vec<T> = av.iter().zip(bv).map(|(&p, &q)| (p - q) * T::f(k)).collect();
-        let shape = self.yhat.shape();
-        let gy = if needs.get(1).copied().unwrap_or(false) { Some(Tensor::from_vec(d.iter().map(|&v| -v).collect(), shape)?) } else { None };
-        let gh = if needs[0] { Some(Tensor::from_vec(d, shape)?) } else { None };
-        Ok(vec![gh, gy])
-    }
-}
-
-impl Backward for MseBackward {
-    fn backward(&self, g: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        crate::dispatch!(self.yhat.dtype(), T => self.run::<T>(g, needs))
-    }
 }
 
 /// `agg(log((ŷ + ϵ)/(y + ϵ))²)`
@@ -607,7 +569,9 @@ pub fn ctc_loss(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
         let ll = if s_len > 1 { logaddexp(alpha[last + s_len - 1], alpha[last + s_len - 2]) } else { alpha[last] };
         -ll
     };
-    let out = Tensor::scalar(nll, logits.dtype());
+    // the α–β recursions run on the host (a sequence's T×C log-probabilities are read
+    // back from a GPU); the loss and its gradient go to the logits' device
+    let out = Tensor::scalar(nll, logits.dtype()).to_device(logits.device())?.detach();
     if autodiff::is_recording() {
         // β_t(s): log-probability of emitting the rest after step t, being at s at step t
         // (excluding step t's own emission), so Σ_s α_t(s)β_t(s) = p for every t.
@@ -643,7 +607,7 @@ pub fn ctc_loss(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
                 }
             }
         }
-        let g = Tensor::from_vec(grad, &[t_len, c])?.cast(logits.dtype())?;
+        let g = Tensor::from_vec(grad, &[t_len, c])?.cast(logits.dtype())?.to_device(logits.device())?.detach();
         autodiff::record(&[logits], &out, || Op::Custom(Box::new(CtcBackward { grad: g })));
     }
     Ok(out)

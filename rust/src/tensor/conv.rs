@@ -536,9 +536,9 @@ fn prepare(x: &Tensor, w: &Tensor, b: Option<&Tensor>, what: &str) -> Result<(Te
         ));
     }
     let dt = DType::promote(x.dtype(), w.dtype());
-    let x = x.cast(dt)?.contiguous();
-    let w = w.cast(dt)?.contiguous();
-    let b = b.map(|b| b.cast(dt).map(|b| b.contiguous())).transpose()?;
+    let x = x.cast(dt)?.contiguous()?;
+    let w = w.cast(dt)?.contiguous()?;
+    let b = b.map(|b| b.cast(dt).and_then(|b| b.contiguous())).transpose()?;
     Ok((x, w, b, dt))
 }
 
@@ -558,7 +558,7 @@ impl Backward for ConvBackward {
             return device::backward(self, gy, needs);
         }
         let g = &self.g;
-        let gy = gy.cast(self.x.dtype())?.contiguous();
+        let gy = gy.cast(self.x.dtype())?.contiguous()?;
         crate::dispatch!(self.x.dtype(), T => {
             let (xs, ws) = (self.x.as_slice::<T>()?, self.w.as_slice::<T>()?);
             let masked: Vec<T>;

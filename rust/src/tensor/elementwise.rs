@@ -8,7 +8,7 @@ use crate::error::Result;
 
 pub use crate::backend::{BinaryOp, CmpOp, UnaryOp};
 pub use crate::backend::cpu::elementwise::{sigmoid, softplus};
-pub(crate) use crate::backend::cpu::elementwise::{exp_fast, map_slice, mul_deriv_inplace, mul_deriv_map, unary_inplace, unary_map, wide_fn};
+pub(crate) use crate::backend::cpu::elementwise::{exp_fast, mul_deriv_inplace, mul_deriv_map, unary_inplace, unary_map, wide_fn};
 
 /// The backward kernel of a unary op: `g · f′(x, y)`.
 pub(crate) fn unary_backward(op: UnaryOp, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Tensor> {

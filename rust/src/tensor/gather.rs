@@ -64,7 +64,7 @@ pub fn scatter_add(src: &Tensor, idx: &[usize], idx_shape: &[usize], n: usize) -
     let mut oshape = vec![n];
     oshape.extend(rest);
     // the source read as [rows, inner] (a view when it is contiguous), scattered by row
-    let s = src.try_contiguous()?.reshape_view(&[idx.len(), inner]);
+    let s = src.contiguous()?.reshape_view(&[idx.len(), inner])?;
     let out = Tensor::from_storage(s.storage().index_add(s.layout(), 0, idx, n)?, super::Layout::contiguous(&oshape));
     record(&[src], &out, || Op::Custom(Box::new(ScatterBackward { idx: Arc::new(idx.to_vec()), src_shape: src.shape().to_vec() })));
     Ok(out)

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::layout::{broadcast_shapes, norm_dim};
 use super::movement::SliceDim;
+use super::elementwise::CmpOp;
 use super::{DType, Float, Tensor, PAR_THRESHOLD};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, value_err, Result};
@@ -59,13 +60,11 @@ struct ClampBackward {
 
 impl Backward for ClampBackward {
     fn backward(&self, g: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let g = g.cast(self.x.dtype())?.contiguous();
-        crate::dispatch!(self.x.dtype(), T => {
-            let (xs, gs) = (self.x.as_slice::<T>()?, g.as_slice::<T>()?);
-            let (lo, hi) = (T::f(self.lo), T::f(self.hi));
-            let d: Vec<T> = xs.iter().zip(gs).map(|(&x, &g)| if x >= lo && x <= hi { g } else { T::zero() }).collect();
-            Ok(vec![Some(Tensor::from_cpu(T::vec_into(d), self.x.shape()))])
-        })
+        // g where lo ≤ x ≤ hi, else 0 (not g·0: an infinite g outside stays 0), on x's device
+        let dt = self.x.dtype();
+        let c = |v: f64| self.x.full_beside(&[], v, dt);
+        let inside = self.x.compare(&c(self.lo)?, CmpOp::Ge)?.mul(&self.x.compare(&c(self.hi)?, CmpOp::Le)?)?;
+        Ok(vec![Some(where_(&inside, &g.cast(dt)?, &c(0.0)?)?.reshape(self.x.shape())?)])
     }
 }
 
@@ -81,13 +80,8 @@ pub fn clamp(x: &Tensor, lo: f64, hi: f64) -> Result<Tensor> {
     if lo > hi {
         return Err(value_err!("clamp: lo ({lo}) must not exceed hi ({hi})"));
     }
-    let xc = x.contiguous();
-    let out = crate::dispatch!(x.dtype(), T => {
-        let (l, h) = (T::f(lo), T::f(hi));
-        let v = super::elementwise::map_slice(xc.as_slice::<T>()?, move |v| if v < l { l } else if v > h { h } else { v });
-        Tensor::from_cpu(T::vec_into(v), x.shape())
-    });
-    record(&[&xc], &out, || Op::Custom(Box::new(ClampBackward { x: xc.clone(), lo, hi })));
+    let out = Tensor::from_storage(x.storage().clamp(x.layout(), lo, hi)?, super::Layout::contiguous(x.shape()));
+    record(&[x], &out, || Op::Custom(Box::new(ClampBackward { x: x.detach(), lo, hi })));
     Ok(out)
 }
 
@@ -209,7 +203,7 @@ struct InterpBackward {
 
 impl Backward for InterpBackward {
     fn backward(&self, g: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let g = g.contiguous();
+        let g = g.contiguous()?;
         let s = &self.in_shape;
         let (outer, n, inner) = (s[..self.axis].iter().product::<usize>(), s[self.axis], s[self.axis + 1..].iter().product::<usize>());
         let m = self.w.t.len();
@@ -254,7 +248,7 @@ pub fn interp_axis(x: &Tensor, axis: isize, w: &Interp) -> Result<Tensor> {
     if x.device() != super::Device::Cpu {
         return interp_composed(x, ax, w);
     }
-    let xc = x.contiguous();
+    let xc = x.contiguous()?;
     let (outer, n, inner) = (s[..ax].iter().product::<usize>(), s[ax], s[ax + 1..].iter().product::<usize>());
     let mut oshape = s.clone();
     oshape[ax] = w.t.len();
@@ -370,5 +364,5 @@ pub fn pixel_shuffle(x: &Tensor, r: usize) -> Result<Tensor> {
     }
     let mut out = vec![s[0], c];
     out.extend(s[2..].iter().map(|&v| v * r));
-    x.reshape(&split)?.permute(&perm)?.contiguous().reshape(&out)
+    x.reshape(&split)?.permute(&perm)?.contiguous()?.reshape(&out)
 }

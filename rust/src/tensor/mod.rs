@@ -311,7 +311,7 @@ impl Tensor {
             // reading values out is the one place a device tensor is copied to the host
             return self.to_device(Device::Cpu)?.to_vec::<T>();
         }
-        Ok(self.contiguous().as_slice::<T>()?.to_vec())
+        Ok(self.contiguous()?.as_slice::<T>()?.to_vec())
     }
     /// All elements converted to f64, in row-major order.
     ///
@@ -370,31 +370,19 @@ impl Tensor {
         if self.dtype() == T::DTYPE && self.is_contiguous() {
             return Ok(std::borrow::Cow::Borrowed(self));
         }
-        Ok(std::borrow::Cow::Owned(self.cast(T::DTYPE)?.contiguous()))
+        Ok(std::borrow::Cow::Owned(self.cast(T::DTYPE)?.contiguous()?))
     }
     /// This tensor if already contiguous, else a contiguous copy (recorded on the tape).
-    ///
-    /// Infallible for the CPU-only paths that call it; where the device cannot copy (a
-    /// backend without the kernel) it returns the view unchanged, so the next host read
-    /// (`as_slice`) is the [`Error::Device`]. Device-aware code calls
-    /// [`try_contiguous`](Self::try_contiguous).
+    /// A device without the copy kernel is an [`Error::Device`], never the view
+    /// returned unchanged.
     ///
     /// ```
-    /// use flux_core::Tensor;
-    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
-    /// let c = x.t().unwrap().contiguous();
+    /// let x = flux_core::Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let c = x.t().unwrap().contiguous().unwrap();
     /// assert!(c.is_contiguous());
-    /// assert_eq!(c.as_slice::<f32>().unwrap(), &[1.0, 3.0, 2.0, 4.0]);
+    /// assert_eq!(c.to_vec_f64().unwrap(), vec![1.0, 3.0, 2.0, 4.0]);
     /// ```
-    pub fn contiguous(&self) -> Tensor { self.try_contiguous().unwrap_or_else(|_| self.clone()) }
-    /// [`contiguous`](Self::contiguous), with a device's missing kernel as an error.
-    ///
-    /// ```
-    /// use flux_core::Tensor;
-    /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
-    /// assert_eq!(x.t().unwrap().try_contiguous().unwrap().as_slice::<f32>().unwrap(), &[1.0, 3.0, 2.0, 4.0]);
-    /// ```
-    pub fn try_contiguous(&self) -> Result<Tensor> {
+    pub fn contiguous(&self) -> Result<Tensor> {
         if self.is_contiguous() {
             return Ok(self.clone());
         }
@@ -468,13 +456,21 @@ impl Tensor {
     /// `self ← self − other` in place (same shape, broadcasting allowed for `other`).
     ///
     /// ```
-    /// use flux_core::Tensor;
-    /// let mut x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
-    /// x.sub_assign_(&Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap()).unwrap(); // broadcast over rows
-    /// assert_eq!(x.to_vec_f64().unwrap(), vec![0.0, 0.0, 2.0, 2.0]);
+    /// let mut x = flux_core::Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+    /// x.sub_assign_(&flux_core::Tensor::scalar(0.5, flux_core::DType::F32)).unwrap();
+    /// assert_eq!(x.to_vec_f64().unwrap(), vec![0.5, 1.5]);
     /// ```
     pub fn sub_assign_(&mut self, other: &Tensor) -> Result<()> {
-        let o = other.cast(self.dtype())?.broadcast_to(self.shape())?.contiguous();
+        let o = other.detach().cast(self.dtype())?.broadcast_to(self.shape())?;
+        if self.device() != Device::Cpu {
+            // the device computes `self − other` into a fresh buffer, which replaces this
+            // handle's (the old one goes back to the device's pool)
+            let d = self.detach().sub(&o)?;
+            self.storage = d.storage;
+            self.layout = d.layout;
+            return Ok(());
+        }
+        let o = o.contiguous()?;
         crate::dispatch!(self.dtype(), T => {
             let src = o.as_slice::<T>()?;
             let dst = self.data_mut::<T>()?;
@@ -482,21 +478,27 @@ impl Tensor {
         });
         Ok(())
     }
-    /// Overwrite the values with `src`'s (converted to this dtype), keeping identity.
+    /// Overwrite the values with `src`'s (converted to this dtype and moved to this
+    /// tensor's device), keeping identity.
     ///
     /// ```
-    /// use flux_core::Tensor;
-    /// let mut x = Tensor::from_vec(vec![0.0f32, 0.0], &[2]).unwrap();
-    /// let id = x.id();
-    /// x.assign_(&Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap()).unwrap();
-    /// assert_eq!((x.id(), x.to_vec_f64().unwrap()), (id, vec![1.0, 2.0]));
-    /// assert!(x.assign_(&Tensor::from_vec(vec![1.0f32], &[1]).unwrap()).is_err());
+    /// let mut x = flux_core::Tensor::zeros(&[2], flux_core::DType::F32);
+    /// x.assign_(&flux_core::Tensor::from_vec(vec![1.0f64, 2.0], &[2]).unwrap()).unwrap();
+    /// assert_eq!((x.to_vec_f64().unwrap(), x.dtype()), (vec![1.0, 2.0], flux_core::DType::F32));
     /// ```
     pub fn assign_(&mut self, src: &Tensor) -> Result<()> {
         if src.shape() != self.shape() {
             return Err(shape_err!("cannot assign a tensor of shape {:?} into one of shape {:?}", src.shape(), self.shape()));
         }
-        let s = src.cast(self.dtype())?.contiguous();
+        let s = src.detach().to_device(self.device())?.cast(self.dtype())?;
+        if self.device() != Device::Cpu {
+            // a contiguous copy of its own on the device replaces this handle's buffer
+            let c = s.detach_copy()?;
+            self.storage = c.storage;
+            self.layout = c.layout;
+            return Ok(());
+        }
+        let s = s.contiguous()?;
         crate::dispatch!(self.dtype(), T => self.data_mut::<T>()?.copy_from_slice(s.as_slice::<T>()?));
         Ok(())
     }

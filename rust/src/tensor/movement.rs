@@ -34,9 +34,9 @@ pub struct SliceDim {
 /// ```
 impl Tensor {
     /// Unrecorded reshape (a view when contiguous).
-    pub(crate) fn reshape_view(&self, shape: &[usize]) -> Tensor {
-        let c = self.contiguous();
-        c.view(Layout { shape: shape.to_vec(), strides: row_major_strides(shape), offset: c.layout().offset })
+    pub(crate) fn reshape_view(&self, shape: &[usize]) -> Result<Tensor> {
+        let c = self.contiguous()?;
+        Ok(c.view(Layout { shape: shape.to_vec(), strides: row_major_strides(shape), offset: c.layout().offset }))
     }
     /// Unrecorded permutation of dimensions (always a view).
     pub(crate) fn permute_view(&self, perm: &[usize]) -> Tensor {
@@ -80,7 +80,7 @@ impl Tensor {
         if super::alloc::numel(shape)? != self.numel() {
             return Err(shape_err!("cannot reshape a tensor of shape {:?} into shape {:?}", self.shape(), shape));
         }
-        let out = self.reshape_view(shape);
+        let out = self.reshape_view(shape)?;
         record(&[self], &out, || Op::Reshape { in_shape: self.shape().to_vec() });
         Ok(out)
     }
@@ -257,17 +257,15 @@ impl Tensor {
 
 /// Backward of [`Tensor::slice`]: `g` written into zeros of the input's shape.
 pub(crate) fn slice_backward(in_shape: &[usize], dims: &[SliceDim], g: &Tensor) -> Result<Tensor> {
-    let g = g.contiguous();
-    crate::dispatch!(g.dtype(), T => {
-        let mut out = vec![T::zero(); in_shape.iter().product()];
-        let base = row_major_strides(in_shape);
-        let offset: usize = dims.iter().zip(&base).map(|(d, s)| if d.len > 0 { d.start * s } else { 0 }).sum();
-        let strides: Vec<usize> = dims.iter().zip(&base).map(|(d, s)| s * d.step.max(1)).collect();
-        let gs = g.as_slice::<T>()?;
-        let shape: Vec<usize> = dims.iter().map(|d| d.len).collect();
-        super::layout::for_each_offset(&shape, &strides, offset, |k, o| out[o] += gs[k]);
-        Ok(Tensor::from_cpu(T::vec_into(out), in_shape))
-    })
+    let base = row_major_strides(in_shape);
+    let offset: usize = dims.iter().zip(&base).map(|(d, s)| if d.len > 0 { d.start * s } else { 0 }).sum();
+    let dst = Layout {
+        shape: dims.iter().map(|d| d.len).collect(),
+        strides: dims.iter().zip(&base).map(|(d, s)| s * d.step.max(1)).collect(),
+        offset,
+    };
+    let n = in_shape.iter().product();
+    Ok(Tensor::from_storage(g.storage().scatter_strided(g.layout(), n, &dst)?, Layout::contiguous(in_shape)))
 }
 
 /// Backward of [`Tensor::index_select`]: scatter-add of `g` into zeros.

@@ -370,7 +370,7 @@ struct PoolBackward {
 
 impl Backward for PoolBackward {
     fn backward(&self, gy: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let gy = gy.contiguous();
+        let gy = gy.contiguous()?;
         let (lb, ls) = (self.g.lb(), self.g.ls());
         crate::dispatch!(gy.dtype(), T => {
             let gs = gy.as_slice::<T>()?;
@@ -448,7 +448,7 @@ pub fn pool(x: &Tensor, mode: PoolMode, spec: &PoolSpec) -> Result<Tensor> {
         }
         small.push((padded - spec.window[i]) / spec.stride[i] + 1);
     }
-    let xc = x.contiguous();
+    let xc = x.contiguous()?;
     let g = PGeom {
         planes: xs[0] * xs[1],
         big: pad3(&xs[2..], 1),

@@ -56,7 +56,7 @@ impl Tensor {
         let d = norm_dims(dims, self.ndim())?;
         let kshape = keep_shape(self.shape(), &d);
         let k = Tensor::from_storage(self.storage().reduce(self.layout(), &d, op)?, Layout::contiguous(&kshape));
-        let out = if keepdims { k } else { k.reshape_view(&drop_shape(self.shape(), &d)) };
+        let out = if keepdims { k } else { k.reshape_view(&drop_shape(self.shape(), &d))? };
         Ok((out, d))
     }
     /// Sum over `dims` (all when `None`).
@@ -168,21 +168,9 @@ impl Tensor {
         }
         let mut perm: Vec<usize> = (0..self.ndim()).filter(|&i| i != d).collect();
         perm.push(d);
-        let xp = self.permute_view(&perm).contiguous();
-        let idx = crate::dispatch!(self.dtype(), T => {
-            xp.as_slice::<T>()?.chunks(n.max(1)).map(|c| {
-                // NaN counts as the largest value and the first one wins, as in Julia's
-                // findmax and numpy's argmax (and as `max` returns NaN)
-                let mut best = 0;
-                for (i, &v) in c.iter().enumerate() {
-                    if c[best].is_nan() {
-                        break;
-                    }
-                    if v > c[best] || v.is_nan() { best = i; }
-                }
-                best
-            }).collect::<Vec<usize>>()
-        });
+        // the view with `d` last; the backend reads it through its strides
+        let xp = self.permute_view(&perm);
+        let idx = xp.storage().argmax_last(xp.layout())?;
         Ok((idx, drop_shape(self.shape(), &[d])))
     }
 }

@@ -523,6 +523,22 @@ impl Storage {
     pub fn index_add(&self, l: &Layout, axis: usize, idx: &[usize], n: usize) -> Result<Storage> {
         Ok(each!(self, |s| s.index_add(l, axis, idx, n)?))
     }
+    /// See [`BackendStorage::clamp`].
+    pub fn clamp(&self, l: &Layout, lo: f64, hi: f64) -> Result<Storage> { Ok(each!(self, |s| s.clamp(l, lo, hi)?)) }
+    /// See [`BackendStorage::argmax_last`].
+    pub fn argmax_last(&self, l: &Layout) -> Result<Vec<usize>> {
+        match self {
+            Storage::Cpu(s) => s.argmax_last(l),
+            #[cfg(feature = "wgpu")]
+            Storage::Wgpu(s) => s.argmax_last(l),
+            #[cfg(test)]
+            Storage::Null(s) => s.argmax_last(l),
+        }
+    }
+    /// See [`BackendStorage::scatter_strided`].
+    pub fn scatter_strided(&self, l: &Layout, n: usize, dst: &Layout) -> Result<Storage> {
+        Ok(each!(self, |s| s.scatter_strided(l, n, dst)?))
+    }
     /// See [`BackendStorage::where_cond`].
     ///
     /// ```

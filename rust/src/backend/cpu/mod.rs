@@ -124,6 +124,40 @@ impl BackendStorage for CpuStorage {
             Ok(T::vec_into(index::concat(&views, axis)))
         })
     }
+    fn clamp(&self, l: &Layout, lo: f64, hi: f64) -> Result<Self> {
+        crate::dispatch!(self.dtype(), T => {
+            let (lo, hi) = (T::f(lo), T::f(hi));
+            let xs = contiguous_view(slice::<T>(self)?, l);
+            // Julia's clamp: NaN passes through
+            Ok(T::vec_into(elementwise::map_slice(&xs, move |v| if v < lo { lo } else if v > hi { hi } else { v })))
+        })
+    }
+    fn argmax_last(&self, l: &Layout) -> Result<Vec<usize>> {
+        let n = l.shape.last().copied().unwrap_or(1).max(1);
+        crate::dispatch!(self.dtype(), T => {
+            let xs = contiguous_view(slice::<T>(self)?, l);
+            Ok(xs.chunks(n).map(|c| {
+                // NaN counts as the largest value and the first one wins, as in Julia's
+                // findmax and numpy's argmax (and as `max` returns NaN)
+                let mut best = 0;
+                for (i, &v) in c.iter().enumerate() {
+                    if c[best].is_nan() {
+                        break;
+                    }
+                    if v > c[best] || v.is_nan() { best = i; }
+                }
+                best
+            }).collect())
+        })
+    }
+    fn scatter_strided(&self, l: &Layout, n: usize, dst: &Layout) -> Result<Self> {
+        crate::dispatch!(self.dtype(), T => {
+            let src = contiguous_view(slice::<T>(self)?, l);
+            let mut out = vec![T::zero(); n];
+            for_each_offset(&dst.shape, &dst.strides, dst.offset, |k, o| out[o] = src[k]);
+            Ok(T::vec_into(out))
+        })
+    }
     fn where_cond(&self, l: &Layout, a: &Self, al: &Layout, b: &Self, bl: &Layout, shape: &[usize]) -> Result<Self> {
         crate::dispatch!(a.dtype(), T => {
             let c = self.cast(l, T::DTYPE)?;

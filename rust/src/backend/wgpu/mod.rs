@@ -10,6 +10,7 @@
 //! - [`batch`]: the pending command buffer kernels are recorded into, submitted when the
 //!   host needs data (a few submits per training step, not one per kernel),
 //! - the kernel families, each a WGSL file under `kernels/` and the Rust that launches it.
+pub mod argmax;
 pub mod attention;
 pub mod batch;
 pub mod conv; // convolutions as implicit GEMMs, forward and gradients (helper gpuconv)

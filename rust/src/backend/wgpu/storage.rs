@@ -4,7 +4,7 @@ use super::elementwise::{self as ew, ScalarOp};
 use super::matmul::MatLayout;
 use super::pool::GpuBuffer;
 use super::reduce::{Reduce, SoftmaxMode};
-use super::{conv, device, gather, matmul, pooling, reduce, transfer};
+use super::{argmax, conv, device, gather, matmul, pooling, reduce, transfer};
 use crate::backend::{BackendStorage, BinaryOp, CmpOp, MatmulDims, ReduceOp, UnaryOp};
 use crate::error::{Error, Result};
 use crate::tensor::conv::Geom;
@@ -237,6 +237,15 @@ impl BackendStorage for WgpuStorage {
     }
     fn pool_bwd(&self, arg: Option<&Self>, g: &PGeom, mode: PoolMode) -> Result<Self> {
         Ok(wrap(pooling::pool_bwd(&self.buf, arg.map(|a| &a.buf), g, mode)?))
+    }
+    fn clamp(&self, l: &Layout, lo: f64, hi: f64) -> Result<Self> {
+        Ok(wrap(ew::scalar(&self.buf, l, ScalarOp::Clamp(lo as f32, hi as f32))?))
+    }
+    fn argmax_last(&self, l: &Layout) -> Result<Vec<usize>> { argmax::argmax_last(&self.buf, l) }
+    fn scatter_strided(&self, l: &Layout, n: usize, dst: &Layout) -> Result<Self> {
+        let out = ew::full(n, 0.0)?;
+        ew::copy_into(&self.buf, l, &out, dst)?;
+        Ok(wrap(out))
     }
     fn optim_step(&mut self, read: &Self, states: &mut [&mut Self], step: crate::backend::OptimStep<'_>) -> Result<()> {
         super::rules::optim_step(self, read, states, step)

@@ -4,6 +4,26 @@
 use super::device::context;
 use super::pool::{GpuBuffer, READBACK};
 use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+// every device → host read, counted (a training step should read back only its loss)
+static READS: AtomicU64 = AtomicU64::new(0);
+static READ_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Device → host reads so far in this process: `(reads, bytes)`. A GPU training step
+/// reads back its loss (one f32) and nothing else; tests compare two snapshots.
+///
+/// ```
+/// # use flux_core::backend::wgpu::{gpu_available, transfer};
+/// if gpu_available() {
+///     let b = transfer::upload(&[1.0, 2.0]).unwrap();
+///     let (n0, b0) = transfer::reads();
+///     transfer::download(&b).unwrap();
+///     let (n1, b1) = transfer::reads();
+///     assert!(n1 >= n0 + 1 && b1 >= b0 + 8);
+/// }
+/// ```
+pub fn reads() -> (u64, u64) { (READS.load(Ordering::Relaxed), READ_BYTES.load(Ordering::Relaxed)) }
 
 /// A new device buffer holding `data`.
 ///
@@ -118,6 +138,8 @@ fn download_bytes(buf: &GpuBuffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
     if offset + bytes > buf.raw().size() {
         return Err(Error::Device(format!("cannot read {bytes} bytes at byte {offset} of a GPU buffer of {} bytes", buf.raw().size())));
     }
+    READS.fetch_add(1, Ordering::Relaxed);
+    READ_BYTES.fetch_add(bytes, Ordering::Relaxed);
     let ctx = context()?;
     let staging = GpuBuffer::with_usage((bytes / 4) as usize, READBACK)?;
     // the copy follows the pending work in the batch, which is submitted with it
