@@ -48,7 +48,15 @@ fn dims_arg(dims: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<isize>>> {
 }
 
 impl PyTensor {
-    fn other(&self, o: &Bound<'_, PyAny>) -> PyResult<Tensor> { to_tensor(o, Some(self.t.dtype())) }
+    /// The other operand: a Tensor as it is (another device's is the op's error, naming
+    /// both), a number or host array made on this tensor's device, as torch does.
+    fn other(&self, o: &Bound<'_, PyAny>) -> PyResult<Tensor> {
+        let t = to_tensor(o, Some(self.t.dtype()))?;
+        if t.device() == self.t.device() || o.is_instance_of::<PyTensor>() {
+            return Ok(t);
+        }
+        t.to_device(self.t.device()).py()
+    }
     fn bin(&self, py: Python<'_>, o: &Bound<'_, PyAny>, op: BinaryOp, reflected: bool) -> PyResult<PyTensor> {
         let o = self.other(o)?;
         let (a, b) = if reflected { (&o, &self.t) } else { (&self.t, &o) };

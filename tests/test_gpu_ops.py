@@ -4,6 +4,8 @@ relative). Each case is a function of float32 arrays; its value and the gradient
 ``sum(f(x) * w)`` for a fixed random ``w`` are computed on both devices and compared.
 Ops another GPU helper is still doing are added to OPS as they land. Runs on any wgpu
 adapter (Mesa's lavapipe in CI); skips, saying why, only when none exists."""
+import copy
+
 import numpy as np
 import pytest
 
@@ -24,10 +26,14 @@ def arr(shape, seed, lo=-2.0, hi=2.0):
 
 
 POS = dict(lo=0.2, hi=2.0)  # inputs of log, sqrt, a divisor, a base of pow
-dense_relu = fx.Dense(5, 3, fx.relu)
-dense_gelu = fx.Dense(5, 3, fx.gelu)
-dense_tanh = fx.Dense(5, 3, fx.tanh)
-dense_plain = fx.Dense(5, 3, bias=False)
+
+
+def layer(m):
+    """A layer as a function of its input: the CPU layer or its copy moved to the GPU,
+    by the input's device (the parameters' gradients are the Rust tests' part)."""
+    copies = {"cpu": m, "gpu": fx.gpu(copy.deepcopy(m))}
+    return lambda x: copies[x.device](x)
+
 
 # (name, f, argument shapes, argument ranges)
 OPS = [
@@ -74,10 +80,11 @@ OPS = [
     ("clamp one-sided", lambda x: fx.clamp(x, lo=0.0), [(4, 5)], None),
     ("gather", lambda x: fx.gather(x, np.array([3, 0, 3, 1])), [(4, 5)], None),
     ("scatter", lambda x: fx.scatter(x, np.array([1, 0, 1, 2]), 3), [(4, 5)], None),
-    ("Dense relu", lambda x: dense_relu(x), [(4, 5)], None),
-    ("Dense gelu", lambda x: dense_gelu(x), [(4, 5)], None),
-    ("Dense tanh 3-d input", lambda x: dense_tanh(x), [(2, 4, 5)], None),
-    ("Dense without bias", lambda x: dense_plain(x), [(4, 5)], None),
+    ("Dense relu", layer(fx.Dense(5, 3, fx.relu)), [(4, 5)], None),
+    ("Dense gelu", layer(fx.Dense(5, 3, fx.gelu)), [(4, 5)], None),
+    ("Dense tanh 3-d input", layer(fx.Dense(5, 3, fx.tanh)), [(2, 4, 5)], None),
+    ("Dense without bias", layer(fx.Dense(5, 3, bias=False)), [(4, 5)], None),
+    ("Chain of Dense", layer(fx.Chain(fx.Dense(5, 4, fx.swish), fx.Dense(4, 2, fx.sigmoid))), [(3, 5)], None),
 ]
 
 
@@ -136,3 +143,20 @@ def test_every_loss_and_its_gradient_on_the_gpu(name):
     assert out["gpu"].grad[0].device == "gpu"
     close(out["cpu"].val, out["gpu"].val)
     close(out["cpu"].grad[0], out["gpu"].grad[0])
+
+
+def test_ctc_loss_and_label_smoothing_on_the_gpu():
+    logits = arr((6, 4), 7)
+    out = {}
+    for dev in ("cpu", "gpu"):
+        x = fx.tensor(logits.copy())
+        if dev == "gpu":
+            x = fx.gpu(x)
+        out[dev] = fx.withgradient(lambda x: fx.losses.ctc_loss(x, np.array([0, 2, 2])), x)
+    assert out["gpu"].grad[0].device == "gpu"
+    close(out["cpu"].val, out["gpu"].val)
+    close(out["cpu"].grad[0], out["gpu"].grad[0])
+    y = np.eye(3, dtype=np.float32)[[0, 2, 1]]
+    smoothed = fx.losses.label_smoothing(fx.gpu(fx.tensor(y)), 0.1)
+    assert smoothed.device == "gpu"
+    close(fx.losses.label_smoothing(fx.tensor(y), 0.1), smoothed)

@@ -102,7 +102,7 @@ impl Op {
                         // d/da is 0 for b = 0 (not 0·∞), d/db is 0 for b > 0 (not 0·−∞)
                         // and NaN for b ≤ 0
                         use crate::tensor::{elementwise::CmpOp, misc::where_};
-                        let zero = Tensor::zeros(&[], a.dtype());
+                        let zero = a.full_beside(&[], 0.0, a.dtype())?;
                         let ga = needs[0].then(|| -> Result<Tensor> {
                             let d = b.mul(&a.pow(&b.add_scalar(-1.0)?)?)?;
                             g.mul(&where_(&b.compare(&zero, CmpOp::Eq)?, &zero, &d)?)

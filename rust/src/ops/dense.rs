@@ -47,7 +47,9 @@ impl FusedOp for DenseOp {
             z = z.add(&b.detach())?;
         }
         let y = self.act.apply(&z)?;
-        let z = needs_z(self.act).then_some(z);
+        // z is kept for every activation: the GPU's σ′ kernel may not read one buffer as
+        // both its x and its y (it exists anyway: the product plus bias)
+        let z = self.act.unary_op().is_some().then_some(z);
         let bwd = DenseBackward { x, w, y: y.clone(), z, act: self.act, bias: xs.len() > 2 };
         Ok((y, Box::new(bwd)))
     }
