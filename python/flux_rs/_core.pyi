@@ -6,7 +6,7 @@ import numpy as np
 _TensorLike = Tensor | np.ndarray[Any, Any] | float | int | Sequence[Any]
 
 __version__: str
-__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_gpu_unavailable_reason', '_misc_forward', '_module_forward', '_panic_for_test', 'alpha_dropout', 'assign_', 'batchnorm', 'bilinear_layer', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'conv_transpose_layer', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'embedding', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'gpu_available', 'groupnorm', 'init', 'instancenorm', 'is_recording', 'label_smoothing', 'layernorm', 'load_safetensors', 'loss', 'maximum', 'maxout', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scale_layer', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
+__all__ = ['Buckets', 'Leaf', 'Node', 'Rng', 'RuleCore', 'Tensor', '__version__', '_gpu_reads', '_gpu_unavailable_reason', '_misc_forward', '_module_forward', '_panic_for_test', 'alpha_dropout', 'assign_', 'batchnorm', 'bilinear_layer', 'cat', 'clamp', 'clip_global_norm_', 'conv', 'conv_transpose', 'conv_transpose_layer', 'ctc_loss', 'dense', 'dot_product_attention', 'dropout', 'embedding', 'full', 'gather_bytes', 'gather_rows', 'gather_tensor', 'gpu_available', 'groupnorm', 'init', 'instancenorm', 'is_recording', 'label_smoothing', 'layernorm', 'load_safetensors', 'loss', 'maximum', 'maxout', 'minimum', 'multihead_attention', 'normalize', 'onehot', 'pixel_shuffle', 'pool', 'recurrent', 'rule_apply', 'rule_defaults', 'rule_init', 'save_safetensors', 'scale_layer', 'scatter_add', 'seed', 'shard_batches', 'softmax', 'split', 'stack', 'tape_abort', 'tape_finish', 'tape_start', 'tensor', 'unary', 'update_many', 'update_tree', 'upsample', 'value_and_grad', 'where_']
 
 @final
 class Buckets:
@@ -232,6 +232,11 @@ class Tensor:
     def tolist(self, /) -> Any: ...
     def transpose(self, /, *perm: int) -> Tensor:
         """Reverse the dimensions, or permute them: `t.transpose(1, 0, 2)`."""
+
+def _gpu_reads() -> tuple[int, int]:
+    """`(reads, bytes)`: device → host reads so far in this process (a GPU training step
+    reads back its loss, 4 bytes, and nothing else); `(0, 0)` without the GPU backend.
+    """
 
 def _gpu_unavailable_reason() -> str | None:
     """Why the GPU cannot be used, or None when it can."""
