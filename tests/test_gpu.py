@@ -229,7 +229,7 @@ def test_the_read_counter_counts_device_reads():
     assert (r1 - r0, b1 - b0) == (1, 48)
 
 
-class PyMomentum(fx.Rule):
+class GpuTensorMomentum(fx.Rule):
     """Momentum with Tensor operations: on a GPU parameter they run on the GPU."""
 
     def __init__(self, eta=0.05, rho=0.9):
@@ -243,7 +243,7 @@ class PyMomentum(fx.Rule):
         return v, v
 
 
-class NumpySign(fx.Rule):
+class GpuNumpySign(fx.Rule):
     """A rule written with numpy: its step is a host array, moved to the parameter's device."""
 
     def __init__(self, eta=0.1):
@@ -254,7 +254,7 @@ class NumpySign(fx.Rule):
 
 
 @needs_gpu
-@pytest.mark.parametrize("rule", [PyMomentum(), NumpySign()], ids=["tensor ops", "numpy"])
+@pytest.mark.parametrize("rule", [GpuTensorMomentum(), GpuNumpySign()], ids=["tensor ops", "numpy"])
 def test_a_python_rule_updates_a_gpu_model_as_on_the_cpu(rule):
     rng = np.random.default_rng(5)
     w0 = rng.normal(size=(3, 4)).astype(np.float32)

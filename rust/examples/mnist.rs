@@ -6,8 +6,7 @@
 mod mnist_data;
 
 use flux_core::data::{onehot, DataLoader, LoaderOptions};
-use flux_core::nn::{losses, Activation, Chain, Dense, Module};
-use flux_core::tensor::random::Rng;
+use flux_core::nn::{losses, Chain, Module};
 use flux_core::{optim, train, DType, Result, Tensor};
 use mnist_data::accuracy;
 
@@ -18,11 +17,7 @@ fn main() -> Result<()> {
     let d = mnist_data::load(&path, None)?;
     println!("data: {} training and {} test images from {path}", d.y_train.len(), d.y_test.len());
 
-    let mut rng = Rng::seed(0);
-    let mut model = Chain::new(vec![
-        Box::new(Dense::with_rng(784, 256, DType::F32, &mut rng).activation(Activation::Relu)),
-        Box::new(Dense::with_rng(256, 10, DType::F32, &mut rng)),
-    ]);
+    let mut model = mnist_data::mlp();
     let mut state = optim::setup(&optim::Adam::default().eta(1e-3), &model)?;
     let mut loader = DataLoader::new(d.x_train, onehot(&d.y_train, 10, DType::F32)?, LoaderOptions::default().batchsize(128).shuffle(true))?;
     let loss = |m: &Chain, x: &Tensor, y: &Tensor| losses::logitcrossentropy(&m.forward(x)?, y, -1, losses::Agg::Mean);

@@ -12,8 +12,7 @@ mod mnist_data;
 
 use flux_core::backend::wgpu::{gpu_info, transfer};
 use flux_core::data::{onehot, DataLoader, LoaderOptions};
-use flux_core::nn::{losses, to_device_, Activation, Chain, Dense, Module};
-use flux_core::tensor::random::Rng;
+use flux_core::nn::{losses, to_device_, Chain, Module};
 use flux_core::{optim, train, DType, Device, Result, Tensor};
 use mnist_data::accuracy;
 
@@ -28,11 +27,7 @@ fn main() -> Result<()> {
     let d = mnist_data::load(&path, limit)?;
     println!("data: {} training and {} test images from {path}", d.y_train.len(), d.y_test.len());
 
-    let mut rng = Rng::seed(0);
-    let mut model = Chain::new(vec![
-        Box::new(Dense::with_rng(784, 256, DType::F32, &mut rng).activation(Activation::Relu)),
-        Box::new(Dense::with_rng(256, 10, DType::F32, &mut rng)),
-    ]);
+    let mut model = mnist_data::mlp();
     to_device_(&mut model, gpu)?;
     // set up after the move: Adam's moments live on the GPU beside the parameters
     let mut state = optim::setup(&optim::Adam::default().eta(1e-3), &model)?;

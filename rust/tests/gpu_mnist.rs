@@ -12,24 +12,15 @@ mod mnist_data;
 
 use flux_core::backend::wgpu::transfer;
 use flux_core::data::{onehot, DataLoader, LoaderOptions};
-use flux_core::nn::{losses, to_device_, Activation, Chain, Dense, Module};
-use flux_core::tensor::random::Rng;
+use flux_core::nn::{losses, to_device_, Chain, Module};
 use flux_core::{optim, train, DType, Device, Tensor};
 
 const IMAGES: usize = 300;
 const EPOCHS: usize = 3;
 
-fn mlp() -> Chain {
-    let mut rng = Rng::seed(0);
-    Chain::new(vec![
-        Box::new(Dense::with_rng(784, 256, DType::F32, &mut rng).activation(Activation::Relu)),
-        Box::new(Dense::with_rng(256, 10, DType::F32, &mut rng)),
-    ])
-}
-
 /// Train on `device`: (test accuracy, parameters on the host, (steps, bytes read back)).
 fn run(device: Device, d: &mnist_data::Mnist) -> (f64, Vec<Vec<f64>>, (u64, u64)) {
-    let mut model = mlp();
+    let mut model = mnist_data::mlp();
     to_device_(&mut model, device).unwrap();
     let mut state = optim::setup(&optim::Adam::default().eta(1e-3), &model).unwrap();
     let y = onehot(&d.y_train, 10, DType::F32).unwrap();

@@ -120,7 +120,7 @@ fn every_rule_steps_on_the_gpu_as_on_the_cpu() {
     let grads: Vec<Tensor> = (0..STEPS).map(|k| data(10 + k as u64, 0.5)).collect();
     for (label, r) in rules() {
         let host_state = r.name() == "MixedPrecision";
-        let mut xc = x0.detach_copy();
+        let mut xc = x0.detach_copy().unwrap();
         let mut lc = Leaf::new(r.clone(), &xc).unwrap();
         let mut xg = x0.to_device(dev).unwrap().detach();
         let mut lg = Leaf::new(r.clone(), &xg).unwrap();
@@ -146,7 +146,7 @@ fn every_rule_applies_on_the_gpu_as_on_the_cpu() {
         let mut sg = r.init_on_device(&xg).unwrap();
         for k in 0..STEPS {
             let g = data(20 + k as u64, 0.5);
-            let mut dc = g.detach_copy();
+            let mut dc = g.detach_copy().unwrap();
             let mut dg = g.to_device(dev).unwrap().detach();
             let (a, b) = (r.apply_(&mut sc, &x, &mut dc).unwrap(), r.apply_(&mut sg, &xg, &mut dg).unwrap());
             assert_eq!(a, b, "{label}: step/no-step differs at step {k}");

@@ -1,10 +1,11 @@
 //! MNIST from an .npz archive (a zip of .npy files: x_train, y_train, x_test, y_test),
-//! shared by the `mnist` and `mnist_gpu` examples.
+//! and the MLP trained on it, shared by the `mnist` and `mnist_gpu` examples.
 use std::fs::File;
 use std::io::BufReader;
 
-use flux_core::nn::Module;
-use flux_core::{Error, Result, Tensor};
+use flux_core::nn::{Activation, Chain, Dense, Module};
+use flux_core::tensor::random::Rng;
+use flux_core::{DType, Error, Result, Tensor};
 
 type Npz = zip::ZipArchive<BufReader<File>>;
 
@@ -49,4 +50,13 @@ pub fn load(path: &str, limit: Option<usize>) -> Result<Mnist> {
 pub fn accuracy(model: &dyn Module, x: &Tensor, y: &[usize]) -> Result<f64> {
     let (pred, _) = model.forward(x)?.argmax(-1)?;
     Ok(pred.iter().zip(y).filter(|(p, t)| p == t).count() as f64 / y.len() as f64)
+}
+
+/// The examples' MLP, 784 → 256 (relu) → 10, float32, from a generator seeded with 0.
+pub fn mlp() -> Chain {
+    let mut rng = Rng::seed(0);
+    Chain::new(vec![
+        Box::new(Dense::with_rng(784, 256, DType::F32, &mut rng).activation(Activation::Relu)),
+        Box::new(Dense::with_rng(256, 10, DType::F32, &mut rng)),
+    ])
 }
