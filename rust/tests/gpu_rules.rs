@@ -187,7 +187,7 @@ fn mixed_precision_with_a_float32_master_keeps_it_on_the_gpu_and_the_parameter_i
         return;
     }
     // the CPU reference: a float32 parameter, its float64 master
-    let mut xc = x0.detach_copy();
+    let mut xc = x0.detach_copy().unwrap();
     let mut lc = Leaf::new(Box::new(rule(DType::F64)), &xc).unwrap();
     let mut lg = Leaf::new(Box::new(rule(DType::F32)), &xg).unwrap();
     for k in 0..STEPS {

@@ -103,9 +103,9 @@ impl FusedOp for BilinearOp {
     fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
         let Dims { rows, in1, in2, out } = self.d;
         crate::autodiff::unrecorded(|| {
-            let x = xs[0].reshape(&[rows, in1])?.try_contiguous()?;
-            let y = xs[1].reshape(&[rows, in2])?.try_contiguous()?;
-            let wp = xs[2].permute(&[1, 0, 2])?.try_contiguous()?.reshape(&[in1, out * in2])?;
+            let x = xs[0].reshape(&[rows, in1])?.contiguous()?;
+            let y = xs[1].reshape(&[rows, in2])?.contiguous()?;
+            let wp = xs[2].permute(&[1, 0, 2])?.contiguous()?.reshape(&[in1, out * in2])?;
             let u = x.matmul(&wp)?;
             let z = u.reshape(&[rows, out, in2])?.mul(&y.reshape(&[rows, 1, in2])?)?.sum(Some(&[2]), false)?;
             let z = match xs.get(3) {
@@ -144,7 +144,7 @@ impl BilinearBackward {
             .then(|| gz.mul(&self.u.reshape(&[rows, out, in2])?)?.sum(Some(&[1]), false)?.reshape(&self.shapes[1]))
             .transpose()?;
         let dw = need(2)
-            .then(|| self.x.t()?.matmul(&v)?.reshape(&[in1, out, in2])?.permute(&[1, 0, 2])?.try_contiguous()?.reshape(&self.shapes[2]))
+            .then(|| self.x.t()?.matmul(&v)?.reshape(&[in1, out, in2])?.permute(&[1, 0, 2])?.contiguous()?.reshape(&self.shapes[2]))
             .transpose()?;
         let mut grads = vec![dx, dy, dw];
         if self.has_bias {

@@ -106,7 +106,7 @@ impl MixedPrecision {
 fn rounded_on_gpu(xt: &Tensor) -> Result<Tensor> {
     use crate::backend::wgpu::{half, GpuBuffer, WgpuStorage};
     use crate::tensor::{Layout, Storage};
-    let src = xt.try_contiguous()?;
+    let src = xt.contiguous()?;
     let Storage::Wgpu(s) = src.storage() else {
         return Err(Error::Device(format!("MixedPrecision: a master copy on {} where the GPU was expected", xt.device().name())));
     };
@@ -203,7 +203,7 @@ impl Rule for MixedPrecision {
         if x.device() == Device::Wgpu {
             crate::backend::wgpu::half::f16_supported()?;
         }
-        let xt = x.cast(DType::F32)?.detach_copy();
+        let xt = x.cast(DType::F32)?.detach_copy()?;
         let inner = self.rule.init_on_device(&xt)?;
         Ok(State::Tuple(vec![State::Tensor(xt), inner]))
     }

@@ -402,6 +402,10 @@ impl Tensor {
         }
         self.storage.copy_strided(&self.layout)
     }
+    /// The former name of [`contiguous`](Self::contiguous) (which now returns the
+    /// error itself), kept for code written against it.
+    #[doc(hidden)]
+    pub fn try_contiguous(&self) -> Result<Tensor> { self.contiguous() }
     fn try_contiguous_copy(&self) -> Result<Tensor> {
         Ok(Tensor::from_storage(self.storage.copy_strided(&self.layout)?, Layout::contiguous(self.shape())))
     }
