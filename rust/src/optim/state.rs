@@ -214,7 +214,7 @@ impl State {
 ///
 /// ```
 /// use flux_core::{DType, Tensor};
-/// assert!(!Tensor::zeros(&[2], DType::F32).detach_copy().is_shared());
+/// assert!(!Tensor::zeros(&[2], DType::F32).detach_copy().unwrap().is_shared());
 /// ```
 impl Tensor {
     /// A copy with its own buffer, on this tensor's device.
