@@ -19,7 +19,7 @@ use flux_core::{train, DType, Result, Tensor};
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        extern "C" {
+        unsafe extern "C" {
             fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
         }
         // SAFETY: mallopt only sets the allocator's parameters, before any thread starts

@@ -99,50 +99,53 @@ pub(crate) fn gemm_new<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b:
 /// writable (initialised when `accumulate`, since it is then read).
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: *mut T, ldc: usize, accumulate: bool, scale: T) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            (0..m).for_each(|i| (0..n).for_each(|j| c.add(i * ldc + j).write(T::zero())));
+    // SAFETY: the caller's contract (see above): `c` is valid for m×ldc writes
+    unsafe {
+        if m == 0 || n == 0 {
+            return;
         }
-        return;
-    }
-    // every element the strides reach lies inside the buffers (checked, so that the
-    // unchecked reads below are sound whatever a caller passes)
-    let last = |x: &Mat<'_, T>, r: usize, q: usize| x.off as isize + (r as isize - 1) * x.rs + (q as isize - 1) * x.cs;
-    assert!(a.rs >= 0 && a.cs >= 0 && b.rs >= 0 && b.cs >= 0, "gemm: negative strides");
-    assert!((last(&a, m, k) as usize) < a.data.len() && (last(&b, k, n) as usize) < b.data.len(), "gemm: operand out of bounds");
-    if m * n * k <= SMALL_FLOPS {
-        for i in 0..m {
-            for j in 0..n {
-                let mut acc = if accumulate { *c.add(i * ldc + j) } else { T::zero() };
-                let (mut ia, mut ib) = (a.off as isize + i as isize * a.rs, b.off as isize + j as isize * b.cs);
-                for _ in 0..k {
-                    acc += a.data[ia as usize] * b.data[ib as usize] * scale;
-                    ia += a.cs;
-                    ib += b.rs;
-                }
-                c.add(i * ldc + j).write(acc);
+        if k == 0 {
+            if !accumulate {
+                (0..m).for_each(|i| (0..n).for_each(|j| c.add(i * ldc + j).write(T::zero())));
             }
+            return;
         }
-        return;
+        // every element the strides reach lies inside the buffers (checked, so that the
+        // unchecked reads below are sound whatever a caller passes)
+        let last = |x: &Mat<'_, T>, r: usize, q: usize| x.off as isize + (r as isize - 1) * x.rs + (q as isize - 1) * x.cs;
+        assert!(a.rs >= 0 && a.cs >= 0 && b.rs >= 0 && b.cs >= 0, "gemm: negative strides");
+        assert!((last(&a, m, k) as usize) < a.data.len() && (last(&b, k, n) as usize) < b.data.len(), "gemm: operand out of bounds");
+        if m * n * k <= SMALL_FLOPS {
+            for i in 0..m {
+                for j in 0..n {
+                    let mut acc = if accumulate { *c.add(i * ldc + j) } else { T::zero() };
+                    let (mut ia, mut ib) = (a.off as isize + i as isize * a.rs, b.off as isize + j as isize * b.cs);
+                    for _ in 0..k {
+                        acc += a.data[ia as usize] * b.data[ib as usize] * scale;
+                        ia += a.cs;
+                        ib += b.rs;
+                    }
+                    c.add(i * ldc + j).write(acc);
+                }
+            }
+            return;
+        }
+        let par = if m * n * k >= PAR_FLOPS && rayon::current_num_threads() > 1 {
+            crate::parallel::warm();
+            gemm::Parallelism::Rayon(rayon::current_num_threads())
+        } else {
+            gemm::Parallelism::None
+        };
+        gemm::gemm(
+            m, n, k,
+            c, 1, ldc as isize, accumulate,
+            a.data.as_ptr().add(a.off), a.cs, a.rs,
+            b.data.as_ptr().add(b.off), b.cs, b.rs,
+            T::one(), scale,
+            false, false, false,
+            par,
+        );
     }
-    let par = if m * n * k >= PAR_FLOPS && rayon::current_num_threads() > 1 {
-        crate::parallel::warm();
-        gemm::Parallelism::Rayon(rayon::current_num_threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    gemm::gemm(
-        m, n, k,
-        c, 1, ldc as isize, accumulate,
-        a.data.as_ptr().add(a.off), a.cs, a.rs,
-        b.data.as_ptr().add(b.off), b.cs, b.rs,
-        T::one(), scale,
-        false, false, false,
-        par,
-    );
 }
 
 /// Batched product of `a` (..., m, k) and `b` (..., k, n), both ≥ 2-D and of one dtype:
