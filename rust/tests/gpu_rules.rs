@@ -218,3 +218,23 @@ fn mixed_precision_with_a_float32_master_keeps_it_on_the_gpu_and_the_parameter_i
     }
     assert!(xg.iter().zip(&x0v).any(|(a, b)| a != b), "the parameter moved");
 }
+
+#[test]
+fn a_gradient_that_is_a_view_into_a_longer_buffer_steps_like_its_copy() {
+    // A stacked q/k/v projection's gradient is one buffer; each projection's gradient
+    // is a row slice of it, contiguous but at an offset or shorter than its buffer.
+    let Some(dev) = gpu() else { return };
+    let stacked = Tensor::concat(&[&data(3, 0.5), &data(4, 0.5), &data(5, 0.5)], 0).unwrap();
+    let parts = flux_core::tensor::misc::split(&stacked.to_device(dev).unwrap(), &[SHAPE[0]; 3], 0).unwrap();
+    let x0 = data(1, 1.0);
+    for (k, g) in parts.iter().enumerate() {
+        let r = rule("Adam", vec![]);
+        let mut xc = x0.detach_copy().unwrap();
+        let mut lc = Leaf::new(r.clone(), &xc).unwrap();
+        lc.step(&mut xc, &data(3 + k as u64, 0.5)).unwrap();
+        let mut xg = x0.to_device(dev).unwrap().detach();
+        let mut lg = Leaf::new(r, &xg).unwrap();
+        lg.step(&mut xg, g).unwrap_or_else(|e| panic!("part {k}: {e}"));
+        close(&format!("Adam with part {k} of a stacked gradient"), &xc, &xg);
+    }
+}

@@ -241,12 +241,16 @@ pub fn device_step(target: Target, states: &mut [&mut Tensor], step: OptimStep<'
     }
     match target {
         Target::Param { x, g } => {
-            let g = g.cast(x.dtype())?.contiguous()?;
-            x.storage_mut()?.optim_step(g.storage(), &mut st, OptimStep { into_x: true, ..step })
+            // packed: the kernel reads whole buffers, and a gradient may be a view into a
+            // longer one (a slice of the stacked q/k/v projection's gradient)
+            let g = g.cast(x.dtype())?;
+            let g = g.packed_storage_ref()?;
+            x.storage_mut()?.optim_step(&g, &mut st, OptimStep { into_x: true, ..step })
         }
         Target::Grad { x, g } => {
-            let x = x.cast(g.dtype())?.contiguous()?;
-            g.storage_mut()?.optim_step(x.storage(), &mut st, OptimStep { into_x: false, ..step })
+            let x = x.cast(g.dtype())?;
+            let x = x.packed_storage_ref()?;
+            g.storage_mut()?.optim_step(&x, &mut st, OptimStep { into_x: false, ..step })
         }
     }
 }

@@ -393,14 +393,19 @@ impl Tensor {
         crate::autodiff::record(&[self], &out, || crate::autodiff::Op::Reshape { in_shape: self.shape().to_vec() });
         Ok(out)
     }
-    /// The buffer holding this tensor's row-major elements from offset 0: its own when
-    /// the view already is that, else a packed copy made by its device (not recorded:
-    /// for kernels that read whole buffers, whose op records itself against `self`).
-    pub(crate) fn packed_storage(&self) -> Result<Storage> {
-        if self.layout.is_contiguous() && self.layout.offset == 0 {
-            return Ok((*self.storage).clone());
+    /// The buffer holding exactly this tensor's row-major elements from offset 0: its
+    /// own when the view already is that, else a packed copy made by its device (not
+    /// recorded: for kernels that read whole buffers, whose op records itself against
+    /// `self`). A contiguous view at offset 0 of a longer buffer (the first rows of a
+    /// stacked q/k/v gradient) is copied too: a whole-buffer kernel would read past it.
+    pub(crate) fn packed_storage(&self) -> Result<Storage> { Ok(self.packed_storage_ref()?.into_owned()) }
+    /// [`packed_storage`](Self::packed_storage) borrowing the tensor's own buffer when
+    /// that already is packed (a GPU storage's clone is a device copy).
+    pub(crate) fn packed_storage_ref(&self) -> Result<std::borrow::Cow<'_, Storage>> {
+        if self.layout.is_contiguous() && self.layout.offset == 0 && self.storage.len() == self.numel() {
+            return Ok(std::borrow::Cow::Borrowed(&*self.storage));
         }
-        self.storage.copy_strided(&self.layout)
+        Ok(std::borrow::Cow::Owned(self.storage.copy_strided(&self.layout)?))
     }
     /// The former name of [`contiguous`](Self::contiguous) (which now returns the
     /// error itself), kept for code written against it.
