@@ -564,12 +564,24 @@ pub trait BackendStorage: Sized + Clone + Debug + Send + Sync {
         Err(no_kernel(self.device(), "pool backward"))
     }
     /// `min(max(x, lo), hi)` for every element of the view `l` (NaN passes through).
+    ///
+    /// ```
+    /// use flux_core::{backend::BackendStorage, tensor::{CpuStorage, Layout}};
+    /// let y = CpuStorage::F32(vec![-2.0, 0.5, f32::NAN, 9.0]).clamp(&Layout::contiguous(&[4]), -1.0, 1.0).unwrap();
+    /// assert!(matches!(y, CpuStorage::F32(v) if v[..2] == [-1.0, 0.5] && v[2].is_nan() && v[3] == 1.0));
+    /// ```
     fn clamp(&self, l: &Layout, lo: f64, hi: f64) -> Result<Self> {
         let _ = (l, lo, hi);
         Err(no_kernel(self.device(), "clamp"))
     }
     /// For each row of the view `l` along its last dim, the index of its largest value
     /// (the first on ties; NaN counts as the largest). Indices come back to the host.
+    ///
+    /// ```
+    /// use flux_core::{backend::BackendStorage, tensor::{CpuStorage, Layout}};
+    /// let x = CpuStorage::F64(vec![1.0, 3.0, 3.0, f64::NAN, 0.0, 2.0]);
+    /// assert_eq!(x.argmax_last(&Layout::contiguous(&[2, 3])).unwrap(), vec![1, 0]);
+    /// ```
     fn argmax_last(&self, l: &Layout) -> Result<Vec<usize>> {
         let _ = l;
         Err(no_kernel(self.device(), "argmax"))
@@ -577,6 +589,14 @@ pub trait BackendStorage: Sized + Clone + Debug + Send + Sync {
     /// `n` zeros with the view `l` of `self` written at the positions of `dst` (a view
     /// of the same shape into the `n` elements, no two positions equal): the backward of
     /// slicing.
+    ///
+    /// ```
+    /// use flux_core::{backend::BackendStorage, tensor::{CpuStorage, Layout}};
+    /// // the gradient of x[1::2] for a 4-element x: zeros except at positions 1 and 3
+    /// let dst = Layout { shape: vec![2], strides: vec![2], offset: 1 };
+    /// let g = CpuStorage::F64(vec![5.0, 6.0]).scatter_strided(&Layout::contiguous(&[2]), 4, &dst).unwrap();
+    /// assert!(matches!(g, CpuStorage::F64(v) if v == vec![0.0, 5.0, 0.0, 6.0]));
+    /// ```
     fn scatter_strided(&self, l: &Layout, n: usize, dst: &Layout) -> Result<Self> {
         let _ = (l, n, dst);
         Err(no_kernel(self.device(), "slice backward"))

@@ -22,9 +22,8 @@ pub struct MseOp {
     pub mean: bool,
 }
 
-impl MseOp {
-    fn scale(&self, n: usize) -> f64 { if self.mean { 1.0 / n as f64 } else { 1.0 } }
-}
+/// The factor on the sum of squares: 1/n for the mean, else 1.
+fn scale(op: &MseOp, n: usize) -> f64 { if op.mean { 1.0 / n as f64 } else { 1.0 } }
 
 impl FusedOp for MseOp {
     fn name(&self) -> &'static str { "mse" }
@@ -33,14 +32,14 @@ impl FusedOp for MseOp {
             let (a, b) = (xs[0].as_contiguous::<T>()?, xs[1].as_contiguous::<T>()?);
             let (av, bv) = (a.as_slice::<T>()?, b.as_slice::<T>()?);
             let sum = av.iter().zip(bv).fold(T::zero(), |acc, (&p, &q)| acc + (p - q) * (p - q));
-            let scale = self.scale(av.len());
+            let scale = scale(self, av.len());
             let out = Tensor::from_vec(vec![if self.mean { sum * T::f(scale) } else { sum }], &[])?;
             Ok((out, Box::new(MseBackward { yhat: a.detach(), y: b.detach(), scale }) as Box<dyn Backward>))
         })
     }
     fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
         let (a, b) = (xs[0].detach(), xs[1].detach());
-        let scale = self.scale(a.numel());
+        let scale = scale(self, a.numel());
         let s = a.sub(&b)?.square()?.sum_all()?;
         let out = if self.mean { s.mul_scalar(scale)? } else { s };
         Ok((out, Box::new(MseBackward { yhat: a, y: b, scale })))

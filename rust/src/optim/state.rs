@@ -201,6 +201,14 @@ impl State {
         })
     }
     /// A deep copy whose arrays no longer share storage with this one's.
+    ///
+    /// ```
+    /// use flux_core::optim::State;
+    /// use flux_core::{DType, Tensor};
+    /// let s = State::Tuple(vec![State::Tensor(Tensor::ones(&[2], DType::F32)), State::Int(3)]);
+    /// let c = s.deep_clone().unwrap();
+    /// assert!(matches!(&c, State::Tuple(v) if matches!(&v[0], State::Tensor(t) if !t.is_shared() && t.to_vec_f64().unwrap() == vec![1.0, 1.0])));
+    /// ```
     pub fn deep_clone(&self) -> Result<State> {
         Ok(match self {
             State::Tensor(t) => State::Tensor(t.detach_copy()?),

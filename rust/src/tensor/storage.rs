@@ -524,8 +524,20 @@ impl Storage {
         Ok(each!(self, |s| s.index_add(l, axis, idx, n)?))
     }
     /// See [`BackendStorage::clamp`].
+    ///
+    /// ```
+    /// use flux_core::tensor::{CpuStorage, Layout, Storage};
+    /// let y = Storage::Cpu(CpuStorage::F64(vec![-2.0, 3.0])).clamp(&Layout::contiguous(&[2]), 0.0, 1.0).unwrap();
+    /// assert!(matches!(y.cpu().unwrap(), CpuStorage::F64(v) if v == &[0.0, 1.0]));
+    /// ```
     pub fn clamp(&self, l: &Layout, lo: f64, hi: f64) -> Result<Storage> { Ok(each!(self, |s| s.clamp(l, lo, hi)?)) }
     /// See [`BackendStorage::argmax_last`].
+    ///
+    /// ```
+    /// use flux_core::tensor::{CpuStorage, Layout, Storage};
+    /// let x = Storage::Cpu(CpuStorage::F32(vec![0.0, 2.0, 1.0, 7.0]));
+    /// assert_eq!(x.argmax_last(&Layout::contiguous(&[2, 2])).unwrap(), vec![1, 1]);
+    /// ```
     pub fn argmax_last(&self, l: &Layout) -> Result<Vec<usize>> {
         match self {
             Storage::Cpu(s) => s.argmax_last(l),
@@ -536,6 +548,13 @@ impl Storage {
         }
     }
     /// See [`BackendStorage::scatter_strided`].
+    ///
+    /// ```
+    /// use flux_core::tensor::{CpuStorage, Layout, Storage};
+    /// let dst = Layout { shape: vec![1], strides: vec![1], offset: 2 };
+    /// let g = Storage::Cpu(CpuStorage::F32(vec![4.0])).scatter_strided(&Layout::contiguous(&[1]), 3, &dst).unwrap();
+    /// assert!(matches!(g.cpu().unwrap(), CpuStorage::F32(v) if v == &[0.0, 0.0, 4.0]));
+    /// ```
     pub fn scatter_strided(&self, l: &Layout, n: usize, dst: &Layout) -> Result<Storage> {
         Ok(each!(self, |s| s.scatter_strided(l, n, dst)?))
     }
