@@ -51,7 +51,8 @@ class Leaf:
         """A copy whose state arrays are independent of this leaf's."""
     def _to_device_(self, /, device: Any) -> None:
         """Move the state's arrays to `device` ("cpu" or "gpu") in place. MixedPrecision
-        keeps its float64 master copy and inner state on the host whatever the device.
+        keeps a float64 master copy and its inner state on the host whatever the device
+        (a float32 master moves, and on the GPU rounds the parameter to float16).
         """
     @property
     def frozen(self) -> bool: ...
@@ -253,9 +254,10 @@ def _module_forward(kind: str, x: _TensorLike, train: bool, chs: Any = ..., gamm
     `"LayerNorm"`, `"Dropout"`, `"AlphaDropout"`) with the given parameters (`gamma`,
     `beta`, `running_mean`/`running_var`, copied in), run its `Module::forward_t(x, train)`, and
     return `(y, running mean, running var)`: the Python layers must give the same bits.
-    `load_from`: first load the parameters from a safetensors file by their Rust paths
-    (`Module::parameters_mut`, as a Rust program resumes); `save_to`: afterwards save them
-    there under those paths with `flux_core::io::save` (checkpoints between Rust and Python).
+    `load_from`: first load the parameters and running statistics from a safetensors file
+    by their Rust paths (`Module::parameters_mut`, `Module::set_buffer`, as a Rust program
+    resumes); `save_to`: afterwards save them there under those paths with
+    `flux_core::io::save` (checkpoints between Rust and Python).
     """
 
 def _panic_for_test(msg: str) -> None:
