@@ -88,15 +88,22 @@ pub trait FusedOp: Send + Sync + Debug {
     /// naming the op, until the wgpu backend gives this op a kernel.
     ///
     /// ```
-    /// use flux_core::{autodiff::Backward, ops::FusedOp, Error, Result, Tensor};
+    /// use flux_core::{autodiff::Backward, ops::{apply, FusedOp}, Error, Result, Tensor};
+    /// /// The identity: its gradient passes through.
+    /// #[derive(Debug)]
+    /// struct PassBack;
+    /// impl Backward for PassBack {
+    ///     fn backward(&self, g: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> { Ok(vec![Some(g.clone())]) }
+    /// }
     /// #[derive(Debug)]
     /// struct CpuOnly;
     /// impl FusedOp for CpuOnly {
     ///     fn name(&self) -> &'static str { "cpu_only" }
-    ///     fn cpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> { unimplemented!() }
+    ///     fn cpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> { Ok((xs[0].clone(), Box::new(PassBack))) }
     /// }
-    /// // an op without a GPU kernel says so, naming itself
     /// let x = Tensor::from_vec(vec![1.0f32], &[1]).unwrap();
+    /// assert_eq!(apply(&CpuOnly, &[&x]).unwrap().to_vec_f64().unwrap(), vec![1.0]);
+    /// // an op without a GPU kernel says so, naming itself
     /// assert!(matches!(CpuOnly.wgpu_fwd(&[&x]), Err(Error::Device(m)) if m.contains("cpu_only")));
     /// ```
     fn wgpu_fwd(&self, inputs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
