@@ -48,6 +48,8 @@ def scatter(src, idx, n: int | None = None, *, op: str = "add"):
     if op != "mean":
         raise ValueError(f"scatter op must be 'add' or 'mean', got {op!r}")
     ones = _core.full(list(ia.shape), 1.0, "float64" if out.dtype == np.float64 else "float32")
+    if out.device != "cpu":  # count on the result's device
+        ones._to_device_(out.device)
     counts = _core.scatter_add(ones, ia, int(n))
     counts = _core.clamp(counts, 1.0, float("inf"))
     return out / counts.reshape(*([int(n)] + [1] * (out.ndim - 1)))

@@ -20,7 +20,11 @@ __all__ = ["RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU"]
 
 
 def _zeros(shape, like: Tensor) -> Tensor:
-    return _core.full(list(shape), 0.0, like.dtype.name)
+    """Zeros of ``like``'s dtype on ``like``'s device (a GPU model's states start there)."""
+    z = _core.full(list(shape), 0.0, like.dtype.name)
+    if like.device != "cpu":
+        z._to_device_(like.device)
+    return z
 
 
 #: a weight initialiser: ``init(out, in, rng=...)`` gives a matrix
@@ -53,7 +57,7 @@ class _Cell:
         return _core.recurrent(self.kind, x, self.Wi, self.Wh, b, state, *self._kernel(), step)
 
     def initialstates(self, x: Tensor):
-        """The zero state for input ``x`` ((batch, in) or (in,))."""
+        """The zero state for input ``x`` ((batch, in) or (in,)), on the cell's device."""
         return _zeros(x.shape[:-1][:1] + (self.out,) if x.ndim == 2 else (self.out,), self.Wi)
 
     def __call__(self, x, state=None):

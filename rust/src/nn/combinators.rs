@@ -4,7 +4,7 @@
 //! Rust function. (The Python layers of the same names call Python callables for
 //! the members and the connection, since those may be any user function; `Maxout`'s
 //! maximum is one Rust call, [`maxout`].)
-use super::{visit_members, visit_members_mut, Module, ParamPath};
+use super::{members_buffers, members_set_buffer, visit_members, visit_members_buffers_mut, visit_members_mut, Module, ParamPath};
 use crate::error::{value_err, Result};
 use crate::tensor::Tensor;
 
@@ -78,6 +78,16 @@ impl Module for SkipConnection {
     }
     fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
         path.within("layers", |p| self.layers.visit_params_mut(p, f))
+    }
+    fn buffers(&self) -> Vec<(String, Tensor)> { self.layers.buffers().into_iter().map(|(p, t)| (format!("layers.{p}"), t)).collect() }
+    fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> {
+        match path.strip_prefix("layers.") {
+            Some(rest) => self.layers.set_buffer(rest, value),
+            None => Ok(false),
+        }
+    }
+    fn visit_buffers_mut(&mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
+        path.within("layers", |p| self.layers.visit_buffers_mut(p, f))
     }
 }
 
@@ -174,6 +184,11 @@ impl Module for Parallel {
     fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
         visit_members_mut(&mut self.layers, path, f)
     }
+    fn buffers(&self) -> Vec<(String, Tensor)> { members_buffers(&self.layers) }
+    fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> { members_set_buffer(&self.layers, path, value) }
+    fn visit_buffers_mut(&mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
+        visit_members_buffers_mut(&mut self.layers, path, f)
+    }
 }
 
 /// The elementwise maximum of the members' outputs in one call (one fused op; the
@@ -226,5 +241,10 @@ impl Module for Maxout {
     fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { visit_members(&self.layers, path, f) }
     fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
         visit_members_mut(&mut self.layers, path, f)
+    }
+    fn buffers(&self) -> Vec<(String, Tensor)> { members_buffers(&self.layers) }
+    fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> { members_set_buffer(&self.layers, path, value) }
+    fn visit_buffers_mut(&mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
+        visit_members_buffers_mut(&mut self.layers, path, f)
     }
 }

@@ -383,6 +383,19 @@ pub trait Module: Send {
     /// assert!(!bn.set_buffer("no_such_buffer", &Tensor::zeros(&[2], DType::F32)).unwrap());
     /// ```
     fn set_buffer(&self, _path: &str, _value: &Tensor) -> Result<bool> { Ok(false) }
+    /// Call `f` on every non-trainable tensor the module holds (its buffers: BatchNorm's
+    /// running `μ` and `σ2`, …), mutably, with its path below `path`, in the order of
+    /// [`Module::buffers`]; how [`to_device_`] moves a whole model. Default: none.
+    /// Containers visit their members' buffers under the members' paths.
+    ///
+    /// ```
+    /// use flux_core::nn::{norm::BatchNorm, Chain, Dense, Module, ParamPath};
+    /// let mut c = Chain::new(vec![Box::new(Dense::new(2, 3)), Box::new(BatchNorm::new(3))]);
+    /// let mut seen = vec![];
+    /// c.visit_buffers_mut(&mut ParamPath::new(), &mut |p, t| seen.push((p.to_string(), t.shape().to_vec())));
+    /// assert_eq!(seen, [("layers.1.μ".to_string(), vec![3]), ("layers.1.σ2".to_string(), vec![3])]);
+    /// ```
+    fn visit_buffers_mut(&mut self, _path: &mut ParamPath, _f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {}
 }
 
 /// Layers applied in order.
@@ -430,21 +443,31 @@ impl Module for Chain {
     fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
         visit_members_mut(&mut self.layers, path, f)
     }
-    fn buffers(&self) -> Vec<(String, Tensor)> {
-        self.layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, l)| l.buffers().into_iter().map(move |(p, t)| (format!("layers.{i}.{p}"), t)))
-            .collect()
+    fn buffers(&self) -> Vec<(String, Tensor)> { members_buffers(&self.layers) }
+    fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> { members_set_buffer(&self.layers, path, value) }
+    fn visit_buffers_mut(&mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
+        visit_members_buffers_mut(&mut self.layers, path, f)
     }
-    fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> {
-        // "layers.{i}.{rest}"
-        let Some((i, rest)) = path.strip_prefix("layers.").and_then(|r| r.split_once('.')) else { return Ok(false) };
-        match i.parse::<usize>().ok().and_then(|i| self.layers.get(i)) {
-            Some(l) => l.set_buffer(rest, value),
-            None => Ok(false),
-        }
+}
+
+/// The buffers of `layers`, member `i`'s under `layers.<i>.` (how [`Chain`] and the
+/// other containers report their members' buffers).
+pub(crate) fn members_buffers(layers: &[Box<dyn Module>]) -> Vec<(String, Tensor)> {
+    layers.iter().enumerate().flat_map(|(i, l)| l.buffers().into_iter().map(move |(p, t)| (format!("layers.{i}.{p}"), t))).collect()
+}
+
+/// Set the buffer `layers.<i>.<rest>` of member `i`; `Ok(false)` if there is none.
+pub(crate) fn members_set_buffer(layers: &[Box<dyn Module>], path: &str, value: &Tensor) -> Result<bool> {
+    let Some((i, rest)) = path.strip_prefix("layers.").and_then(|r| r.split_once('.')) else { return Ok(false) };
+    match i.parse::<usize>().ok().and_then(|i| layers.get(i)) {
+        Some(l) => l.set_buffer(rest, value),
+        None => Ok(false),
     }
+}
+
+/// [`Module::visit_buffers_mut`] over `layers` with the path `layers.<i>` pushed for member `i`.
+pub(crate) fn visit_members_buffers_mut(layers: &mut [Box<dyn Module>], path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
+    path.within("layers", |p| layers.iter_mut().enumerate().for_each(|(i, l)| p.within(i, |p| l.visit_buffers_mut(p, f))))
 }
 
 /// Visit the parameters of `layers` with the path `layers.<i>` pushed for member `i`
@@ -458,20 +481,43 @@ pub(crate) fn visit_members_mut<'a>(layers: &'a mut [Box<dyn Module>], path: &mu
     path.within("layers", |p| layers.iter_mut().enumerate().for_each(|(i, l)| p.within(i, |p| l.visit_params_mut(p, f))))
 }
 
-/// Move every parameter of `model` to `device` in place (Flux's `gpu`/`cpu` for a Rust
-/// model); an optimiser state set up afterwards (`optim::setup`) lives there too.
+/// Move every tensor of `model` to `device` in place (Flux's `gpu`/`cpu` for a Rust
+/// model): its parameters ([`Module::visit_params_mut`]) and its buffers, such as
+/// BatchNorm's running statistics ([`Module::visit_buffers_mut`]). An optimiser state set
+/// up afterwards (`optim::setup`) lives there too; a state set up before moves with
+/// `State::to_device`.
+///
+/// To build a model on the GPU, build it on the CPU (seeded initialisers draw there:
+/// `Rng::uniform_tensor` makes host tensors) and move it once; the weights are the same
+/// numbers on either device, so a seed gives the same model on both.
 ///
 /// ```
-/// use flux_core::{nn::{to_device_, Dense, Module}, Device};
-/// let mut d = Dense::new(2, 3);
-/// to_device_(&mut d, Device::Cpu).unwrap();
-/// assert!(d.params().iter().all(|p| p.device() == Device::Cpu));
+/// use flux_core::{nn::{norm::BatchNorm, to_device_, Chain, Dense, Module}, Device};
+/// let mut m = Chain::new(vec![Box::new(Dense::new(2, 3)), Box::new(BatchNorm::new(3))]);
+/// to_device_(&mut m, Device::Cpu).unwrap();
+/// assert!(m.params().iter().all(|p| p.device() == Device::Cpu));
+/// if let Ok(gpu) = Device::wgpu() {
+///     to_device_(&mut m, gpu).unwrap();
+///     // the running statistics move too, not only the parameters
+///     assert!(m.params().iter().chain(m.buffers().iter().map(|(_, t)| t)).all(|t| t.device() == gpu));
+/// }
 /// ```
 pub fn to_device_(model: &mut dyn Module, device: crate::tensor::Device) -> Result<()> {
-    for p in model.params_mut() {
-        if p.device() != device {
-            *p = p.to_device(device)?.detach();
+    let mv = |t: &mut Tensor| -> Result<()> {
+        if t.device() != device {
+            *t = t.to_device(device)?.detach();
         }
+        Ok(())
+    };
+    for p in model.params_mut() {
+        mv(p)?;
     }
-    Ok(())
+    // the visitor cannot return an error: keep the first one
+    let mut res = Ok(());
+    model.visit_buffers_mut(&mut ParamPath::new(), &mut |_, t| {
+        if res.is_ok() {
+            res = mv(t);
+        }
+    });
+    res
 }

@@ -292,6 +292,15 @@ fn set_running(r: &Running, path: &str, v: &Tensor) -> Result<bool> {
     Ok(true)
 }
 
+fn visit_running_mut(r: &mut Running, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
+    // a poisoned lock still holds the statistics: they move with the model all the same
+    if let Some(m) = r {
+        let g = m.get_mut().unwrap_or_else(|e| e.into_inner());
+        path.within("μ", |p| f(p, &mut g.0));
+        path.within("σ2", |p| f(p, &mut g.1));
+    }
+}
+
 fn new_running(chs: usize, dt: DType) -> Running { Some(Mutex::new((Tensor::zeros(&[chs], dt), Tensor::ones(&[chs], dt)))) }
 
 /// A norm layer with (γ, β) and optional running statistics, whose forward is `$f`.
@@ -368,6 +377,9 @@ macro_rules! tracked_layer {
             }
             fn buffers(&self) -> Vec<(String, Tensor)> { running_buffers(&self.running) }
             fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> { set_running(&self.running, path, value) }
+            fn visit_buffers_mut(&mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
+                visit_running_mut(&mut self.running, path, f)
+            }
         }
     };
 }

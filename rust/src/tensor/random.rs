@@ -85,17 +85,27 @@ impl Rng {
     }
     /// Uniform numbers in [lo, hi).
     ///
+    /// The tensor is made in host memory: the stream runs on the host, so a seed gives
+    /// the same numbers whichever device they end up on. For the GPU, move it with
+    /// [`Tensor::to_device`], or build a whole model on the CPU and move it once with
+    /// [`nn::to_device_`](crate::nn::to_device_) (parameters and running statistics).
+    ///
     /// ```
-    /// use flux_core::{DType, tensor::random::Rng};
+    /// use flux_core::{DType, Device, tensor::random::Rng};
     /// let t = Rng::seed(0).uniform_tensor(&[100], -2.0, -1.0, DType::F32);
     /// assert!(t.to_vec_f64().unwrap().iter().all(|&v| (-2.0..-1.0).contains(&v)));
+    /// if let Ok(gpu) = Device::wgpu() {
+    ///     let g = Rng::seed(0).uniform_tensor(&[100], -2.0, -1.0, DType::F32).to_device(gpu).unwrap();
+    ///     assert_eq!(g.to_vec_f64().unwrap(), t.to_vec_f64().unwrap()); // the same draw on the GPU
+    /// }
     /// ```
     pub fn uniform_tensor(&mut self, shape: &[usize], lo: f64, hi: f64, dtype: DType) -> Tensor {
         let n = shape.iter().product();
         let v: Vec<f64> = (0..n).map(|_| lo + (hi - lo) * self.uniform()).collect();
         from_f64(v, shape, dtype)
     }
-    /// Normal numbers with the given mean and standard deviation.
+    /// Normal numbers with the given mean and standard deviation, in host memory (see
+    /// [`Rng::uniform_tensor`] for the GPU).
     ///
     /// ```
     /// use flux_core::{DType, tensor::random::Rng};
