@@ -75,6 +75,31 @@ pub fn dtype_from_name(name: &str) -> PyResult<DType> {
     }
 }
 
+/// `t`, made from host data (a number, a numpy array, a list), on `to`'s device: as is
+/// on the CPU; on the GPU converted to `to`'s dtype first (the GPU computes in float32,
+/// so a float64 array joins a float32 GPU tensor as float32, as `fx.gpu` converts).
+pub fn host_onto(t: Tensor, to: &Tensor) -> PyResult<Tensor> {
+    if t.device() == to.device() {
+        return Ok(t);
+    }
+    t.cast(to.dtype()).py()?.to_device(to.device()).py()
+}
+
+/// An op's arguments `objs`, converted to `ts`, with the numbers and host arrays among
+/// them made on the device of the first Tensor argument (as `gpu_tensor + array` does);
+/// Tensors stay where they are, so two devices remain the op's error, naming both.
+pub fn join_device(objs: &[&Bound<'_, PyAny>], mut ts: Vec<Tensor>) -> PyResult<Vec<Tensor>> {
+    let Some(to) = objs.iter().zip(&ts).find(|(o, _)| o.is_instance_of::<PyTensor>()).map(|(_, t)| t.clone()) else {
+        return Ok(ts);
+    };
+    for (o, t) in objs.iter().zip(ts.iter_mut()) {
+        if !o.is_instance_of::<PyTensor>() {
+            *t = host_onto(t.clone(), &to)?;
+        }
+    }
+    Ok(ts)
+}
+
 /// Any tensor-like value as a Tensor. Numbers take `like` (default float32); numpy
 /// float arrays keep their dtype; other arrays and lists become `like` or float32.
 pub fn to_tensor(obj: &Bound<'_, PyAny>, like: Option<DType>) -> PyResult<Tensor> {

@@ -4,11 +4,12 @@ use flux_core::nn::{conv::conv_layer, Activation};
 use flux_core::tensor::conv::{self as kconv, ConvSpec};
 use flux_core::tensor::pool::{self as kpool, PoolMode, PoolSpec};
 use flux_core::tensor::{dropout as kdrop, gather, misc, norm};
+use flux_core::Tensor;
 use numpy::{PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::convert::{maybe_detach, to_tensor};
+use crate::convert::{join_device, maybe_detach, to_tensor};
 use crate::errors::IntoPyResult;
 use crate::nn::{with_rng, PyRng};
 use crate::tensor::PyTensor;
@@ -135,9 +136,10 @@ fn scatter_add(py: Python<'_>, src: &Bound<'_, PyAny>, idx: &Bound<'_, PyAny>, n
 /// `a` where `cond` is non-zero else `b`.
 #[pyfunction]
 fn where_(cond: &Bound<'_, PyAny>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-    let a = to_tensor(a, None)?;
-    let b = to_tensor(b, Some(a.dtype()))?;
-    let c = to_tensor(cond, Some(a.dtype()))?;
+    let ta = to_tensor(a, None)?;
+    let tb = to_tensor(b, Some(ta.dtype()))?;
+    let tc = to_tensor(cond, Some(ta.dtype()))?;
+    let [a, b, c]: [Tensor; 3] = join_device(&[a, b, cond], vec![ta, tb, tc])?.try_into().expect("three tensors");
     Ok(PyTensor::new(misc::where_(&c, &a, &b).py()?))
 }
 

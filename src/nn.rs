@@ -7,7 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 
-use crate::convert::{dtype_from_name, maybe_detach, to_tensor};
+use crate::convert::{dtype_from_name, join_device, maybe_detach, to_tensor};
 use crate::errors::IntoPyResult;
 use crate::tensor::PyTensor;
 
@@ -129,6 +129,7 @@ fn dense(py: Python<'_>, x: &Bound<'_, PyAny>, w: &Bound<'_, PyTensor>, b: Optio
 fn loss(py: Python<'_>, name: &str, yhat: &Bound<'_, PyAny>, y: &Bound<'_, PyAny>, agg: &str, dims: isize, eps: Option<f64>, param: Option<f64>) -> PyResult<PyTensor> {
     let yh = to_tensor(yhat, None)?;
     let yt = to_tensor(y, Some(yh.dtype()))?;
+    let [yh, yt]: [Tensor; 2] = join_device(&[yhat, y], vec![yh, yt])?.try_into().expect("two tensors");
     let agg = losses::Agg::from_name(agg).py()?;
     let p = |d: f64| param.unwrap_or(d);
     let out = maybe_detach(py, yh.numel(), || match name {

@@ -635,6 +635,15 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
             )));
         }
     }
+    // gradients on a GPU: each one's norm reduced there (one float back), combined below
+    let (mut on_device, mut bufs): (Vec<_>, Vec<_>) = bufs.into_iter().partition(|b| matches!(b, GradBuf::T(t) if t.t.device() != flux_core::Device::Cpu));
+    let device_norms: Vec<f64> = on_device
+        .iter()
+        .filter_map(|b| match b {
+            GradBuf::T(t) => Some(optim::clip::device_pnorm(&t.t, p).py()),
+            _ => None,
+        })
+        .collect::<PyResult<_>>()?;
     let mut acc = NormAcc::new(p);
     for b in bufs.iter_mut() {
         match b.slice()? {
@@ -655,6 +664,9 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
         }
         n = mx * ss.sqrt();
     }
+    if !device_norms.is_empty() {
+        n = combine_norms(n, &device_norms, p, bufs.is_empty());
+    }
     if throw && !n.is_finite() {
         return Err(PyValueError::new_err(format!("gradient has {p}-norm {n}; pass throw=False to clip it anyway")));
     }
@@ -668,8 +680,35 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
                 SliceMut::F64(s) => scale_slice(s, lambda),
             }
         }
+        for b in on_device.iter_mut() {
+            if let GradBuf::T(t) = b {
+                let scaled = t.t.detach().mul_scalar(lambda).py()?;
+                t.t.assign_(&scaled).py()?;
+            }
+        }
     }
     Ok(n)
+}
+
+/// The p-norm of arrays whose own p-norms are `parts` (and `host`, the norm of the rest,
+/// unless `no_host`): ‖(a, b, …)‖_p from ‖a‖_p, ‖b‖_p, … (NaN wins a max or min).
+fn combine_norms(host: f64, parts: &[f64], p: f64, no_host: bool) -> f64 {
+    let all = parts.iter().copied().chain((!no_host).then_some(host));
+    let pick = |better: fn(f64, f64) -> bool| all.clone().fold(None, |m: Option<f64>, v| Some(match m {
+        Some(m) if !(v.is_nan() || better(v, m)) || m.is_nan() => m,
+        _ => v,
+    }));
+    if p == f64::INFINITY {
+        pick(|v, m| v > m).unwrap_or(0.0)
+    } else if p == f64::NEG_INFINITY {
+        pick(|v, m| v < m).unwrap_or(0.0)
+    } else if p == 1.0 || p == 0.0 {
+        all.sum()
+    } else if p == 2.0 {
+        all.fold(0.0, f64::hypot)
+    } else {
+        all.map(|v| v.powf(p)).sum::<f64>().powf(1.0 / p)
+    }
 }
 
 /// Every rule's default hyperparameters, `{rule name: {field: default}}` in constructor

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PySlice, PySliceMethods, PyTuple};
 
-use crate::convert::{maybe_detach, shape_arg, to_numpy, to_tensor};
+use crate::convert::{host_onto, join_device, maybe_detach, shape_arg, to_numpy, to_tensor};
 use crate::errors::IntoPyResult;
 
 /// An n-d array of float32 or float64 computed in Rust. Operators broadcast like numpy;
@@ -52,10 +52,10 @@ impl PyTensor {
     /// both), a number or host array made on this tensor's device, as torch does.
     fn other(&self, o: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         let t = to_tensor(o, Some(self.t.dtype()))?;
-        if t.device() == self.t.device() || o.is_instance_of::<PyTensor>() {
+        if o.is_instance_of::<PyTensor>() {
             return Ok(t);
         }
-        t.to_device(self.t.device()).py()
+        host_onto(t, &self.t)
     }
     fn bin(&self, py: Python<'_>, o: &Bound<'_, PyAny>, op: BinaryOp, reflected: bool) -> PyResult<PyTensor> {
         let o = self.other(o)?;
@@ -598,25 +598,33 @@ pub fn tensor(data: &Bound<'_, PyAny>, dtype: Option<&Bound<'_, PyAny>>) -> PyRe
 #[pyfunction]
 #[pyo3(signature = (ts, dim=0))]
 fn cat(ts: Vec<Bound<'_, PyAny>>, dim: isize) -> PyResult<PyTensor> {
-    let v: Vec<Tensor> = ts.iter().map(|t| to_tensor(t, None)).collect::<PyResult<_>>()?;
+    let v = joined(&ts)?;
     Ok(PyTensor::new(Tensor::concat(&v.iter().collect::<Vec<_>>(), dim).py()?))
 }
 /// Stack equally shaped tensors along a new dimension `dim`.
 #[pyfunction]
 #[pyo3(signature = (ts, dim=0))]
 fn stack(ts: Vec<Bound<'_, PyAny>>, dim: isize) -> PyResult<PyTensor> {
-    let v: Vec<Tensor> = ts.iter().map(|t| to_tensor(t, None)).collect::<PyResult<_>>()?;
+    let v = joined(&ts)?;
     Ok(PyTensor::new(Tensor::stack(&v.iter().collect::<Vec<_>>(), dim).py()?))
 }
 /// Elementwise maximum with broadcasting (NaN propagates).
 #[pyfunction]
 fn maximum(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-    Ok(PyTensor::new(to_tensor(a, None)?.maximum(&to_tensor(b, None)?).py()?))
+    let v = joined(&[a.clone(), b.clone()])?;
+    Ok(PyTensor::new(v[0].maximum(&v[1]).py()?))
 }
 /// Elementwise minimum with broadcasting (NaN propagates).
 #[pyfunction]
 fn minimum(a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-    Ok(PyTensor::new(to_tensor(a, None)?.minimum(&to_tensor(b, None)?).py()?))
+    let v = joined(&[a.clone(), b.clone()])?;
+    Ok(PyTensor::new(v[0].minimum(&v[1]).py()?))
+}
+
+/// Tensor-like arguments as tensors, host data on the first Tensor's device.
+fn joined(objs: &[Bound<'_, PyAny>]) -> PyResult<Vec<Tensor>> {
+    let ts = objs.iter().map(|t| to_tensor(t, None)).collect::<PyResult<_>>()?;
+    join_device(&objs.iter().collect::<Vec<_>>(), ts)
 }
 /// A tensor filled with `value`.
 #[pyfunction]

@@ -129,3 +129,55 @@ def test_functional_dropout_on_the_gpu_keeps_the_probability_and_its_backward_us
         assert abs(kept.mean() - (1 - p)) < 5 * np.sqrt(p * (1 - p) / y.size), f.__name__
         if f is fx.dropout:  # d ½Σ(m·x)²/dx = m²·x: zero where dropped
             np.testing.assert_array_equal(np.asarray(dx) == 0, y == 0)
+
+
+def test_numbers_and_host_arrays_join_a_gpu_tensor_on_its_device():
+    """Host data (numbers, numpy arrays, float64 ones made float32 as fx.gpu does) taken by
+    an op next to a GPU tensor is made on the GPU, in functions as in operators; a CPU
+    Tensor next to a GPU one stays an error naming both devices."""
+    x = arr((3, 4), 5)
+    g, c = fx.gpu(fx.tensor(x)), fx.tensor(x)
+    h, h64 = np.ones((3, 4), np.float32), np.ones((3, 4))
+    y = np.eye(4, dtype=np.float32)[[0, 1, 3]]
+    cases = [
+        ("operator with float64", lambda t: t + h64),
+        ("where, scalar a", lambda t: fx.where(x > 0, 0.5, t)),
+        ("where, array a", lambda t: fx.where(t > 0, h, t)),
+        ("where, scalar b", lambda t: fx.where(x > 0, t, 0.0)),
+        ("mse, array target", lambda t: fx.losses.mse(t, h)),
+        ("logitcrossentropy, array target", lambda t: fx.losses.logitcrossentropy(t, y)),
+        ("focal_loss", lambda t: fx.losses.focal_loss(fx.softmax(t), y)),
+        ("siamese_contrastive_loss", lambda t: fx.losses.siamese_contrastive_loss(t, np.ones((3, 4), np.float32))),
+        ("cat", lambda t: fx.cat([t, np.ones((1, 4), np.float32)], dim=0)),
+        ("stack", lambda t: fx.stack([h, t])),
+        ("maximum", lambda t: fx.maximum(h, t)),
+        ("minimum", lambda t: fx.minimum(t, 0.1)),
+    ]
+    for name, f in cases:
+        on_gpu = f(g)
+        assert on_gpu.device == "gpu", name
+        close(f(c), on_gpu, name)
+    for f in (lambda: fx.losses.mse(g, h64), lambda: fx.stack([h64, g]), lambda: fx.where(x > 0, h64, g)):
+        assert f().device == "gpu" and f().dtype == np.float32  # float64 host data made float32
+    for f in (lambda: fx.cat([g, c]), lambda: fx.losses.mse(g, c), lambda: fx.where(g > 0, c, g), lambda: fx.maximum(c, g)):
+        with pytest.raises(ValueError, match="(?s)(cpu.*gpu|gpu.*cpu)"):
+            f()
+
+
+@pytest.mark.parametrize("p", [2, 1, np.inf, 3])
+def test_clip_norm_of_gpu_gradients_gives_the_cpu_norm_and_scaling(p):
+    rng = np.random.default_rng(6)
+    grads = {"w": rng.normal(size=(3, 4)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32) * 3}
+    cpu = {k: fx.tensor(v) for k, v in grads.items()}
+    gpu = {k: fx.gpu(fx.tensor(v)) for k, v in grads.items()}
+    mixed = {"w": fx.gpu(fx.tensor(grads["w"])), "b": grads["b"].copy()}  # one on the GPU, one a host array
+    n_cpu, n_gpu, n_mixed = fx.clip_norm_(cpu, 1.0, p), fx.clip_norm_(gpu, 1.0, p), fx.clip_norm_(mixed, 1.0, p)
+    assert n_gpu == pytest.approx(n_cpu, rel=1e-5) and n_mixed == pytest.approx(n_cpu, rel=1e-5)
+    assert n_cpu > 1.0
+    for k in grads:
+        assert gpu[k].device == "gpu"
+        close(cpu[k], gpu[k], k)
+        close(cpu[k], mixed[k], k)
+    bad = {"w": fx.gpu(fx.tensor(np.array([1.0, np.inf], np.float32)))}
+    with pytest.raises(ValueError, match="norm"):
+        fx.clip_norm_(bad, 1.0, p)

@@ -67,6 +67,8 @@ def where(cond, a, b):
         cond = cond.astype(np.float32)
     if not isinstance(a, Tensor) and isinstance(b, Tensor):
         a = _core.tensor(a, "float64" if b.dtype == np.float64 else "float32")
+        if b.device != "cpu":  # host data joins b on its device
+            a._to_device_(b.device)
     return _core.where_(cond, a, b)
 
 

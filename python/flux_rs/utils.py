@@ -105,9 +105,12 @@ def _to(tree, device: str):
 
 def gpu(tree):
     """Move every Tensor of a model, optimiser state or batch to the GPU (Flux's
-    ``gpu``) and return it. Tensors move in place, so a model keeps its identity and a
-    state tree from ``fx.setup`` follows with ``fx.gpu(state)``; float64 becomes
-    float32; numpy float arrays in a batch (tuples, lists, dicts) become GPU Tensors.
+    ``gpu``) and return it: parameters and non-trainable state alike (BatchNorm's
+    running statistics, a user layer's buffers), at any depth. Tensors move in place,
+    so a model keeps its identity and a state tree from ``fx.setup`` follows with
+    ``fx.gpu(state)`` (a MixedPrecision float64 master copy stays on the host: the GPU
+    computes in float32); float64 becomes float32; numpy float arrays in a batch
+    (tuples, lists, dicts) become GPU Tensors.
     With no GPU adapter, as Flux does, a warning is shown once and the tree is
     returned unchanged.
 
