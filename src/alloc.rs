@@ -21,7 +21,7 @@
 //! pages. gemm walks its operands and its result a few rows at a time, 8 KiB apart at
 //! n = 2048, and every microkernel call then misses the TLB on a dozen pages: a 2048³
 //! product took 8–12 % more CPU time than on 2 MiB pages (120 against 108–114 ms on one
-//! thread; `benches/matmul_cpu.py`). [`advise_huge_pages`] asks for huge pages in every
+//! thread; `benches/cpu_time.py`). [`advise_huge_pages`] asks for huge pages in every
 //! block from [`HUGE`] up, before the block is first touched.
 use std::alloc::{GlobalAlloc, Layout, System};
 
