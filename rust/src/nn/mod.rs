@@ -499,7 +499,8 @@ pub(crate) fn visit_members_mut<'a>(layers: &'a mut [Box<dyn Module>], path: &mu
 /// if let Ok(gpu) = Device::wgpu() {
 ///     to_device_(&mut m, gpu).unwrap();
 ///     // the running statistics move too, not only the parameters
-///     assert!(m.params().iter().chain(m.buffers().iter().map(|(_, t)| t)).all(|t| t.device() == gpu));
+///     let bufs = m.buffers();
+///     assert!(m.params().into_iter().chain(bufs.iter().map(|(_, t)| t)).all(|t| t.device() == gpu));
 /// }
 /// ```
 pub fn to_device_(model: &mut dyn Module, device: crate::tensor::Device) -> Result<()> {
