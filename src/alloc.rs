@@ -20,9 +20,10 @@
 //! /sys/kernel/mm/transparent_hugepage/enabled), so a 16 MiB matrix sits on 4096 small
 //! pages. gemm walks its operands and its result a few rows at a time, 8 KiB apart at
 //! n = 2048, and every microkernel call then misses the TLB on a dozen pages: a 2048³
-//! product took 8–12 % more CPU time than on 2 MiB pages (120 against 108–114 ms on one
-//! thread; `benches/cpu_time.py`). [`advise_huge_pages`] asks for huge pages in every
-//! block from [`HUGE`] up, before the block is first touched.
+//! product took 8–12 % more CPU time than on 2 MiB pages (120–129 against 107–113 ms on
+//! one thread; BENCHMARKS.md, "W5b, session 7"). [`advise_huge_pages`] asks for huge pages
+//! in every block from [`HUGE`] up, before the block is first touched. Before it, whether
+//! a matrix got huge pages depended on numpy having advised the heap stretch it reused.
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Tell glibc to keep freed memory for reuse instead of returning it to the system after
