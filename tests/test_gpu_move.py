@@ -69,7 +69,6 @@ def test_gpu_and_cpu_move_every_tensor_of_a_model_and_keep_its_values():
         np.testing.assert_array_equal(a, np.asarray(b))
 
 
-@pytest.mark.slow
 def test_a_model_moved_to_the_gpu_trains_and_runs_in_test_mode_as_on_the_cpu():
     x = rand(4, 2, 5, 5, seed=3)
     y = np.eye(3, dtype=np.float32)[[0, 1, 2, 1]]

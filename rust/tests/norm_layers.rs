@@ -268,3 +268,40 @@ fn embedding_gathers_and_scatters_its_gradient() {
     assert_eq!(y.shape(), &[2, 2]);
     assert_eq!(vals(&y)[..2], [0.0, 0.0]);
 }
+
+#[test]
+fn containers_report_set_and_visit_their_members_running_statistics() {
+    use flux_core::nn::combinators::{Maxout, Parallel, SkipConnection};
+    use flux_core::nn::{Chain, ParamPath};
+    let bn = || Box::new(BatchNorm::new(2)) as Box<dyn Module>;
+    let mut model = Chain::new(vec![
+        Box::new(SkipConnection::add(bn())),
+        Box::new(Parallel::sum(vec![bn(), Box::new(Chain::new(vec![bn()]))])),
+        Box::new(Maxout::new(vec![bn(), bn()])),
+    ]);
+    let names: Vec<String> = model.buffers().into_iter().map(|(p, _)| p).collect();
+    let want = ["layers.0.layers.μ", "layers.0.layers.σ2", "layers.1.layers.0.μ", "layers.1.layers.0.σ2", "layers.1.layers.1.layers.0.μ",
+        "layers.1.layers.1.layers.0.σ2", "layers.2.layers.0.μ", "layers.2.layers.0.σ2", "layers.2.layers.1.μ", "layers.2.layers.1.σ2"];
+    assert_eq!(names, want);
+    // set by path (a checkpoint's restore), read back by path
+    for (i, p) in want.iter().enumerate() {
+        assert!(model.set_buffer(p, &Tensor::full(&[2], i as f64, DType::F32)).unwrap(), "{p}");
+    }
+    assert!(!model.set_buffer("layers.0.layers.nothing", &Tensor::zeros(&[2], DType::F32)).unwrap());
+    assert!(!model.set_buffer("layers.7.μ", &Tensor::zeros(&[2], DType::F32)).unwrap());
+    let got: Vec<f64> = model.buffers().iter().map(|(_, t)| vals(t)[0]).collect();
+    assert_eq!(got, (0..10).map(|i| i as f64).collect::<Vec<_>>());
+    // visited mutably in the same order with the same paths (how to_device_ moves them)
+    let mut seen = vec![];
+    model.visit_buffers_mut(&mut ParamPath::new(), &mut |p, t| {
+        seen.push(p.to_string());
+        *t = t.add_scalar(100.0).unwrap();
+    });
+    assert_eq!(seen, want);
+    assert_eq!(vals(&model.buffers()[9].1), vec![109.0, 109.0]);
+    // and the forward reads the visited (replaced) statistics: Maxout of two BatchNorms
+    // in test mode, (μ, σ2) = (106, 107) and (108, 109)
+    let y = model.layers[2].forward_t(&Tensor::full(&[1, 2], 109.0, DType::F32), false).unwrap();
+    let want = (3.0 / (107.0f64 + 1e-5).sqrt()).max(1.0 / (109.0f64 + 1e-5).sqrt());
+    assert_close(&vals(&y), &[want, want], 1e-6, 1e-6);
+}
