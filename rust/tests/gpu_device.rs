@@ -107,3 +107,37 @@ fn a_batchnorm_cnn_moved_to_the_gpu_trains_a_step_and_runs_in_test_mode_as_on_th
     // the running means moved off their initial zeros: the step did update them
     assert!(on_gpu.buffers()[0].1.to_vec_f64().unwrap().iter().any(|&v| v != 0.0));
 }
+
+#[test]
+fn an_optimiser_state_set_up_before_the_move_follows_with_state_to_device() {
+    let Some(dev) = gpu() else { return };
+    let x = Rng::seed(8).normal_tensor(&[4, 2, 5, 5], 0.0, 1.0, DType::F32);
+    let y = flux_core::data::onehot(&[2, 1, 0, 1], 3, DType::F32).unwrap();
+    let rule = optim::Momentum::default();
+    let steps = |m: &mut Chain, state: &mut Vec<optim::Leaf>, device: Device| {
+        let (x, y) = (x.to_device(device).unwrap(), y.to_device(device).unwrap());
+        for _ in 0..2 {
+            let batches = vec![Ok((x.clone(), y.clone()))];
+            let loss = |m: &Chain, x: &Tensor, y: &Tensor| losses::logitcrossentropy(&m.forward(x)?, y, -1, losses::Agg::Mean);
+            flux_core::train::train(m, loss, batches, state).unwrap();
+        }
+    };
+    let (mut on_cpu, mut on_gpu) = (cnn(4), cnn(4));
+    let mut st_cpu = optim::setup(&rule, &on_cpu).unwrap();
+    steps(&mut on_cpu, &mut st_cpu, Device::Cpu);
+    // set up on the host, then model and state moved
+    let mut st_gpu = optim::setup(&rule, &on_gpu).unwrap();
+    to_device_(&mut on_gpu, dev).unwrap();
+    for leaf in &mut st_gpu {
+        leaf.state = leaf.state.to_device(dev).unwrap();
+    }
+    steps(&mut on_gpu, &mut st_gpu, dev);
+    let (tc, tg) = (tensors(&on_cpu), tensors(&on_gpu));
+    let top = tc.iter().map(largest).fold(0.0, f64::max);
+    for (i, (c, g)) in tc.iter().zip(&tg).enumerate() {
+        close(&format!("parameter or buffer {i} after 2 momentum steps"), c, g, top);
+    }
+    for leaf in &st_gpu {
+        assert!(matches!(&leaf.state, optim::State::Tensor(t) if t.device() == dev), "the momentum lives on the GPU");
+    }
+}
