@@ -10,7 +10,13 @@ pub fn to_py(e: Error) -> PyErr {
             return err; // raised by a rule written in Python: given back as it was
         }
     }
-    let msg = e.to_string();
+    let mut msg = e.to_string();
+    if let Error::Device(m) = &e {
+        // flux-core names Rust's remedy; a Python user moves tensors with fx.gpu / fx.cpu
+        if let Some(head) = m.strip_suffix("; move one with to_device") {
+            msg = format!("{head}; move one with fx.gpu or fx.cpu (fx.DataLoader(..., device=\"gpu\") delivers batches on the GPU)");
+        }
+    }
     match e {
         Error::Shape(_) | Error::ShapeMismatch { .. } | Error::Value(_) | Error::Device(_) => PyValueError::new_err(msg),
         Error::DType(_) => PyTypeError::new_err(msg),

@@ -176,7 +176,10 @@ def test_a_checkpoint_of_a_gpu_batchnorm_model_loads_onto_the_device_of_the_mode
 
 def test_an_op_mixing_a_gpu_model_and_a_cpu_input_names_both_devices():
     m = fx.gpu(fx.BatchNorm(3))
-    with pytest.raises(ValueError, match="(?s)(cpu.*gpu|gpu.*cpu)"):
+    with pytest.raises(ValueError, match="(?s)(cpu.*gpu|gpu.*cpu)") as e:
         m(fx.tensor(rand(2, 3)))
+    assert "fx.gpu" in str(e.value), "the Python remedy, not Rust's"
+    with pytest.raises(ValueError, match=r"(?s)(cpu.*gpu|gpu.*cpu).*fx\.gpu or fx\.cpu"):
+        fx.gpu(fx.Dense(2, 2))(np.ones((3, 2), np.float32))  # host input into a GPU layer
     with pytest.raises(ValueError, match="(?s)(cpu.*gpu|gpu.*cpu)"):
         fx.gpu(fx.tensor(rand(2, 3))) @ fx.tensor(rand(3, 2))
