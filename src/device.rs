@@ -16,6 +16,14 @@ pub fn parse(name: &str) -> PyResult<Device> {
     }
 }
 
+/// `t`'s values on `d`, detached: a float64 tensor becomes float32 on the GPU, as Flux's
+/// `gpu` does (the GPU computes in float32). How `fx.gpu` / `fx.cpu` move a Tensor and
+/// an optimiser state alike.
+pub fn moved(t: &flux_core::Tensor, d: Device) -> flux_core::Result<flux_core::Tensor> {
+    let src = if d != Device::Cpu && t.dtype() == flux_core::DType::F64 { t.cast(flux_core::DType::F32)? } else { t.detach() };
+    src.to_device(d)
+}
+
 /// Can tensors move to the GPU (a wgpu adapter was found, lavapipe included)?
 #[pyfunction]
 fn gpu_available() -> bool { Device::wgpu().is_ok() }

@@ -297,9 +297,10 @@ impl PyLeaf {
         self.views = None;
         Ok(())
     }
-    /// Move the state's arrays to `device` ("cpu" or "gpu") in place. MixedPrecision
-    /// keeps a float64 master copy and its inner state on the host whatever the device
-    /// (a float32 master moves, and on the GPU rounds the parameter to float16).
+    /// Move the state's arrays to `device` ("cpu" or "gpu") in place, float64 ones made
+    /// float32 on the GPU (as the parameters are). MixedPrecision keeps a float64 master
+    /// copy and its inner state on the host whatever the device (a float32 master moves,
+    /// and on the GPU rounds the parameter to float16).
     fn _to_device_(&mut self, py: Python<'_>, device: &str) -> PyResult<()> {
         let d = crate::device::parse(device)?;
         let mixed = self.core.name() == "MixedPrecision";
@@ -315,7 +316,7 @@ impl PyLeaf {
             state_tensors_mut(s, &mut ts);
             for t in ts {
                 if t.device() != d {
-                    let moved = t.to_device(d)?;
+                    let moved = crate::device::moved(t, d)?;
                     t.replace_data_(&moved);
                 }
             }

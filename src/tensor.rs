@@ -1,7 +1,7 @@
 //! `fx.Tensor`: a Rust-owned n-d array with numpy interop and operators.
 use flux_core::tensor::elementwise::{BinaryOp, CmpOp};
 use flux_core::tensor::movement::SliceDim;
-use flux_core::{DType, Device, Tensor};
+use flux_core::{DType, Tensor};
 use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -110,8 +110,7 @@ impl PyTensor {
         if self.t.device() == d {
             return Ok(());
         }
-        let src = if d != Device::Cpu && self.t.dtype() == DType::F64 { self.t.cast(DType::F32).py()? } else { self.t.detach() };
-        let moved = src.to_device(d).py()?;
+        let moved = crate::device::moved(&self.t, d).py()?;
         self.t.replace_data_(&moved);
         Ok(())
     }

@@ -183,3 +183,15 @@ def test_an_op_mixing_a_gpu_model_and_a_cpu_input_names_both_devices():
         fx.gpu(fx.Dense(2, 2))(np.ones((3, 2), np.float32))  # host input into a GPU layer
     with pytest.raises(ValueError, match="(?s)(cpu.*gpu|gpu.*cpu)"):
         fx.gpu(fx.tensor(rand(2, 3))) @ fx.tensor(rand(3, 2))
+
+
+def test_a_float64_model_and_its_state_move_to_the_gpu_as_float32():
+    m = {"w": fx.tensor(np.ones((2, 3)))}  # float64
+    st = fx.setup(fx.Adam(0.1), m)
+    fx.gpu(m), fx.gpu(st)
+    assert m["w"].dtype == np.float32 and on("gpu", st) == []
+    assert all(t.dtype == np.float32 for t in all_tensors(st))
+    fx.update_(st, m, {"w": fx.gpu(fx.tensor(np.ones((2, 3), np.float32)))})
+    np.testing.assert_allclose(np.asarray(m["w"]), 0.9, rtol=1e-6)  # Adam's first step: η
+    fx.cpu(m), fx.cpu(st)
+    assert on("cpu", st) == [] and m["w"].device == "cpu"

@@ -50,9 +50,10 @@ class Leaf:
     def _copy(self, /) -> Leaf:
         """A copy whose state arrays are independent of this leaf's."""
     def _to_device_(self, /, device: Any) -> None:
-        """Move the state's arrays to `device` ("cpu" or "gpu") in place. MixedPrecision
-        keeps a float64 master copy and its inner state on the host whatever the device
-        (a float32 master moves, and on the GPU rounds the parameter to float16).
+        """Move the state's arrays to `device` ("cpu" or "gpu") in place, float64 ones made
+        float32 on the GPU (as the parameters are). MixedPrecision keeps a float64 master
+        copy and its inner state on the host whatever the device (a float32 master moves,
+        and on the GPU rounds the parameter to float16).
         """
     @property
     def frozen(self) -> bool: ...
