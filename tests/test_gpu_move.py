@@ -195,3 +195,22 @@ def test_a_float64_model_and_its_state_move_to_the_gpu_as_float32():
     np.testing.assert_allclose(np.asarray(m["w"]), 0.9, rtol=1e-6)  # Adam's first step: η
     fx.cpu(m), fx.cpu(st)
     assert on("cpu", st) == [] and m["w"].device == "cpu"
+
+
+def test_an_epoch_of_a_batchnorm_cnn_from_a_gpu_dataloader_reads_back_only_the_losses():
+    """Running statistics update on the GPU and batches arrive there: per step, one
+    4-byte read (the loss)."""
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(size=(12, 2, 5, 5)).astype(np.float32), np.eye(3, dtype=np.float32)[rng.integers(0, 3, 12)]
+    m = fx.gpu(model())
+    st = fx.setup(fx.Adam(0.01), m)
+    data = fx.DataLoader((x, y), batchsize=4, device="gpu")
+    loss = lambda m, a, b: fx.losses.logitcrossentropy(m(a), b)
+    fx.train_(loss, m, data, st, progress=False)  # the first epoch compiles the kernels
+    mu0 = np.asarray(m.layers[1].μ).copy()
+    r0, b0 = _core._gpu_reads()
+    losses = fx.train_(loss, m, data, st, progress=False)
+    r1, b1 = _core._gpu_reads()
+    assert len(losses) == 3 and (r1 - r0, b1 - b0) == (3, 12)
+    assert not np.array_equal(np.asarray(m.layers[1].μ), mu0), "the running mean moved on the GPU"
+    assert on("gpu", m) == [] and on("gpu", st) == []
