@@ -93,6 +93,27 @@ fn conv_gradients_with_32_channels_per_group() {
 }
 
 #[test]
+fn conv_row_unfold_matches_reference_and_gradients() {
+    // from 32 output and 8 input channels per group, 2-D convolutions with vertical stride 1 unfold
+    // only the window's columns and run one GEMM per window row over that matrix shifted
+    // by whole rows: the forward against the reference (vertical dilation, horizontal
+    // stride and dilation, groups, 64 channels per group computed in two blocks), the
+    // gradients against finite differences, conv_transpose (whose forward is the input
+    // gradient) included
+    let mut g = Gen::new(11);
+    for &(s, p, d, groups, kh) in &[([1, 2], [1, 0], [2, 1], 1, 3), ([1, 1], [2, 1], [1, 2], 2, 2), ([1, 3], [0, 1], [1, 1], 1, 4)] {
+        let x = g.nd(&[2, 16, 7, 9], -1.0, 1.0);
+        let w = g.nd(&[64 * groups, 16 / groups, kh, 3], -1.0, 1.0);
+        let sp = ConvSpec { stride: s.to_vec(), pad_lo: p.to_vec(), pad_hi: p.to_vec(), dilation: d.to_vec(), groups };
+        let y = conv(&x.tensor(), &w.tensor(), None, &sp).unwrap();
+        assert_nd(&y, &ref_conv2d(&x, &w, s, p, d, groups), 1e-12, 1e-12);
+    }
+    let sp = ConvSpec { stride: vec![1, 2], pad_lo: vec![2, 1], pad_hi: vec![1, 0], dilation: vec![2, 1], groups: 1 };
+    gradcheck(&[rnd(&mut g, &[2, 8, 5, 6]), rnd(&mut g, &[32, 8, 2, 3]), rnd(&mut g, &[32])], |t| conv(&t[0], &t[1], Some(&t[2]), &sp));
+    gradcheck(&[rnd(&mut g, &[1, 32, 3, 4]), rnd(&mut g, &[32, 8, 3, 3])], |t| conv_transpose(&t[0], &t[1], None, &spec2(1, 1, 1, 1), &[0, 0]));
+}
+
+#[test]
 fn conv_transpose_is_adjoint_and_differentiable() {
     let mut g = Gen::new(3);
     let s = spec2(2, 1, 1, 2);

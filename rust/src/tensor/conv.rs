@@ -196,9 +196,10 @@ fn valid_cols(sw: usize, bw: usize, stride: usize, off: isize) -> (usize, usize)
     (lo.min(sw), hi.max(lo.min(sw)))
 }
 
-/// Unfold one sample `x` (cb × big) into `col` (cb·∏k × small), zeros where the window
-/// reads padding. Row `c·∏k + kidx` matches the weight's `(c, k...)` flattening.
-fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
+/// Unfold one sample `x` (cb × big) into `col` (cb·∏k × small, rows `rs` apart), zeros
+/// where the window reads padding. Row `c·∏k + kidx` matches the weight's `(c, k...)`
+/// flattening.
+fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T], rs: usize) {
     let [bd, bh, bw] = g.big;
     let [sd, sh, sw] = g.small;
     let [kd, kh, kw] = g.k;
@@ -209,7 +210,7 @@ fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
         for a in 0..kd {
             for b in 0..kh {
                 for e in 0..kw {
-                    let out = &mut col[row * ls..(row + 1) * ls];
+                    let out = &mut col[row * rs..row * rs + ls];
                     let off = (e * g.dil[2]) as isize - g.pad[2] as isize;
                     // the padded columns are the same in every output row of this kernel row
                     let (lo, hi) = valid_cols(sw, bw, g.stride[2], off);
@@ -245,8 +246,9 @@ fn im2col<T: Float>(g: &Geom, x: &[T], col: &mut [T]) {
 }
 
 /// The adjoint of [`im2col`]: add `col` into one sample `x` (the caller's buffer is
-/// already zeroed: clearing it here was a second pass over the input gradient).
-fn col2im<T: Float>(g: &Geom, col: &[T], x: &mut [T]) {
+/// already zeroed: clearing it here was a second pass over the input gradient); `col`'s
+/// rows are `rs` apart.
+fn col2im<T: Float>(g: &Geom, col: &[T], x: &mut [T], rs: usize) {
     let [bd, bh, bw] = g.big;
     let [sd, sh, sw] = g.small;
     let [kd, kh, kw] = g.k;
@@ -257,7 +259,7 @@ fn col2im<T: Float>(g: &Geom, col: &[T], x: &mut [T]) {
         for a in 0..kd {
             for b in 0..kh {
                 for e in 0..kw {
-                    let src_row = &col[row * ls..(row + 1) * ls];
+                    let src_row = &col[row * rs..row * rs + ls];
                     let off = (e * g.dil[2]) as isize - g.pad[2] as isize;
                     let (lo, hi) = valid_cols(sw, bw, g.stride[2], off);
                     let mut o = 0;
@@ -301,7 +303,7 @@ pub(crate) fn gemm_strided<T: Float>(
         c[..m * n].fill(T::zero());
     }
     // SAFETY: c holds initialised values (read when accumulating)
-    unsafe { gemm_raw(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c.as_mut_ptr(), c.len(), accumulate, threads) }
+    unsafe { gemm_raw(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c.as_mut_ptr(), n, c.len(), accumulate, threads) }
 }
 
 /// [`gemm_strided`] writing `C = A · B` into a buffer not yet initialised (a fresh
@@ -319,24 +321,38 @@ fn gemm_uninit<T: Float>(
         });
     }
     // SAFETY: with `accumulate` false gemm writes C without reading it
-    unsafe { gemm_raw(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c.as_mut_ptr().cast::<T>(), c.len(), false, threads) }
+    unsafe { gemm_raw(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c.as_mut_ptr().cast::<T>(), n, c.len(), false, threads) }
 }
 
-/// The call into gemm shared by [`gemm_strided`] and [`gemm_uninit`].
+/// `C (m×n, rows ldc apart) += A (m×k) · B (k×n)`: accumulating into a block of a wider
+/// matrix.
+#[allow(clippy::too_many_arguments)]
+fn gemm_acc_ld<T: Float>(
+    m: usize, n: usize, k: usize,
+    a: &[T], a_rs: usize, a_cs: usize,
+    b: &[T], b_rs: usize, b_cs: usize,
+    c: &mut [T], ldc: usize, threads: usize,
+) {
+    // SAFETY: c holds initialised values
+    unsafe { gemm_raw(m, n, k, a, a_rs, a_cs, b, b_rs, b_cs, c.as_mut_ptr(), ldc, c.len(), true, threads) }
+}
+
+/// The call into gemm shared by [`gemm_strided`], [`gemm_uninit`] and [`gemm_acc_ld`].
 ///
 /// # Safety
-/// `c` points to `c_len` writable values, initialised if `accumulate`.
+/// `c` points to `c_len` writable values, initialised if `accumulate`; C's rows are
+/// `ldc` apart.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_raw<T: Float>(
     m: usize, n: usize, k: usize,
     a: &[T], a_rs: usize, a_cs: usize,
     b: &[T], b_rs: usize, b_cs: usize,
-    c: *mut T, c_len: usize, accumulate: bool, threads: usize,
+    c: *mut T, ldc: usize, c_len: usize, accumulate: bool, threads: usize,
 ) {
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() > (k - 1) * b_rs + (n - 1) * b_cs && c_len >= m * n);
+    assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() > (k - 1) * b_rs + (n - 1) * b_cs && ldc >= n && c_len >= (m - 1) * ldc + n);
     let par = if threads > 1 {
         crate::parallel::warm();
         gemm::Parallelism::Rayon(threads)
@@ -347,7 +363,7 @@ unsafe fn gemm_raw<T: Float>(
     unsafe {
         gemm::gemm(
             m, n, k,
-            c, 1, n as isize, accumulate,
+            c, 1, ldc as isize, accumulate,
             a.as_ptr(), a_cs as isize, a_rs as isize,
             b.as_ptr(), b_cs as isize, b_rs as isize,
             if accumulate { T::one() } else { T::zero() }, T::one(),
@@ -357,10 +373,74 @@ unsafe fn gemm_raw<T: Float>(
     }
 }
 
+/// The row stride of a column matrix with rows of `ls` values: one cache line more when
+/// rows would lie a multiple of 1 KiB apart, which maps gemm's reads down a column of
+/// them onto a few L1 sets.
+fn col_stride(ls: usize) -> usize {
+    if ls >= 256 && ls % 256 == 0 { ls + 16 } else { ls }
+}
+
 /// Threads for GEMM inside one sample: all of them when the batch cannot use them.
 fn inner_threads(n: usize, work: usize) -> usize {
     let t = rayon::current_num_threads();
     if n >= t || work < (1 << 18) { 1 } else { t }
+}
+
+/// How a convolution is unfolded for GEMM. Either the whole window (im2col: `blocks` = 1,
+/// the weight as it is) or, for 2-D convolutions with vertical stride 1 and at least 32
+/// output and 8 input channels per group, only its horizontal part: each channel's input unfolded
+/// by the window's `kw` columns over the output's rows plus `kh − 1` (`dh`) more, and
+/// the `kh` window rows taken as `kh` GEMMs over the same matrix shifted by whole rows
+/// (`shift` values), each with the weight's columns of that window row (`blocks`
+/// matrices (cs × ck)). That matrix is a third (3×3 kernels) of the column matrix's
+/// size, so it costs a third of im2col's and col2im's memory traffic.
+struct Unfold<'a, T: Float> {
+    /// the geometry im2col/col2im run on (a kernel one row high for the row unfold)
+    cg: Geom,
+    /// GEMMs per group, and the column shift between them
+    blocks: usize,
+    shift: usize,
+    /// rows of one group's unfolded matrix, and its row stride
+    ck: usize,
+    rs: usize,
+    /// `blocks` weight matrices (cs × ck), when given a weight
+    w: std::borrow::Cow<'a, [T]>,
+}
+
+impl<'a, T: Float> Unfold<'a, T> {
+    /// The unfolding of `g`, with the weight `w` (cs, cb/groups, k...) split into its
+    /// blocks when given (`None`: the filter gradient, which does not read it).
+    fn new(g: &Geom, w: Option<&'a [T]>) -> Unfold<'a, T> {
+        // from 8 input channels per group: with fewer (an RGB input) the GEMMs' depth
+        // (channels · kw) is too short to load and store their output kh times
+        let rows = g.big[0] == 1 && g.k[0] == 1 && g.small[0] == 1 && g.stride[1] == 1 && g.k[1] > 1 && g.osg() >= 32 && g.cb / g.groups >= 8;
+        if !rows {
+            return Unfold { cg: g.clone(), blocks: 1, shift: 0, ck: g.ckg(), rs: col_stride(g.ls()), w: std::borrow::Cow::Borrowed(w.unwrap_or(&[])) };
+        }
+        let (kh, kw, dh) = (g.k[1], g.k[2], g.dil[1]);
+        let cg = Geom { small: [1, g.small[1] + (kh - 1) * dh, g.small[2]], k: [1, 1, kw], stride: [1, 1, g.stride[2]], pad: [0, g.pad[1], g.pad[2]], dil: [1, 1, g.dil[2]], ..g.clone() };
+        let (cbg, ckg) = (g.cb / g.groups, g.ckg());
+        let ck = cbg * kw;
+        // block b, row o, column c·kw + e ← w[o, c, b, e]
+        let mut wr = Vec::new();
+        if let Some(w) = w {
+            wr.reserve(kh * g.cs * ck);
+            for b in 0..kh {
+                for o in 0..g.cs {
+                    for c in 0..cbg {
+                        wr.extend_from_slice(&w[o * ckg + (c * kh + b) * kw..][..kw]);
+                    }
+                }
+            }
+        }
+        Unfold { rs: cg.ls(), cg, blocks: kh, shift: dh * g.small[2], ck, w: std::borrow::Cow::Owned(wr) }
+    }
+    /// the unfolded matrix of all groups
+    fn col_len(&self, g: &Geom) -> usize { g.groups * self.ck * self.rs }
+    /// weight block b's rows from output channel o
+    fn wb(&self, g: &Geom, b: usize, o: usize) -> &[T] { &self.w[(b * g.cs + o) * self.ck..] }
+    /// group gi's unfolded matrix from block b's shift
+    fn colb<'c>(&self, col: &'c [T], gi: usize, b: usize) -> &'c [T] { &col[gi * self.ck * self.rs + b * self.shift..] }
 }
 
 /// small[n] = W · cols(big[n]) (+ bias), then relu when `relu` (bias and relu are applied
@@ -374,10 +454,24 @@ pub(crate) fn conv_fwd<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
         return out;
     }
     let th = inner_threads(g.n, osg * ckg * ls);
-    let one = |col: &mut Vec<T>, (ni, y): (usize, &mut [MaybeUninit<T>])| {
-        im2col(g, &x[ni * g.cb * lb..(ni + 1) * g.cb * lb], col);
+    let u = Unfold::new(g, Some(w));
+    let (ck, rs) = (u.ck, u.rs);
+    // gemm copies (packs) the unfolded matrix when it computes more than 48 output
+    // channels at once; in blocks of at most 32 it reads it where im2col put it
+    let ob = if osg > 48 { 32 } else { osg };
+    let one = |(col, _): &mut (Vec<T>, Vec<T>), (ni, y): (usize, &mut [MaybeUninit<T>])| {
+        im2col(&u.cg, &x[ni * g.cb * lb..(ni + 1) * g.cb * lb], col, rs);
         for gi in 0..g.groups {
-            gemm_uninit(osg, ls, ckg, &w[gi * osg * ckg..], ckg, 1, &col[gi * ckg * ls..], ls, 1, &mut y[gi * osg * ls..], th);
+            for o0 in (0..osg).step_by(ob) {
+                let (o, m) = (gi * osg + o0, ob.min(osg - o0));
+                let yo = &mut y[o * ls..];
+                gemm_uninit(m, ls, ck, u.wb(g, 0, o), ck, 1, u.colb(col, gi, 0), rs, 1, yo, th);
+                // SAFETY: the GEMM above wrote these m·ls values
+                let yo = unsafe { &mut *(&mut yo[..m * ls] as *mut [MaybeUninit<T>] as *mut [T]) };
+                for b in 1..u.blocks {
+                    gemm_acc_ld(m, ls, ck, u.wb(g, b, o), ck, 1, u.colb(col, gi, b), rs, 1, yo, ls, th);
+                }
+            }
         }
         // SAFETY: the groups' GEMMs wrote all cs·ls values of this sample
         let y = unsafe { &mut *(y as *mut [MaybeUninit<T>] as *mut [T]) };
@@ -390,17 +484,32 @@ pub(crate) fn conv_fwd<T: Float>(g: &Geom, x: &[T], w: &[T], bias: Option<&[T]>,
             }
         }
     };
-    let colsize = g.groups * ckg * ls;
-    let spare = &mut out.spare_capacity_mut()[..total];
-    if th > 1 || g.n == 1 {
-        let mut col = vec![T::zero(); colsize];
-        spare.chunks_exact_mut(g.cs * ls).enumerate().for_each(|p| one(&mut col, p));
-    } else {
-        spare.par_chunks_exact_mut(g.cs * ls).enumerate().for_each_init(|| vec![T::zero(); colsize], one);
-    }
+    per_sample(&mut out.spare_capacity_mut()[..total], g.cs * ls, g.n, th, u.col_len(g), 0, one);
     // SAFETY: the n samples' chunks cover all `total` values, each written above
     unsafe { out.set_len(total) };
     out
+}
+
+/// Run `one(scratch, (sample, its chunk of out))` over the batch: on rayon's threads in
+/// contiguous runs of samples, one pair of scratch buffers (`colsize` and `extra` values)
+/// per run, or in order when GEMM has the threads (`th` > 1).
+#[allow(clippy::too_many_arguments)]
+fn per_sample<T: Float>(
+    out: &mut [MaybeUninit<T>], chunk: usize, n: usize, th: usize, colsize: usize, extra: usize,
+    one: impl Fn(&mut (Vec<T>, Vec<T>), (usize, &mut [MaybeUninit<T>])) + Sync + Send,
+) {
+    let runs = rayon::current_num_threads().min(n).max(1);
+    let scratch = || (vec![T::zero(); colsize], vec![T::zero(); extra]);
+    if th > 1 || runs == 1 {
+        let mut sc = scratch();
+        out.chunks_exact_mut(chunk).enumerate().for_each(|p| one(&mut sc, p));
+        return;
+    }
+    let per = n.div_ceil(runs);
+    out.par_chunks_mut(per * chunk).enumerate().for_each(|(ri, part)| {
+        let mut sc = scratch();
+        part.chunks_exact_mut(chunk).enumerate().for_each(|(i, c)| one(&mut sc, (ri * per + i, c)));
+    });
 }
 
 /// big[n] = col2im(Wᵀ · small[n]): the gradient of `conv_fwd` with respect to its input.
@@ -414,25 +523,72 @@ pub(crate) fn conv_bwd_data<T: Float>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
         return out;
     }
     let th = inner_threads(g.n, osg * ckg * ls);
-    let one = |col: &mut Vec<T>, (ni, dx): (usize, &mut [MaybeUninit<T>])| {
+    let u = Unfold::new(g, Some(w));
+    let (ck, rs, lsu) = (u.ck, u.rs, u.cg.ls());
+    let rsd = col_stride(ls);
+    let one = |(col, dyp): &mut (Vec<T>, Vec<T>), (ni, dx): (usize, &mut [MaybeUninit<T>])| {
         let d = &dy[ni * g.cs * ls..(ni + 1) * g.cs * ls];
         for gi in 0..g.groups {
-            // Wᵀ of group gi: (ckg × osg), element (r, o) at w[o·ckg + r]
-            gemm_strided(ckg, ls, osg, &w[gi * osg * ckg..], 1, ckg, &d[gi * osg * ls..], ls, 1, &mut col[gi * ckg * ls..], false, th);
+            // this group's dy with rows rsd apart, read in place by every GEMM below
+            for (dst, src) in dyp.chunks_exact_mut(rsd).zip(d[gi * osg * ls..(gi + 1) * osg * ls].chunks_exact(ls)) {
+                dst[..ls].copy_from_slice(src);
+            }
+            let cg = &mut col[gi * ck * rs..];
+            // Wᵀ of block b: (ck × osg), element (r, o) at wb[o·ck + r]
+            let wt = |b: usize| u.wb(g, b, gi * osg);
+            wt_dy(ck, ls, osg, wt(0), dyp, rsd, cg, rs, false, th);
+            // the row unfold: block b adds into the columns from b·shift on, so those
+            // block 0 did not write start at zero
+            if u.blocks > 1 {
+                for row in cg.chunks_mut(rs).take(ck) {
+                    row[ls..lsu].fill(T::zero());
+                }
+            }
+            for b in 1..u.blocks {
+                wt_dy(ck, ls, osg, wt(b), dyp, rsd, &mut cg[b * u.shift..], rs, true, th);
+            }
         }
-        col2im(g, col, zeroed(dx));
+        col2im(&u.cg, col, zeroed(dx), rs);
     };
-    let colsize = g.groups * ckg * ls;
-    let spare = &mut out.spare_capacity_mut()[..total];
-    if th > 1 || g.n == 1 {
-        let mut col = vec![T::zero(); colsize];
-        spare.chunks_exact_mut(g.cb * lb).enumerate().for_each(|p| one(&mut col, p));
-    } else {
-        spare.par_chunks_exact_mut(g.cb * lb).enumerate().for_each_init(|| vec![T::zero(); colsize], one);
-    }
+    per_sample(&mut out.spare_capacity_mut()[..total], g.cb * lb, g.n, th, u.col_len(g), osg * rsd, one);
     // SAFETY: the n samples' chunks cover all `total` values, each zeroed above
     unsafe { out.set_len(total) };
     out
+}
+
+/// `C (ck × ls, rows rs apart) [+]= Wᵀ · dy` (Wᵀ element (r, o) at `wt[o·ck + r]`, dy's
+/// rows `rsd` apart): the unfolded input gradient, or one block's part of it. In blocks
+/// of at most 48 rows of C, so that gemm reads dy where it lies instead of packing it
+/// for every call.
+#[allow(clippy::too_many_arguments)]
+fn wt_dy<T: Float>(ck: usize, ls: usize, osg: usize, wt: &[T], dy: &[T], rsd: usize, c: &mut [T], rs: usize, accumulate: bool, th: usize) {
+    for r0 in (0..ck).step_by(48) {
+        let m = 48.min(ck - r0);
+        let cr = &mut c[r0 * rs..];
+        // SAFETY: c is initialised (read only when accumulating)
+        unsafe { gemm_raw(m, ls, osg, &wt[r0..], 1, ck, dy, rsd, 1, cr.as_mut_ptr(), rs, cr.len(), accumulate, th) }
+    }
+}
+
+/// `dst (cols × rows) = srcᵀ` for `src` (rows × cols): 16 source rows at a time, each
+/// destination row's 16 values written together (16 read streams, whole-line writes).
+fn transpose_into<T: Copy>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    const B: usize = 16;
+    let full = rows / B * B;
+    for r0 in (0..full).step_by(B) {
+        let s: [&[T]; B] = std::array::from_fn(|i| &src[(r0 + i) * cols..][..cols]);
+        for c in 0..cols {
+            let d: &mut [T; B] = (&mut dst[c * rows + r0..][..B]).try_into().expect("B values");
+            for (i, v) in d.iter_mut().enumerate() {
+                *v = s[i][c];
+            }
+        }
+    }
+    for r in full..rows {
+        for c in 0..cols {
+            dst[c * rows + r] = src[r * cols + c];
+        }
+    }
 }
 
 /// Fill `s` with zeros and view it as initialised.
@@ -458,28 +614,42 @@ pub(crate) fn conv_bwd_filter<T: Float>(g: &Geom, x: &[T], dy: &[T], bias: bool)
     let chunks = rayon::current_num_threads().min(g.n).max(1);
     let th = inner_threads(g.n, osg * ckg * ls);
     let per = g.n.div_ceil(chunks);
-    // One chunk's dW (or dWᵀ, per group ckg × osg) followed by its db. Both operands
-    // have the contracted (spatial) index contiguous, so gemm must pack one of them read
-    // across; as dWᵀ = cols · dyᵀ that one is dy (osg × ls), not the column matrix (ckg ×
-    // ls, 4.5 to 9 times larger in W9). Only with at least 32 output channels per group:
-    // gemm's row panels are 16 to 64 rows of the packed operand, which a handful of
-    // channels (LeNet's 6) would leave mostly empty.
+    // the unfolding only: the weight is not read
+    let u = Unfold::<T>::new(g, None);
+    let (ck, rs) = (u.ck, u.rs);
+    // One chunk's dW (or dWᵀ, per group and block ck × osg) followed by its db. Both
+    // operands have the contracted (spatial) index contiguous, so gemm must pack one of
+    // them read across; as dWᵀ = cols · dyᵀ that one is dy (osg × ls), not the unfolded
+    // matrix (ck × ls, 1.5 to 9 times larger in W9). Only with at least 32 output channels
+    // per group: gemm's row panels are 16 to 64 rows of the packed operand, which a
+    // handful of channels (LeNet's 6) would leave mostly empty.
     let transposed = osg >= 32;
     let part = |ci: usize| -> Vec<T> {
         let mut acc = vec![T::zero(); wsize + nb];
         let (dw, db) = acc.split_at_mut(wsize);
-        let mut col = vec![T::zero(); g.groups * ckg * ls];
+        let mut col = vec![T::zero(); u.col_len(g)];
+        let mut dyt = vec![T::zero(); if transposed { osg * ls } else { 0 }];
         for ni in ci * per..((ci + 1) * per).min(g.n) {
-            im2col(g, &x[ni * g.cb * lb..(ni + 1) * g.cb * lb], &mut col);
+            im2col(&u.cg, &x[ni * g.cb * lb..(ni + 1) * g.cb * lb], &mut col, rs);
             let d = &dy[ni * g.cs * ls..(ni + 1) * g.cs * ls];
             for gi in 0..g.groups {
-                let (cg, dg, out) = (&col[gi * ckg * ls..], &d[gi * osg * ls..], &mut dw[gi * osg * ckg..]);
+                let dg = &d[gi * osg * ls..];
                 if transposed {
-                    // dyᵀ of group gi: (ls × osg), element (l, o) at d[o·ls + l]
-                    gemm_strided(ckg, osg, ls, cg, ls, 1, dg, 1, ls, out, true, th);
-                } else {
-                    // colᵀ of group gi: (ls × ckg), element (l, r) at col[r·ls + l]
-                    gemm_strided(osg, ckg, ls, dg, ls, 1, cg, 1, ls, out, true, th);
+                    // dyᵀ of group gi (ls × osg) once per sample, read in place by every
+                    // GEMM below: in blocks of at most 48 rows of dWᵀ gemm does not pack it
+                    transpose_into(&dg[..osg * ls], osg, ls, &mut dyt);
+                }
+                for b in 0..u.blocks {
+                    let cg = u.colb(&col, gi, b);
+                    let out = &mut dw[(gi * u.blocks + b) * osg * ck..];
+                    if transposed {
+                        for r0 in (0..ck).step_by(48) {
+                            gemm_strided(48.min(ck - r0), osg, ls, &cg[r0 * rs..], rs, 1, &dyt, osg, 1, &mut out[r0 * osg..], true, th);
+                        }
+                    } else {
+                        // colᵀ of group gi: (ls × ck), element (l, r) at col[r·rs + l]
+                        gemm_strided(osg, ck, ls, dg, ls, 1, cg, 1, rs, out, true, th);
+                    }
                 }
             }
             for (b, row) in db.iter_mut().zip(d.chunks_exact(ls.max(1))) {
@@ -498,12 +668,17 @@ pub(crate) fn conv_bwd_filter<T: Float>(g: &Geom, x: &[T], dy: &[T], bias: bool)
     if !transposed {
         return (acc, db);
     }
-    // each group's dWᵀ (ckg × osg) back to the weight's (osg × ckg)
+    // each group's and block's dWᵀ (ck × osg) back to the weight's (osg × ckg): row
+    // c·kwc + e of block b is the weight's column (c·blocks + b)·kwc + e
+    let kwc = ck / (g.cb / g.groups);
     let mut dw = vec![T::zero(); wsize];
-    for (t, w) in acc.chunks_exact(osg * ckg).zip(dw.chunks_exact_mut(osg * ckg)) {
+    for (gb, t) in acc.chunks_exact(osg * ck).enumerate() {
+        let (gi, b) = (gb / u.blocks, gb % u.blocks);
+        let w = &mut dw[gi * osg * ckg..(gi + 1) * osg * ckg];
         for (r, row) in t.chunks_exact(osg).enumerate() {
+            let col = ((r / kwc) * u.blocks + b) * kwc + r % kwc;
             for (o, &v) in row.iter().enumerate() {
-                w[o * ckg + r] = v;
+                w[o * ckg + col] = v;
             }
         }
     }
