@@ -80,6 +80,9 @@ fn norms_with_batch_statistics_match_the_cpu() {
         ("layer", NormSpec::new(1, 3, 5).affine(1, 5), vec![3, 5], 5),
         ("group", NormSpec::new(1, 4, 6).affine(2, 2).activation(act), vec![2, 4, 3], 4),
         ("instance", NormSpec::new(1, 6, 4).affine(3, 1).eps(1e-3), vec![2, 3, 4], 3),
+        // activations whose derivative needs z: the fused kernel keeps it beside y
+        ("layer, gelu", NormSpec::new(1, 3, 5).affine(1, 5).activation(Activation::Gelu), vec![3, 5], 5),
+        ("instance, leaky relu", NormSpec::new(1, 6, 4).affine(3, 1).activation(Activation::LeakyRelu(0.1)), vec![2, 3, 4], 3),
         // 300 values per slice: more than a workgroup's 256 invocations
         ("batch, long slices", NormSpec::new(30, 2, 10).affine(2, 1), vec![30, 2, 10], 2),
     ];

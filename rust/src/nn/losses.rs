@@ -524,6 +524,10 @@ pub fn ctc_loss(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
     if let Some(&bad) = labels.iter().find(|&&l| l >= blank) {
         return Err(value_err!("ctc_loss: label {bad} is not a class index below the blank {blank} (ŷ has {c} classes)"));
     }
+    #[cfg(feature = "wgpu")]
+    if logits.device() == crate::tensor::Device::Wgpu && t_len > 0 {
+        return ctc_loss_gpu(logits, labels, t_len, c);
+    }
     // log-probabilities in f64 whatever the input dtype
     let lp: Vec<f64> = {
         let v = logits.to_vec_f64()?;
@@ -569,8 +573,7 @@ pub fn ctc_loss(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
         let ll = if s_len > 1 { logaddexp(alpha[last + s_len - 1], alpha[last + s_len - 2]) } else { alpha[last] };
         -ll
     };
-    // the α–β recursions run on the host (a sequence's T×C log-probabilities are read
-    // back from a GPU); the loss and its gradient go to the logits' device
+    // (a GPU sequence of no time steps lands here: its loss and empty gradient go up)
     let out = Tensor::scalar(nll, logits.dtype()).to_device(logits.device())?.detach();
     if autodiff::is_recording() {
         // β_t(s): log-probability of emitting the rest after step t, being at s at step t
@@ -608,6 +611,25 @@ pub fn ctc_loss(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
             }
         }
         let g = Tensor::from_vec(grad, &[t_len, c])?.cast(logits.dtype())?.to_device(logits.device())?.detach();
+        autodiff::record(&[logits], &out, || Op::Custom(Box::new(CtcBackward { grad: g })));
+    }
+    Ok(out)
+}
+
+/// ctc_loss of GPU logits: the recursions and the gradient in one GPU kernel
+/// ([`crate::backend::wgpu::ctc`]), so a step reads nothing back mid-way (float32 there,
+/// float64 on the CPU).
+#[cfg(feature = "wgpu")]
+fn ctc_loss_gpu(logits: &Tensor, labels: &[usize], t_len: usize, c: usize) -> Result<Tensor> {
+    use crate::backend::wgpu::{ctc, tensors};
+    let blank = (c - 1) as u32;
+    let ext: Vec<u32> = (0..2 * labels.len() + 1).map(|s| if s % 2 == 0 { blank } else { labels[s / 2] as u32 }).collect();
+    let x = tensors::dense(logits)?;
+    let want_grad = autodiff::is_recording();
+    let (nll, grad) = ctc::ctc(tensors::buffer(&x, "ctc_loss")?, t_len, c, &ext, want_grad)?;
+    let out = tensors::wrap(nll, &[]).detach();
+    if let Some(g) = grad {
+        let g = tensors::wrap(g, &[t_len, c]).detach();
         autodiff::record(&[logits], &out, || Op::Custom(Box::new(CtcBackward { grad: g })));
     }
     Ok(out)

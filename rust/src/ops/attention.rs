@@ -39,7 +39,7 @@ use crate::tensor::elementwise::{exp_fast, wide_fn};
 use crate::tensor::layout::broadcast_shapes;
 use crate::tensor::matmul::{gemm_into, gemm_into_ld, gemm_scaled_ld, Mat};
 use crate::tensor::random::{self, Rng};
-use crate::tensor::{DType, Float, Tensor};
+use crate::tensor::{DType, Device, Float, Tensor};
 
 /// Which keys each query may attend to.
 ///
@@ -160,7 +160,7 @@ impl Sdpa {
     /// assert_eq!(a.shape(), &[2, 2, 3, 3]);
     /// ```
     pub fn forward(&self, q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
-        self.run(Operands::Separate(q, k, v), |shape, p, dt| random::with_global(|r| dropout_mask(shape, p, dt, r)))
+        self.run(Operands::Separate(q, k, v), |shape, p, dt, dev| random::with_global(|r| mask_on(shape, p, dt, dev, r)))
     }
     /// [`Sdpa::forward`] with dropout's mask drawn from `rng`.
     ///
@@ -171,7 +171,7 @@ impl Sdpa {
     /// assert_eq!(y.to_vec_f64().unwrap(), vec![0.0; 4]);
     /// ```
     pub fn forward_with_rng(&self, q: &Tensor, k: &Tensor, v: &Tensor, rng: &mut Rng) -> Result<(Tensor, Tensor)> {
-        self.run(Operands::Separate(q, k, v), |shape, p, dt| dropout_mask(shape, p, dt, rng))
+        self.run(Operands::Separate(q, k, v), |shape, p, dt, dev| mask_on(shape, p, dt, dev, rng))
     }
     /// Self-attention on q, k and v packed side by side in `qkv` (batch, len, 2·qk_dim +
     /// v_dim): queries in columns `..qk_dim`, keys in the next `qk_dim`, values after,
@@ -188,12 +188,13 @@ impl Sdpa {
     pub fn forward_packed(&self, qkv: &Tensor, qk_dim: usize, rng: Option<&mut Rng>) -> Result<(Tensor, Tensor)> {
         let ops = Operands::Packed(qkv, qk_dim);
         match rng {
-            Some(r) => self.run(ops, |shape, p, dt| dropout_mask(shape, p, dt, r)),
-            None => self.run(ops, |shape, p, dt| random::with_global(|r| dropout_mask(shape, p, dt, r))),
+            Some(r) => self.run(ops, |shape, p, dt, dev| mask_on(shape, p, dt, dev, r)),
+            None => self.run(ops, |shape, p, dt, dev| random::with_global(|r| mask_on(shape, p, dt, dev, r))),
         }
     }
-    /// The checks, dropout's mask (drawn by `draw` only when needed), the fused op and α's node.
-    fn run(&self, ops: Operands<'_>, draw: impl FnOnce(&[usize], f64, DType) -> Result<Tensor>) -> Result<(Tensor, Tensor)> {
+    /// The checks, dropout's mask (drawn by `draw` on the operands' device, only when
+    /// needed), the fused op and α's node.
+    pub(crate) fn run(&self, ops: Operands<'_>, draw: impl FnOnce(&[usize], f64, DType, Device) -> Result<Tensor>) -> Result<(Tensor, Tensor)> {
         let d = Dims::check(ops, self.nheads)?;
         let full = [d.b, d.h, d.lq, d.lk];
         let fits = |t: &Tensor| broadcast_shapes(t.shape(), &full).ok().as_deref() == Some(&full[..]);
@@ -227,7 +228,7 @@ impl Sdpa {
             Mask::Keep(m) => Some(m.cast(dt)?),
             _ => None,
         };
-        let drop = (self.dropout > 0.0).then(|| draw(&full, self.dropout, dt)).transpose()?;
+        let drop = (self.dropout > 0.0).then(|| draw(&full, self.dropout, dt, ins[0].device())).transpose()?;
         let op = SdpaOp { d, causal: matches!(self.mask, Mask::Causal), keep, drop, weights: Mutex::new(None) };
         if let Some(b) = &self.bias {
             ins.push(b);
@@ -239,10 +240,24 @@ impl Sdpa {
     }
 }
 
+/// Dropout's mask over the attention weights, drawn where the operands are: on the GPU
+/// by the counter-based hash keyed by one draw of `rng` (as [`crate::ops::dropout`]
+/// does there: nothing crosses the bus), on the CPU by `dropout_mask`.
+fn mask_on(shape: &[usize], p: f64, dt: DType, dev: Device, rng: &mut Rng) -> Result<Tensor> {
+    #[cfg(feature = "wgpu")]
+    if dev == Device::Wgpu {
+        use crate::backend::wgpu::{random::keep_mask, tensors::wrap};
+        let keep = if p >= 1.0 { 0.0 } else { 1.0 / (1.0 - p) };
+        return Ok(wrap(keep_mask(shape.iter().product(), rng.key(), p as f32, keep as f32)?, shape));
+    }
+    let _ = dev;
+    dropout_mask(shape, p, dt, rng)
+}
+
 /// What the attention reads: three tensors, or one holding q, k and v side by side along
 /// its last dimension (the first `usize` columns queries, as many keys, the rest values).
 #[derive(Clone, Copy)]
-enum Operands<'a> {
+pub(crate) enum Operands<'a> {
     Separate(&'a Tensor, &'a Tensor, &'a Tensor),
     Packed(&'a Tensor, usize),
 }

@@ -3,9 +3,10 @@
 //! On the CPU it is a single GEMM whose output starts as the bias rows, then the
 //! activation in place; the backward pass is one elementwise sweep (`g ⊙ σ′`) and two
 //! GEMMs that read `W` and `x` through strides (no transposed copies), with the bias
-//! gradient as column sums. On the GPU the same steps run as device kernels (the matrix
-//! product, the broadcast bias, the activation; backward: σ′, two products, a column
-//! sum), so a GPU model trains without its tensors leaving the device.
+//! gradient as column sums. On the GPU the forward is one kernel (the matrix product with
+//! the bias and the activation applied as its tiles are stored) and the backward the
+//! same steps as device kernels (σ′, two products, a column sum), so a GPU model trains
+//! without its tensors leaving the device.
 use crate::autodiff::Backward;
 use crate::error::Result;
 use crate::nn::Activation;
@@ -41,18 +42,40 @@ impl FusedOp for DenseOp {
     }
     fn wgpu_fwd(&self, xs: &[&Tensor]) -> Result<(Tensor, Box<dyn Backward>)> {
         // detached: the op is one node on the tape, its steps are not recorded
-        let (x, w) = (xs[0].detach(), xs[1].detach());
-        let mut z = x.matmul(&w.t()?)?;
-        if let Some(b) = xs.get(2) {
-            z = z.add(&b.detach())?;
-        }
-        let y = self.act.apply(&z)?;
-        // z is kept for every activation: the GPU's σ′ kernel may not read one buffer as
-        // both its x and its y (it exists anyway: the product plus bias)
-        let z = self.act.unary_op().is_some().then_some(z);
+        let (x, w, b) = (xs[0].detach(), xs[1].detach(), xs.get(2).map(|b| b.detach()));
+        // one dispatch: the product with the bias and the activation as its epilogue;
+        // as on the CPU, z is kept only where σ′ needs it (relu, tanh, sigmoid read y)
+        let (y, z) = gpu_forward(&x, &w, b.as_ref(), self.act)?;
         let bwd = DenseBackward { x, w, y: y.clone(), z, act: self.act, bias: xs.len() > 2 };
         Ok((y, Box::new(bwd)))
     }
+}
+
+/// (y, z) on the GPU: `act(x·Wᵀ + b)` by the matrix-product kernel with its epilogue,
+/// reading `x` and `W` through their strides; z only when σ′ needs it.
+#[cfg(feature = "wgpu")]
+fn gpu_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<(Tensor, Option<Tensor>)> {
+    use crate::backend::wgpu::matmul::{matmul_bias_act, MatLayout};
+    use crate::backend::wgpu::tensors::{buffer, dense, wrap};
+    let mat = |t: &Tensor| {
+        let l = t.layout();
+        MatLayout { rows: t.shape()[0], cols: t.shape()[1], offset: l.offset, batch_stride: 0, row_stride: l.strides[0], col_stride: l.strides[1] }
+    };
+    let (rows, out) = (x.shape()[0], w.shape()[0]);
+    let bd = b.map(dense).transpose()?;
+    let bias = bd.as_ref().map(|b| buffer(b, "dense")).transpose()?;
+    let (y, z) = matmul_bias_act(buffer(x, "dense")?, mat(x), buffer(w, "dense")?, mat(w).t(), bias, act.unary_op(), needs_z(act))?;
+    Ok((wrap(y, &[rows, out]), z.map(|z| wrap(z, &[rows, out]))))
+}
+
+/// Without the wgpu feature no tensor is on the GPU: the device ops (never reached).
+#[cfg(not(feature = "wgpu"))]
+fn gpu_forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, act: Activation) -> Result<(Tensor, Option<Tensor>)> {
+    let mut z = x.matmul(&w.t()?)?;
+    if let Some(b) = b {
+        z = z.add(b)?;
+    }
+    Ok((act.apply(&z)?, needs_z(act).then_some(z)))
 }
 
 /// Whether σ′ needs the pre-activation `z`; relu, tanh and sigmoid read it off `y`.

@@ -39,6 +39,7 @@ macro_rules! family_with_activations {
 pub(crate) use family_with_activations;
 
 const UNARY: Kernel = family_with_activations!("unary");
+const UNARY_BACKWARD: Kernel = family_with_activations!("unary_backward");
 const BINARY: Kernel = family!("binary");
 const WHERE: Kernel = family!("where");
 const COPY: Kernel = family!("copy");
@@ -172,7 +173,8 @@ pub fn unary(x: &GpuBuffer, l: &Layout, op: UnaryOp) -> Result<GpuBuffer> { map(
 pub fn scalar(x: &GpuBuffer, l: &Layout, op: ScalarOp) -> Result<GpuBuffer> { map(x, l, scalar_code(op)) }
 
 /// The backward of a unary op: `g · op'(x)` given the contiguous input `x`, output `y`
-/// and upstream gradient `g`, all of `n` elements.
+/// and upstream gradient `g`, all of `n` elements. All three are read-only, so `x` and
+/// `y` may be one buffer (for ops whose derivative reads only `y`, or only `x`).
 ///
 /// ```
 /// use flux_core::backend::{wgpu::{elementwise::unary_backward, gpu_available, transfer}, UnaryOp};
@@ -188,7 +190,7 @@ pub fn unary_backward(x: &GpuBuffer, y: &GpuBuffer, g: &GpuBuffer, n: usize, op:
     let (code, a, _) = unary_code(op);
     let out = GpuBuffer::new(n)?;
     let w = [word(n, "elements")?, 0, 0, f32_bits(a), 0];
-    launch(&UNARY, "unary_backward", &[("OP", code)], &[x, y, g, &out], &w, groups_1d(n, WG))?;
+    launch(&UNARY_BACKWARD, "unary_backward", &[("OP", code)], &[x, y, g, &out], &w, groups_1d(n, WG))?;
     Ok(out)
 }
 

@@ -1,11 +1,12 @@
 //! Batched matrix products (`kernels/matmul.wgsl`): 64×64 tiles of the result per
 //! workgroup, staged through workgroup memory, operands read through their strides.
-use super::elementwise::{family, word};
-use super::kernel::{launch, Kernel};
+use super::elementwise::{family_with_activations, unary_code, word};
+use super::kernel::{f32_bits, launch, Kernel};
 use super::pool::GpuBuffer;
 use crate::error::{shape_err, Error, Result};
+use crate::tensor::elementwise::UnaryOp;
 
-const MATMUL: Kernel = family!("matmul");
+const MATMUL: Kernel = family_with_activations!("matmul");
 
 /// One operand of [`matmul`]: `batch` matrices of `rows × cols` in a buffer, element
 /// `(b, i, j)` at `offset + b·batch_stride + i·row_stride + j·col_stride` (a transpose
@@ -78,6 +79,64 @@ impl MatLayout {
 /// }
 /// ```
 pub fn matmul(a: &GpuBuffer, la: MatLayout, b: &GpuBuffer, lb: MatLayout, batch: usize) -> Result<GpuBuffer> {
+    let out = GpuBuffer::new(batch * la.rows * lb.cols)?;
+    if !product_into(&out, a, la, b, lb, batch, None)? {
+        super::elementwise::fill_into(&out, 0, batch * la.rows * lb.cols, 0.0)?;
+    }
+    Ok(out)
+}
+
+/// `act(a·b + bias)` for one product (`bias` one entry per column of the result), in one
+/// dispatch: the bias and the activation applied as the tiles are stored. With `keep_z`
+/// the pre-activation `a·b + bias` comes back too (for derivatives that need it). The
+/// same rounding as the product, a bias add and the activation as separate kernels.
+pub(crate) fn matmul_bias_act(
+    a: &GpuBuffer,
+    la: MatLayout,
+    b: &GpuBuffer,
+    lb: MatLayout,
+    bias: Option<&GpuBuffer>,
+    act: Option<UnaryOp>,
+    keep_z: bool,
+) -> Result<(GpuBuffer, Option<GpuBuffer>)> {
+    let n = la.rows * lb.cols;
+    let out = GpuBuffer::new(n)?;
+    let z = GpuBuffer::new(if keep_z { n } else { 1 })?;
+    if !product_into(&out, a, la, b, lb, 1, Some((bias, act, &z, keep_z)))? {
+        // an empty inner dimension: z = bias (or 0), then the activation (rare: no fusion)
+        super::elementwise::fill_into(&out, 0, n, 0.0)?;
+        let zt = match bias {
+            Some(bb) => super::elementwise::binary(
+                &out,
+                &crate::tensor::Layout::contiguous(&[la.rows, lb.cols]),
+                bb,
+                &crate::tensor::Layout::contiguous(&[lb.cols]).broadcast_to(&[la.rows, lb.cols])?,
+                crate::tensor::elementwise::BinaryOp::Add,
+            )?
+            .0,
+            None => out,
+        };
+        let l = crate::tensor::Layout::contiguous(&[la.rows, lb.cols]);
+        let y = match act {
+            Some(op) => super::elementwise::unary(&zt, &l, op)?,
+            None => super::elementwise::contiguous(&zt, &l)?,
+        };
+        return Ok((y, keep_z.then_some(zt)));
+    }
+    Ok((out, keep_z.then_some(z)))
+}
+
+/// The product into `out` (plain, or with the epilogue `(bias, act, z, keep_z)`); false,
+/// launching nothing, when the inner dimension is empty.
+fn product_into(
+    out: &GpuBuffer,
+    a: &GpuBuffer,
+    la: MatLayout,
+    b: &GpuBuffer,
+    lb: MatLayout,
+    batch: usize,
+    epilogue: Option<(Option<&GpuBuffer>, Option<UnaryOp>, &GpuBuffer, bool)>,
+) -> Result<bool> {
     if la.cols != lb.rows {
         return Err(Error::mismatch("matmul", &[la.rows, la.cols], &[lb.rows, lb.cols]));
     }
@@ -85,12 +144,10 @@ pub fn matmul(a: &GpuBuffer, la: MatLayout, b: &GpuBuffer, lb: MatLayout, batch:
     if batch > 65535 {
         return Err(shape_err!("matmul: {} products in one batch exceed the GPU's 65535", batch));
     }
-    let out = GpuBuffer::new(batch * m * n)?;
     if k == 0 {
-        super::elementwise::fill_into(&out, 0, batch * m * n, 0.0)?;
-        return Ok(out);
+        return Ok(false);
     }
-    let w = [
+    let mut w = vec![
         word(m, "rows")?,
         word(n, "columns")?,
         word(k, "the inner dimension")?,
@@ -105,6 +162,17 @@ pub fn matmul(a: &GpuBuffer, la: MatLayout, b: &GpuBuffer, lb: MatLayout, batch:
         word(lb.col_stride, "a stride")?,
     ];
     let groups = [n.div_ceil(64) as u32, m.div_ceil(64) as u32, batch as u32];
-    launch(&MATMUL, "matmul", &[], &[a, b, &out], &w, groups)?;
-    Ok(out)
+    match epilogue {
+        None => launch(&MATMUL, "matmul", &[], &[a, b, out], &w, groups)?,
+        Some((bias, act, z, keep_z)) => {
+            // no activation: a code past the last op, which `fwd` passes through
+            let (code, alpha, beta) = act.map(unary_code).unwrap_or((IDENTITY, 0.0, 0.0));
+            w.extend([f32_bits(alpha), f32_bits(beta), bias.is_some() as u32, keep_z as u32]);
+            launch(&MATMUL, "matmul_act", &[("OP", code)], &[a, b, out, bias.unwrap_or(z), z], &w, groups)?;
+        }
+    }
+    Ok(true)
 }
+
+/// The activation code `fwd` (kernels/activation.wgsl) returns its input for.
+const IDENTITY: f64 = 999.0;

@@ -13,6 +13,7 @@
 pub mod argmax;
 pub mod attention;
 pub mod batch;
+pub(crate) mod ctc; // ctc_loss's recursions
 pub mod conv; // convolutions as implicit GEMMs, forward and gradients (helper gpuconv)
 pub mod device;
 pub mod elementwise;

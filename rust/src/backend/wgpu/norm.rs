@@ -2,10 +2,10 @@
 //! fused norm op of [`crate::ops::norm`] (batch, layer, group and instance norm), one
 //! workgroup per slice of its (P, S, Q) view, each kernel one pass.
 //!
-//! The activation after the affine part is the elementwise kernels' (one more pass);
-//! the affine gradients are sums of the backward kernel's `dz·x̂` and of `dz` over the
+//! The activation after the affine part runs in the forward kernel's pass (its output
+//! written beside, or instead of, the affine output); the affine gradients are sums of the backward kernel's `dz·x̂` and of `dz` over the
 //! slices sharing an entry (the reduce kernels).
-use super::elementwise::word;
+use super::elementwise::{unary_code, word};
 use super::kernel::{f32_bits, groups_1d, launch, Kernel};
 use super::pool::GpuBuffer;
 use super::tensors::{buffer, dense, wrap};
@@ -15,7 +15,7 @@ use crate::ops::norm::NormSpec;
 use crate::tensor::elementwise::{unary_backward, UnaryOp};
 use crate::tensor::{DType, Device, Tensor};
 
-const NORM: Kernel = super::elementwise::family!("norm");
+const NORM: Kernel = super::elementwise::family_with_activations!("norm");
 
 fn params(sp: &NormSpec, batch: bool, gxh: bool) -> Result<Vec<u32>> {
     Ok(vec![
@@ -30,15 +30,36 @@ fn params(sp: &NormSpec, batch: bool, gxh: bool) -> Result<Vec<u32>> {
     ])
 }
 
-/// `z = γ·x̂ + β` per slice of `x` viewed as `sp`'s (P, S, Q). With `batch` the slice
-/// statistics are computed and written into `stats` (`[mean (S), variance (S)]`),
+/// `z = γ·x̂ + β` per slice of `x` viewed as `sp`'s (P, S, Q), and with `act` also
+/// `y = act(z)` in the same pass: `(z or y, z when act and keep_z)`. With `batch` the
+/// slice statistics are computed and written into `stats` (`[mean (S), variance (S)]`),
 /// otherwise read from it. `gamma`, `beta` hold `period·inner` entries.
-pub(crate) fn forward(x: &GpuBuffer, gamma: &GpuBuffer, beta: &GpuBuffer, stats: &GpuBuffer, sp: &NormSpec, batch: bool) -> Result<GpuBuffer> {
-    let z = GpuBuffer::new(x.len())?;
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward(
+    x: &GpuBuffer,
+    gamma: &GpuBuffer,
+    beta: &GpuBuffer,
+    stats: &GpuBuffer,
+    sp: &NormSpec,
+    batch: bool,
+    act: Option<UnaryOp>,
+    keep_z: bool,
+) -> Result<(GpuBuffer, Option<GpuBuffer>)> {
+    let keep_z = keep_z && act.is_some();
+    let z = GpuBuffer::new(if act.is_none() || keep_z { x.len() } else { 1 })?;
+    let y = GpuBuffer::new(if act.is_some() { x.len() } else { 1 })?;
+    let code = act.map(unary_code);
     if x.len() > 0 {
-        launch(&NORM, "norm_forward", &[], &[x, gamma, beta, stats, &z], &params(sp, batch, false)?, groups_1d(sp.s, 1))?;
+        let mut w = params(sp, batch, false)?;
+        let (_, alpha, beta_) = code.unwrap_or((0.0, 0.0, 0.0));
+        w.extend([act.is_some() as u32, keep_z as u32, f32_bits(alpha), f32_bits(beta_)]);
+        let consts = code.map(|(c, _, _)| vec![("OP", c)]).unwrap_or_default();
+        launch(&NORM, "norm_forward", &consts, &[x, gamma, beta, stats, &z, &y], &w, groups_1d(sp.s, 1))?;
     }
-    Ok(z)
+    Ok(match act {
+        None => (z, None),
+        Some(_) => (y, keep_z.then_some(z)),
+    })
 }
 
 /// The gradient of `x` from `dz` (the gradient of the affine output), and with
@@ -83,15 +104,12 @@ pub(crate) fn norm_forward(x: &Tensor, affine: Option<(&Tensor, &Tensor)>, sp: &
         }
     };
     let op = "normalize";
-    let zb = forward(buffer(&xd, op)?, buffer(&gamma, op)?, buffer(&beta, op)?, buffer(&stats, op)?, sp, running.is_none())?;
-    let z = wrap(zb, x.shape());
-    let (y, act) = match sp.act.unary_op() {
-        None => (z, None),
-        Some(u) => {
-            let y = z.unary(u)?;
-            (y.clone(), Some((u, z, y)))
-        }
-    };
+    // relu, tanh and sigmoid read σ′ off y: z is kept only for the others
+    let u = sp.act.unary_op();
+    let keep_z = !matches!(u, None | Some(UnaryOp::Relu | UnaryOp::Tanh | UnaryOp::Sigmoid));
+    let (yb, zb) = forward(buffer(&xd, op)?, buffer(&gamma, op)?, buffer(&beta, op)?, buffer(&stats, op)?, sp, running.is_none(), u, keep_z)?;
+    let y = wrap(yb, x.shape());
+    let act = u.map(|u| (u, zb.map(|z| wrap(z, x.shape())).unwrap_or_else(|| y.clone()), y.clone()));
     let batch = running.is_none().then(|| -> Result<(Tensor, Tensor)> {
         let st = stats.reshape(&[2, s])?;
         Ok((st.index_select(0, &[0])?.reshape(&[s])?, st.index_select(0, &[1])?.reshape(&[s])?))

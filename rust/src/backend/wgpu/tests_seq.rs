@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::tests::gpu;
 use crate::nn::Activation;
-use crate::ops::attention::{Mask, Sdpa};
+use crate::ops::attention::{Mask, Operands, Sdpa};
 use crate::ops::apply;
 use crate::ops::recurrent::{gru, lstm, rnn, Cell, Sequence};
 use crate::tensor::random::Rng as FluxRng;
@@ -112,9 +112,39 @@ fn attention_forward_and_gradients_match_cpu() {
     check("attention, one head", &qkv(), |x| Ok(vec![Sdpa::new(1).forward(&x[0], &x[1], &x[2])?.0]));
     // weights only: α's own backward
     check("attention, weights only", &qkv(), |x| Ok(vec![Sdpa::new(h).forward(&x[0], &x[1], &x[2])?.1]));
-    // dropout with one seed on both devices: the same mask
-    check("attention, dropout", &qkv(), |x| {
-        Ok(both(Sdpa::new(h).dropout(0.3).forward_with_rng(&x[0], &x[1], &x[2], &mut FluxRng::seed(5))?))
+}
+
+#[test]
+fn attention_dropout_draws_its_mask_on_the_gpu_and_its_backward_uses_it() {
+    let Some(_turn) = gpu() else { return };
+    let (b, lq, lk, h, p) = (2, 8, 16, 2, 0.3);
+    let qkv = vec![rand_t(&[b, lq, 4], 1), rand_t(&[b, lk, 4], 2), rand_t(&[b, lk, 6], 3)];
+    // the mask the GPU draws: the dropout hash keyed by the generator's first key
+    let n = b * h * lq * lk;
+    let keep = 1.0 / (1.0 - p);
+    let drawn = super::random::keep_mask(n, FluxRng::seed(5).key(), p as f32, keep as f32).unwrap();
+    let mask = Tensor::from_vec(super::transfer::download(&drawn).unwrap(), &[b, h, lq, lk]).unwrap();
+    let m = mask.to_vec::<f32>().unwrap();
+    assert!(m.iter().all(|&v| v == 0.0 || v == keep as f32), "mask values other than 0 and 1/(1 − p)");
+    let dropped = m.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((dropped - p).abs() < 0.06, "dropped {dropped} of the weights, expected about {p}");
+    // the GPU draws its own mask; the CPU recomputes the attention with that mask: the
+    // outputs agree only if the forward used it, the gradients only if the backward did
+    let op = Sdpa::new(h).dropout(p);
+    let both = |(y, a): (Tensor, Tensor)| vec![y, a];
+    check("attention, dropout", &qkv, |x| {
+        Ok(both(match x[0].device() {
+            Device::Cpu => op.run(Operands::Separate(&x[0], &x[1], &x[2]), |_, _, _, _| Ok(mask.clone()))?,
+            _ => op.forward_with_rng(&x[0], &x[1], &x[2], &mut FluxRng::seed(5))?,
+        }))
+    });
+    // the packed form (self-attention, b·h·lq·lq weights) draws the head of the same stream
+    let mask_sq = Tensor::from_vec(m[..b * h * lq * lq].to_vec(), &[b, h, lq, lq]).unwrap();
+    check("packed attention, dropout", &[rand_t(&[b, lq, 4 + 4 + 6], 4)], |x| {
+        Ok(both(match x[0].device() {
+            Device::Cpu => op.run(Operands::Packed(&x[0], 4), |_, _, _, _| Ok(mask_sq.clone()))?,
+            _ => op.forward_packed(&x[0], 4, Some(&mut FluxRng::seed(5)))?,
+        }))
     });
 }
 

@@ -1,16 +1,20 @@
 // Normalisation of a (P, S, Q) view (ops/norm.rs): one workgroup per slice s, which
 // reduces over the slice's P·Q values in workgroup memory and then writes them.
-// p: [P, S, Q, period, inner, eps (f32 bits), batch statistics? (0/1), write gxh? (0/1)]
+// p: [P, S, Q, period, inner, eps (f32 bits), batch statistics? (0/1), write gxh? (0/1),
+//     (norm_forward:) activation? (0/1), keep z? (0/1), alpha, beta]
 // Element e (0 ≤ e < P·Q) of slice s is x[((e / Q)·S + s)·Q + e mod Q]; its affine
 // entry is (s mod period)·inner + (e mod Q) / (Q / inner).
 
 // norm_forward: z = γ·(x − μ)/√(σ² + ε) + β; with batch statistics it also writes
-// stats = [μ (S), σ² (S)], else it reads them there.
+// stats = [μ (S), σ² (S)], else it reads them there. With an activation (the override
+// OP of activation.wgsl) it writes y = act(z) in the same pass, and z only when the
+// activation's derivative needs it.
 @group(0) @binding(0) var<storage, read> fx: array<f32>;
 @group(0) @binding(1) var<storage, read> fgamma: array<f32>;
 @group(0) @binding(2) var<storage, read> fbeta: array<f32>;
 @group(0) @binding(3) var<storage, read_write> fstats: array<f32>;
 @group(0) @binding(4) var<storage, read_write> fz: array<f32>;
+@group(0) @binding(5) var<storage, read_write> fy: array<f32>;
 
 // norm_backward: with dz the gradient of z and dx̂ = dz·γ,
 // dx = (dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂))/√(σ² + ε) (the means only with batch
@@ -77,7 +81,13 @@ fn norm_forward(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nw
         let a = entry(e, s);
         // as the CPU: x·scale + shift
         let scale = fgamma[a] * inv;
-        fz[i] = fx[i] * scale + (fbeta[a] - mu * scale);
+        let z = fx[i] * scale + (fbeta[a] - mu * scale);
+        if p[8] == 0u {
+            fz[i] = z;
+        } else {
+            if p[9] == 1u { fz[i] = z; }
+            fy[i] = fwd(z, pf(10u), pf(11u));
+        }
     }
 }
 

@@ -1,0 +1,92 @@
+//! Activations fused into the kernel before them on the GPU: Dense's forward is one
+//! dispatch (the matrix product with the bias and the activation applied as its tiles
+//! are stored), and a norm layer's activation runs in the norm kernel's pass (no
+//! dispatch of its own). Each gives, bit for bit, what the unfused kernels give (the
+//! same float operations in the same order), and the gradients agree with the CPU's
+//! (tests/gpu_ops.rs, tests/gpu_fused.rs). Skips, saying why, only when no adapter can
+//! be had.
+#![cfg(feature = "wgpu")]
+
+use std::sync::Mutex;
+
+use flux_core::backend::wgpu::batch;
+use flux_core::nn::{linear, Activation};
+use flux_core::ops::norm::{norm, NormSpec, Stats};
+use flux_core::{Device, Result, Tensor};
+
+// the dispatch counter is per process: the tests of this file take turns
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn gpu() -> Option<Device> {
+    match Device::wgpu() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("SKIPPED: no GPU adapter for the fused-epilogue tests: {e}");
+            None
+        }
+    }
+}
+
+fn data(shape: &[usize], seed: u64) -> Tensor {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let n: usize = shape.iter().product();
+    let v = (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            -1.0 + 2.0 * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect();
+    Tensor::from_vec(v, shape).unwrap()
+}
+
+/// `f()`'s result and the kernels it dispatched (outside a gradient: forward only).
+fn counted(f: impl FnOnce() -> Result<Tensor>) -> (Vec<f32>, u64) {
+    let d0 = batch::dispatches();
+    let y = f().unwrap();
+    let n = batch::dispatches() - d0;
+    (y.to_vec::<f32>().unwrap(), n)
+}
+
+const ACTS: [Activation; 6] =
+    [Activation::Identity, Activation::Relu, Activation::Tanh, Activation::Gelu, Activation::LeakyRelu(0.2), Activation::Elu(1.0)];
+
+#[test]
+fn dense_forward_is_one_dispatch_and_matches_the_unfused_kernels_bit_for_bit() {
+    let Some(d) = gpu() else { return };
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // 70 rows and 65 outputs: partial 64×64 tiles on both sides
+    let (x, w, b) = (data(&[70, 33], 1).to_device(d).unwrap(), data(&[65, 33], 2).to_device(d).unwrap(), data(&[65], 3).to_device(d).unwrap());
+    for act in ACTS {
+        let (fused, n) = counted(|| linear(&x, &w, Some(&b), act));
+        assert_eq!(n, 1, "{act:?}: Dense's forward took {n} dispatches");
+        let (apart, _) = counted(|| act.apply(&x.matmul(&w.t()?)?.add(&b)?));
+        assert!(fused.iter().zip(&apart).all(|(a, b)| a.to_bits() == b.to_bits()), "{act:?}: fused and unfused differ");
+        let (nobias, n) = counted(|| linear(&x, &w, None, act));
+        assert_eq!(n, 1, "{act:?} without bias: {n} dispatches");
+        let (apart, _) = counted(|| act.apply(&x.matmul(&w.t()?)?));
+        assert!(nobias.iter().zip(&apart).all(|(a, b)| a.to_bits() == b.to_bits()), "{act:?} without bias: fused and unfused differ");
+    }
+    // a transposed input is read through its strides (no copy first)
+    let xt = data(&[33, 70], 4).to_device(d).unwrap();
+    let (y, n) = counted(|| linear(&xt.t()?, &w, Some(&b), Activation::Relu));
+    assert_eq!(n, 1, "Dense of a transposed input: {n} dispatches");
+    let (apart, _) = counted(|| xt.t()?.matmul(&w.t()?)?.add(&b)?.relu());
+    assert!(y.iter().zip(&apart).all(|(a, b)| a.to_bits() == b.to_bits()), "Dense of a transposed input differs");
+}
+
+#[test]
+fn a_norm_layers_activation_runs_in_the_norm_kernels_pass() {
+    let Some(d) = gpu() else { return };
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let x = data(&[4, 3, 5], 5).to_device(d).unwrap();
+    let (g, b) = (data(&[3], 6).to_device(d).unwrap(), data(&[3], 7).to_device(d).unwrap());
+    let sp = NormSpec::new(4, 3, 5).affine(3, 1);
+    let (z, plain) = counted(|| norm(&x, Some((&g, &b)), &sp, Stats::Batch));
+    for act in ACTS {
+        let (y, n) = counted(|| norm(&x, Some((&g, &b)), &sp.activation(act), Stats::Batch));
+        assert_eq!(n, plain, "{act:?}: the activation took dispatches of its own ({n} vs {plain})");
+        let zt = Tensor::from_vec(z.clone(), &[4, 3, 5]).unwrap().to_device(d).unwrap();
+        let (apart, _) = counted(|| act.apply(&zt));
+        assert!(y.iter().zip(&apart).all(|(a, b)| a.to_bits() == b.to_bits()), "{act:?}: fused and unfused differ");
+    }
+}
