@@ -394,13 +394,11 @@ impl Tensor {
         Ok(out)
     }
     /// The buffer holding exactly this tensor's row-major elements from offset 0: its
-    /// own when the view already is that, else a packed copy made by its device (not
-    /// recorded: for kernels that read whole buffers, whose op records itself against
-    /// `self`). A contiguous view at offset 0 of a longer buffer (the first rows of a
-    /// stacked q/k/v gradient) is copied too: a whole-buffer kernel would read past it.
-    pub(crate) fn packed_storage(&self) -> Result<Storage> { Ok(self.packed_storage_ref()?.into_owned()) }
-    /// [`packed_storage`](Self::packed_storage) borrowing the tensor's own buffer when
-    /// that already is packed (a GPU storage's clone is a device copy).
+    /// own, borrowed, when the view already is that (a GPU storage's clone would be a
+    /// device copy), else a packed copy made by its device (not recorded: for kernels
+    /// that read whole buffers, whose op records itself against `self`). A contiguous
+    /// view at offset 0 of a longer buffer (the first rows of a stacked q/k/v gradient)
+    /// is copied too: a whole-buffer kernel would read past it.
     pub(crate) fn packed_storage_ref(&self) -> Result<std::borrow::Cow<'_, Storage>> {
         if self.layout.is_contiguous() && self.layout.offset == 0 && self.storage.len() == self.numel() {
             return Ok(std::borrow::Cow::Borrowed(&*self.storage));

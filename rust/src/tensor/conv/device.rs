@@ -1,7 +1,10 @@
 //! Convolutions on a device other than the CPU (the GPU): [`conv`](super::conv),
 //! [`conv_transpose`](super::conv_transpose) and their backward through the seam's
 //! kernels ([`Storage::conv_fwd`], [`Storage::conv_bwd_data`],
-//! [`Storage::conv_bwd_filter`]), on the CPU path's geometry and tape record.
+//! [`Storage::conv_bwd_filter`]), on the CPU path's geometry and tape record. Operands
+//! already packed are borrowed, not cloned (a GPU storage's clone is a device copy).
+use std::borrow::Cow;
+
 use super::{ConvBackward, Geom};
 use crate::backend::{BinaryOp, CmpOp, ReduceOp};
 use crate::error::Result;
@@ -11,15 +14,15 @@ fn tensor(s: Storage, shape: &[usize]) -> Tensor { Tensor::from_storage(s, Layou
 
 /// The forward of `conv`/`conv_relu`: `relu(conv(x, w) + b)` of shape `oshape`.
 pub(super) fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom, relu: bool, oshape: &[usize]) -> Result<Tensor> {
-    let bs = b.map(Tensor::packed_storage).transpose()?;
-    let y = x.packed_storage()?.conv_fwd(&w.packed_storage()?, bs.as_ref(), g, relu)?;
+    let bs = b.map(Tensor::packed_storage_ref).transpose()?;
+    let y = x.packed_storage_ref()?.conv_fwd(&w.packed_storage_ref()?, bs.as_deref(), g, relu)?;
     Ok(tensor(y, oshape))
 }
 
 /// The forward of `conv_transpose`: the adjoint of a convolution with the same weight,
 /// plus the bias per output channel.
 pub(super) fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom, oshape: &[usize]) -> Result<Tensor> {
-    let y = x.packed_storage()?.conv_bwd_data(&w.packed_storage()?, g)?;
+    let y = x.packed_storage_ref()?.conv_bwd_data(&w.packed_storage_ref()?, g)?;
     let Some(b) = b else { return Ok(tensor(y, oshape)) };
     // the bias viewed as (1, channels, 1…), broadcast over the output
     let mut bl = Layout { shape: vec![1; oshape.len()], strides: vec![0; oshape.len()], offset: b.layout().offset };
@@ -33,17 +36,17 @@ pub(super) fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geo
 /// by `record_conv`, for the output gradient `gy`.
 pub(super) fn backward(op: &ConvBackward, gy: &Tensor, needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
     let g = &op.g;
-    let mut d = gy.packed_storage()?;
+    let mut d = gy.packed_storage_ref()?;
     if let Some(y) = &op.relu_y {
         // relu′ read off the output (it is positive exactly where the input was)
         let l = Layout::contiguous(y.shape());
-        let ys = y.packed_storage()?;
+        let ys = y.packed_storage_ref()?;
         let zero = ys.full_like(1, 0.0, y.dtype())?;
         let zl = Layout { shape: vec![1; y.ndim()], strides: vec![0; y.ndim()], offset: 0 };
         let mask = ys.cmp(&l, &zero, &zl, y.shape(), CmpOp::Gt)?;
-        d = d.binary(&l, &mask, &l, y.shape(), BinaryOp::Mul)?;
+        d = Cow::Owned(d.binary(&l, &mask, &l, y.shape(), BinaryOp::Mul)?);
     }
-    let (x, w) = (op.x.packed_storage()?, op.w.packed_storage()?);
+    let (x, w) = (op.x.packed_storage_ref()?, op.w.packed_storage_ref()?);
     let need_b = needs.get(2).copied().unwrap_or(false);
     let ns = op.x.ndim() - 2;
     // the bias gradient: d summed over the batch and space, per channel

@@ -17,14 +17,14 @@ struct DevicePoolBackward {
 
 impl Backward for DevicePoolBackward {
     fn backward(&self, gy: &Tensor, _needs: &[bool]) -> Result<Vec<Option<Tensor>>> {
-        let dx = gy.packed_storage()?.pool_bwd(self.arg.as_ref(), &self.g, self.mode)?;
+        let dx = gy.packed_storage_ref()?.pool_bwd(self.arg.as_ref(), &self.g, self.mode)?;
         Ok(vec![Some(Tensor::from_storage(dx, Layout::contiguous(&self.in_shape)))])
     }
 }
 
 /// The pooling of `x` with geometry `g` into shape `oshape`, recorded on the tape.
 pub(super) fn pool(x: &Tensor, mode: PoolMode, g: PGeom, oshape: &[usize]) -> Result<Tensor> {
-    let (y, arg) = x.packed_storage()?.pool_fwd(&g, mode)?;
+    let (y, arg) = x.packed_storage_ref()?.pool_fwd(&g, mode)?;
     let out = Tensor::from_storage(y, Layout::contiguous(oshape));
     record(&[x], &out, || Op::Custom(Box::new(DevicePoolBackward { g, mode, arg, in_shape: x.shape().to_vec() })));
     Ok(out)

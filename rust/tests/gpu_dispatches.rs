@@ -1,10 +1,11 @@
-//! Activations fused into the kernel before them on the GPU: Dense's forward is one
-//! dispatch (the matrix product with the bias and the activation applied as its tiles
-//! are stored), and a norm layer's activation runs in the norm kernel's pass (no
-//! dispatch of its own). Each gives, bit for bit, what the unfused kernels give (the
-//! same float operations in the same order), and the gradients agree with the CPU's
-//! (tests/gpu_ops.rs, tests/gpu_fused.rs). Skips, saying why, only when no adapter can
-//! be had.
+//! GPU kernels per op, counted: Dense's forward is one dispatch (the matrix product
+//! with the bias and the activation applied as its tiles are stored), a norm layer's
+//! activation runs in the norm kernel's pass (no dispatch of its own), and a
+//! convolution or pooling of operands already packed on the GPU borrows them (no device
+//! copy first). The fused kernels give, bit for bit, what the unfused ones give (the
+//! same float operations in the same order); the gradients agree with the CPU's
+//! (tests/gpu_ops.rs, tests/gpu_fused.rs, tests/gpu_conv.rs). Skips, saying why, only
+//! when no adapter can be had.
 #![cfg(feature = "wgpu")]
 
 use std::sync::Mutex;
@@ -12,6 +13,8 @@ use std::sync::Mutex;
 use flux_core::backend::wgpu::batch;
 use flux_core::nn::{linear, Activation};
 use flux_core::ops::norm::{norm, NormSpec, Stats};
+use flux_core::tensor::conv::{conv, conv_relu, ConvSpec};
+use flux_core::tensor::pool::{pool, PoolMode, PoolSpec};
 use flux_core::{Device, Result, Tensor};
 
 // the dispatch counter is per process: the tests of this file take turns
@@ -89,4 +92,23 @@ fn a_norm_layers_activation_runs_in_the_norm_kernels_pass() {
         let (apart, _) = counted(|| act.apply(&zt));
         assert!(y.iter().zip(&apart).all(|(a, b)| a.to_bits() == b.to_bits()), "{act:?}: fused and unfused differ");
     }
+}
+
+#[test]
+fn conv_and_pooling_of_packed_gpu_operands_copy_nothing_first() {
+    let Some(d) = gpu() else { return };
+    let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let x = data(&[2, 3, 8, 8], 8).to_device(d).unwrap();
+    let (w, b) = (data(&[4, 3, 3, 3], 9).to_device(d).unwrap(), data(&[4], 10).to_device(d).unwrap());
+    // one kernel each: the convolution (bias and relu inside), the pooling
+    let (_, n) = counted(|| conv_relu(&x, &w, Some(&b), &ConvSpec::new(2).with_pad(1)));
+    assert_eq!(n, 1, "conv_relu of packed operands: {n} dispatches");
+    let (_, n) = counted(|| conv(&x, &w, None, &ConvSpec::new(2)));
+    assert_eq!(n, 1, "conv of packed operands: {n} dispatches");
+    let (_, n) = counted(|| pool(&x, PoolMode::Max, &PoolSpec::new(&[2, 2])));
+    assert_eq!(n, 1, "max pool of a packed input: {n} dispatches");
+    // a view still gets its packed copy: one more kernel
+    let xt = x.permute(&[0, 1, 3, 2]).unwrap();
+    let (_, n) = counted(|| conv(&xt, &w, None, &ConvSpec::new(2)));
+    assert_eq!(n, 2, "conv of a transposed view: {n} dispatches");
 }
