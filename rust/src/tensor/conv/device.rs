@@ -15,14 +15,14 @@ fn tensor(s: Storage, shape: &[usize]) -> Tensor { Tensor::from_storage(s, Layou
 /// The forward of `conv`/`conv_relu`: `relu(conv(x, w) + b)` of shape `oshape`.
 pub(super) fn conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom, relu: bool, oshape: &[usize]) -> Result<Tensor> {
     let bs = b.map(Tensor::packed_storage_ref).transpose()?;
-    let y = x.packed_storage_ref()?.conv_fwd(&w.packed_storage_ref()?, bs.as_deref(), g, relu)?;
+    let y = x.packed_storage_ref()?.conv_fwd(&*w.packed_storage_ref()?, bs.as_deref(), g, relu)?;
     Ok(tensor(y, oshape))
 }
 
 /// The forward of `conv_transpose`: the adjoint of a convolution with the same weight,
 /// plus the bias per output channel.
 pub(super) fn conv_transpose(x: &Tensor, w: &Tensor, b: Option<&Tensor>, g: &Geom, oshape: &[usize]) -> Result<Tensor> {
-    let y = x.packed_storage_ref()?.conv_bwd_data(&w.packed_storage_ref()?, g)?;
+    let y = x.packed_storage_ref()?.conv_bwd_data(&*w.packed_storage_ref()?, g)?;
     let Some(b) = b else { return Ok(tensor(y, oshape)) };
     // the bias viewed as (1, channels, 1…), broadcast over the output
     let mut bl = Layout { shape: vec![1; oshape.len()], strides: vec![0; oshape.len()], offset: b.layout().offset };
