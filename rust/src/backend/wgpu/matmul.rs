@@ -168,7 +168,10 @@ fn product_into(
             // no activation: a code past the last op, which `fwd` passes through
             let (code, alpha, beta) = act.map(unary_code).unwrap_or((IDENTITY, 0.0, 0.0));
             w.extend([f32_bits(alpha), f32_bits(beta), bias.is_some() as u32, keep_z as u32]);
-            launch(&MATMUL, "matmul_act", &[("OP", code)], &[a, b, out, bias.unwrap_or(z), z], &w, groups)?;
+            // no bias: a stand-in (z may not be bound both read-only and read-write)
+            let none = if bias.is_none() { Some(GpuBuffer::new(1)?) } else { None };
+            let bias = bias.or(none.as_ref()).expect("a bias or its stand-in");
+            launch(&MATMUL, "matmul_act", &[("OP", code)], &[a, b, out, bias, z], &w, groups)?;
         }
     }
     Ok(true)
