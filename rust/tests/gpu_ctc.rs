@@ -8,6 +8,10 @@
 
 use std::sync::Mutex;
 
+#[path = "common/gpu.rs"]
+mod common;
+use common::data;
+
 use flux_core::autodiff::value_and_grad;
 use flux_core::backend::wgpu::transfer;
 use flux_core::nn::{losses::ctc_loss, to_device_, Dense, Module};
@@ -17,27 +21,7 @@ use flux_core::{optim, train, DType, Device, Tensor};
 // the read-back counter is per process: the tests of this file take turns
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn gpu() -> Option<Device> {
-    match Device::wgpu() {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("SKIPPED: no GPU adapter for the GPU ctc_loss tests: {e}");
-            None
-        }
-    }
-}
-
-fn data(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let n: usize = shape.iter().product();
-    let v = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect();
-    Tensor::from_vec(v, shape).unwrap()
-}
+fn gpu() -> Option<Device> { common::gpu("the GPU ctc_loss tests") }
 
 #[track_caller]
 fn close(cpu: &[f64], gpu: &[f64], what: &str) {

@@ -10,6 +10,10 @@
 
 use std::sync::Mutex;
 
+#[path = "common/gpu.rs"]
+mod common;
+use common::data;
+
 use flux_core::backend::wgpu::batch;
 use flux_core::nn::{linear, Activation};
 use flux_core::ops::norm::{norm, NormSpec, Stats};
@@ -20,27 +24,7 @@ use flux_core::{Device, Result, Tensor};
 // the dispatch counter is per process: the tests of this file take turns
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn gpu() -> Option<Device> {
-    match Device::wgpu() {
-        Ok(d) => Some(d),
-        Err(e) => {
-            eprintln!("SKIPPED: no GPU adapter for the fused-epilogue tests: {e}");
-            None
-        }
-    }
-}
-
-fn data(shape: &[usize], seed: u64) -> Tensor {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let n: usize = shape.iter().product();
-    let v = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            -1.0 + 2.0 * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect();
-    Tensor::from_vec(v, shape).unwrap()
-}
+fn gpu() -> Option<Device> { common::gpu("the dispatch-count tests") }
 
 /// `f()`'s result and the kernels it dispatched (outside a gradient: forward only).
 fn counted(f: impl FnOnce() -> Result<Tensor>) -> (Vec<f32>, u64) {
@@ -58,7 +42,7 @@ fn dense_forward_is_one_dispatch_and_matches_the_unfused_kernels_bit_for_bit() {
     let Some(d) = gpu() else { return };
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // 70 rows and 65 outputs: partial 64×64 tiles on both sides
-    let (x, w, b) = (data(&[70, 33], 1).to_device(d).unwrap(), data(&[65, 33], 2).to_device(d).unwrap(), data(&[65], 3).to_device(d).unwrap());
+    let (x, w, b) = (data(&[70, 33], 1, -1.0, 1.0).to_device(d).unwrap(), data(&[65, 33], 2, -1.0, 1.0).to_device(d).unwrap(), data(&[65], 3, -1.0, 1.0).to_device(d).unwrap());
     for act in ACTS {
         let (fused, n) = counted(|| linear(&x, &w, Some(&b), act));
         assert_eq!(n, 1, "{act:?}: Dense's forward took {n} dispatches");
@@ -70,7 +54,7 @@ fn dense_forward_is_one_dispatch_and_matches_the_unfused_kernels_bit_for_bit() {
         assert!(nobias.iter().zip(&apart).all(|(a, b)| a.to_bits() == b.to_bits()), "{act:?} without bias: fused and unfused differ");
     }
     // a transposed input is read through its strides (no copy first)
-    let xt = data(&[33, 70], 4).to_device(d).unwrap();
+    let xt = data(&[33, 70], 4, -1.0, 1.0).to_device(d).unwrap();
     let (y, n) = counted(|| linear(&xt.t()?, &w, Some(&b), Activation::Relu));
     assert_eq!(n, 1, "Dense of a transposed input: {n} dispatches");
     let (apart, _) = counted(|| xt.t()?.matmul(&w.t()?)?.add(&b)?.relu());
@@ -81,8 +65,8 @@ fn dense_forward_is_one_dispatch_and_matches_the_unfused_kernels_bit_for_bit() {
 fn a_norm_layers_activation_runs_in_the_norm_kernels_pass() {
     let Some(d) = gpu() else { return };
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let x = data(&[4, 3, 5], 5).to_device(d).unwrap();
-    let (g, b) = (data(&[3], 6).to_device(d).unwrap(), data(&[3], 7).to_device(d).unwrap());
+    let x = data(&[4, 3, 5], 5, -1.0, 1.0).to_device(d).unwrap();
+    let (g, b) = (data(&[3], 6, -1.0, 1.0).to_device(d).unwrap(), data(&[3], 7, -1.0, 1.0).to_device(d).unwrap());
     let sp = NormSpec::new(4, 3, 5).affine(3, 1);
     let (z, plain) = counted(|| norm(&x, Some((&g, &b)), &sp, Stats::Batch));
     for act in ACTS {
@@ -98,8 +82,8 @@ fn a_norm_layers_activation_runs_in_the_norm_kernels_pass() {
 fn conv_and_pooling_of_packed_gpu_operands_copy_nothing_first() {
     let Some(d) = gpu() else { return };
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let x = data(&[2, 3, 8, 8], 8).to_device(d).unwrap();
-    let (w, b) = (data(&[4, 3, 3, 3], 9).to_device(d).unwrap(), data(&[4], 10).to_device(d).unwrap());
+    let x = data(&[2, 3, 8, 8], 8, -1.0, 1.0).to_device(d).unwrap();
+    let (w, b) = (data(&[4, 3, 3, 3], 9, -1.0, 1.0).to_device(d).unwrap(), data(&[4], 10, -1.0, 1.0).to_device(d).unwrap());
     // one kernel each: the convolution (bias and relu inside), the pooling
     let (_, n) = counted(|| conv_relu(&x, &w, Some(&b), &ConvSpec::new(2).with_pad(1)));
     assert_eq!(n, 1, "conv_relu of packed operands: {n} dispatches");
