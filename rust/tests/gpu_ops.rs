@@ -5,6 +5,10 @@
 //! 1e-5 relative. Skips, saying why, only when no adapter can be had.
 #![cfg(feature = "wgpu")]
 
+#[path = "common/gpu.rs"]
+mod common;
+use common::data;
+
 use flux_core::autodiff::value_and_grad;
 use flux_core::nn::{linear, losses, Activation};
 use flux_core::optim::clip::{device_pnorm, pnorm};
@@ -20,18 +24,6 @@ fn gpu() -> Option<Device> {
             None
         }
     }
-}
-
-fn data(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let n: usize = shape.iter().product();
-    let v = (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
-        })
-        .collect();
-    Tensor::from_vec(v, shape).unwrap()
 }
 
 #[track_caller]
