@@ -536,7 +536,8 @@ pub(crate) fn conv_bwd_data<T: Float>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
             let cg = &mut col[gi * ck * rs..];
             // Wᵀ of block b: (ck × osg), element (r, o) at wb[o·ck + r]
             let wt = |b: usize| u.wb(g, b, gi * osg);
-            wt_dy(ck, ls, osg, wt(0), dyp, rsd, cg, rs, false, th);
+            // Wᵀ · dy, the unfolded input gradient (or block 0's part of it)
+            gemm_row_blocks(ck, ls, osg, wt(0), 1, ck, dyp, rsd, 1, cg, rs, false, th);
             // the row unfold: block b adds into the columns from b·shift on, so those
             // block 0 did not write start at zero
             if u.blocks > 1 {
@@ -545,7 +546,7 @@ pub(crate) fn conv_bwd_data<T: Float>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
                 }
             }
             for b in 1..u.blocks {
-                wt_dy(ck, ls, osg, wt(b), dyp, rsd, &mut cg[b * u.shift..], rs, true, th);
+                gemm_row_blocks(ck, ls, osg, wt(b), 1, ck, dyp, rsd, 1, &mut cg[b * u.shift..], rs, true, th);
             }
         }
         col2im(&u.cg, col, zeroed(dx), rs);
@@ -556,17 +557,21 @@ pub(crate) fn conv_bwd_data<T: Float>(g: &Geom, dy: &[T], w: &[T]) -> Vec<T> {
     out
 }
 
-/// `C (ck × ls, rows rs apart) [+]= Wᵀ · dy` (Wᵀ element (r, o) at `wt[o·ck + r]`, dy's
-/// rows `rsd` apart): the unfolded input gradient, or one block's part of it. In blocks
-/// of at most 48 rows of C, so that gemm reads dy where it lies instead of packing it
-/// for every call.
+/// `C (m × n, rows ldc apart) [+]= A · B` in blocks of at most 48 rows of C, so that gemm
+/// reads B where it lies instead of packing it for every call (it packs the operand read
+/// across its row panels once more than 48 rows are computed at a time).
 #[allow(clippy::too_many_arguments)]
-fn wt_dy<T: Float>(ck: usize, ls: usize, osg: usize, wt: &[T], dy: &[T], rsd: usize, c: &mut [T], rs: usize, accumulate: bool, th: usize) {
-    for r0 in (0..ck).step_by(48) {
-        let m = 48.min(ck - r0);
-        let cr = &mut c[r0 * rs..];
+fn gemm_row_blocks<T: Float>(
+    m: usize, n: usize, k: usize,
+    a: &[T], a_rs: usize, a_cs: usize,
+    b: &[T], b_rs: usize, b_cs: usize,
+    c: &mut [T], ldc: usize, accumulate: bool, th: usize,
+) {
+    const ROWS: usize = 48;
+    for r0 in (0..m).step_by(ROWS) {
+        let cr = &mut c[r0 * ldc..];
         // SAFETY: c is initialised (read only when accumulating)
-        unsafe { gemm_raw(m, ls, osg, &wt[r0..], 1, ck, dy, rsd, 1, cr.as_mut_ptr(), rs, cr.len(), accumulate, th) }
+        unsafe { gemm_raw(ROWS.min(m - r0), n, k, &a[r0 * a_rs..], a_rs, a_cs, b, b_rs, b_cs, cr.as_mut_ptr(), ldc, cr.len(), accumulate, th) }
     }
 }
 
@@ -643,9 +648,7 @@ pub(crate) fn conv_bwd_filter<T: Float>(g: &Geom, x: &[T], dy: &[T], bias: bool)
                     let cg = u.colb(&col, gi, b);
                     let out = &mut dw[(gi * u.blocks + b) * osg * ck..];
                     if transposed {
-                        for r0 in (0..ck).step_by(48) {
-                            gemm_strided(48.min(ck - r0), osg, ls, &cg[r0 * rs..], rs, 1, &dyt, osg, 1, &mut out[r0 * osg..], true, th);
-                        }
+                        gemm_row_blocks(ck, osg, ls, cg, rs, 1, &dyt, osg, 1, out, osg, true, th);
                     } else {
                         // colᵀ of group gi: (ls × ck), element (l, r) at col[r·rs + l]
                         gemm_strided(osg, ck, ls, dg, ls, 1, cg, 1, rs, out, true, th);
