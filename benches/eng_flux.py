@@ -140,6 +140,19 @@ def w6p(d, variant):
     return w6(d, variant, parallel=True)
 
 
+def w6t(d, variant):
+    """W6 through `fx.train_` (issue 12: within 5 % of W6's hand-written loop)."""
+    import flux_rs as fx
+    model = _mlp(d["w1_weights"], fx.relu)
+    st = fx.setup(fx.Adam(), model)
+    loader = fx.DataLoader((d["w6_x"], d["w6_y"]), batchsize=128, shuffle=True, rng=fx.Rng(0))
+
+    def loss(m, x, y):
+        return fx.losses.logitcrossentropy(m(x), y)
+
+    return lambda: fx.train_(loss, model, loader, st, progress=False)
+
+
 class _LastState:
     """W8's model: an LSTM whose last hidden state feeds a Dense head."""
 
@@ -175,4 +188,4 @@ def w9(d, variant):
     return _trainer(model, fx.Adam(), lambda m: fx.losses.logitcrossentropy(m(x), y))
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W6p": w6p, "W7": w7, "W9": w9, "W10": w10, "W8": w8}
+WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W5b": w5b, "W6": w6, "W6p": w6p, "W6t": w6t, "W7": w7, "W9": w9, "W10": w10, "W8": w8}

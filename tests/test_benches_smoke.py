@@ -17,10 +17,12 @@ def test_quick_run_prints_the_table():
     assert "error:" not in out, out
     assert "peers: skipped (--only-flux)" in out
     # every workload has a row, and the ones flux_rs runs today have a number in it
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (W\dp?)\s*\| \w+\s*\| ([^|]*)\|", out, re.M)}
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| (W\d+[pt]?)\s*\| \w+\s*\| ([^|]*)\|", out, re.M)}
     rows = {k: v.strip() for k, v in rows.items()}
-    for w in ("W1", "W2", "W4", "W5", "W6"):
+    for w in ("W1", "W2", "W4", "W5", "W6", "W6t"):
         assert re.match(r"^[0-9.]+ \([0-9.]+–[0-9.]+\)$", rows.get(w, "")), (w, rows)
+    # issue 12's train_ target compares W6t with the loop timed alongside it
+    assert re.search(r"W6 through train_ \(W6t\) within 5 % .*: \*\*(met|not met)\*\* — [0-9.]+×", out), out[-3000:]
     assert "W3" in rows  # a number, or 'not available yet' until fx.Conv lands
     assert re.search(r"^\| 513 \| [0-9]+", out, re.M), "matmul sweep row missing"
     assert re.search(r"^\| flux_rs \| [0-9.]+", out, re.M), "fresh-process probes missing"
