@@ -610,7 +610,7 @@ impl GradBuf<'_> {
 
 /// Global-norm clipping of many gradient arrays (PyTorch's `clip_grad_norm_`): the
 /// p-norm `n` of all of them together; when `n > omega` each is scaled in place by
-/// `omega / n` (ClipNorm's rule, spec §3.20, applied to the whole tree). Returns `n`.
+/// `omega / n` (ClipNorm's rule applied to the whole tree). Returns `n`.
 #[pyfunction]
 #[pyo3(signature = (grads, omega, p=2.0, throw=true))]
 fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bool) -> PyResult<f64> {

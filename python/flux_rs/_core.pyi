@@ -290,7 +290,7 @@ def clamp(x: _TensorLike, lo: float, hi: float) -> Tensor:
 def clip_global_norm_(grads: Any, omega: float, p: float = ..., throw: bool = ...) -> float:
     """Global-norm clipping of many gradient arrays (PyTorch's `clip_grad_norm_`): the
     p-norm `n` of all of them together; when `n > omega` each is scaled in place by
-    `omega / n` (ClipNorm's rule, spec §3.20, applied to the whole tree). Returns `n`.
+    `omega / n` (ClipNorm's rule applied to the whole tree). Returns `n`.
     """
 
 def conv(x: _TensorLike, w: Tensor, b: _TensorLike, stride: Sequence[int], pad_lo: Sequence[int], pad_hi: Sequence[int], dilation: Sequence[int], groups: int, act: str = ..., param: float | None = ...) -> Tensor:

@@ -1,4 +1,4 @@
-//! Weight initialisers (spec §9.1) for PyTorch-layout shapes.
+//! Weight initialisers for PyTorch-layout shapes.
 use crate::error::{value_err, Result};
 use crate::tensor::random::Rng;
 use crate::tensor::{DType, Tensor};

@@ -1,4 +1,4 @@
-//! Every loss of `Flux.Losses` (spec §8), prediction first, class dimension last by
+//! Every loss of `Flux.Losses`, prediction first, class dimension last by
 //! default (`dim = -1`).
 //!
 //! Most losses are compositions of tensor ops, each of which has its own backward rule,
@@ -500,7 +500,7 @@ impl Backward for CtcBackward {
 
 /// The negative log-likelihood of the label sequence `labels` (0-based class indices)
 /// under `logits` of shape `(time, classes)`, with the blank the **last** class and a
-/// log-softmax over classes taken inside (spec §8, NNlib's `ctc_loss` in our layout).
+/// log-softmax over classes taken inside (NNlib's `ctc_loss` in our layout).
 /// Computed with Graves' α recursion in log space; the gradient comes from the α–β
 /// recursions. An impossible alignment (too few time steps) gives `+∞` and a zero
 /// gradient.

@@ -1,4 +1,4 @@
-//! AccumGrad (spec §3.22): average n gradients, making a step only on the n-th call.
+//! AccumGrad: average n gradients, making a step only on the n-th call.
 //! Meant as the first member of an [`super::OptimiserChain`], whose later members then
 //! run once per n calls.
 use rayon::prelude::*;
@@ -10,7 +10,7 @@ use crate::tensor::{Device, Tensor, PAR_THRESHOLD};
 
 /// The AccumGrad rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

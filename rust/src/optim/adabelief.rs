@@ -1,4 +1,4 @@
-//! AdaBelief (spec §3.15): the second moment tracks `(g − m)²` of the updated m, with ϵ
+//! AdaBelief: the second moment tracks `(g − m)²` of the updated m, with ϵ
 //! added inside the EMA every step (default ϵ = 1e-16).
 use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The AdaBelief rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! AdaDelta (spec §3.11), no learning rate: `acc ← ρ·acc + (1−ρ)·g²`,
+//! AdaDelta, no learning rate: `acc ← ρ·acc + (1−ρ)·g²`,
 //! `dx′ = g·sqrt(Δacc + ϵ)/sqrt(acc + ϵ)` with the old Δacc, then
 //! `Δacc ← ρ·Δacc + (1−ρ)·dx′²`.
 use super::kernel::{elementwise, wgsl, Target};
@@ -8,7 +8,7 @@ use crate::tensor::Tensor;
 
 /// The AdaDelta rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

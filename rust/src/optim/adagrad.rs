@@ -1,4 +1,4 @@
-//! AdaGrad (spec §3.10): `acc ← acc + g²` (acc starts filled with ϵ),
+//! AdaGrad: `acc ← acc + g²` (acc starts filled with ϵ),
 //! `dx′ = g·η/(sqrt(acc) + ϵ)`.
 use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The AdaGrad rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! Adam (spec §3.6): bias-corrected moments, ϵ added after the square root.
+//! Adam: bias-corrected moments, ϵ added after the square root.
 use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, Hyper, Rule, State};
 use crate::error::Result;
@@ -6,7 +6,7 @@ use crate::tensor::Tensor;
 
 /// The Adam rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! AdaMax (spec §3.8): `m ← β₁·m + (1−β₁)·g`, `u ← max(β₂·u, |g|)`,
+//! AdaMax: `m ← β₁·m + (1−β₁)·g`, `u ← max(β₂·u, |g|)`,
 //! `dx′ = (η/(1−β₁ᵗ))·m/(u + ϵ)`.
 use super::kernel::{elementwise, wgsl, jmax, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The AdaMax rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! AdamW (spec §3.14): Adam's direction `a` with learning rate 1, then
+//! AdamW: Adam's direction `a` with learning rate 1, then
 //! `dx′ = η·(a + λ·x)` (coupled, PyTorch's form, the default) or `η·a + λ·x`.
 //! ϵ is used as given (no Float16 floor in the reference).
 use super::kernel::{elementwise, wgsl, Target};
@@ -8,7 +8,7 @@ use crate::tensor::Tensor;
 
 /// The AdamW rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```
@@ -89,7 +89,7 @@ impl Rule for AdamW {
         ]
     }
     /// As in Optimisers.jl, `adjust` reaches AdamW's plain constructor: `eta` is not
-    /// validated here (spec §4.9).
+    /// validated here.
     fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
         match field {
             "eta" => self.eta = v.float(field)?,

@@ -1,4 +1,4 @@
-//! AMSGrad (spec §3.12): Adam's moments with `v̂ ← max(v̂, v)` and no bias correction,
+//! AMSGrad: Adam's moments with `v̂ ← max(v̂, v)` and no bias correction,
 //! `dx′ = η·m/(sqrt(v̂) + ϵ)`; m, v and v̂ all start filled with ϵ.
 use super::kernel::{elementwise, wgsl, jmax, Target};
 use super::{check_eta, Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The AMSGrad rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! OptimiserChain (spec §3.21): members applied in order, each turning the previous
+//! OptimiserChain: members applied in order, each turning the previous
 //! member's step into its own; a member that makes no step (AccumGrad still
 //! accumulating) ends the fold, leaving the later members' states alone. The empty
 //! chain is the identity, `dx′ = g`.
@@ -8,7 +8,7 @@ use crate::tensor::Tensor;
 
 /// The OptimiserChain rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! Gradient clipping (spec §3.19, §3.20): ClipGrad clamps each entry to [−δ, δ];
+//! Gradient clipping: ClipGrad clamps each entry to [−δ, δ];
 //! ClipNorm rescales the whole array so that its p-norm is at most ω.
 use super::kernel::{elementwise, wgsl, jmax, jmin, Target};
 use super::{Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::{Device, Float, Tensor};
 
 /// The ClipGrad rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```
@@ -62,7 +62,7 @@ impl Rule for ClipGrad {
 
 /// The ClipNorm rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! Penalties added to the gradient (spec §3.17, §3.18): WeightDecay `dx′ = g + λ·x`
+//! Penalties added to the gradient: WeightDecay `dx′ = g + λ·x`
 //! (L2) and SignDecay `dx′ = g + λ·sign(x)` (L1). Place them before the main rule in an
 //! [`super::OptimiserChain`].
 use super::kernel::{elementwise, wgsl, sign, Target};
@@ -8,7 +8,7 @@ use crate::tensor::Tensor;
 
 /// The WeightDecay rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```
@@ -71,7 +71,7 @@ impl Rule for WeightDecay {
 
 /// The SignDecay rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! Descent: `dx′ = η·g` (spec §3.1).
+//! Descent: `dx′ = η·g`.
 use super::kernel::{elementwise, wgsl, Target};
 use super::{Hyper, Rule, State};
 use crate::error::Result;
@@ -6,7 +6,7 @@ use crate::tensor::Tensor;
 
 /// The Descent rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! Lion (spec §3.16), exactly as Optimisers.jl implements it:
+//! Lion, exactly as Optimisers.jl implements it:
 //! `m ← β₂·g + (1−β₂)·m`, `dx′ = η·sign((β₂−β₁)·g + β₁·m)`.
 //!
 //! Quirk kept for bit-compatibility: the EMA weights are swapped relative to the Lion
@@ -11,7 +11,7 @@ use crate::tensor::Tensor;
 
 /// The Lion rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

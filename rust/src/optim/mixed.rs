@@ -1,4 +1,4 @@
-//! MixedPrecision (spec §3.23): keep a master copy of the parameter in a higher
+//! MixedPrecision: keep a master copy of the parameter in a higher
 //! precision (f64 by default), step it with the inner rule, and give the parameter
 //! the master copy rounded to its own dtype.
 //!
@@ -16,7 +16,7 @@ use crate::tensor::{DType, Device, Tensor};
 
 /// The MixedPrecision rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! The rules of Optimisers.jl (spec/optimisers.md), one per file.
+//! The rules of Optimisers.jl, one per file (each with its formula and Optimisers.jl's defaults).
 //!
 //! A [`Rule`] is a small value holding hyperparameters. `init` builds the per-parameter
 //! [`State`]; `apply_` turns a gradient buffer in place into the step dx′ (the pure
@@ -414,7 +414,7 @@ impl Fields<'_> {
     pub fn int_or(&self, name: &str, default: i64) -> Result<i64> { self.get(name).map_or(Ok(default), |h| h.int(name)) }
 }
 
-/// Every rule name [`build`] knows, in the order of the spec's table.
+/// Every rule name [`build`] knows, in the order of Optimisers.jl's documentation.
 pub const RULES: &[&str] = &[
     "Descent", "Momentum", "Nesterov", "Rprop", "RMSProp", "Adam", "RAdam", "AdaMax", "OAdam", "AdaGrad", "AdaDelta",
     "AMSGrad", "NAdam", "AdamW", "AdaBelief", "Lion", "WeightDecay", "SignDecay", "ClipGrad", "ClipNorm", "OptimiserChain",
@@ -561,7 +561,7 @@ fn describe_hyper(v: &Hyper) -> String {
     }
 }
 
-/// βt as `init` stores it: β rounded to the parameter's precision (spec §1.2).
+/// βt as `init` stores it: β rounded to the parameter's precision.
 pub(crate) fn init_beta_t(x: &Tensor, beta: (f64, f64)) -> State {
     crate::dispatch!(x.dtype(), T => State::pair(T::f(beta.0).to_f64(), T::f(beta.1).to_f64()))
 }

@@ -1,4 +1,4 @@
-//! NAdam (spec §3.13): Nesterov-accelerated Adam. Copies the reference's extra factor
+//! NAdam: Nesterov-accelerated Adam. Copies the reference's extra factor
 //! β₂ on v in the denominator: `sqrt(v·β₂/(1−β₂ᵗ)) + ϵ`.
 use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The NAdam rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! Nesterov (spec §3.3): `dx′ = −ρ²·v + (1 + ρ)·η·g` from the old `v`, then
+//! Nesterov: `dx′ = −ρ²·v + (1 + ρ)·η·g` from the old `v`, then
 //! `v ← ρ·v − η·g` (v holds the negative of a descent direction).
 use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The Nesterov rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

@@ -1,4 +1,4 @@
-//! OAdam, optimistic Adam (spec §3.9): `term ← η·m̂/(sqrt(v̂) + ϵ)`,
+//! OAdam, optimistic Adam: `term ← η·m̂/(sqrt(v̂) + ϵ)`,
 //! `dx′ = 2·term − term_old`. Default β = (0.5, 0.9).
 use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, init_beta_t, Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The OAdam rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

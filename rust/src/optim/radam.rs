@@ -1,4 +1,4 @@
-//! RAdam (spec §3.7): Adam's moments with a variance rectification term; steps whose
+//! RAdam: Adam's moments with a variance rectification term; steps whose
 //! ρt ≤ 4 (the first four with the default β₂) are un-rectified momentum steps
 //! `η·m/(1−β₁ᵗ)`. The state `(m, v, βt, t)` counts steps from 1.
 use super::kernel::{elementwise, wgsl, Target};
@@ -8,7 +8,7 @@ use crate::tensor::Tensor;
 
 /// The RAdam rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```

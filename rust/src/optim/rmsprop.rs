@@ -1,4 +1,4 @@
-//! RMSProp (spec §3.5): `s ← ρ·s + (1−ρ)·g²`, optionally centred with
+//! RMSProp: `s ← ρ·s + (1−ρ)·g²`, optionally centred with
 //! `c ← ρ·c + (1−ρ)·g`; `dx′ = g·η / (sqrt(s − c²) + ϵ)`.
 use super::kernel::{elementwise, wgsl, Target};
 use super::{check_eta, Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The RMSProp rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```
@@ -86,7 +86,7 @@ impl Rule for RMSProp {
         ]
     }
     /// As in Optimisers.jl, `adjust` reaches RMSProp's plain constructor: `eta` is not
-    /// validated here (spec §4.9).
+    /// validated here.
     fn set(&mut self, field: &str, v: Hyper) -> Result<()> {
         match field {
             "eta" => self.eta = v.float(field)?,

@@ -1,4 +1,4 @@
-//! Rprop (spec §3.4): per-element step sizes grown by ℓ₂ (up to Γ₂) while the gradient
+//! Rprop: per-element step sizes grown by ℓ₂ (up to Γ₂) while the gradient
 //! keeps its sign and shrunk by ℓ₁ (down to Γ₁) when it flips; no move after a flip.
 use super::kernel::{elementwise, wgsl, jmax, jmin, sign, Target};
 use super::{check_eta, Hyper, Rule, State};
@@ -7,7 +7,7 @@ use crate::tensor::Tensor;
 
 /// The Rprop rule of Optimisers.jl (see the module docs for its formula).
 ///
-/// One fused step from the start point of the spec's golden vectors (`x = [1, −2, 3]`,
+/// One fused step from the start point of Optimisers.jl's golden test vectors (`x = [1, −2, 3]`,
 /// `g = [0.1, −0.2, 0.3]`):
 ///
 /// ```
