@@ -28,7 +28,7 @@ use super::{apply, FusedOp};
 use crate::autodiff::Backward;
 use crate::error::{shape_err, Result};
 use crate::nn::Activation;
-use crate::tensor::matmul::{gemm_into, gemm_into_ld, gemm_new, Mat};
+use crate::tensor::matmul::{gemm_into, gemm_into_ld, gemm_new, gemm_threads, Mat};
 use crate::tensor::movement::SliceDim;
 use crate::tensor::{DType, Float, Tensor};
 use rayon::prelude::*;
@@ -253,17 +253,7 @@ pub(crate) fn gemm_here<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b
     assert!((last(&a, m, k) as usize) < a.data.len() && (last(&b, k, n) as usize) < b.data.len(), "gemm_here: operand out of bounds");
     assert!(ldc >= n && c.len() >= (m - 1) * ldc + n, "gemm_here: output too small");
     // SAFETY: bounds checked above; `c` is an exclusive borrow.
-    unsafe {
-        gemm::gemm(
-            m, n, k,
-            c.as_mut_ptr(), 1, ldc as isize, accumulate,
-            a.data.as_ptr().add(a.off), a.cs, a.rs,
-            b.data.as_ptr().add(b.off), b.cs, b.rs,
-            T::one(), T::one(),
-            false, false, false,
-            gemm::Parallelism::None,
-        );
-    }
+    unsafe { gemm_threads(m, n, k, a, b, c.as_mut_ptr(), ldc, accumulate, T::one(), 1) }
 }
 
 /// What every chunk of a forward pass reads: the input, the input kernel and bias, and

@@ -17,6 +17,7 @@ use super::elementwise::UnaryOp;
 use super::{DType, Float, Tensor};
 use crate::autodiff::{record, Backward, Op};
 use crate::error::{shape_err, value_err, Result};
+use crate::tensor::matmul::{gemm_threads, Mat};
 use crate::tensor::Device;
 
 mod device; // the forward and backward on other devices, through the seam
@@ -353,24 +354,9 @@ unsafe fn gemm_raw<T: Float>(
         return;
     }
     assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs && b.len() > (k - 1) * b_rs + (n - 1) * b_cs && ldc >= n && c_len >= (m - 1) * ldc + n);
-    let par = if threads > 1 {
-        crate::parallel::warm();
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
+    let (a, b) = (Mat { data: a, off: 0, rs: a_rs as isize, cs: a_cs as isize }, Mat { data: b, off: 0, rs: b_rs as isize, cs: b_cs as isize });
     // SAFETY: the assert above bounds every element the strides reach.
-    unsafe {
-        gemm::gemm(
-            m, n, k,
-            c, 1, ldc as isize, accumulate,
-            a.as_ptr(), a_cs as isize, a_rs as isize,
-            b.as_ptr(), b_cs as isize, b_rs as isize,
-            if accumulate { T::one() } else { T::zero() }, T::one(),
-            false, false, false,
-            par,
-        );
-    }
+    unsafe { gemm_threads(m, n, k, a, b, c, ldc, accumulate, T::one(), threads) }
 }
 
 /// The row stride of a column matrix with rows of `ls` values: one cache line more when

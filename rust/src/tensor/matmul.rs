@@ -130,12 +130,94 @@ unsafe fn gemm_ptr<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat
             }
             return;
         }
-        let par = if m * n * k >= PAR_FLOPS && rayon::current_num_threads() > 1 {
-            crate::parallel::warm();
-            gemm::Parallelism::Rayon(rayon::current_num_threads())
+        let threads = if m * n * k >= PAR_FLOPS { rayon::current_num_threads() } else { 1 };
+        gemm_threads(m, n, k, a, b, c, ldc, accumulate, scale, threads);
+    }
+}
+
+/// `C (+)= scale·A·B` through the `gemm` crate on up to `threads` of rayon's pool: the one
+/// place the crate is called (matmul, conv and the recurrent layers all come here).
+///
+/// # Safety
+/// Every element the strides of `a` and `b` reach lies inside their buffers, strides are
+/// non-negative, and `c` is valid for writes of element (i, j) at `c + i·ldc + j`, (i, j)
+/// < (m, n), and initialised if `accumulate`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_threads<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: *mut T, ldc: usize, accumulate: bool, scale: T, threads: usize) {
+    // SAFETY: the caller's
+    unsafe {
+        if threads <= 1 {
+            return call_gemm(m, n, k, a, b, c, ldc, accumulate, scale, gemm::Parallelism::None);
+        }
+        if m * n * k < SPLIT_MIN_FLOPS {
+            // as gemm itself would below its threading threshold: splitting 64³ cost 3×
+            return call_gemm(m, n, k, a, b, c, ldc, accumulate, scale, gemm::Parallelism::None);
+        }
+        crate::parallel::warm();
+        if threads <= SPLIT_MAX_THREADS {
+            split_gemm(m, n, k, a, b, c, ldc, accumulate, scale, threads)
         } else {
-            gemm::Parallelism::None
-        };
+            call_gemm(m, n, k, a, b, c, ldc, accumulate, scale, gemm::Parallelism::Rayon(threads))
+        }
+    }
+}
+
+/// Thread counts up to which a product is split into one block of C per thread (see
+/// [`split_gemm`]); above it gemm's own parallel loop, which packs each panel of the
+/// shared operand once for all threads, is kept (only 2 threads were measured).
+const SPLIT_MAX_THREADS: usize = 4;
+
+/// Work (m·n·k) below which a product runs on one thread whatever `threads` says: the
+/// `gemm` crate's own threading threshold for f32 and f64 (48·48·256).
+const SPLIT_MIN_FLOPS: usize = 48 * 48 * 256;
+
+/// A pointer into C handed to the pool's threads: each writes its own block of it.
+#[derive(Clone, Copy)]
+struct CPtr<T>(*mut T);
+// SAFETY: the blocks the threads write are disjoint (see `split_gemm`).
+unsafe impl<T> Send for CPtr<T> {}
+unsafe impl<T> Sync for CPtr<T> {}
+
+/// The product in `parts` blocks of C along the longer of m and n (rows at multiples of
+/// 8, columns of 16: whole SIMD tiles), each one serial gemm on a thread of the pool.
+/// gemm's own rayon loop scaled badly where m or n is not a multiple of its tile or is
+/// narrow (2 threads, GFLOP/s: n=127 80 against 215 split, n=200 175 against 300, n=513
+/// 265 against 330, 128×10×512 20 against 70; BENCHMARKS.md, session 9 gemm) and was no
+/// faster anywhere else; each block packs the other operand again, a cost of 1/rows.
+///
+/// # Safety
+/// As [`gemm_threads`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn split_gemm<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: *mut T, ldc: usize, accumulate: bool, scale: T, parts: usize) {
+    use rayon::prelude::*;
+    let c = CPtr(c);
+    let (len, tile) = if m >= n { (m, 8) } else { (n, 16) };
+    let step = len.div_ceil(parts).div_ceil(tile) * tile;
+    (0..len.div_ceil(step)).into_par_iter().for_each(|i| {
+        let (lo, w) = (i * step, step.min(len - i * step));
+        // SAFETY: block i is rows (or columns) lo..lo+w of C, disjoint from the others';
+        // the operands' sub-blocks lie inside the checked whole
+        unsafe {
+            let c = c;
+            if m >= n {
+                let a = Mat { off: a.off + lo * a.rs as usize, ..a };
+                call_gemm(w, n, k, a, b, c.0.add(lo * ldc), ldc, accumulate, scale, gemm::Parallelism::None);
+            } else {
+                let b = Mat { off: b.off + lo * b.cs as usize, ..b };
+                call_gemm(m, w, k, a, b, c.0.add(lo), ldc, accumulate, scale, gemm::Parallelism::None);
+            }
+        }
+    });
+}
+
+/// The one call of the `gemm` crate: C = (C +) scale·A·B, C row-major with rows `ldc` apart.
+///
+/// # Safety
+/// As [`gemm_threads`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn call_gemm<T: Float>(m: usize, n: usize, k: usize, a: Mat<'_, T>, b: Mat<'_, T>, c: *mut T, ldc: usize, accumulate: bool, scale: T, par: gemm::Parallelism) {
+    // SAFETY: the caller's
+    unsafe {
         gemm::gemm(
             m, n, k,
             c, 1, ldc as isize, accumulate,
@@ -228,5 +310,45 @@ impl Tensor {
             s.remove(s.len() - if other.ndim() == 1 { 1 } else { 2 });
         }
         if s.as_slice() != out.shape() { out.reshape(&s) } else { Ok(out) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The f64 product of the strided operands, element by element.
+    fn reference(m: usize, n: usize, k: usize, a: &Mat<'_, f32>, b: &Mat<'_, f32>) -> Vec<f64> {
+        let at = |x: &Mat<'_, f32>, i: usize, j: usize| x.data[(x.off as isize + i as isize * x.rs + j as isize * x.cs) as usize] as f64;
+        (0..m * n).map(|ij| (0..k).map(|p| at(a, ij / n, p) * at(b, p, ij % n)).sum()).collect()
+    }
+
+    #[test]
+    fn split_products_match_the_reference_for_any_thread_count() {
+        // odd, tile-multiple and narrow shapes, with transposed operands, an offset, rows
+        // of C wider than n, a scale and accumulation: every block boundary of the split
+        let data: Vec<f32> = (0..300 * 300 + 7).map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 504.0).collect();
+        for (m, n, k) in [(127, 127, 127), (200, 96, 131), (9, 300, 250), (260, 10, 300), (128, 128, 128)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true)] {
+                let a = if ta { Mat { data: &data, off: 7, rs: 1, cs: m as isize } } else { Mat { data: &data, off: 7, rs: k as isize, cs: 1 } };
+                let b = if tb { Mat { data: &data, off: 3, rs: 1, cs: k as isize } } else { Mat { data: &data, off: 3, rs: n as isize, cs: 1 } };
+                let want = reference(m, n, k, &a, &b);
+                let ldc = n + 5;
+                for threads in [1, 2, 3, 5] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let mut c = vec![1.0f32; m * ldc];
+                    // SAFETY: the operands are in bounds (checked by the reference's
+                    // indexing above) and c holds m rows of ldc initialised values
+                    pool.install(|| unsafe { gemm_threads(m, n, k, a, b, c.as_mut_ptr(), ldc, true, 0.5, threads) });
+                    for i in 0..m {
+                        for j in 0..ldc {
+                            let got = c[i * ldc + j] as f64;
+                            let exp = if j < n { 1.0 + 0.5 * want[i * n + j] } else { 1.0 };
+                            assert!((got - exp).abs() <= 1e-4 * (1.0 + exp.abs()), "{m}×{n}×{k} ta={ta} tb={tb} threads={threads} ({i},{j}): {got} vs {exp}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }
