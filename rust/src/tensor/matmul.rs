@@ -179,11 +179,12 @@ unsafe impl<T> Send for CPtr<T> {}
 unsafe impl<T> Sync for CPtr<T> {}
 
 /// The product in `parts` blocks of C along the longer of m and n (rows at multiples of
-/// 8, columns of 16: whole SIMD tiles), each one serial gemm on a thread of the pool.
-/// gemm's own rayon loop scaled badly where m or n is not a multiple of its tile or is
-/// narrow (2 threads, GFLOP/s: n=127 80 against 215 split, n=200 175 against 300, n=513
-/// 265 against 330, 128×10×512 20 against 70; BENCHMARKS.md, session 9 gemm) and was no
-/// faster anywhere else; each block packs the other operand again, a cost of 1/rows.
+/// 8, columns at multiples of 16: whole AVX-512 vectors), each one serial gemm on a
+/// thread of the pool. gemm's own rayon loop scaled badly where m or n is not a multiple
+/// of its tile, or is narrow (2 threads, GFLOP/s, gemm's loop against the split: n=127
+/// 80 against 215, n=200 175 / 300, n=513 265 / 330, 128×10×512 20 / 70; BENCHMARKS.md,
+/// "GEMM, session 9") and was within noise of it elsewhere (2048³: 0.98–1.03×). Each
+/// block packs the other operand again: a cost of about 1/rows of the block's work.
 ///
 /// # Safety
 /// As [`gemm_threads`].
