@@ -540,30 +540,43 @@ impl NormAcc {
     fn new(p: f64) -> Self {
         NormAcc { p, acc: if p == f64::NEG_INFINITY { f64::INFINITY } else { 0.0 }, maxabs: 0.0 }
     }
+    /// `acc` with one more entry of absolute value `a`.
+    #[inline]
+    fn fold(p: f64, acc: f64, a: f64) -> f64 {
+        if p == 2.0 {
+            acc + a * a
+        } else if p == 1.0 {
+            acc + a
+        } else if p == f64::INFINITY {
+            // NaN must win the max (and the min) so that a NaN gradient gives a NaN norm
+            if a.is_nan() || a > acc { a } else { acc }
+        } else if p == f64::NEG_INFINITY {
+            if a.is_nan() || a < acc { a } else { acc }
+        } else if p == 0.0 {
+            acc + (a != 0.0) as u8 as f64
+        } else {
+            acc + a.powf(p)
+        }
+    }
+    /// The entries of one array.
     fn add<T: flux_core::Float>(&mut self, xs: &[T]) {
         let p = self.p;
         let mut acc = self.acc;
         let mut mx = self.maxabs;
         for &v in xs {
             let a = v.to_f64().abs();
-            // NaN must win the max so that a NaN gradient gives a NaN norm
             mx = if a.is_nan() || a > mx { a } else { mx };
-            acc = if p == 2.0 {
-                acc + a * a
-            } else if p == 1.0 {
-                acc + a
-            } else if p == f64::INFINITY {
-                if a.is_nan() || a > acc { a } else { acc }
-            } else if p == f64::NEG_INFINITY {
-                if a.is_nan() || a < acc { a } else { acc }
-            } else if p == 0.0 {
-                acc + (a != 0.0) as u8 as f64
-            } else {
-                acc + a.powf(p)
-            };
+            acc = Self::fold(p, acc, a);
         }
         self.acc = acc;
         self.maxabs = mx;
+    }
+    /// An array whose own p-norm `n` was reduced elsewhere (on a GPU): ‖(a, b)‖_p from
+    /// ‖b‖_p. `n` bounds its entries, so it stands in for them in `maxabs`.
+    fn add_norm(&mut self, n: f64) {
+        // with p = 0 the "norm" is a count of non-zeros, which adds up
+        self.acc = if self.p == 0.0 { self.acc + n } else { Self::fold(self.p, self.acc, n) };
+        self.maxabs = if n.is_nan() || n > self.maxabs { n } else { self.maxabs };
     }
     fn finish(&self) -> f64 {
         let p = self.p;
@@ -620,11 +633,17 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
     if p.is_nan() {
         return Err(PyValueError::new_err("p must be a number, got nan"));
     }
+    // gradients on a GPU are reduced there (one float back each) and scaled there
+    let mut on_device = Vec::new();
     let mut bufs = Vec::with_capacity(grads.len());
     for g in &grads {
         if let Ok(t) = g.cast::<PyTensor>() {
             let t = t.try_borrow_mut().map_err(|_| PyValueError::new_err("a gradient appears twice in clip_norm_"))?;
-            bufs.push(GradBuf::T(t));
+            if t.t.device() == flux_core::Device::Cpu {
+                bufs.push(GradBuf::T(t));
+            } else {
+                on_device.push(t);
+            }
         } else if let Ok(a) = g.cast::<numpy::PyArrayDyn<f32>>() {
             bufs.push(GradBuf::F32(a.try_readwrite().map_err(|e| PyValueError::new_err(format!("cannot write this gradient array: {e}")))?));
         } else if let Ok(a) = g.cast::<numpy::PyArrayDyn<f64>>() {
@@ -636,15 +655,7 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
             )));
         }
     }
-    // gradients on a GPU: each one's norm reduced there (one float back), combined below
-    let (mut on_device, mut bufs): (Vec<_>, Vec<_>) = bufs.into_iter().partition(|b| matches!(b, GradBuf::T(t) if t.t.device() != flux_core::Device::Cpu));
-    let device_norms: Vec<f64> = on_device
-        .iter()
-        .filter_map(|b| match b {
-            GradBuf::T(t) => Some(optim::clip::device_pnorm(&t.t, p).py()),
-            _ => None,
-        })
-        .collect::<PyResult<_>>()?;
+    let device_norms = on_device.iter().map(|t| optim::clip::device_pnorm(&t.t, p).py()).collect::<PyResult<Vec<f64>>>()?;
     let mut acc = NormAcc::new(p);
     for b in bufs.iter_mut() {
         match b.slice()? {
@@ -652,11 +663,12 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
             SliceMut::F64(s) => acc.add(s),
         }
     }
+    device_norms.iter().for_each(|&n| acc.add_norm(n));
     let mut n = acc.finish();
     if p == 2.0 && n.is_infinite() && acc.maxabs.is_finite() && acc.maxabs > 0.0 {
         // the sum of squares overflowed: redo it on values scaled by the largest
         let mx = acc.maxabs;
-        let mut ss = 0.0f64;
+        let mut ss: f64 = device_norms.iter().map(|v| (v / mx).powi(2)).sum();
         for b in bufs.iter_mut() {
             match b.slice()? {
                 SliceMut::F32(s) => s.iter().for_each(|v| ss += (*v as f64 / mx).powi(2)),
@@ -664,9 +676,6 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
             }
         }
         n = mx * ss.sqrt();
-    }
-    if !device_norms.is_empty() {
-        n = combine_norms(n, &device_norms, p, bufs.is_empty());
     }
     if throw && !n.is_finite() {
         return Err(PyValueError::new_err(format!("gradient has {p}-norm {n}; pass throw=False to clip it anyway")));
@@ -681,35 +690,12 @@ fn clip_global_norm_(grads: Vec<Bound<'_, PyAny>>, omega: f64, p: f64, throw: bo
                 SliceMut::F64(s) => scale_slice(s, lambda),
             }
         }
-        for b in on_device.iter_mut() {
-            if let GradBuf::T(t) = b {
-                let scaled = t.t.detach().mul_scalar(lambda).py()?;
-                t.t.assign_(&scaled).py()?;
-            }
+        for t in on_device.iter_mut() {
+            let scaled = t.t.detach().mul_scalar(lambda).py()?;
+            t.t.assign_(&scaled).py()?;
         }
     }
     Ok(n)
-}
-
-/// The p-norm of arrays whose own p-norms are `parts` (and `host`, the norm of the rest,
-/// unless `no_host`): ‖(a, b, …)‖_p from ‖a‖_p, ‖b‖_p, … (NaN wins a max or min).
-fn combine_norms(host: f64, parts: &[f64], p: f64, no_host: bool) -> f64 {
-    let all = parts.iter().copied().chain((!no_host).then_some(host));
-    let pick = |better: fn(f64, f64) -> bool| all.clone().fold(None, |m: Option<f64>, v| Some(match m {
-        Some(m) if !(v.is_nan() || better(v, m)) || m.is_nan() => m,
-        _ => v,
-    }));
-    if p == f64::INFINITY {
-        pick(|v, m| v > m).unwrap_or(0.0)
-    } else if p == f64::NEG_INFINITY {
-        pick(|v, m| v < m).unwrap_or(0.0)
-    } else if p == 1.0 || p == 0.0 {
-        all.sum()
-    } else if p == 2.0 {
-        all.fold(0.0, f64::hypot)
-    } else {
-        all.map(|v| v.powf(p)).sum::<f64>().powf(1.0 / p)
-    }
 }
 
 /// Every rule's default hyperparameters, `{rule name: {field: default}}` in constructor

@@ -8,6 +8,7 @@ activation methods, comparisons. The checklist this completes is in issue 13's n
 Runs on any wgpu adapter (Mesa's lavapipe in CI: tiny shapes); skips, saying why, only
 when none can be had."""
 import copy
+import math
 import operator
 
 import numpy as np
@@ -164,7 +165,7 @@ def test_numbers_and_host_arrays_join_a_gpu_tensor_on_its_device():
             f()
 
 
-@pytest.mark.parametrize("p", [2, 1, np.inf, 3])
+@pytest.mark.parametrize("p", [2, 1, np.inf, 3, 0])
 def test_clip_norm_of_gpu_gradients_gives_the_cpu_norm_and_scaling(p):
     rng = np.random.default_rng(6)
     grads = {"w": rng.normal(size=(3, 4)).astype(np.float32), "b": rng.normal(size=4).astype(np.float32) * 3}
@@ -179,5 +180,19 @@ def test_clip_norm_of_gpu_gradients_gives_the_cpu_norm_and_scaling(p):
         close(cpu[k], gpu[k], k)
         close(cpu[k], mixed[k], k)
     bad = {"w": fx.gpu(fx.tensor(np.array([1.0, np.inf], np.float32)))}
-    with pytest.raises(ValueError, match="norm"):
-        fx.clip_norm_(bad, 1.0, p)
+    if p == 0:  # the count of non-zero entries, finite
+        assert fx.clip_norm_(bad, 3.0, p) == 2
+    else:
+        with pytest.raises(ValueError, match="norm"):
+            fx.clip_norm_(bad, 1.0, p)
+
+
+def test_clip_norm_of_gpu_and_host_gradients_whose_sum_of_squares_overflows():
+    """A GPU gradient's norm joins host gradients' sum of squares; where that overflows it is
+    summed again scaled by the largest (the GPU norm included)."""
+    big = np.full(3, 1e300)
+    for grads, want in (([fx.gpu(fx.tensor(np.full(4, 2.0, np.float32))), big], 1e300 * math.sqrt(3)),
+                        ([fx.gpu(fx.tensor(np.full(4, 3e37, np.float32))), np.full(2, 1e200)], math.hypot(6e37, 1e200 * math.sqrt(2)))):
+        n = fx.clip_norm_(grads, 1.0)
+        assert n == pytest.approx(want, rel=1e-6)
+        assert np.linalg.norm(np.concatenate([np.asarray(g, np.float64).ravel() for g in grads])) == pytest.approx(1.0, rel=1e-5)
