@@ -133,10 +133,18 @@ fn scatter_add(py: Python<'_>, src: &Bound<'_, PyAny>, idx: &Bound<'_, PyAny>, n
     Ok(PyTensor::new(maybe_detach(py, s.numel(), || gather::scatter_add(&s, &i, &shape, n)).py()?))
 }
 
-/// `a` where `cond` is non-zero else `b`.
+/// `a` where `cond` is non-zero else `b`; host data `a` beside a Tensor `b` takes `b`'s
+/// dtype, and host data joins the device of the first Tensor among `a`, `b`.
 #[pyfunction]
 fn where_(cond: &Bound<'_, PyAny>, a: &Bound<'_, PyAny>, b: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-    let ta = to_tensor(a, None)?;
+    let ta = match b.cast::<PyTensor>() {
+        // so that fx.where(mask, 0.0, x) or a float64 array there keeps x's dtype
+        Ok(tb) if !a.is_instance_of::<PyTensor>() => {
+            let dt = to_tensor(tb.as_any(), None)?.dtype();
+            to_tensor(a, Some(dt))?.cast(dt).py()?
+        }
+        _ => to_tensor(a, None)?,
+    };
     let tb = to_tensor(b, Some(ta.dtype()))?;
     let tc = to_tensor(cond, Some(ta.dtype()))?;
     let [a, b, c]: [Tensor; 3] = join_device(&[a, b, cond], vec![ta, tb, tc])?.try_into().expect("three tensors");

@@ -66,6 +66,13 @@ def test_where_clamp_split_stack():
     bad = fx.tensor(np.array([np.nan, 1.0]))
     (ga,) = fx.gradient(lambda x: fx.where(np.array([True, False]), x, bad).sum(), fx.tensor(np.array([1.0, 2.0])))
     assert np.asarray(ga).tolist() == [1.0, 0.0]
+    # host data `a` beside a Tensor `b` takes b's dtype (a float64 array included)
+    b32, b64 = fx.tensor(b.astype(np.float32)), fx.tensor(b)
+    for host, t in ((a, b32), (a.tolist(), b32), (0.5, b64), (a.astype(np.float32), b64)):
+        got = fx.where(c, host, t)
+        assert got.dtype == t.dtype and got.device == "cpu"
+        np.testing.assert_allclose(np.asarray(got), np.where(c, np.asarray(host, t.dtype), np.asarray(t)))
+    assert fx.where(c, fx.tensor(a), b32).dtype == np.float64  # two Tensors: promoted
     x = np.array([-2.0, -0.5, 0.3, 0.9, 2.0])
     np.testing.assert_array_equal(np.asarray(fx.clamp(fx.tensor(x), -1, 1)), np.clip(x, -1, 1))
     check_grad(lambda t: fx.clamp(t, -1, 1), x)

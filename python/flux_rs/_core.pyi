@@ -490,5 +490,7 @@ def value_and_grad(f: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, t
     """
 
 def where_(cond: _TensorLike, a: _TensorLike, b: _TensorLike) -> Tensor:
-    """`a` where `cond` is non-zero else `b`."""
+    """`a` where `cond` is non-zero else `b`; host data `a` beside a Tensor `b` takes `b`'s
+    dtype, and host data joins the device of the first Tensor among `a`, `b`.
+    """
 

@@ -63,12 +63,6 @@ def where(cond, a, b):
     >>> fx.where(np.array([True, False]), fx.tensor([1.0, 2.0]), 0.0).tolist()
     [1.0, 0.0]
     """
-    if isinstance(cond, np.ndarray) and cond.dtype == bool:
-        cond = cond.astype(np.float32)
-    if not isinstance(a, Tensor) and isinstance(b, Tensor):
-        a = _core.tensor(a, "float64" if b.dtype == np.float64 else "float32")
-        if b.device != "cpu":  # host data joins b on its device
-            a._to_device_(b.device)
     return _core.where_(cond, a, b)
 
 
