@@ -5,7 +5,7 @@
 //! between them. The backward runs there too: the GEMMs of the chain rule and the
 //! softmax's Jacobian-vector product in one kernel. The CPU's kernel and the op's checks
 //! are [`crate::ops::attention`].
-use super::elementwise::word;
+use super::elementwise::{family, word};
 use super::kernel::{f32_bits, groups_1d, launch, Kernel};
 use super::pool::GpuBuffer;
 use super::tensors::{buffer, dense, wrap};
@@ -15,14 +15,11 @@ use crate::ops::attention::{Dims as AttentionDims, Saved as SavedAttention, Sdpa
 use crate::tensor::{Device, Layout, Tensor};
 use std::sync::Arc;
 
-/// The attention kernels share softmax.wgsl's bindings and workgroup reductions.
 /// The op's name in errors.
 const OP: &str = "scaled_dot_product_attention";
 
-const ATTENTION: Kernel = Kernel {
-    name: "attention",
-    source: concat!(include_str!("kernels/layout.wgsl"), include_str!("kernels/softmax.wgsl"), include_str!("kernels/attention.wgsl")),
-};
+/// The masked softmax shares softmax.wgsl's row pass (`kernels/softmax_row.wgsl`).
+const ATTENTION: Kernel = family!("attention", "softmax_row");
 
 /// A tensor read through its strides broadcast to the scores' (batch, nheads, q_len,
 /// kv_len): its buffer and `[offset, strides…]` as kernel words.

@@ -11,12 +11,18 @@ use crate::error::{Error, Result};
 use crate::tensor::elementwise::{BinaryOp, CmpOp, UnaryOp};
 use crate::tensor::layout::{broadcast_shapes, Layout};
 
-/// A WGSL family: the shared layout helpers followed by the family's own file.
+/// A WGSL family: the shared layout helpers, then the shared snippets named after the
+/// family (files of `kernels/`, in order), then the family's own file. WGSL has no
+/// includes: this is how kernels share functions.
 macro_rules! family {
-    ($name:literal) => {
+    ($name:literal $(, $part:literal)*) => {
         Kernel {
             name: $name,
-            source: concat!(include_str!("kernels/layout.wgsl"), include_str!(concat!("kernels/", $name, ".wgsl"))),
+            source: concat!(
+                include_str!("kernels/layout.wgsl"),
+                $(include_str!(concat!("kernels/", $part, ".wgsl")),)*
+                include_str!(concat!("kernels/", $name, ".wgsl"))
+            ),
         }
     };
 }
@@ -26,14 +32,7 @@ pub(crate) use family;
 /// `deriv`, `sigmoid`, `tanh_`, specialised by the override `OP`).
 macro_rules! family_with_activations {
     ($name:literal) => {
-        Kernel {
-            name: $name,
-            source: concat!(
-                include_str!("kernels/layout.wgsl"),
-                include_str!("kernels/activation.wgsl"),
-                include_str!(concat!("kernels/", $name, ".wgsl"))
-            ),
-        }
+        $crate::backend::wgpu::elementwise::family!($name, "activation")
     };
 }
 pub(crate) use family_with_activations;

@@ -7,7 +7,7 @@ use crate::error::{shape_err, Result};
 use crate::tensor::layout::{row_major_strides, Layout};
 
 const REDUCE: Kernel = family!("reduce");
-const SOFTMAX: Kernel = family!("softmax");
+const SOFTMAX: Kernel = family!("softmax", "softmax_row");
 
 /// A reduction on the GPU.
 ///

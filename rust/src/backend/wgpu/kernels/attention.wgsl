@@ -1,6 +1,6 @@
 // Scaled dot-product attention's row passes, one workgroup per row of scores: row
-// (b, h, i) holds query i's scores against every key. Appended to softmax.wgsl, whose
-// bindings (x, out) and workgroup reductions (wg_max, wg_sum) it shares.
+// (b, h, i) holds query i's scores against every key; the softmax is softmax_row.wgsl's
+// row pass (as softmax.wgsl's), over the masked scores.
 //
 // masked_softmax: x = the scores s, out = α = softmax(scale·s + bias, masked) over the
 // kv_len keys of a row, the mask causal (key j > query i) and/or a keep mask (0 =
@@ -11,10 +11,10 @@
 //
 // softmax_backward: x = dα, out = dS = α ⊙ (dα − Σ_j dα⊙α) per row, with α in `bias`.
 // p: [rows, kv_len]
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> keep: array<f32>;
-
-const NEG_INF: u32 = 0xff800000u;
 
 // the masked, biased, scaled score of key j in row (b, h, i) at element `at` of x
 fn score(at: u32, b: u32, h: u32, i: u32, j: u32) -> f32 {
@@ -31,6 +31,10 @@ fn score(at: u32, b: u32, h: u32, i: u32, j: u32) -> f32 {
     return z;
 }
 
+// row (b, h, i), its scores from element `base` of x
+struct Row { base: u32, b: u32, h: u32, i: u32 }
+fn item(r: Row, j: u32) -> f32 { return score(r.base + j, r.b, r.h, r.i, j); }
+
 @compute @workgroup_size(256)
 fn masked_softmax(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) l: u32) {
@@ -40,24 +44,11 @@ fn masked_softmax(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) 
     let nh = p[1];
     let lq = p[2];
     let lk = p[3];
-    let i = row % lq;
-    let h = (row / lq) % nh;
-    let b = row / (lq * nh);
-    let base = row * lk;
-    var m = bitcast<f32>(NEG_INF);
+    let r = Row(row * lk, row / (lq * nh), (row / lq) % nh, row % lq);
+    let ms = row_max_sum(r, lk, live, l);
+    let inv = 1.0 / ms.y;
     if live {
-        for (var j = l; j < lk; j += WG) { m = max(m, score(base + j, b, h, i, j)); }
-    }
-    m = wg_max(l, m);
-    // every key masked: no finite maximum to shift by (the row becomes NaN, as on the CPU)
-    if m == bitcast<f32>(NEG_INF) { m = 0.0; }
-    var t = 0.0;
-    if live {
-        for (var j = l; j < lk; j += WG) { t += exp(score(base + j, b, h, i, j) - m); }
-    }
-    let r = 1.0 / wg_sum(l, t);
-    if live {
-        for (var j = l; j < lk; j += WG) { out[base + j] = exp(score(base + j, b, h, i, j) - m) * r; }
+        for (var j = l; j < lk; j += WG) { out[r.base + j] = exp(item(r, j) - ms.x) * inv; }
     }
 }
 

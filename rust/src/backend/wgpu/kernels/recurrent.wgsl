@@ -17,37 +17,43 @@ override IDENTITY: bool = false;
 @group(0) @binding(5) var<storage, read_write> b5: array<f32>;
 @group(0) @binding(6) var<storage, read_write> b6: array<f32>;
 
-struct At { live: bool, b: u32, j: u32, r: u32, h: u32 }
+// invocation (sequence b, unit j) at step row r = b·T + t: `s` its element of a (B·T, H)
+// matrix, `k` its element of a (B, H) one
+struct At { live: bool, b: u32, j: u32, r: u32, h: u32, s: u32, k: u32 }
 
 fn at(g: vec3<u32>, nwg: vec3<u32>) -> At {
     let i = flat_id(g, nwg);
     let h = p[2];
     let b = i / max(h, 1u);
-    return At(i < p[0] * h, b, i % max(h, 1u), b * p[1] + p[3], h);
+    let j = i % max(h, 1u);
+    let r = b * p[1] + p[3];
+    return At(i < p[0] * h, b, j, r, h, r * h + j, b * h + j);
 }
+
+// its element of gate q's block in a (B·T, n·H) matrix
+fn gate(a: At, n: u32, q: u32) -> u32 { return (a.r * n + q) * a.h + a.j; }
+// gate q's pre-activation (of n gates): the step's input projection plus h·Whᵀ
+fn pre(a: At, n: u32, q: u32) -> f32 { return b0[gate(a, n, q)] + b1[(a.b * n + q) * a.h + a.j]; }
 
 // lstm_step: xp, gh, c0, acts (B·T, 4H), cs (B·T, H), out (B·T·H states, then B·H last cells)
 @compute @workgroup_size(256)
 fn lstm_step(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let a = at(g, nwg);
     if !a.live { return; }
-    let h = a.h;
-    let x = a.r * 4u * h + a.j;
-    let y = a.b * 4u * h + a.j;
-    let i = sigmoid(b0[x] + b1[y]);
-    let f = sigmoid(b0[x + h] + b1[y + h]);
-    let c = tanh_(b0[x + 2u * h] + b1[y + 2u * h]);
-    let o = sigmoid(b0[x + 3u * h] + b1[y + 3u * h]);
+    let i = sigmoid(pre(a, 4u, 0u));
+    let f = sigmoid(pre(a, 4u, 1u));
+    let c = tanh_(pre(a, 4u, 2u));
+    let o = sigmoid(pre(a, 4u, 3u));
     var cp: f32;
-    if p[3] == 0u { cp = b2[a.b * h + a.j]; } else { cp = b4[(a.r - 1u) * h + a.j]; }
+    if p[3] == 0u { cp = b2[a.k]; } else { cp = b4[a.s - a.h]; }
     let cn = f * cp + i * c;
-    b3[x] = i;
-    b3[x + h] = f;
-    b3[x + 2u * h] = c;
-    b3[x + 3u * h] = o;
-    b4[a.r * h + a.j] = cn;
-    b5[a.r * h + a.j] = o * tanh_(cn);
-    if p[3] + 1u == p[1] { b5[p[0] * p[1] * h + a.b * h + a.j] = cn; }
+    b3[gate(a, 4u, 0u)] = i;
+    b3[gate(a, 4u, 1u)] = f;
+    b3[gate(a, 4u, 2u)] = c;
+    b3[gate(a, 4u, 3u)] = o;
+    b4[a.s] = cn;
+    b5[a.s] = o * tanh_(cn);
+    if p[3] + 1u == p[1] { b5[p[0] * p[1] * a.h + a.k] = cn; }
 }
 
 // lstm_step_bwd: g (states' gradient, then the last cells'), dh (B, H), dc (B, H, in
@@ -56,22 +62,18 @@ fn lstm_step(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroup
 fn lstm_step_bwd(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let a = at(g, nwg);
     if !a.live { return; }
-    let h = a.h;
-    let s = a.r * h + a.j;
-    let x = a.r * 4u * h + a.j;
-    let k = a.b * h + a.j;
-    let i = b3[x];
-    let f = b3[x + h];
-    let c = b3[x + 2u * h];
-    let o = b3[x + 3u * h];
-    let dy = b0[s] + b1[k];
-    let t = tanh_(b5[s]);
-    let dcc = b2[k] + dy * o * (1.0 - t * t);
-    b6[x] = dcc * c * i * (1.0 - i);
-    b6[x + h] = dcc * b4[s] * f * (1.0 - f);
-    b6[x + 2u * h] = dcc * i * (1.0 - c * c);
-    b6[x + 3u * h] = dy * t * o * (1.0 - o);
-    b2[k] = dcc * f;
+    let i = b3[gate(a, 4u, 0u)];
+    let f = b3[gate(a, 4u, 1u)];
+    let c = b3[gate(a, 4u, 2u)];
+    let o = b3[gate(a, 4u, 3u)];
+    let dy = b0[a.s] + b1[a.k];
+    let t = tanh_(b5[a.s]);
+    let dcc = b2[a.k] + dy * o * (1.0 - t * t);
+    b6[gate(a, 4u, 0u)] = dcc * c * i * (1.0 - i);
+    b6[gate(a, 4u, 1u)] = dcc * b4[a.s] * f * (1.0 - f);
+    b6[gate(a, 4u, 2u)] = dcc * i * (1.0 - c * c);
+    b6[gate(a, 4u, 3u)] = dy * t * o * (1.0 - o);
+    b2[a.k] = dcc * f;
 }
 
 // gru_step: xp, gh, h0, acts (B·T, 3H: r, z, candidate), gn (B·T, H: the candidate's
@@ -80,20 +82,17 @@ fn lstm_step_bwd(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workg
 fn gru_step(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let a = at(g, nwg);
     if !a.live { return; }
-    let h = a.h;
-    let x = a.r * 3u * h + a.j;
-    let y = a.b * 3u * h + a.j;
-    let r = sigmoid(b0[x] + b1[y]);
-    let z = sigmoid(b0[x + h] + b1[y + h]);
-    let hn = b1[y + 2u * h];
-    let c = tanh_(b0[x + 2u * h] + r * hn);
+    let r = sigmoid(pre(a, 3u, 0u));
+    let z = sigmoid(pre(a, 3u, 1u));
+    let hn = b1[(a.b * 3u + 2u) * a.h + a.j];
+    let c = tanh_(b0[gate(a, 3u, 2u)] + r * hn);
     var hp: f32;
-    if p[3] == 0u { hp = b2[a.b * h + a.j]; } else { hp = b5[(a.r - 1u) * h + a.j]; }
-    b3[x] = r;
-    b3[x + h] = z;
-    b3[x + 2u * h] = c;
-    b4[a.r * h + a.j] = hn;
-    b5[a.r * h + a.j] = (1.0 - z) * c + z * hp;
+    if p[3] == 0u { hp = b2[a.k]; } else { hp = b5[a.s - a.h]; }
+    b3[gate(a, 3u, 0u)] = r;
+    b3[gate(a, 3u, 1u)] = z;
+    b3[gate(a, 3u, 2u)] = c;
+    b4[a.s] = hn;
+    b5[a.s] = (1.0 - z) * c + z * hp;
 }
 
 // gru_step_bwd: g, dm (B, H: what reached the state through Wh), dz (B, H, in place: the
@@ -103,25 +102,20 @@ fn gru_step(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups
 fn gru_step_bwd(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let a = at(g, nwg);
     if !a.live { return; }
-    let h = a.h;
-    let s = a.r * h + a.j;
-    let x = a.r * 3u * h + a.j;
-    let k = a.b * h + a.j;
-    let r = b4[x];
-    let z = b4[x + h];
-    let c = b4[x + 2u * h];
-    let dy = b0[s] + b1[k] + b2[k];
+    let r = b4[gate(a, 3u, 0u)];
+    let z = b4[gate(a, 3u, 1u)];
+    let c = b4[gate(a, 3u, 2u)];
+    let dy = b0[a.s] + b1[a.k] + b2[a.k];
     let dc = dy * (1.0 - z) * (1.0 - c * c);
-    let dr = dc * b5[s] * r * (1.0 - r);
-    let dzz = dy * (b3[s] - c) * z * (1.0 - z);
-    let o = a.r * 6u * h + a.j;
-    b6[o] = dr;
-    b6[o + h] = dzz;
-    b6[o + 2u * h] = dc;
-    b6[o + 3u * h] = dr;
-    b6[o + 4u * h] = dzz;
-    b6[o + 5u * h] = dc * r;
-    b2[k] = dy * z;
+    let dr = dc * b5[a.s] * r * (1.0 - r);
+    let dzz = dy * (b3[a.s] - c) * z * (1.0 - z);
+    b6[gate(a, 6u, 0u)] = dr;
+    b6[gate(a, 6u, 1u)] = dzz;
+    b6[gate(a, 6u, 2u)] = dc;
+    b6[gate(a, 6u, 3u)] = dr;
+    b6[gate(a, 6u, 4u)] = dzz;
+    b6[gate(a, 6u, 5u)] = dc * r;
+    b2[a.k] = dy * z;
 }
 
 // rnn_step: xp, gh, pre (B·T, H), ys (B·T, H)
@@ -129,10 +123,9 @@ fn gru_step_bwd(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgr
 fn rnn_step(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let a = at(g, nwg);
     if !a.live { return; }
-    let s = a.r * a.h + a.j;
-    let v = b0[s] + b1[a.b * a.h + a.j];
-    b2[s] = v;
-    if IDENTITY { b3[s] = v; } else { b3[s] = fwd(v, pf(4u), 0.0); }
+    let v = pre(a, 1u, 0u);
+    b2[a.s] = v;
+    if IDENTITY { b3[a.s] = v; } else { b3[a.s] = fwd(v, pf(4u), 0.0); }
 }
 
 // rnn_step_bwd: g, dh (B, H), pre, ys, dg (B·T, H)
@@ -140,7 +133,6 @@ fn rnn_step(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups
 fn rnn_step_bwd(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let a = at(g, nwg);
     if !a.live { return; }
-    let s = a.r * a.h + a.j;
-    let dy = b0[s] + b1[a.b * a.h + a.j];
-    if IDENTITY { b4[s] = dy; } else { b4[s] = dy * deriv(b2[s], b3[s], pf(4u)); }
+    let dy = b0[a.s] + b1[a.k];
+    if IDENTITY { b4[a.s] = dy; } else { b4[a.s] = dy * deriv(b2[a.s], b3[a.s], pf(4u)); }
 }

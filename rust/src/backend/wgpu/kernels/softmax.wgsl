@@ -1,5 +1,6 @@
 // softmax, log-softmax and logsumexp along one axis of a strided input, one workgroup
-// per row (a row is every element along the axis for one index of the other axes).
+// per row (a row is every element along the axis for one index of the other axes), by
+// softmax_row.wgsl's row pass.
 // p: [n_rows, nd_k, k_shape[nd_k], k_in_strides[nd_k], k_out_strides[nd_k], in_offset,
 //     L, axis_in_stride, axis_out_stride]
 // MODE: 0 softmax, 1 log-softmax (out has the input's shape, contiguous), 2 logsumexp
@@ -9,30 +10,8 @@ override MODE: u32 = 0u;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 
-var<workgroup> part: array<f32, 256>;
-
-fn wg_max(l: u32, v: f32) -> f32 {
-    part[l] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if l < s { part[l] = max(part[l], part[l + s]); }
-        workgroupBarrier();
-    }
-    let r = part[0];
-    workgroupBarrier();
-    return r;
-}
-fn wg_sum(l: u32, v: f32) -> f32 {
-    part[l] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if l < s { part[l] += part[l + s]; }
-        workgroupBarrier();
-    }
-    let r = part[0];
-    workgroupBarrier();
-    return r;
-}
+struct Row { ib: u32, sx: u32 }
+fn item(r: Row, j: u32) -> f32 { return x[r.ib + j * r.sx]; }
 
 @compute @workgroup_size(256)
 fn softmax(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -50,18 +29,10 @@ fn softmax(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nwg: ve
         ib = p[at] + strided(row, nk, 2u, 2u + nk);
         ob = strided(row, nk, 2u, 2u + 2u * nk);
     }
-    var m = bitcast<f32>(0xff800000u);
-    if live {
-        for (var j = l; j < len; j += WG) { m = max(m, x[ib + j * sx]); }
-    }
-    m = wg_max(l, m);
-    // a row of -inf (or an empty one) has no finite maximum to shift by
-    if m == bitcast<f32>(0xff800000u) { m = 0.0; }
-    var s = 0.0;
-    if live {
-        for (var j = l; j < len; j += WG) { s += exp(x[ib + j * sx] - m); }
-    }
-    s = wg_sum(l, s);
+    let row_at = Row(ib, sx);
+    let ms = row_max_sum(row_at, len, live, l);
+    let m = ms.x;
+    let s = ms.y;
     if !live { return; }
     if MODE == 2u {
         if l == 0u { out[row] = m + log(s); }
@@ -70,7 +41,7 @@ fn softmax(@builtin(workgroup_id) w: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let ls = log(s);
     let inv = 1.0 / s;
     for (var j = l; j < len; j += WG) {
-        let z = x[ib + j * sx] - m;
+        let z = item(row_at, j) - m;
         if MODE == 1u { out[ob + j * so] = z - ls; } else { out[ob + j * so] = exp(z) * inv; }
     }
 }
