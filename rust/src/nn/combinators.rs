@@ -4,7 +4,7 @@
 //! Rust function. (The Python layers of the same names call Python callables for
 //! the members and the connection, since those may be any user function; `Maxout`'s
 //! maximum is one Rust call, [`maxout`].)
-use super::{members_buffers, members_set_buffer, visit_members, visit_members_buffers_mut, visit_members_mut, Module, ParamPath};
+use super::{Module, ParamPath};
 use crate::error::{value_err, Result};
 use crate::tensor::Tensor;
 
@@ -180,15 +180,7 @@ impl Parallel {
 
 impl Module for Parallel {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> { self.forward_many(std::slice::from_ref(x), train) }
-    fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { visit_members(&self.layers, path, f) }
-    fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
-        visit_members_mut(&mut self.layers, path, f)
-    }
-    fn buffers(&self) -> Vec<(String, Tensor)> { members_buffers(&self.layers) }
-    fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> { members_set_buffer(&self.layers, path, value) }
-    fn visit_buffers_mut(&mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
-        visit_members_buffers_mut(&mut self.layers, path, f)
-    }
+    super::members_module!();
 }
 
 /// The elementwise maximum of the members' outputs in one call (one fused op; the
@@ -238,13 +230,5 @@ impl Module for Maxout {
         let ys: Vec<Tensor> = self.layers.iter().map(|l| l.forward_t(x, train)).collect::<Result<_>>()?;
         maxout(&ys)
     }
-    fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { visit_members(&self.layers, path, f) }
-    fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
-        visit_members_mut(&mut self.layers, path, f)
-    }
-    fn buffers(&self) -> Vec<(String, Tensor)> { members_buffers(&self.layers) }
-    fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> { members_set_buffer(&self.layers, path, value) }
-    fn visit_buffers_mut(&mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
-        visit_members_buffers_mut(&mut self.layers, path, f)
-    }
+    super::members_module!();
 }

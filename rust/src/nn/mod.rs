@@ -431,6 +431,26 @@ impl Chain {
     pub fn new(layers: Vec<Box<dyn Module>>) -> Self { Chain { layers } }
 }
 
+/// The parameter and buffer methods of [`Module`] for a container of members in
+/// `self.layers: Vec<Box<dyn Module>>` (Chain, Parallel, Maxout): member `i`'s under
+/// `layers.<i>.`.
+macro_rules! members_module {
+    () => {
+        fn visit_params<'a>(&'a self, path: &mut $crate::nn::ParamPath, f: &mut dyn FnMut(&$crate::nn::ParamPath, &'a $crate::Tensor)) {
+            $crate::nn::visit_members(&self.layers, path, f)
+        }
+        fn visit_params_mut<'a>(&'a mut self, path: &mut $crate::nn::ParamPath, f: &mut dyn FnMut(&$crate::nn::ParamPath, &'a mut $crate::Tensor)) {
+            $crate::nn::visit_members_mut(&mut self.layers, path, f)
+        }
+        fn buffers(&self) -> Vec<(String, $crate::Tensor)> { $crate::nn::members_buffers(&self.layers) }
+        fn set_buffer(&self, path: &str, value: &$crate::Tensor) -> $crate::error::Result<bool> { $crate::nn::members_set_buffer(&self.layers, path, value) }
+        fn visit_buffers_mut(&mut self, path: &mut $crate::nn::ParamPath, f: &mut dyn FnMut(&$crate::nn::ParamPath, &mut $crate::Tensor)) {
+            $crate::nn::visit_members_buffers_mut(&mut self.layers, path, f)
+        }
+    };
+}
+pub(crate) use members_module;
+
 impl Module for Chain {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut h = x.clone();
@@ -439,15 +459,7 @@ impl Module for Chain {
         }
         Ok(h)
     }
-    fn visit_params<'a>(&'a self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a Tensor)) { visit_members(&self.layers, path, f) }
-    fn visit_params_mut<'a>(&'a mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &'a mut Tensor)) {
-        visit_members_mut(&mut self.layers, path, f)
-    }
-    fn buffers(&self) -> Vec<(String, Tensor)> { members_buffers(&self.layers) }
-    fn set_buffer(&self, path: &str, value: &Tensor) -> Result<bool> { members_set_buffer(&self.layers, path, value) }
-    fn visit_buffers_mut(&mut self, path: &mut ParamPath, f: &mut dyn FnMut(&ParamPath, &mut Tensor)) {
-        visit_members_buffers_mut(&mut self.layers, path, f)
-    }
+    members_module!();
 }
 
 /// The buffers of `layers`, member `i`'s under `layers.<i>.` (how [`Chain`] and the
