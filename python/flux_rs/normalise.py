@@ -142,6 +142,12 @@ class _Norm:
         self.track_stats = bool(track_stats)
         self.active = _check_active(active)
 
+    def _with_stats_call(self, op, x):
+        """The forward of the norms with running statistics: ``op`` their fused kernel."""
+        x = as_input(x, self._dtype(x))
+        y = op(x, self.chs, self.γ, self.β, self.μ, self.σ2, self.active, self.ϵ, self.momentum, *_kernel(self.λ))
+        return _after(self.λ, y)
+
     def _params(self, chs, initβ, initγ, affine):
         self.chs = int(chs)
         self.affine = bool(affine)
@@ -189,10 +195,7 @@ class BatchNorm(_Norm):
         self._with_stats(chs, λ, initβ, initγ, affine, track_stats, active, eps, momentum)
 
     def __call__(self, x):
-        x = as_input(x, self._dtype(x))
-        y = _core.batchnorm(x, self.chs, self.γ, self.β, self.μ, self.σ2, self.active, self.ϵ, self.momentum,
-                            *_kernel(self.λ))
-        return _after(self.λ, y)
+        return self._with_stats_call(_core.batchnorm, x)
 
     def __repr__(self):
         return f"BatchNorm({self.chs}{self._extra()})"
@@ -216,10 +219,7 @@ class InstanceNorm(_Norm):
         self._with_stats(chs, λ, initβ, initγ, affine, track_stats, active, eps, momentum)
 
     def __call__(self, x):
-        x = as_input(x, self._dtype(x))
-        y = _core.instancenorm(x, self.chs, self.γ, self.β, self.μ, self.σ2, self.active, self.ϵ, self.momentum,
-                               *_kernel(self.λ))
-        return _after(self.λ, y)
+        return self._with_stats_call(_core.instancenorm, x)
 
     def __repr__(self):
         return f"InstanceNorm({self.chs}{self._extra()})"
