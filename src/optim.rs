@@ -8,7 +8,7 @@ use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyTuple};
 
-use crate::convert::{dtype_from_name, maybe_detach, to_tensor};
+use crate::convert::{dtype_from_name, host_onto, maybe_detach, to_tensor};
 use crate::errors::IntoPyResult;
 use crate::tensor::PyTensor;
 
@@ -403,10 +403,7 @@ pub(crate) fn step_leaves(py: Python<'_>, leaves: &[Bound<'_, PyLeaf>], xs: &[Bo
         .map(|(x, g)| {
             let x = x.try_borrow().map_err(|_| busy())?;
             let t = to_tensor(g, Some(x.t.dtype()))?;
-            if x.t.device() != flux_core::Device::Cpu && !g.is_instance_of::<PyTensor>() {
-                return t.to_device(x.t.device()).py();
-            }
-            Ok(t)
+            if g.is_instance_of::<PyTensor>() { Ok(t) } else { host_onto(t, &x.t) }
         })
         .collect::<PyResult<_>>()?;
     let mut lrefs: Vec<PyRefMut<'_, PyLeaf>> = leaves.iter().map(|l| l.borrow_mut()).collect();
@@ -511,9 +508,7 @@ fn rule_apply<'py>(py: Python<'py>, rule: &Bound<'py, PyAny>, state: &Bound<'py,
     let r = core_of(rule)?;
     let x = to_tensor(x, None)?;
     let mut g = to_tensor(g, Some(x.dtype()))?.cast(x.dtype()).py()?.detach_copy().py()?;
-    if g.shape() != x.shape() {
-        return Err(PyValueError::new_err(format!("gradient of shape {:?} does not match parameter of shape {:?}", g.shape(), x.shape())));
-    }
+    check_shapes(&x, &g)?;
     let mut s = state_from_py(state)?.deep_clone().py()?;
     // a state of another form would fail deep inside the rule with the rule's own words
     let want = if check_form { Some(r.init(&x).py()?) } else { None };
