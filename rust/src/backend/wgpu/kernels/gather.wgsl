@@ -5,16 +5,22 @@
 @group(0) @binding(1) var<storage, read> idx: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(256)
-fn index_select(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = flat_id(g, nwg);
-    if t >= p[0] { return; }
+// element t = [o, j, i] of the [outer, k, inner] side: its place [o, idx[j], i] on the
+// [outer, rows, inner] side
+fn row_of(t: u32) -> u32 {
     let inner = p[4];
     let k = p[3];
     let i = t % inner;
     let j = (t / inner) % k;
     let o = t / (inner * k);
-    out[t] = src[(o * p[2] + idx[j]) * inner + i];
+    return (o * p[2] + idx[j]) * inner + i;
+}
+
+@compute @workgroup_size(256)
+fn index_select(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = flat_id(g, nwg);
+    if t >= p[0] { return; }
+    out[t] = src[row_of(t)];
 }
 
 // scatter_add p: [n_src, outer, rows_out, k, inner]: acc[o, idx[j], i] += src[o, j, i]
@@ -25,12 +31,7 @@ fn index_select(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgr
 fn scatter_add(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_id(g, nwg);
     if t >= p[0] { return; }
-    let inner = p[4];
-    let k = p[3];
-    let i = t % inner;
-    let j = (t / inner) % k;
-    let o = t / (inner * k);
-    let at = (o * p[2] + idx[j]) * inner + i;
+    let at = row_of(t);
     let v = src[t];
     var old = atomicLoad(&acc[at]);
     loop {
