@@ -3,6 +3,7 @@
 use flux_core::nn::attention::{AttendOptions, MultiHeadAttention, Projection};
 use flux_core::ops::attention::{Mask, Sdpa};
 use flux_core::{DType, Tensor};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::convert::{maybe_detach, to_tensor};
@@ -10,13 +11,31 @@ use crate::errors::IntoPyResult;
 use crate::nn::{with_rng, PyRng};
 use crate::tensor::PyTensor;
 
-/// A mask argument: None, or anything array-like, true (non-zero) where a query may attend.
+/// A mask argument: None, or a boolean (or integer) array-like, true (non-zero) where a
+/// query may attend. A float array is refused with a TypeError: an additive mask
+/// (PyTorch's convention, 0 to keep and -inf to mask) would read inverted; it belongs in
+/// `bias`. A Tensor (always float) on the CPU must hold only 0 and 1 for the same reason.
 fn mask_arg(mask: Option<&Bound<'_, PyAny>>, dt: DType) -> PyResult<Mask> {
-    Ok(match mask {
-        None => Mask::None,
-        Some(m) if m.is_none() => Mask::None,
-        Some(m) => Mask::Keep(to_tensor(m, Some(dt))?),
-    })
+    let Some(m) = mask.filter(|m| !m.is_none()) else { return Ok(Mask::None) };
+    if !m.is_instance_of::<PyTensor>() {
+        let a = m.py().import("numpy")?.call_method1("asarray", (m,))?;
+        let dtype = a.getattr("dtype")?;
+        let kind: String = dtype.getattr("kind")?.extract()?;
+        if !matches!(kind.as_str(), "b" | "i" | "u") {
+            return Err(PyTypeError::new_err(format!(
+                "mask must be a boolean array, true where a query may attend, got a {} of dtype {dtype}; an additive (float) mask goes in bias=",
+                m.get_type().name()?
+            )));
+        }
+        return Ok(Mask::Keep(to_tensor(&a, Some(dt))?));
+    }
+    let t = to_tensor(m, Some(dt))?;
+    if t.device() == flux_core::Device::Cpu && t.to_vec_f64().py()?.iter().any(|&v| v != 0.0 && v != 1.0) {
+        return Err(PyValueError::new_err(
+            "a Tensor mask must hold only 0 and 1 (1 where a query may attend); an additive mask goes in bias=",
+        ));
+    }
+    Ok(Mask::Keep(t))
 }
 
 /// A layer's mode: `Some` forced, `None` Flux's automatic mode (training while a

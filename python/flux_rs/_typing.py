@@ -15,6 +15,21 @@ Activation = Callable[[Any], Any]
 Agg = Union[str, Callable[[Tensor], Any]]
 
 
+def check_activation(owner: str, f: Any) -> Any:
+    """``f`` when it is callable; else a TypeError naming ``owner``, raised when the layer
+    is built rather than at its first call (a name such as ``"relu"`` points to the
+    function ``fx.relu``).
+
+    >>> from flux_rs._typing import check_activation
+    >>> check_activation("Dense", abs) is abs
+    True
+    """
+    if callable(f):
+        return f
+    hint = f" (write fx.{f}, not the string {f!r})" if isinstance(f, str) and f.isidentifier() else ""
+    raise TypeError(f"{owner}: the activation must be a function such as fx.relu{hint}, got {f!r}")
+
+
 def ascii_alias(fname: str, uname: str, uval: Any, aname: str, aval: Any, *, default: Any = None,
                 required: bool = False) -> Any:
     """The value of a keyword that has a Unicode name (Flux's ``initβ``) and an ASCII

@@ -10,7 +10,7 @@ import numpy as np
 from . import _core
 from ._core import Tensor
 from ._tree import layer
-from ._typing import Activation, TensorLike, ascii_alias
+from ._typing import Activation, TensorLike, ascii_alias, check_activation
 from .activations import identity
 from .init import glorot_uniform
 from .layers import _fn_name, _fused, as_input, make_bias, make_weight
@@ -161,7 +161,7 @@ class Scale:
         if not isinstance(self.scale, Tensor):
             self.scale = _core.tensor(self.scale)
         self.bias = make_bias(bias, size, self.scale.dtype)
-        self.σ = σ
+        self.σ = check_activation(type(self).__name__, σ)
 
     def __call__(self, x):
         x = as_input(x, self.scale.dtype)
@@ -192,7 +192,7 @@ class Bilinear:
         in1, in2 = (in_, in_) if isinstance(in_, (int, np.integer)) else tuple(in_)
         self.weight = make_weight(init, (out, in1, in2), rng)
         self.bias = make_bias(bias, out, self.weight.dtype)
-        self.σ = σ
+        self.σ = check_activation(type(self).__name__, σ)
 
     def __call__(self, x, y=None):
         if y is None:

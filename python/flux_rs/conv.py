@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _core
 from ._core import Tensor
-from ._typing import Activation, TensorLike
+from ._typing import Activation, TensorLike, check_activation
 from .activations import identity
 from .init import glorot_uniform
 from .layers import _fn_name, _fused, as_input, make_bias, make_weight
@@ -57,6 +57,13 @@ def _tuple(v, n: int, what: str) -> tuple:
         return v * n
     if len(v) != n:
         raise ValueError(f"{what} needs 1 or {n} entries, got {v}")
+    return v
+
+
+def _positive(v: tuple, what: str) -> tuple:
+    """``v`` with every entry at least 1 (a stride or dilation of 0 has no meaning)."""
+    if any(a < 1 for a in v):
+        raise ValueError(f"{what} must be at least 1, got {v}")
     return v
 
 
@@ -152,9 +159,9 @@ class Conv:
         n = len(k)
         self.weight = make_weight(init, (out, in_ // groups) + k, rng)
         self.bias = make_bias(bias, out, self.weight.dtype)
-        self.σ = σ
-        self.stride = _tuple(stride, n, "stride")
-        self.dilation = _tuple(dilation, n, "dilation")
+        self.σ = check_activation(type(self).__name__, σ)
+        self.stride = _positive(_tuple(stride, n, "stride"), "stride")
+        self.dilation = _positive(_tuple(dilation, n, "dilation"), "dilation")
         self.pad = pad if isinstance(pad, SamePad) else pad
         self.groups = int(groups)
         _pads(pad, k, self.dilation)  # validate now, not at the first call
@@ -220,9 +227,9 @@ class ConvTranspose:
         # Flux's init sees the kernel as (k..., out/groups, in): fan_in = ∏k·out/groups
         self.weight = make_weight(init, (in_, out // groups) + k, rng)
         self.bias = make_bias(bias, out, self.weight.dtype)
-        self.σ = σ
-        self.stride = _tuple(stride, n, "stride")
-        self.dilation = _tuple(dilation, n, "dilation")
+        self.σ = check_activation(type(self).__name__, σ)
+        self.stride = _positive(_tuple(stride, n, "stride"), "stride")
+        self.dilation = _positive(_tuple(dilation, n, "dilation"), "dilation")
         self.pad = pad
         self.outpad = _tuple(outpad, n, "outpad")
         self.groups = int(groups)
@@ -256,7 +263,7 @@ class ConvTranspose:
 
 def _pool_args(window, pad, stride):
     k = _kernel(window)
-    s = k if stride is None else _tuple(stride, len(k), "stride")
+    s = k if stride is None else _positive(_tuple(stride, len(k), "stride"), "stride")
     lo, hi = _pads(pad, k, (1,) * len(k))
     return k, s, lo, hi
 

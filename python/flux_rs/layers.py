@@ -14,7 +14,7 @@ from ._core import Tensor
 from ._tree import Node, trainable_children
 from .activations import KERNELS, identity
 from .init import glorot_uniform
-from ._typing import Activation, TensorLike
+from ._typing import Activation, TensorLike, check_activation
 
 __all__ = ["Chain", "Dense", "flatten", "as_input", "show"]
 
@@ -93,7 +93,7 @@ class Dense:
             raise TypeError(f"Dense(in_, out) takes two sizes, got {in_!r}, {out!r}")
         self.weight = make_weight(init, (out, in_), rng)
         self.bias = make_bias(bias, out, self.weight.dtype)
-        self.σ = σ
+        self.σ = check_activation("Dense", σ)
 
     def __call__(self, x):
         # _core.dense converts x itself when it is not a Tensor of the weight's dtype

@@ -21,7 +21,7 @@ import numpy as np
 from . import _core
 from ._core import Tensor
 from ._tree import children, layer
-from ._typing import Activation, ascii_alias
+from ._typing import Activation, ascii_alias, check_activation
 from .activations import KERNELS, identity
 from .layers import _fn_name, as_input
 
@@ -49,14 +49,7 @@ def testmode_(model, mode=True):
     >>> fx.testmode_(m)[1].active
     False
     """
-    if mode is None or (isinstance(mode, str) and mode.lstrip(":") == "auto"):
-        value = None
-    elif mode is True or mode is False:
-        value = not mode
-    else:
-        raise ValueError(f"testmode_ mode must be True, False, None or 'auto', got {mode!r}")
-    _set_mode(model, value, set())
-    return model
+    return _mode(model, mode, "testmode_", lambda inference: not inference)
 
 
 testmode_.__test__ = False  # not a pytest test, despite its name
@@ -70,9 +63,20 @@ def trainmode_(model, mode=True):
     >>> fx.trainmode_(fx.BatchNorm(3)).active
     True
     """
-    if mode is True or mode is False:
-        return testmode_(model, not mode)
-    return testmode_(model, mode)
+    return _mode(model, mode, "trainmode_", lambda training: training)
+
+
+def _mode(model, mode, name: str, active_for):
+    """Set every layer's ``active`` to ``active_for(mode)`` for a bool mode, or to None
+    (automatic) for None / "auto"; any other mode is a ValueError naming ``name``."""
+    if mode is None or (isinstance(mode, str) and mode.lstrip(":") == "auto"):
+        value = None
+    elif mode is True or mode is False:
+        value = active_for(mode)
+    else:
+        raise ValueError(f"{name} mode must be True, False, None or 'auto', got {mode!r}")
+    _set_mode(model, value, set())
+    return model
 
 
 def _set_mode(x, value, seen):
@@ -122,9 +126,30 @@ def _ascii_keywords(lay, λ, lambda_, initβ, init_beta, initγ, init_gamma):
     """Flux's Unicode keywords or their ASCII spellings (``lambda_``, ``init_beta``,
     ``init_gamma``), whichever was given."""
     name = type(lay).__name__
-    return (ascii_alias(name, "λ", λ, "lambda_", lambda_, default=identity),
+    return (check_activation(name, ascii_alias(name, "λ", λ, "lambda_", lambda_, default=identity)),
             ascii_alias(name, "initβ", initβ, "init_beta", init_beta, default=_zeros32),
             ascii_alias(name, "initγ", initγ, "init_gamma", init_gamma, default=_ones32))
+
+
+def _check_size(layer: str, what: str, n) -> None:
+    """A positive integer size, or a TypeError/ValueError naming it (before a negative
+    size reaches Rust as an OverflowError)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise TypeError(f"{layer}: {what} must be a positive integer, got {n!r}")
+    if n <= 0:
+        raise ValueError(f"{layer}: {what} must be a positive integer, got {n}")
+
+
+def _check_eps_momentum(layer: str, eps, momentum) -> tuple[float, float]:
+    """(eps, momentum) as floats: eps finite and ≥ 0 (a negative one makes √(σ² + ε) NaN
+    for small variances), momentum in [0, 1] (the weight of a batch in the running
+    statistics)."""
+    e, m = float(eps), float(momentum)
+    if not (0.0 <= e < float("inf")):
+        raise ValueError(f"{layer}: eps must be a finite non-negative number, got {eps!r}")
+    if not 0.0 <= m <= 1.0:
+        raise ValueError(f"{layer}: momentum must be in [0, 1], got {momentum!r}")
+    return e, m
 
 
 class _Norm:
@@ -137,8 +162,7 @@ class _Norm:
         dt = _dt(self.γ) if affine else "float32"
         self.μ = _core.full([chs], 0.0, dt) if track_stats else None
         self.σ2 = _core.full([chs], 1.0, dt) if track_stats else None
-        self.ϵ = float(eps)
-        self.momentum = float(momentum)
+        self.ϵ, self.momentum = _check_eps_momentum(type(self).__name__, eps, momentum)
         self.track_stats = bool(track_stats)
         self.active = _check_active(active)
 
@@ -149,6 +173,7 @@ class _Norm:
         return _after(self.λ, y)
 
     def _params(self, chs, initβ, initγ, affine):
+        _check_size(type(self).__name__, "chs", chs)
         self.chs = int(chs)
         self.affine = bool(affine)
         self.β = _init_vec(initβ, chs) if affine else None
@@ -240,14 +265,15 @@ class GroupNorm(_Norm):
                  momentum: float = 0.1, lambda_: Activation | None = None,
                  init_beta: Init | None = None, init_gamma: Init | None = None) -> None:
         λ, initβ, initγ = _ascii_keywords(self, λ, lambda_, initβ, init_beta, initγ, init_gamma)
-        if G <= 0 or chs % G:
+        _check_size("GroupNorm", "chs", chs)
+        _check_size("GroupNorm", "G", G)
+        if chs % G:
             raise ValueError(f"GroupNorm: the number of channels ({chs}) must be divisible by the number of groups ({G})")
         self.G = int(G)
         self.λ = λ
         self._params(chs, initβ, initγ, affine)
         self.μ = self.σ2 = None
-        self.ϵ = float(eps)
-        self.momentum = float(momentum)
+        self.ϵ, self.momentum = _check_eps_momentum("GroupNorm", eps, momentum)
         self.active = _check_active(active)
 
     def __call__(self, x):
@@ -273,13 +299,15 @@ class LayerNorm:
 
     def __init__(self, size: int | Sequence[int], λ: Activation = identity, *, affine: bool = True, eps: float = 1e-5,
                  lambda_: Activation | None = None) -> None:
-        λ = ascii_alias("LayerNorm", "λ", λ, "lambda_", lambda_, default=identity)
+        λ = check_activation("LayerNorm", ascii_alias("LayerNorm", "λ", λ, "lambda_", lambda_, default=identity))
         from .basic import Scale
         self.size = (int(size),) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
+        for s in self.size:
+            _check_size("LayerNorm", "size", s)
         self.λ = λ
         self.affine = bool(affine)
         self.diag = Scale(*self.size) if affine else None
-        self.ϵ = float(eps)
+        self.ϵ = _check_eps_momentum("LayerNorm", eps, 0.0)[0]
 
     def __call__(self, x):
         x = as_input(x, self.diag.scale.dtype if self.affine else (x.dtype if isinstance(x, Tensor) else np.float32))
@@ -349,6 +377,8 @@ def alpha_dropout(x, p: float, *, rng=None):
 
 
 def _check_p(p):
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)):
+        raise TypeError(f"dropout probability must be a number in [0, 1], got {p!r}")
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability must be in [0, 1], got {p}")
     return float(p)

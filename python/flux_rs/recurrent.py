@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from . import _core
-from ._typing import Activation
+from ._typing import Activation, check_activation
 from ._core import Tensor
 from .activations import KERNELS, tanh
 from .init import glorot_uniform
@@ -82,7 +82,7 @@ class RNNCell(_Cell):
                  init_recurrent_kernel: Init = glorot_uniform, bias: bool = True, rng: Any = None) -> None:
         super().__init__(in_, out, init_kernel=init_kernel, init_recurrent_kernel=init_recurrent_kernel, bias=bias,
                          rng=rng)
-        self.σ = σ
+        self.σ = check_activation("RNNCell", σ)
 
     def _kernel(self):
         return KERNELS.get(self.σ, (None, None))

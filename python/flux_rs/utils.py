@@ -51,6 +51,10 @@ def onecold(y: Any, classes: Sequence[Any] | None = None) -> Any:
     if classes is None:
         return idx
     classes = list(classes)
+    if t.ndim == 0 or len(classes) != t.shape[-1]:
+        # a label per entry of the last dimension: fewer would map indices to the wrong labels
+        raise ValueError(f"onecold got {len(classes)} classes for y of shape {tuple(t.shape)}; "
+                         f"the last dimension must have one entry per class")
     if not idx.ndim:
         return classes[int(idx)]
     nest = lambda a: [classes[i] for i in a] if not a or isinstance(a[0], int) else [nest(r) for r in a]  # noqa: E731

@@ -2,7 +2,7 @@
 //! as Rust modules over the kernels in [`crate::tensor::misc`] (which the Python
 //! layers call too).
 use super::Module;
-use crate::error::{value_err, Result};
+use crate::error::{py_shape, value_err, Result};
 use crate::tensor::misc::{pixel_shuffle, upsample_linear, upsample_nearest};
 use crate::tensor::Tensor;
 
@@ -121,7 +121,11 @@ impl Resize {
         };
         // a scale below 1 can round a size down to nothing
         if out.contains(&0) && !shape[2..].contains(&0) {
-            return Err(value_err!("upsampling spatial size {:?} by {self:?} gives the empty size {out:?}", &shape[2..]));
+            let by = match self {
+                Resize::Scale(s) => format!("scale {s:?}"),
+                Resize::Size(z) => format!("size {z:?}"),
+            };
+            return Err(value_err!("upsampling spatial size {} by {by} gives the empty size {}", py_shape(&shape[2..]), py_shape(&out)));
         }
         Ok(out)
     }

@@ -339,10 +339,15 @@ impl Clone for Box<dyn Rule> {
 /// ```
 /// use flux_core::optim::check_eta;
 /// assert_eq!(check_eta(0.1).unwrap(), 0.1);
-/// assert!(check_eta(-0.1).is_err() && check_eta(f64::NAN).is_err());
+/// assert!(check_eta(-0.1).unwrap_err().to_string().contains("cannot be negative"));
+/// assert!(check_eta(f64::NAN).unwrap_err().to_string().contains("finite"));
 /// ```
 pub fn check_eta(eta: f64) -> Result<f64> {
-    if eta < 0.0 || eta.is_nan() {
+    if eta.is_nan() {
+        // NaN is not negative: say what is wrong with it
+        return Err(value_err!("the learning rate must be a finite number, got eta=NaN"));
+    }
+    if eta < 0.0 {
         return Err(value_err!("the learning rate cannot be negative, got eta={eta}"));
     }
     Ok(eta)

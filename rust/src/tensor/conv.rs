@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::elementwise::UnaryOp;
 use super::{DType, Float, Tensor};
 use crate::autodiff::{record, Backward, Op};
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{py_shape, shape_err, value_err, Result};
 use crate::tensor::matmul::{gemm_threads, Mat};
 use crate::tensor::Device;
 
@@ -85,10 +85,16 @@ impl ConvSpec {
     fn check(&self, n: usize) -> Result<()> {
         let ok = [&self.stride, &self.pad_lo, &self.pad_hi, &self.dilation].iter().all(|v| v.len() == n);
         if !ok {
-            return Err(value_err!("convolution settings {:?} do not all have {} spatial entries", self, n));
+            return Err(value_err!(
+                "convolution settings stride {}, padding {}/{}, dilation {} do not all have {n} spatial entries",
+                py_shape(&self.stride), py_shape(&self.pad_lo), py_shape(&self.pad_hi), py_shape(&self.dilation)
+            ));
         }
         if self.stride.contains(&0) || self.dilation.contains(&0) || self.groups == 0 {
-            return Err(value_err!("stride, dilation and groups must be positive, got {:?}", self));
+            return Err(value_err!(
+                "stride, dilation and groups must be positive, got stride={}, dilation={}, groups={}",
+                py_shape(&self.stride), py_shape(&self.dilation), self.groups
+            ));
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::reduce::sum_lanes;
 use super::{Float, Tensor, PAR_THRESHOLD};
 use crate::autodiff::{record, Backward, Op};
-use crate::error::{shape_err, value_err, Result};
+use crate::error::{py_shape, shape_err, value_err, Result};
 use crate::tensor::Device;
 
 mod device; // the forward and backward on other devices, through the seam
@@ -421,10 +421,13 @@ pub fn pool(x: &Tensor, mode: PoolMode, spec: &PoolSpec) -> Result<Tensor> {
         return Err(value_err!("pooling works over 1 to 3 spatial dimensions, got a window of {:?}", spec.window));
     }
     if [&spec.stride, &spec.pad_lo, &spec.pad_hi].iter().any(|v| v.len() != ns) {
-        return Err(value_err!("pooling settings {:?} do not all have {} entries", spec, ns));
+        return Err(value_err!(
+            "pooling settings stride {}, padding {}/{} do not all have the window {}'s {ns} entries",
+            py_shape(&spec.stride), py_shape(&spec.pad_lo), py_shape(&spec.pad_hi), py_shape(&spec.window)
+        ));
     }
     if spec.stride.contains(&0) || spec.window.contains(&0) {
-        return Err(value_err!("pooling window and stride must be positive, got {:?}", spec));
+        return Err(value_err!("pooling window and stride must be positive, got window={}, stride={}", py_shape(&spec.window), py_shape(&spec.stride)));
     }
     if x.ndim() != ns + 2 {
         return Err(shape_err!(
