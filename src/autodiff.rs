@@ -74,26 +74,30 @@ fn value_and_grad<'py>(py: Python<'py>, f: &Bound<'py, PyAny>, args: &Bound<'py,
     Ok((val, PyTuple::new(py, grads)?))
 }
 
+/// Closes this thread's tape when dropped (a no-op once the backward pass has closed it):
+/// on every way out of `record_and_rebuild`, an error, no loss, or a Rust panic that pyo3
+/// resumes when `f` gives back a PanicException. A tape left open would make every later
+/// gradient on this thread fail as "nested".
+struct OpenTape;
+
+impl Drop for OpenTape {
+    fn drop(&mut self) { autodiff::abort() }
+}
+
 fn record_and_rebuild<'py>(py: Python<'py>, f: &Bound<'py, PyAny>, args: &Bound<'py, PyTuple>) -> PyResult<(Bound<'py, PyAny>, Option<Bound<'py, PyTuple>>)> {
     let mut params = crate::tree::Params::default();
     let plans = args.iter().map(|a| crate::tree::plan(&a, &mut params)).collect::<PyResult<Vec<_>>>()?;
     autodiff::start().py()?;
+    let _open = OpenTape;
     for p in &params.list {
         autodiff::watch(&p.borrow().t); // borrowed only here and at the end: f may assign_ (BatchNorm's running stats)
     }
-    let val = match f.call1(args) {
-        Ok(v) => v,
-        Err(e) => {
-            autodiff::abort();
-            return Err(e);
-        }
-    };
+    let val = f.call1(args)?;
     let first = match val.cast::<PyTuple>() {
         Ok(t) if !t.is_empty() => t.get_item(0)?,
         _ => val.clone(),
     };
     let Ok(loss) = first.cast::<PyTensor>() else {
-        autodiff::abort();
         return Ok((val, None));
     };
     let loss = loss.borrow();

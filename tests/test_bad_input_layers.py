@@ -589,6 +589,36 @@ def test_lstm_state_must_be_a_pair_of_the_right_shapes(name, dev):
     clean_error(lambda: m(x, (h, h, h)), (TypeError, ValueError))
 
 
+@pytest.mark.parametrize("dev", DEVICES)
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"])
+def test_recurrent_layers_with_zero_hidden_units(name, dev):
+    # (B, T, 0) outputs and a zero input gradient, as numpy's empty products give; was a
+    # Rust panic (slices cut into rows of zero units)
+    m = on(dev, getattr(fx, name)(3, 0))
+    x = on(dev, rnd(2, 5, 3) if not name.endswith("Cell") else rnd(2, 3))
+    y = no_panic(lambda: m(x))[0]
+    assert y is not None and arr(y).shape == ((2, 5, 0) if not name.endswith("Cell") else (2, 0))
+    (gx,) = no_panic(lambda: fx.gradient(lambda x: (m(x)[0] if name.endswith("Cell") else m(x)).sum(), x))[0]
+    np.testing.assert_array_equal(arr(gx), np.zeros(x.shape))
+
+
+def test_a_panic_inside_a_gradient_leaves_no_tape_open():
+    # a Rust panic crossing the user's loss (pyo3 resumes it in Rust) must still close the
+    # tape: else every later gradient on this thread failed as "nested differentiation"
+    m = fx.Dense(3, 2)
+    x = rnd(4, 3)
+
+    def loss(m):
+        y = m(x).sum()
+        _core._panic_for_test("inside a loss")
+        return y
+
+    with pytest.raises(PANIC):
+        fx.gradient(loss, m)
+    (g,) = fx.gradient(lambda m: m(x).sum(), m)
+    np.testing.assert_allclose(arr(g.weight), np.tile(x.sum(0), (2, 1)), rtol=1e-5)
+
+
 @pytest.mark.parametrize("make", [lambda: fx.RNN(-1, 3), lambda: fx.LSTM(3, -4), lambda: fx.GRUCell(0, -1),
                                   lambda: fx.RNN(3, 4, "tanh"), lambda: fx.RNN(2.5, 3)])
 def test_recurrent_bad_constructor(make):

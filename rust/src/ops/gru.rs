@@ -79,7 +79,7 @@ pub(super) fn forward<T: Float>(d: Dims, xs: &[&Tensor]) -> Result<(Tensor, Box<
     let mut acts = vec![T::zero(); 3 * n];
     let mut gn = vec![T::zero(); n];
     let mut out = vec![T::zero(); n];
-    let chunks = batch_chunks(b);
+    let chunks = batch_chunks(d);
     let jobs = chunks.iter().zip(split_by(&mut acts, &chunks, d.t * h3)).zip(split_by(&mut gn, &chunks, d.t * h)).zip(split_by(&mut out, &chunks, d.t * h));
     run_chunks(jobs.collect(), |(((rows, acts), gn), ys)| {
         let dc = d.chunk(rows);
@@ -122,7 +122,7 @@ impl GruBackward {
         let mut dgx = vec![T::zero(); b * d.t * h3];
         let mut dgn = vec![T::zero(); b * d.t * h];
         let mut dh = vec![T::zero(); b * h];
-        let chunks = batch_chunks(b);
+        let chunks = batch_chunks(d);
         let jobs = chunks.iter().zip(split_by(&mut dgx, &chunks, d.t * h3)).zip(split_by(&mut dgn, &chunks, d.t * h)).zip(split_by(&mut dh, &chunks, h));
         run_chunks(jobs.collect(), |(((rows, dgx), dgn), dh)| {
             let dn = d.chunk(rows);

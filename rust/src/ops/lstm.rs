@@ -96,7 +96,7 @@ pub(super) fn forward<T: Float>(d: Dims, xs: &[&Tensor]) -> Result<(Tensor, Box<
     let mut acts = vec![T::zero(); b * d.t * h4];
     let mut out = vec![T::zero(); n + b * h];
     let mut cs = vec![T::zero(); n];
-    let chunks = batch_chunks(b);
+    let chunks = batch_chunks(d);
     let (ys, _) = out.split_at_mut(n);
     let jobs = chunks.iter().zip(split_by(&mut acts, &chunks, d.t * h4)).zip(split_by(ys, &chunks, d.t * h)).zip(split_by(&mut cs, &chunks, d.t * h));
     run_chunks(jobs.collect(), |(((rows, acts), ys), cs)| {
@@ -146,7 +146,7 @@ impl LstmBackward {
         let mut dg = vec![T::zero(); b * d.t * h4];
         let mut dh = vec![T::zero(); b * h];
         let mut dc = gc.to_vec();
-        let chunks = batch_chunks(b);
+        let chunks = batch_chunks(d);
         let jobs = chunks.iter().zip(split_by(&mut dg, &chunks, d.t * h4)).zip(split_by(&mut dh, &chunks, h)).zip(split_by(&mut dc, &chunks, h));
         run_chunks(jobs.collect(), |(((rows, dg), dh), dc)| {
             let dn = d.chunk(rows);

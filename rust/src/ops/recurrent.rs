@@ -207,10 +207,12 @@ const MIN_CHUNK: usize = 8;
 /// never meet in the recurrence, so each chunk runs its whole time loop (projection, every
 /// step's GEMM and gate sweep, BPTT) without waiting for another thread; a parallel GEMM
 /// per step instead paid a hand-off 100 times a pass for products of 32×512×128.
-pub(crate) fn batch_chunks(b: usize) -> Vec<Range<usize>> {
-    if b == 0 {
-        // an empty batch has no sequence to run: no chunk (a chunk of none would still
-        // index its time steps)
+pub(crate) fn batch_chunks(d: Dims) -> Vec<Range<usize>> {
+    let b = d.b;
+    if b == 0 || d.h == 0 {
+        // an empty batch has no sequence to run, zero hidden units no state to compute:
+        // no chunk (a chunk of none would still index its time steps, and rows of zero
+        // units cannot be cut into rows); the zero-filled outputs and gradients stand
         return Vec::new();
     }
     let n = rayon::current_num_threads().min(b / MIN_CHUNK).max(1);

@@ -23,7 +23,7 @@ pub(super) fn forward<T: Float>(d: Dims, act: Activation, xs: &[&Tensor]) -> Res
     // the input projection, overwritten step by step with the states
     let mut out = vec![T::zero(); n];
     let mut pre = if needs_pre(act) { vec![T::zero(); n] } else { Vec::new() };
-    let chunks = batch_chunks(b);
+    let chunks = batch_chunks(d);
     let pres = if pre.is_empty() { chunks.iter().map(|_| Default::default()).collect() } else { split_by(&mut pre, &chunks, d.t * h) };
     let jobs = chunks.iter().zip(split_by(&mut out, &chunks, d.t * h)).zip(pres);
     run_chunks(jobs.collect(), |((rows, ys), pre): ((_, &mut [T]), &mut [T])| {
@@ -73,7 +73,7 @@ impl RnnBackward {
         let whm = Mat::of(&self.s.wh, false)?;
         let mut dg = vec![T::zero(); b * d.t * h];
         let mut dh = vec![T::zero(); b * h];
-        let chunks = batch_chunks(b);
+        let chunks = batch_chunks(d);
         let jobs = chunks.iter().zip(split_by(&mut dg, &chunks, d.t * h)).zip(split_by(&mut dh, &chunks, h));
         run_chunks(jobs.collect(), |((rows, dg), dh)| {
             let dn = d.chunk(rows);
