@@ -40,7 +40,8 @@ def dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias=None, *, mask=No
     returns ``(y, α)`` with y (batch, q_len, v_dim) and α (batch, nheads, q_len, kv_len).
     ``fdrop``, an ``fx.Dropout`` or None, drops attention weights before they weigh the
     values (α itself is returned without it), as NNlib does. One fused Rust op; ``mask``
-    is true where a query may attend, ``bias`` is added to the scaled scores.
+    is a boolean array, true where a query may attend (a float array is a TypeError: an
+    additive mask of 0 and -inf goes in ``bias``, which is added to the scaled scores).
 
     >>> import flux_rs as fx
     >>> y, a = fx.dot_product_attention(fx.ones32(1, 2, 4), fx.ones32(1, 3, 4), fx.ones32(1, 3, 4), nheads=2)
@@ -69,7 +70,8 @@ class MultiHeadAttention:
     ``dims`` is an int (all sizes equal), ``(in, qkv, out)``, ``(in, (qk, v), out)``
     or ``((q_in, k_in, v_in), (qk, v), out)``. ``dropout_prob`` drops attention weights
     while training (Flux's automatic mode; ``fx.trainmode_``/``fx.testmode_`` force it). Call as ``mha(q)`` (self-attention),
-    ``mha(q, kv)`` or ``mha(q, k, v, bias=None, mask=None)``; returns ``(y, α)`` with
+    ``mha(q, kv)`` or ``mha(q, k, v, bias=None, mask=None)`` (``mask`` boolean, true where
+    a query may attend; an additive float mask goes in ``bias``); returns ``(y, α)`` with
     α of shape (batch, nheads, q_len, kv_len).
 
     >>> import flux_rs as fx
