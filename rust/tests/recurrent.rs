@@ -341,3 +341,21 @@ fn an_empty_batch_runs_forward_and_backward_for_every_cell() {
         }
     }
 }
+
+#[test]
+fn zero_hidden_units_run_forward_and_backward_for_every_cell() {
+    // a layer of no units (RNN(3 => 0)): empty states and outputs, and x, which reaches
+    // nothing, a zero gradient; was a panic cutting the projection into rows of 0 values
+    for cell in CELLS {
+        let c = case(cell, 2, 5, 3, 0, 12);
+        let (ys, st) = run(cell, &c, false);
+        assert_eq!(ys.shape(), &[2, 5, 0], "{cell:?}");
+        assert!(st.iter().all(|s| s.shape() == [2, 0]), "{cell:?}");
+        let t = |n: &Nd| n.tensor();
+        let (x, wi, wh, b) = (t(&c.x), t(&c.wi), t(&c.wh), t(&c.b));
+        let (_, g) = autodiff::value_and_grad(&[&x], || sequence(cell, &x, &wi, &wh, Some(&b), None)?.0.sum_all()).unwrap();
+        let gx = g[0].as_ref().expect("a gradient for x");
+        assert_eq!(gx.shape(), x.shape(), "{cell:?}");
+        assert!(vals(gx).iter().all(|v| *v == 0.0), "{cell:?}");
+    }
+}
