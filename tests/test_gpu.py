@@ -209,11 +209,13 @@ def test_train_on_the_gpu_reads_back_only_the_loss_each_step(clip):
     st = fx.setup(rule, m)
     data = fx.DataLoader((x, y), batchsize=8, device="gpu")
     loss = lambda m, x, y: fx.losses.logitcrossentropy(m(x), y)
-    fx.train_(loss, m, data, st, progress=False)  # the first epoch compiles the kernels
+    first = fx.train_(loss, m, data, st, progress=False)  # the first epoch compiles the kernels
     reads0, bytes0 = _core._gpu_reads()
     losses = fx.train_(loss, m, data, st, progress=False)
     reads1, bytes1 = _core._gpu_reads()
-    assert len(losses) == 5 and losses[-1] < losses[0] * 2
+    # it trains: the second epoch's mean loss is below the first's (the last batch against
+    # the first, as this said before, failed now and then: the batches differ)
+    assert len(losses) == 5 and np.mean(losses) < np.mean(first)
     # per step: the loss; with ClipNorm also each of the 4 parameters' gradient norm
     # (reduced on the GPU: one float each, which ClipNorm must see to raise on Inf/NaN)
     per_step = 1 + (4 if clip else 0)
