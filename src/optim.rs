@@ -438,12 +438,57 @@ fn check_shapes(x: &Tensor, g: &Tensor) -> PyResult<()> {
 /// The steps themselves, with no Python in sight (so the GIL may be released).
 fn step_all<'a>(work: impl Iterator<Item = (&'a dyn Rule, &'a mut State, &'a mut Tensor, &'a mut Tensor)>) -> flux_core::Result<()> {
     for (rule, state, x, g) in work {
+        check_gradient_device(x, g)?;
         if g.dtype() != x.dtype() {
             *g = g.cast(x.dtype())?; // a float64 gradient for a float32 parameter
         }
-        rule.step_(state, x, g)?;
+        rule.step_(state, x, g).map_err(|e| state_device_error(e, state, x))?;
     }
     Ok(())
+}
+
+/// A parameter's shape and device as a Python user reads them: `(2, 3)`, `gpu`.
+fn shape_and_device(x: &Tensor) -> (String, &'static str) {
+    let dims: Vec<String> = x.shape().iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    (shape, x.device().name())
+}
+
+/// A gradient on another device than its parameter, named as such (the rule's own check
+/// would only say "tensors on different devices").
+fn check_gradient_device(x: &Tensor, g: &Tensor) -> flux_core::Result<()> {
+    if g.device() == x.device() {
+        return Ok(());
+    }
+    let (shape, xd) = shape_and_device(x);
+    Err(flux_core::Error::Device(format!(
+        "update_: the gradient is on the {} but its parameter of shape {shape} is on the {xd}; take the gradient of the model on the {xd}",
+        g.device().name()
+    )))
+}
+
+/// A rule's device error when the optimiser state is on another device than its
+/// parameter, said as such: the usual cause is a model moved with fx.gpu / fx.cpu after
+/// `fx.setup`. Checked only once the rule has failed, since some states live on the host
+/// beside a GPU parameter by design (MixedPrecision's float64 master copy).
+fn state_device_error(e: flux_core::Error, state: &State, x: &Tensor) -> flux_core::Error {
+    fn device_of(s: &State) -> Option<flux_core::Device> {
+        match s {
+            State::Tensor(t) => Some(t.device()),
+            State::Tuple(v) => v.iter().find_map(device_of),
+            _ => None,
+        }
+    }
+    match (&e, device_of(state)) {
+        (flux_core::Error::Device(_), Some(d)) if d != x.device() => {
+            let (shape, xd) = shape_and_device(x);
+            flux_core::Error::Device(format!(
+                "update_: the optimiser state is on the {} but its parameter of shape {shape} is on the {xd} (was the model moved after fx.setup?); move the state with fx.{xd}(state) or call fx.setup(rule, model) again",
+                d.name()
+            ))
+        }
+        _ => e,
+    }
 }
 
 /// [`step_leaves`] when some leaf's state was read (`leaf.state`): such a leaf keeps

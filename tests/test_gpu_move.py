@@ -214,3 +214,23 @@ def test_an_epoch_of_a_batchnorm_cnn_from_a_gpu_dataloader_reads_back_only_the_l
     assert len(losses) == 3 and (r1 - r0, b1 - b0) == (3, 12)
     assert not np.array_equal(np.asarray(m.layers[1].μ), mu0), "the running mean moved on the GPU"
     assert on("gpu", m) == [] and on("gpu", st) == []
+
+
+def test_update_names_a_state_or_gradient_left_on_the_other_device():
+    # the usual slip: fx.setup on the CPU model, then fx.gpu(model) without the state
+    m = fx.Dense(3, 2)
+    st = fx.setup(fx.Adam(), m)
+    mg = fx.gpu(m)
+    x = fx.gpu(fx.tensor(rand(4, 3)))
+    g = fx.gradient(lambda mm: (mm(x) ** 2).sum(), mg)[0]
+    before = np.array(mg.weight).copy()
+    with pytest.raises(ValueError, match=r"optimiser state is on the cpu but its parameter of shape \(2, 3\) is on the gpu.*fx\.gpu\(state\)"):
+        fx.update_(st, mg, g)
+    np.testing.assert_array_equal(np.array(mg.weight), before)  # nothing stepped
+    fx.update_(fx.gpu(st), mg, g)  # the remedy the message names works
+    assert not np.array_equal(np.array(mg.weight), before)
+    # a GPU state and model, the gradient of a CPU copy of the model (fx.gpu moves in place)
+    mc = fx.Dense(3, 2)
+    gc = fx.gradient(lambda mm: (mm(rand(4, 3)) ** 2).sum(), mc)[0]
+    with pytest.raises(ValueError, match=r"gradient is on the cpu but its parameter of shape \(2, 3\) is on the gpu"):
+        fx.update_(fx.setup(fx.Adam(), mg), mg, gc)
