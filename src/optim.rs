@@ -2,6 +2,7 @@
 //! carries a compiled `RuleCore`; an `fx.Leaf` holds the Python rule, the Rust state
 //! and the frozen flag; `update_many` steps every leaf of a model in one call.
 use flux_core::optim::{self, Hyper, Rule, State};
+use flux_core::error::py_shape;
 use flux_core::{DType, Tensor};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use numpy::PyArrayMethods;
@@ -209,10 +210,7 @@ fn array_repr(py: Python<'_>, t: &Tensor) -> PyResult<String> {
         };
         number_repr(py, v, dt)
     };
-    let shape = || {
-        let dims: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
-        if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) }
-    };
+    let shape = || py_shape(t.shape());
     if n <= 4 {
         let vals = (0..n).map(pick).collect::<PyResult<Vec<_>>>()?.join(", ");
         return Ok(if t.ndim() == 1 { format!("{name}[{vals}]") } else { format!("{name}[{vals}] {}", shape()) });
@@ -447,20 +445,13 @@ fn step_all<'a>(work: impl Iterator<Item = (&'a dyn Rule, &'a mut State, &'a mut
     Ok(())
 }
 
-/// A parameter's shape and device as a Python user reads them: `(2, 3)`, `gpu`.
-fn shape_and_device(x: &Tensor) -> (String, &'static str) {
-    let dims: Vec<String> = x.shape().iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    (shape, x.device().name())
-}
-
 /// A gradient on another device than its parameter, named as such (the rule's own check
 /// would only say "tensors on different devices").
 fn check_gradient_device(x: &Tensor, g: &Tensor) -> flux_core::Result<()> {
     if g.device() == x.device() {
         return Ok(());
     }
-    let (shape, xd) = shape_and_device(x);
+    let (shape, xd) = (py_shape(x.shape()), x.device().name());
     Err(flux_core::Error::Device(format!(
         "update_: the gradient is on the {} but its parameter of shape {shape} is on the {xd}; take the gradient of the model on the {xd}",
         g.device().name()
@@ -481,7 +472,7 @@ fn state_device_error(e: flux_core::Error, state: &State, x: &Tensor) -> flux_co
     }
     match (&e, device_of(state)) {
         (flux_core::Error::Device(_), Some(d)) if d != x.device() => {
-            let (shape, xd) = shape_and_device(x);
+            let (shape, xd) = (py_shape(x.shape()), x.device().name());
             flux_core::Error::Device(format!(
                 "update_: the optimiser state is on the {} but its parameter of shape {shape} is on the {xd} (was the model moved after fx.setup?); move the state with fx.{xd}(state) or call fx.setup(rule, model) again",
                 d.name()

@@ -136,7 +136,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A shape as Python writes a tuple, `(3, 4)`, `(3,)`, `()`: for messages that reach
 /// Python users (who passed the shape as a tuple).
-pub(crate) fn py_shape(s: &[usize]) -> String {
+///
+/// ```
+/// use flux_core::error::py_shape;
+/// assert_eq!((py_shape(&[3, 4]), py_shape(&[3]), py_shape(&[])), ("(3, 4)".into(), "(3,)".into(), "()".into()));
+/// ```
+pub fn py_shape(s: &[usize]) -> String {
     match s {
         [a] => format!("({a},)"),
         _ => format!("({})", s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),

@@ -48,11 +48,7 @@ impl State {
     pub fn describe(&self) -> String {
         match self {
             State::Empty => "None".into(),
-            State::Tensor(t) => {
-                let dims: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
-                let comma = if dims.len() == 1 { "," } else { "" };
-                format!("an array of shape ({}{comma})", dims.join(", "))
-            }
+            State::Tensor(t) => format!("an array of shape {}", crate::error::py_shape(t.shape())),
             State::Scalar(_) => "a number".into(),
             State::Int(_) => "an integer".into(),
             State::Tuple(v) => format!("({})", v.iter().map(|s| s.describe()).collect::<Vec<_>>().join(", ")),
